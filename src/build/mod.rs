@@ -1,0 +1,1 @@
+//! TODO: module build (owned by its issue).

@@ -1,0 +1,1 @@
+//! TODO: module buildkit (owned by its issue).

@@ -1,0 +1,1 @@
+//! TODO: module commands (owned by its issue).

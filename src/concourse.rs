@@ -1,0 +1,1 @@
+//! Concourse protocol types.

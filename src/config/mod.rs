@@ -1,0 +1,1 @@
+//! TODO: module config (owned by its issue).

@@ -1,0 +1,1 @@
+//! TODO: module image (owned by its issue).
