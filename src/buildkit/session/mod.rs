@@ -1,0 +1,192 @@
+//! The client side of a BuildKit session: a gRPC *server* the daemon calls
+//! back into during a build (health, local directories, exporter output,
+//! registry credentials, secrets, ssh agents).
+//!
+//! The server runs on a single byte stream tunnelled through the
+//! `Control.Session` bidi call ("grpchijack"): each `BytesMessage` the daemon
+//! sends is the next chunk of its HTTP/2 client stream, each chunk our HTTP/2
+//! server writes goes back as one message. This works on buildkitd and, via
+//! the Engine's `/grpc` endpoint, on Docker Engine 20.10. The session id and
+//! the served methods are announced as lower-case request metadata; the
+//! daemon refuses FileSync/FileSend calls that are not announced.
+
+mod auth;
+pub(crate) mod filesend;
+pub(crate) mod filesync;
+mod secrets;
+mod ssh;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+use tokio_util::io::ReaderStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use super::proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
+use super::proto::moby::buildkit::v1::BytesMessage;
+use super::proto::moby::buildkit::v1::control_client::ControlClient;
+use super::proto::moby::filesync::v1::auth_server::AuthServer;
+use super::proto::moby::filesync::v1::file_send_server::FileSendServer;
+use super::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
+use super::proto::moby::sshforward::v1::ssh_server::SshServer;
+use super::{Error, SessionOptions, SshKind, MAX_MESSAGE_SIZE};
+
+/// Every method the session server answers, as announced to the daemon.
+pub(crate) const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSend/DiffCopy",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.filesync.v1.Auth/FetchToken",
+    "/moby.filesync.v1.Auth/GetTokenAuthority",
+    "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.sshforward.v1.SSH/CheckAgent",
+    "/moby.sshforward.v1.SSH/ForwardAgent",
+];
+
+/// Size of the in-memory pipe between the session server and the tunnel,
+/// and of the chunks sent through the tunnel. Small on purpose: health
+/// checks must never queue behind megabytes of upload data.
+const PIPE_SIZE: usize = 64 * 1024;
+
+/// A session attached to the daemon; dropped or [`Session::close`]d after
+/// the solve.
+pub(crate) struct Session {
+    /// The session id (`SolveRequest.Session`).
+    pub(crate) id: String,
+    server: JoinHandle<()>,
+    pump: JoinHandle<()>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Builds the session's gRPC router from the caller's options.
+fn router(options: &SessionOptions, outputs: Vec<Option<PathBuf>>) -> tonic::transport::server::Router {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let agents = options
+        .ssh
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SshKind::Agent(socket) => Some((s.id.clone(), socket.clone())),
+            SshKind::Key(_) => None,
+        })
+        .collect();
+    tonic::transport::Server::builder()
+        // The daemon multiplexes health checks with uploads on this one
+        // connection; never let a stream monopolise it.
+        .http2_keepalive_interval(None)
+        .add_service(health)
+        .add_service(
+            FileSyncServer::new(filesync::FileSyncService {
+                dirs: Arc::new(options.local_dirs.clone()),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
+        .add_service(
+            FileSendServer::new(filesend::FileSendService {
+                outputs: Arc::new(outputs),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
+        .add_service(AuthServer::new(auth::AuthService {
+            credentials: options.registry_auth.clone(),
+        }))
+        .add_service(SecretsServer::new(secrets::SecretsService {
+            secrets: options.secrets.clone(),
+        }))
+        .add_service(SshServer::new(ssh::SshService { agents }))
+}
+
+impl Session {
+    /// Starts the session server and attaches it through `Control.Session`.
+    pub(crate) async fn attach(
+        control: &ControlClient<Channel>,
+        options: &SessionOptions,
+        outputs: Vec<Option<PathBuf>>,
+    ) -> Result<Session, Error> {
+        let id = super::random_id();
+        let (server_io, pump_io) = tokio::io::duplex(PIPE_SIZE);
+        let router = router(options, outputs);
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server_io)]);
+            let stop = async {
+                let _ = stop.await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+                tracing::debug!(error = %e, "session server ended");
+            }
+        });
+
+        let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
+        let outbound = ReaderStream::with_capacity(pump_rd, PIPE_SIZE)
+            .take_while(|r| futures::future::ready(r.is_ok()))
+            .filter_map(|r| futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data })));
+        let mut request = tonic::Request::new(outbound);
+        let md = request.metadata_mut();
+        let value = |s: &str| {
+            MetadataValue::try_from(s).map_err(|_| Error::InvalidOption {
+                option: "session".into(),
+                reason: format!("{s:?} cannot be sent as gRPC metadata"),
+            })
+        };
+        md.insert("x-docker-expose-session-uuid", value(&id)?);
+        md.insert("x-docker-expose-session-name", value("oci-build-resource")?);
+        md.insert("x-docker-expose-session-sharedkey", value(&options.shared_key)?);
+        for method in METHODS {
+            md.append("x-docker-expose-session-grpc-method", value(method)?);
+        }
+
+        let mut control = control.clone();
+        let pump = tokio::spawn(async move {
+            let mut inbound = match control.session(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(error = %status, "opening the buildkit session failed");
+                    return;
+                }
+            };
+            loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => {
+                        if pump_wr.write_all(&msg.data).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(error = %status, "buildkit session stream ended");
+                        break;
+                    }
+                }
+            }
+            let _ = pump_wr.shutdown().await;
+        });
+        Ok(Session {
+            id,
+            server,
+            pump,
+            shutdown,
+        })
+    }
+
+    /// Ends the session: stops serving (which half-closes our side of the
+    /// tunnel) and waits briefly for the daemon to close its side.
+    pub(crate) async fn close(self) {
+        let _ = self.shutdown.send(());
+        let mut pump = self.pump;
+        if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
+            // The daemon did not close its side: cancel the call instead.
+            pump.abort();
+        }
+        self.server.abort();
+    }
+}
