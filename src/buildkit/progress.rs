@@ -129,7 +129,6 @@ impl Printer {
                 let name = st.name.clone();
                 self.line(&v.digest, &name);
             }
-            self.finish_if_done(&v.digest);
         }
         for s in &response.statuses {
             let done = s.completed.is_some();
@@ -178,6 +177,10 @@ impl Printer {
         for w in &response.warnings {
             let text = format!("WARN: {}", String::from_utf8_lossy(&w.short));
             self.line(&w.vertex.clone(), &text);
+        }
+        // Completion last, so that logs of the same delta come before it.
+        for v in &response.vertexes {
+            self.finish_if_done(&v.digest);
         }
         let _ = self.out.flush();
     }

@@ -117,7 +117,10 @@ impl Session {
         let router = router(options, outputs);
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server_io)]);
+            // The stream must not end: tonic shuts its connections down as
+            // soon as the incoming stream is exhausted.
+            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server_io)])
+                .chain(futures::stream::pending());
             let stop = async {
                 let _ = stop.await;
             };
