@@ -20,6 +20,10 @@ use oci_build_resource::buildkit::{Address, Client, Exporter, SessionOptions, So
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let address = Address::parse(args.first().ok_or("usage: ADDRESS CONTEXT_DIR")?, None)?;
     let client = Client::connect(&address).await?;

@@ -116,7 +116,7 @@ pub async fn send<S>(
     out: mpsc::Sender<Result<Packet, Status>>,
 ) -> Result<(), Error>
 where
-    S: futures::Stream<Item = Result<Packet, Status>> + Unpin,
+    S: futures::Stream<Item = Result<Packet, Status>> + Send + Unpin + 'static,
 {
     use futures::StreamExt;
 
@@ -126,6 +126,19 @@ where
         let out = out.clone();
         tokio::task::spawn_blocking(move || walk(&root, &options, &files, &out))
     };
+    // Drain the daemon's packets eagerly: it may send thousands of tiny
+    // REQ packets at once, and leaving them unread in HTTP/2 buffers while a
+    // big file is streamed makes the server's small-frame protection (h2
+    // "data frame budget") close the whole session connection.
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(packet) = incoming.next().await {
+            let stop = !matches!(&packet, Ok(p) if p.r#type == PacketType::PacketReq as i32);
+            if events_tx.send(packet).is_err() || stop {
+                break;
+            }
+        }
+    });
     let mut walker = Some(walker);
     let result = async {
         loop {
@@ -139,7 +152,7 @@ where
                     }
                     continue;
                 }
-                packet = incoming.next() => packet,
+                packet = events.recv() => packet,
             };
             let Some(packet) = packet else {
                 return Err(Error::Closed);
@@ -174,6 +187,7 @@ where
         }
     }
     .await;
+    reader.abort();
     if let Err(e) = &result {
         let mut packet = packet_of(PacketType::PacketErr);
         packet.data = error_chain(e).into();
