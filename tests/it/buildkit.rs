@@ -1,0 +1,395 @@
+//! The BuildKit client (`oci_build_resource::buildkit`) against real daemons:
+//! the Docker Engine 20.10 started by `support::docker` (its built-in
+//! BuildKit v0.8, reached through `/grpc`), and a standalone buildkitd when
+//! one is on PATH or at `$BUILDKITD` (skipped with a SKIP line otherwise).
+//!
+//! Every scenario runs against each available daemon. Results are checked
+//! from the outside: images are run and inspected with the docker CLI (for
+//! buildkitd, its `docker` tarball is loaded into the test dockerd first).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_build_resource::buildkit::{
+    self, Address, Client, DaemonKind, Exporter, SecretSource, SessionOptions, SolveOutcome,
+    SolveRequest,
+};
+use oci_build_resource::config::Secret;
+use sha2::Digest;
+
+use crate::support::{self, docker::Docker};
+
+/// A daemon under test, plus the dockerd used to look at results.
+struct Target {
+    address: Address,
+    docker: &'static Docker,
+    _buildkitd: Option<Buildkitd>,
+    scratch: tempfile::TempDir,
+}
+
+/// A buildkitd started for one test, killed by pid on drop.
+struct Buildkitd {
+    child: Child,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for Buildkitd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn docker() -> Option<&'static Docker> {
+    support::docker::shared()
+}
+
+fn docker_target() -> Option<Target> {
+    let docker = docker()?;
+    Some(Target {
+        address: Address::DockerEngine(docker.socket.clone()),
+        docker,
+        _buildkitd: None,
+        scratch: tempfile::tempdir().expect("scratch dir"),
+    })
+}
+
+fn buildkitd_target() -> Option<Target> {
+    let binary = support::buildkitd::find()?;
+    let docker = docker()?;
+    let root = tempfile::tempdir().expect("buildkitd root");
+    let socket = root.path().join("buildkitd.sock");
+    let child = Command::new(&binary)
+        .arg("--root")
+        .arg(root.path().join("state"))
+        .arg("--addr")
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting buildkitd");
+    let daemon = Buildkitd { child, _root: root };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "buildkitd did not create {}", socket.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(Target {
+        address: Address::Unix(socket),
+        docker,
+        _buildkitd: Some(daemon),
+        scratch: tempfile::tempdir().expect("scratch dir"),
+    })
+}
+
+fn base_image() -> String {
+    support::fixtures::busybox_base(support::registry::plain())
+}
+
+fn write(root: &Path, rel: &str, contents: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, contents).expect("write");
+}
+
+impl Target {
+    /// Builds `context` into the image `tag` in the test dockerd.
+    async fn build(
+        &self,
+        context: &Path,
+        attrs: &[(&str, &str)],
+        secrets: BTreeMap<String, SecretSource>,
+        tag: &str,
+    ) -> Result<SolveOutcome, buildkit::Error> {
+        oci_build_resource::tls::install_crypto_provider();
+        let client = Client::connect(&self.address).await?;
+        let info = client.info().await?;
+        let mut frontend_attrs: BTreeMap<String, String> =
+            attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // The test dockerd runs with --bridge=none; buildkitd may lack CNI.
+        frontend_attrs.insert("force-network-mode".into(), "none".into());
+        let tarball = self.scratch.path().join(format!("{tag}.tar").replace([':', '/'], "_"));
+        let exporter = match info.kind {
+            DaemonKind::DockerEngine => Exporter {
+                kind: "moby".into(),
+                attrs: BTreeMap::from([("name".into(), tag.into())]),
+                output: None,
+            },
+            DaemonKind::Buildkitd => Exporter {
+                kind: "docker".into(),
+                attrs: BTreeMap::from([("name".into(), tag.into())]),
+                output: Some(tarball.clone()),
+            },
+        };
+        let request = SolveRequest {
+            frontend: "dockerfile.v0".into(),
+            frontend_attrs,
+            exporters: vec![exporter],
+            ..SolveRequest::default()
+        };
+        let session = SessionOptions {
+            local_dirs: BTreeMap::from([
+                ("context".into(), context.to_owned()),
+                ("dockerfile".into(), context.to_owned()),
+            ]),
+            secrets,
+            shared_key: support::unique("shared"),
+            ..SessionOptions::default()
+        };
+        let outcome = client.solve(request, session).await?;
+        if info.kind == DaemonKind::Buildkitd {
+            let out = self.docker.run(&["load", "-i", tarball.to_str().expect("utf-8 path")]);
+            assert!(out.status.success(), "docker load: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(outcome)
+    }
+
+    /// Runs a shell script in `image` (no network) and returns its stdout.
+    fn sh(&self, image: &str, script: &str) -> String {
+        let out = self.docker.run(&["run", "--rm", "--network", "none", image, "sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "docker run {image} sh -c {script:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+}
+
+/// The context of the main scenario: nested dirs, an empty dir, a symlink,
+/// a unicode name, files excluded by .dockerignore (one re-included), and a
+/// 50 MB file.
+fn main_context(dir: &Path, base: &str) -> String {
+    let dockerfile = format!(
+        "FROM {base} AS base\n\
+         ARG GREETING=unset\n\
+         RUN echo \"greeting=$GREETING\" > /greeting\n\
+         COPY . /ctx/\n\
+         RUN --mount=type=secret,id=token,required=true sha256sum /run/secrets/token | cut -c1-64 > /secret-sha\n\
+         RUN cat /etc/hosts > /hosts-copy\n\
+         FROM base AS final\n\
+         RUN echo final > /stage\n\
+         FROM base AS other\n\
+         RUN echo other > /stage\n"
+    );
+    write(dir, "Dockerfile", dockerfile.as_bytes());
+    write(dir, ".dockerignore", b"ignored.txt\n**/*.log\n!sub/keep.log\n");
+    write(dir, "a/b/c.txt", b"nested\n");
+    write(dir, "a-b", b"dash\n");
+    write(dir, "a.txt", b"dot\n");
+    write(dir, "ignored.txt", b"must not be sent\n");
+    write(dir, "sub/drop.log", b"dropped\n");
+    write(dir, "sub/keep.log", b"kept\n");
+    write(dir, "été/naïve.txt", b"unicode\n");
+    std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
+    std::os::unix::fs::symlink("a/b/c.txt", dir.join("link")).expect("symlink");
+    // 50 MB of non-repeating bytes, hashed for comparison.
+    let mut big = Vec::with_capacity(50 << 20);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    while big.len() < 50 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.join("big.bin"), &big).expect("write big");
+    hex::encode(sha2::Sha256::digest(&big))
+}
+
+async fn context_options_and_secret(target: Target) {
+    let ctx = tempfile::tempdir().expect("context");
+    let big_sha = main_context(ctx.path(), &base_image());
+    let secret_value = format!("s3cret-{}", support::unique("value"));
+    let tag = format!("bk-it/{}:1", support::unique("main"));
+    let outcome = target
+        .build(
+            ctx.path(),
+            &[
+                ("build-arg:GREETING", "hello"),
+                ("target", "final"),
+                ("label:org.example.built-by", "buildkit-it"),
+                ("add-hosts", "myhost=10.1.2.3"),
+            ],
+            BTreeMap::from([("token".into(), SecretSource::Text(Secret::new(secret_value.clone())))]),
+            &tag,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("build failed: {e}: {:?}", std::error::Error::source(&e)));
+    assert!(
+        outcome
+            .exporter_response
+            .get("containerimage.digest")
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{:?}",
+        outcome.exporter_response
+    );
+    assert!(outcome.total_steps >= 6, "{outcome:?}");
+
+    assert_eq!(target.sh(&tag, "cat /greeting"), "greeting=hello\n");
+    assert_eq!(target.sh(&tag, "cat /stage"), "final\n", "target selects the stage");
+    assert_eq!(target.sh(&tag, "cat /ctx/a/b/c.txt"), "nested\n");
+    assert_eq!(target.sh(&tag, "readlink /ctx/link"), "a/b/c.txt\n");
+    assert_eq!(target.sh(&tag, "cat /ctx/été/naïve.txt"), "unicode\n");
+    assert_eq!(target.sh(&tag, "test -d /ctx/empty && echo dir"), "dir\n");
+    assert_eq!(
+        target.sh(&tag, "ls /ctx/sub; test -e /ctx/ignored.txt || echo no-ignored"),
+        "keep.log\nno-ignored\n",
+        ".dockerignore excludes with the exception re-included"
+    );
+    assert_eq!(target.sh(&tag, "sha256sum /ctx/big.bin | cut -c1-64"), format!("{big_sha}\n"));
+    let secret_sha = hex::encode(sha2::Sha256::digest(secret_value.as_bytes()));
+    assert_eq!(target.sh(&tag, "cat /secret-sha"), format!("{secret_sha}\n"));
+    assert_eq!(target.sh(&tag, "test -e /run/secrets/token || echo absent"), "absent\n");
+    let hosts = target.sh(&tag, "cat /hosts-copy");
+    assert!(hosts.lines().any(|l| l.contains("10.1.2.3") && l.contains("myhost")), "{hosts}");
+
+    let labels = target.docker.run(&["image", "inspect", "-f", "{{json .Config.Labels}}", &tag]);
+    let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).expect("labels json");
+    assert_eq!(labels["org.example.built-by"], "buildkit-it");
+
+    // The secret value appears nowhere in the exported image.
+    let mut export = buildkit::docker_engine::export_image(&target.docker.socket, &tag)
+        .await
+        .expect("exporting the image");
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut export, &mut bytes).await.expect("reading export");
+    assert!(bytes.len() > 50 << 20, "export holds the 50 MB layer");
+    assert!(
+        !bytes.windows(secret_value.len()).any(|w| w == secret_value.as_bytes()),
+        "secret leaked into the image"
+    );
+}
+
+async fn failing_run_reports_step_and_logs(target: Target) {
+    let ctx = tempfile::tempdir().expect("context");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!(
+            "FROM {}\nRUN echo first-line && echo the-last-words >&2 && exit 3\n",
+            base_image()
+        )
+        .as_bytes(),
+    );
+    let tag = format!("bk-it/{}:1", support::unique("fail"));
+    let err = target
+        .build(ctx.path(), &[], BTreeMap::new(), &tag)
+        .await
+        .expect_err("the RUN fails");
+    match &err {
+        buildkit::Error::BuildFailed { step, error, logs } => {
+            assert!(step.contains("RUN echo first-line"), "{step}");
+            assert!(error.contains("exit code: 3"), "{error}");
+            assert!(logs.iter().any(|l| l.contains("the-last-words")), "{logs:?}");
+        }
+        other => panic!("expected BuildFailed, got {other:?}"),
+    }
+    assert!(err.to_string().contains("the-last-words"), "{err}");
+}
+
+async fn info_and_feature_detection(target: Target) {
+    oci_build_resource::tls::install_crypto_provider();
+    let client = Client::connect(&target.address).await.expect("connect");
+    let info = client.info().await.expect("info");
+    match info.kind {
+        DaemonKind::DockerEngine => {
+            assert!(info.version.starts_with("docker engine 20.10"), "{}", info.version);
+            assert!(info.capabilities.buildkit_version.is_none(), "20.10 has no Info");
+            assert!(!info.capabilities.exporters.contains(&"oci".to_owned()));
+            let req = SolveRequest {
+                frontend: "dockerfile.v0".into(),
+                exporters: vec![Exporter {
+                    kind: "oci".into(),
+                    output: Some(target.scratch.path().join("x.tar")),
+                    ..Exporter::default()
+                }],
+                ..SolveRequest::default()
+            };
+            let err = client.solve(req, SessionOptions::default()).await.expect_err("unsupported");
+            assert_eq!(
+                err.to_string(),
+                format!("exporter \"oci\" is not supported by {}", info.version)
+            );
+        }
+        DaemonKind::Buildkitd => {
+            assert!(info.capabilities.buildkit_version.is_some(), "{info:?}");
+            assert!(info.capabilities.exporters.contains(&"oci".to_owned()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_context_options_and_secret() {
+    if let Some(t) = docker_target() {
+        context_options_and_secret(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_failing_run() {
+    if let Some(t) = docker_target() {
+        failing_run_reports_step_and_logs(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_info_and_feature_detection() {
+    if let Some(t) = docker_target() {
+        info_and_feature_detection(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_image_export_and_removal() {
+    let Some(t) = docker_target() else { return };
+    let ctx = tempfile::tempdir().expect("context");
+    write(ctx.path(), "Dockerfile", format!("FROM {}\nRUN echo x > /x\n", base_image()).as_bytes());
+    let tag = format!("bk-it/{}:1", support::unique("export"));
+    t.build(ctx.path(), &[], BTreeMap::new(), &tag).await.expect("build");
+    let reader = buildkit::docker_engine::export_image(&t.docker.socket, &tag)
+        .await
+        .expect("export");
+    let bytes = {
+        let mut r = reader;
+        let mut v = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut v).await.expect("read");
+        v
+    };
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let names: Vec<PathBuf> = archive
+        .entries()
+        .expect("tar")
+        .map(|e| e.expect("entry").path().expect("path").into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == Path::new("manifest.json")), "{names:?}");
+    buildkit::docker_engine::remove_image(&t.docker.socket, &tag).await.expect("remove");
+    assert!(!t.docker.run(&["image", "inspect", &tag]).status.success());
+    let missing = buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
+        .await
+        .expect_err("already removed");
+    assert!(missing.to_string().contains("404"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_context_options_and_secret() {
+    if let Some(t) = buildkitd_target() {
+        context_options_and_secret(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_failing_run() {
+    if let Some(t) = buildkitd_target() {
+        failing_run_reports_step_and_logs(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_info_and_feature_detection() {
+    if let Some(t) = buildkitd_target() {
+        info_and_feature_detection(t).await;
+    }
+}
