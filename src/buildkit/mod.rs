@@ -585,7 +585,9 @@ impl Client {
 
         let mut control = self.control.clone();
         let result = control.solve(solve_req).await;
+        tracing::debug!(ok = result.is_ok(), "solve returned");
         session.close().await;
+        tracing::debug!("session closed");
         // The status stream ends when the job ends; don't hang on it.
         let mut printer = match tokio::time::timeout(Duration::from_secs(10), printer_rx).await {
             Ok(Ok(p)) => Some(p),

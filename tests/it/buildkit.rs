@@ -393,3 +393,141 @@ async fn buildkitd_info_and_feature_detection() {
         info_and_feature_detection(t).await;
     }
 }
+
+/// A `tar` exporter streams the result filesystem back through the
+/// session's FileSend service into the chosen file (both daemons have it).
+async fn tar_exporter_writes_output_file(target: Target) {
+    oci_build_resource::tls::install_crypto_provider();
+    let ctx = tempfile::tempdir().expect("context");
+    write(ctx.path(), "Dockerfile", format!("FROM {}\nRUN echo exported > /marker\n", base_image()).as_bytes());
+    let output = target.scratch.path().join("rootfs.tar");
+    let client = Client::connect(&target.address).await.expect("connect");
+    let request = SolveRequest {
+        frontend: "dockerfile.v0".into(),
+        frontend_attrs: BTreeMap::from([("force-network-mode".into(), "none".into())]),
+        exporters: vec![Exporter { kind: "tar".into(), attrs: BTreeMap::new(), output: Some(output.clone()) }],
+        ..SolveRequest::default()
+    };
+    let session = SessionOptions {
+        local_dirs: BTreeMap::from([
+            ("context".into(), ctx.path().to_owned()),
+            ("dockerfile".into(), ctx.path().to_owned()),
+        ]),
+        ..SessionOptions::default()
+    };
+    client.solve(request, session).await.expect("tar export");
+    let file = std::fs::File::open(&output).expect("output file written");
+    let mut archive = tar::Archive::new(file);
+    let mut marker = None;
+    for entry in archive.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").as_os_str() == "marker" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).expect("read marker");
+            marker = Some(s);
+        }
+    }
+    assert_eq!(marker.as_deref(), Some("exported\n"));
+}
+
+/// `RUN --mount=type=ssh` gets the forwarded agent socket; a build naming an
+/// ssh id the session does not have fails.
+async fn ssh_agent_is_forwarded(target: Target) {
+    let Some(agent) = support::which("ssh-agent") else {
+        eprintln!("SKIP: needs ssh-agent (apt-get install openssh-client)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("agent dir");
+    let socket = dir.path().join("agent.sock");
+    let mut child = Command::new(agent)
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting ssh-agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ctx = tempfile::tempdir().expect("context");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!(
+            "FROM {}\nRUN --mount=type=ssh,id=deploy,required=true test -S \"$SSH_AUTH_SOCK\" && echo agent-present > /ssh\n",
+            base_image()
+        )
+        .as_bytes(),
+    );
+    oci_build_resource::tls::install_crypto_provider();
+    let client = Client::connect(&target.address).await.expect("connect");
+    let run = |ssh: Vec<buildkit::SshSource>, tag: String| {
+        let client = client.clone();
+        let ctx = ctx.path().to_owned();
+        async move {
+            let request = SolveRequest {
+                frontend: "dockerfile.v0".into(),
+                // no-cache: the ssh mount is not part of the cache key.
+                frontend_attrs: BTreeMap::from([
+                    ("force-network-mode".into(), "none".into()),
+                    ("no-cache".into(), String::new()),
+                ]),
+                exporters: vec![Exporter {
+                    kind: "tar".into(),
+                    attrs: BTreeMap::new(),
+                    output: Some(PathBuf::from(format!("/tmp/{tag}.tar"))),
+                }],
+                ..SolveRequest::default()
+            };
+            let session = SessionOptions {
+                local_dirs: BTreeMap::from([("context".into(), ctx.clone()), ("dockerfile".into(), ctx)]),
+                ssh,
+                ..SessionOptions::default()
+            };
+            let result = client.solve(request, session).await;
+            let _ = std::fs::remove_file(format!("/tmp/{tag}.tar"));
+            result
+        }
+    };
+    let with_agent = run(
+        vec![buildkit::SshSource { id: "deploy".into(), kind: buildkit::SshKind::Agent(socket.clone()) }],
+        support::unique("ssh-ok"),
+    )
+    .await;
+    let without = run(Vec::new(), support::unique("ssh-missing")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    with_agent.unwrap_or_else(|e| panic!("build with the agent failed: {e}"));
+    let err = without.expect_err("no agent for id deploy");
+    assert!(err.to_string().contains("deploy") || err.to_string().contains("ssh"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_tar_exporter() {
+    if let Some(t) = docker_target() {
+        tar_exporter_writes_output_file(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_ssh_agent() {
+    if let Some(t) = docker_target() {
+        ssh_agent_is_forwarded(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_tar_exporter() {
+    if let Some(t) = buildkitd_target() {
+        tar_exporter_writes_output_file(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_ssh_agent() {
+    if let Some(t) = buildkitd_target() {
+        ssh_agent_is_forwarded(t).await;
+    }
+}

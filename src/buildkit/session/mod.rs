@@ -64,6 +64,7 @@ pub(crate) struct Session {
     server: JoinHandle<()>,
     pump: JoinHandle<()>,
     shutdown: tokio::sync::oneshot::Sender<()>,
+    half_close: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Builds the session's gRPC router from the caller's options.
@@ -130,7 +131,11 @@ impl Session {
         });
 
         let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
+        let (half_close, closing) = tokio::sync::oneshot::channel::<()>();
         let outbound = ReaderStream::with_capacity(pump_rd, PIPE_SIZE)
+            // Ending this stream half-closes the call: the daemon then ends
+            // the session and closes its side.
+            .take_until(closing)
             .take_while(|r| futures::future::ready(r.is_ok()))
             .filter_map(|r| futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data })));
         let mut request = tonic::Request::new(outbound);
@@ -178,12 +183,14 @@ impl Session {
             server,
             pump,
             shutdown,
+            half_close,
         })
     }
 
-    /// Ends the session: stops serving (which half-closes our side of the
-    /// tunnel) and waits briefly for the daemon to close its side.
+    /// Ends the session: half-closes our side of the tunnel, stops serving,
+    /// and waits briefly for the daemon to close its side.
     pub(crate) async fn close(self) {
+        let _ = self.half_close.send(());
         let _ = self.shutdown.send(());
         let mut pump = self.pump;
         if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
