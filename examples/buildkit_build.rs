@@ -43,12 +43,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (k, v) = kv.split_once('=').ok_or("attributes are KEY=VALUE")?;
             attrs.insert(k.to_owned(), v.to_owned());
         }
-        (args.get(1).ok_or("usage: ADDRESS CONTEXT_DIR")?.into(), None)
+        (
+            args.get(1).ok_or("usage: ADDRESS CONTEXT_DIR")?.into(),
+            None,
+        )
     };
     let exporter = match info.kind {
         oci_build_resource::buildkit::DaemonKind::DockerEngine => {
-            attrs.entry("force-network-mode".into()).or_insert_with(|| "none".into());
-            Exporter { kind: "moby".into(), attrs: BTreeMap::from([("name".into(), "bk-example:latest".into())]), output: None }
+            attrs
+                .entry("force-network-mode".into())
+                .or_insert_with(|| "none".into());
+            Exporter {
+                kind: "moby".into(),
+                attrs: BTreeMap::from([("name".into(), "bk-example:latest".into())]),
+                output: None,
+            }
         }
         oci_build_resource::buildkit::DaemonKind::Buildkitd => Exporter {
             kind: "oci".into(),
@@ -63,10 +72,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SolveRequest::default()
     };
     let session = SessionOptions {
-        local_dirs: BTreeMap::from([("context".into(), context.clone()), ("dockerfile".into(), context)]),
+        local_dirs: BTreeMap::from([
+            ("context".into(), context.clone()),
+            ("dockerfile".into(), context),
+        ]),
         secrets: BTreeMap::from([(
             "mysecret".into(),
-            oci_build_resource::buildkit::SecretSource::Text(oci_build_resource::config::Secret::new("s3cr3t")),
+            oci_build_resource::buildkit::SecretSource::Text(
+                oci_build_resource::config::Secret::new("s3cr3t"),
+            ),
         )]),
         ..SessionOptions::default()
     };
@@ -76,7 +90,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match outcome {
         Ok(o) => {
             println!("{:#?}", o);
-            eprintln!("solve took {:.1}s, peak rss {} MB", elapsed.as_secs_f64(), peak_rss_mb());
+            eprintln!(
+                "solve took {:.1}s, peak rss {} MB",
+                elapsed.as_secs_f64(),
+                peak_rss_mb()
+            );
             Ok(())
         }
         Err(e) => {
@@ -93,7 +111,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn generate(dir: &std::path::Path, mb: u64, files: u64, base: &str) -> std::io::Result<()> {
-    std::fs::write(dir.join("Dockerfile"), format!("FROM {base}\nCOPY . /ctx/\nRUN du -sh /ctx\n"))?;
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nCOPY . /ctx/\nRUN du -sh /ctx\n"),
+    )?;
     let per_file = mb * 1024 * 1024 / files.max(1);
     let mut state: u64 = 0x9e3779b97f4a7c15;
     for i in 0..files {
@@ -122,9 +143,11 @@ fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kb| kb / 1024)
 }

@@ -20,7 +20,11 @@ use super::transport::Empty;
 /// later Engines.
 const API: &str = "/v1.41";
 
-async fn request(socket: &Path, method: http::Method, path: &str) -> Result<http::Response<Incoming>, Error> {
+async fn request(
+    socket: &Path,
+    method: http::Method,
+    path: &str,
+) -> Result<http::Response<Incoming>, Error> {
     let what = format!("{method} {path} on docker engine {}", socket.display());
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::DockerEngine {
         what: what.clone(),
@@ -41,10 +45,15 @@ async fn request(socket: &Path, method: http::Method, path: &str) -> Result<http
         .header(http::header::HOST, "docker")
         .body(Empty)
         .map_err(|e| fail(Box::new(e)))?;
-    let response = sender.send_request(req).await.map_err(|e| fail(Box::new(e)))?;
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| fail(Box::new(e)))?;
     if !response.status().is_success() {
         let status = response.status();
-        let body = read_all(response.into_body(), 64 * 1024).await.unwrap_or_default();
+        let body = read_all(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
         // The Engine's errors are `{"message": "..."}`.
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -81,10 +90,11 @@ pub async fn version(socket: &Path) -> Result<String, Error> {
             what: format!("reading the version of docker engine {}", socket.display()),
             source: Box::new(e),
         })?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::DockerEngine {
-        what: format!("decoding the version of docker engine {}", socket.display()),
-        source: Box::new(e),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| Error::DockerEngine {
+            what: format!("decoding the version of docker engine {}", socket.display()),
+            source: Box::new(e),
+        })?;
     Ok(value
         .get("Version")
         .and_then(|v| v.as_str())
@@ -93,9 +103,14 @@ pub async fn version(socket: &Path) -> Result<String, Error> {
 }
 
 /// Streams `docker save` output of one image (name or id).
-pub async fn export_image(socket: &Path, name: &str) -> Result<impl AsyncRead + Send + Unpin + 'static, Error> {
+pub async fn export_image(
+    socket: &Path,
+    name: &str,
+) -> Result<impl AsyncRead + Send + Unpin + 'static, Error> {
     let response = request(socket, http::Method::GET, &format!("/images/{name}/get")).await?;
-    Ok(tokio_util::io::StreamReader::new(BodyStream(response.into_body())))
+    Ok(tokio_util::io::StreamReader::new(BodyStream(
+        response.into_body(),
+    )))
 }
 
 /// Removes an image (name or id) from the Engine's store.
@@ -119,7 +134,9 @@ impl futures::Stream for BodyStream {
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(std::io::Error::other(e)))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }

@@ -424,7 +424,12 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn emit_entry(&mut self, mut stat: Stat, abs: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    fn emit_entry(
+        &mut self,
+        mut stat: Stat,
+        abs: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Result<(), Error> {
         if !meta.file_type().is_file() {
             return (self.emit)(stat, None);
         }
@@ -462,7 +467,9 @@ impl Walker<'_> {
                 path: abs.to_owned(),
                 source,
             })?;
-            let target = target.to_str().ok_or_else(|| Error::NonUtf8(abs.to_owned()))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| Error::NonUtf8(abs.to_owned()))?;
             stat.size = target.len() as i64;
             stat.linkname = target.to_owned();
         }
@@ -524,13 +531,15 @@ fn follow_links(root: &Path, paths: &[String]) -> Vec<String> {
                 out.push(current.clone());
             }
             let abs = root.join(&current);
-            let Ok(target) = std::fs::read_link(&abs) else { break };
+            let Ok(target) = std::fs::read_link(&abs) else {
+                break;
+            };
             let Some(target) = target.to_str() else { break };
             let next = if target.starts_with('/') {
                 clean_path(target.trim_start_matches('/'))
             } else {
                 let parent = current.rsplit_once('/').map_or("", |(d, _)| d);
-                clean_path(&format!("{parent}/{target}").trim_start_matches('/').to_owned())
+                clean_path(format!("{parent}/{target}").trim_start_matches('/'))
             };
             if next.starts_with("..") || next == current {
                 break;
@@ -557,7 +566,10 @@ mod tests {
     }
 
     fn paths(root: &Path, options: &WalkOptions) -> Vec<String> {
-        listing(root, options).into_iter().map(|(p, _, _)| p).collect()
+        listing(root, options)
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect()
     }
 
     fn tree(files: &[&str]) -> tempfile::TempDir {
@@ -586,8 +598,11 @@ mod tests {
     #[test]
     fn modes_use_go_file_mode_bits() {
         let dir = tree(&["d/f"]);
-        std::fs::set_permissions(dir.path().join("d/f"), std::fs::Permissions::from_mode(0o4755))
-            .expect("chmod");
+        std::fs::set_permissions(
+            dir.path().join("d/f"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .expect("chmod");
         std::os::unix::fs::symlink("d/f", dir.path().join("link")).expect("symlink");
         let l = listing(dir.path(), &WalkOptions::default());
         let by: HashMap<_, _> = l.iter().map(|(p, m, f)| (p.as_str(), (*m, *f))).collect();
@@ -598,9 +613,20 @@ mod tests {
 
     #[test]
     fn dockerignore_style_excludes_with_exception() {
-        let dir = tree(&["ignored.txt", "keep.txt", "sub/a.log", "sub/keep.log", "x/y.log", "Dockerfile"]);
+        let dir = tree(&[
+            "ignored.txt",
+            "keep.txt",
+            "sub/a.log",
+            "sub/keep.log",
+            "x/y.log",
+            "Dockerfile",
+        ]);
         let options = WalkOptions {
-            exclude_patterns: vec!["ignored.txt".into(), "**/*.log".into(), "!sub/keep.log".into()],
+            exclude_patterns: vec![
+                "ignored.txt".into(),
+                "**/*.log".into(),
+                "!sub/keep.log".into(),
+            ],
             ..WalkOptions::default()
         };
         assert_eq!(
@@ -628,7 +654,10 @@ mod tests {
             follow_paths: vec!["Dockerfile".into(), "Dockerfile.dockerignore".into()],
             ..WalkOptions::default()
         };
-        assert_eq!(paths(dir.path(), &options), ["Dockerfile", "real", "real/Dockerfile.prod"]);
+        assert_eq!(
+            paths(dir.path(), &options),
+            ["Dockerfile", "real", "real/Dockerfile.prod"]
+        );
     }
 
     #[test]
@@ -661,7 +690,10 @@ mod tests {
         use prost::Message;
         let end = packet_of(PacketType::PacketStat);
         assert!(end.encode_to_vec().is_empty());
-        let with_empty_stat = Packet { stat: Some(Stat::default()), ..end };
+        let with_empty_stat = Packet {
+            stat: Some(Stat::default()),
+            ..end
+        };
         assert_ne!(with_empty_stat.encode_to_vec(), Vec::<u8>::new());
     }
 
@@ -686,7 +718,13 @@ mod tests {
             }
         }
         assert_eq!(stats, ["big", "small"]);
-        let req = |id| Ok(Packet { r#type: PacketType::PacketReq as i32, id, ..Packet::default() });
+        let req = |id| {
+            Ok(Packet {
+                r#type: PacketType::PacketReq as i32,
+                id,
+                ..Packet::default()
+            })
+        };
         in_tx.send(req(0)).await.expect("send");
         let mut total = 0;
         loop {
@@ -703,8 +741,13 @@ mod tests {
         std::fs::write(dir.path().join("small"), b"now much longer than before").expect("write");
         in_tx.send(req(1)).await.expect("send");
         let err = task.await.expect("join").expect_err("size change");
-        assert!(err.to_string().contains("changed size during upload"), "{err}");
-        let last = std::iter::from_fn(|| out_rx.try_recv().ok()).last().expect("err packet");
+        assert!(
+            err.to_string().contains("changed size during upload"),
+            "{err}"
+        );
+        let last = std::iter::from_fn(|| out_rx.try_recv().ok())
+            .last()
+            .expect("err packet");
         let last = last.expect("ok");
         assert_eq!(last.r#type, PacketType::PacketErr as i32);
     }

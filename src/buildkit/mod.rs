@@ -320,7 +320,10 @@ fn semver_of(text: &str) -> Option<semver::Version> {
     let t = text.trim().trim_start_matches('v');
     semver::Version::parse(t).ok().or_else(|| {
         // Strip suffixes like "+unknown" or "-rc1-123-gabcdef" leniently.
-        let core: String = t.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let core: String = t
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
         semver::Version::parse(&core).ok()
     })
 }
@@ -386,17 +389,28 @@ impl Client {
             DaemonKind::Buildkitd
         };
         let parsed = buildkit_version.as_deref().and_then(semver_of);
-        let at_least = |minor: u64| parsed.as_ref().is_some_and(|v| v.major > 0 || v.minor >= minor);
-        let containerd_store = workers
-            .iter()
-            .any(|w| w.labels.contains_key("org.mobyproject.buildkit.worker.snapshotter"));
+        let at_least = |minor: u64| {
+            parsed
+                .as_ref()
+                .is_some_and(|v| v.major > 0 || v.minor >= minor)
+        };
+        let containerd_store = workers.iter().any(|w| {
+            w.labels
+                .contains_key("org.mobyproject.buildkit.worker.snapshotter")
+        });
         let bk_text = buildkit_version
             .clone()
             .filter(|v| !v.is_empty())
-            .map_or_else(|| "buildkit < v0.11".to_owned(), |v| format!("buildkit {v}"));
+            .map_or_else(
+                || "buildkit < v0.11".to_owned(),
+                |v| format!("buildkit {v}"),
+            );
         let (version, capabilities) = match kind {
             DaemonKind::Buildkitd => (
-                buildkit_version.clone().filter(|v| !v.is_empty()).unwrap_or(bk_text),
+                buildkit_version
+                    .clone()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(bk_text),
                 Capabilities {
                     buildkit_version: parsed.clone(),
                     exporters: ["image", "oci", "docker", "tar"].map(String::from).to_vec(),
@@ -450,7 +464,8 @@ impl Client {
             if e.kind == "local" {
                 return Err(Error::InvalidOption {
                     option: "exporter \"local\"".into(),
-                    reason: "directory exports are not supported by this client; use \"tar\"".into(),
+                    reason: "directory exports are not supported by this client; use \"tar\""
+                        .into(),
                 });
             }
             if !caps.exporters.contains(&e.kind) {
@@ -471,12 +486,18 @@ impl Client {
             }
         }
         if !caps.named_contexts
-            && let Some(key) = req.frontend_attrs.keys().find(|k| k.starts_with("context:"))
+            && let Some(key) = req
+                .frontend_attrs
+                .keys()
+                .find(|k| k.starts_with("context:"))
         {
             return Err(unsupported(format!("named build context ({key})")));
         }
         if !caps.multi_platform
-            && req.frontend_attrs.get("platform").is_some_and(|p| p.contains(','))
+            && req
+                .frontend_attrs
+                .get("platform")
+                .is_some_and(|p| p.contains(','))
         {
             return Err(unsupported("building several platforms at once".into()));
         }
@@ -506,7 +527,8 @@ impl Client {
     /// stderr, and returns the exporter response. A failing step becomes
     /// [`Error::BuildFailed`] with its last log lines.
     pub async fn solve(&self, req: SolveRequest, session: SessionOptions) -> Result<SolveOutcome> {
-        self.solve_with_progress(req, session, progress::Printer::stderr()).await
+        self.solve_with_progress(req, session, progress::Printer::stderr())
+            .await
     }
 
     /// [`Client::solve`] with a chosen progress printer.
@@ -528,7 +550,10 @@ impl Client {
                 .iter()
                 .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
                 .collect();
-            frontend_attrs.insert("cache-imports".into(), serde_json::Value::from(json).to_string());
+            frontend_attrs.insert(
+                "cache-imports".into(),
+                serde_json::Value::from(json).to_string(),
+            );
         }
         let entry = |c: &CacheEntry| control::CacheOptionsEntry {
             r#type: c.kind.clone(),
@@ -549,8 +574,14 @@ impl Client {
         let solve_req = control::SolveRequest {
             r#ref: build_ref.clone(),
             // Old daemons read only these two fields; new ones prefer 13.
-            exporter_deprecated: exporters.first().map(|e| e.r#type.clone()).unwrap_or_default(),
-            exporter_attrs_deprecated: exporters.first().map(|e| e.attrs.clone()).unwrap_or_default(),
+            exporter_deprecated: exporters
+                .first()
+                .map(|e| e.r#type.clone())
+                .unwrap_or_default(),
+            exporter_attrs_deprecated: exporters
+                .first()
+                .map(|e| e.attrs.clone())
+                .unwrap_or_default(),
             session: session.id.clone(),
             frontend: req.frontend.clone(),
             frontend_attrs: frontend_attrs.into_iter().collect(),
@@ -599,7 +630,11 @@ impl Client {
         let summary = printer.as_ref().map(|p| p.summary()).unwrap_or_default();
         match result {
             Ok(response) => Ok(SolveOutcome {
-                exporter_response: response.into_inner().exporter_response.into_iter().collect(),
+                exporter_response: response
+                    .into_inner()
+                    .exporter_response
+                    .into_iter()
+                    .collect(),
                 cached_steps: summary.cached_steps,
                 total_steps: summary.total_steps,
             }),
@@ -622,7 +657,12 @@ impl Client {
         }
         let message = status.message();
         // Capability errors come back as UNKNOWN with plain text.
-        let capability = ["could not be found", "unknown cache exporter", "not supported", "unsupported"];
+        let capability = [
+            "could not be found",
+            "unknown cache exporter",
+            "not supported",
+            "unsupported",
+        ];
         if capability.iter().any(|c| message.contains(c)) {
             return Error::Unsupported {
                 feature: message.to_owned(),
@@ -630,9 +670,9 @@ impl Client {
             };
         }
         match status.code() {
-            tonic::Code::Unknown | tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
-                Error::Solve(message.to_owned())
-            }
+            tonic::Code::Unknown
+            | tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition => Error::Solve(message.to_owned()),
             _ => Error::Rpc {
                 what: "solving the build",
                 source: status,
@@ -664,7 +704,11 @@ mod tests {
     fn unsupported_features_name_feature_and_version() {
         let info = docker_20_10();
         let mut req = SolveRequest {
-            exporters: vec![Exporter { kind: "oci".into(), output: Some("/tmp/x".into()), ..Default::default() }],
+            exporters: vec![Exporter {
+                kind: "oci".into(),
+                output: Some("/tmp/x".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let err = Client::check(&info, &req, &SessionOptions::default()).expect_err("oci");
@@ -672,12 +716,22 @@ mod tests {
             err.to_string(),
             "exporter \"oci\" is not supported by docker engine 20.10.24 (buildkit < v0.11)"
         );
-        req.exporters = vec![Exporter { kind: "moby".into(), ..Default::default() }];
-        req.cache_exports = vec![CacheEntry { kind: "registry".into(), ..Default::default() }];
+        req.exporters = vec![Exporter {
+            kind: "moby".into(),
+            ..Default::default()
+        }];
+        req.cache_exports = vec![CacheEntry {
+            kind: "registry".into(),
+            ..Default::default()
+        }];
         let err = Client::check(&info, &req, &SessionOptions::default()).expect_err("cache");
-        assert!(err.to_string().starts_with("cache export \"registry\" is not supported"));
+        assert!(
+            err.to_string()
+                .starts_with("cache export \"registry\" is not supported")
+        );
         req.cache_exports.clear();
-        req.frontend_attrs.insert("context:base".into(), "docker-image://x".into());
+        req.frontend_attrs
+            .insert("context:base".into(), "docker-image://x".into());
         assert!(Client::check(&info, &req, &SessionOptions::default()).is_err());
         req.frontend_attrs.clear();
         Client::check(&info, &req, &SessionOptions::default()).expect("plain moby build");
@@ -690,13 +744,19 @@ mod tests {
             error: "exit code: 1".into(),
             logs: vec!["boom".into()],
         };
-        assert_eq!(e.to_string(), "build step [2/2] RUN false failed: exit code: 1\nlast log lines:\n  boom");
+        assert_eq!(
+            e.to_string(),
+            "build step [2/2] RUN false failed: exit code: 1\nlast log lines:\n  boom"
+        );
     }
 
     #[test]
     fn versions_parse_leniently() {
         assert_eq!(semver_of("v0.12.5"), Some(semver::Version::new(0, 12, 5)));
-        assert_eq!(semver_of("v0.13.0-rc1"), semver::Version::parse("0.13.0-rc1").ok());
+        assert_eq!(
+            semver_of("v0.13.0-rc1"),
+            semver::Version::parse("0.13.0-rc1").ok()
+        );
         assert_eq!(semver_of("v0.23.0+unknown").map(|v| v.minor), Some(23));
         assert!(random_id().len() == 25);
     }

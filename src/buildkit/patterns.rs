@@ -149,7 +149,11 @@ impl PatternMatcher {
         let mut matched = false;
         let mut info = vec![false; self.patterns.len()];
         for (i, pattern) in self.patterns.iter().enumerate() {
-            let mut hit = parent.0.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(false);
+            let mut hit = parent
+                .0
+                .as_ref()
+                .and_then(|p| p.get(i).copied())
+                .unwrap_or(false);
             if !hit {
                 // An inclusion cannot change an already matched path, an
                 // exclusion cannot change an unmatched one: skip the test.
@@ -195,7 +199,10 @@ impl PatternMatcher {
         self.patterns
             .iter()
             .filter(|p| p.exclusion == exclusion)
-            .all(|p| !p.without_trailing_glob().contains(['*', '[', ']', '?', '^', '\\']))
+            .all(|p| {
+                !p.without_trailing_glob()
+                    .contains(['*', '[', ']', '?', '^', '\\'])
+            })
     }
 }
 
@@ -388,7 +395,11 @@ mod tests {
     fn invalid_patterns_are_errors() {
         assert!(PatternMatcher::new(&["!"]).is_err());
         assert!(PatternMatcher::new(&["[abc"]).is_err());
-        assert!(PatternMatcher::new(&["", "  "]).expect("blank ok").is_empty());
+        assert!(
+            PatternMatcher::new(&["", "  "])
+                .expect("blank ok")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -123,7 +123,8 @@ impl Printer {
                 // Reopened: it will report completion again.
                 st.finished = false;
             }
-            let announce = !st.announced && (v.started.is_some() || v.cached || v.completed.is_some());
+            let announce =
+                !st.announced && (v.started.is_some() || v.cached || v.completed.is_some());
             if announce {
                 st.announced = true;
                 let name = st.name.clone();
@@ -140,7 +141,11 @@ impl Printer {
                 st.statuses_done.insert(key, true);
                 let mut text = s.id.clone();
                 if s.total > 0 {
-                    text.push_str(&format!(" {} / {}", human_bytes(s.current), human_bytes(s.total)));
+                    text.push_str(&format!(
+                        " {} / {}",
+                        human_bytes(s.current),
+                        human_bytes(s.total)
+                    ));
                 } else if s.current > 0 {
                     text.push_str(&format!(" {}", human_bytes(s.current)));
                 }
@@ -186,7 +191,9 @@ impl Printer {
     }
 
     fn finish_if_done(&mut self, digest: &str) {
-        let Some(st) = self.vertices.get_mut(digest) else { return };
+        let Some(st) = self.vertices.get_mut(digest) else {
+            return;
+        };
         if st.finished || (st.completed.is_none() && st.error.is_empty()) {
             return;
         }
@@ -194,7 +201,8 @@ impl Printer {
         // Flush partial log lines so the tail is complete.
         for (_, buf) in st.partial.drain() {
             if !buf.is_empty() {
-                st.tail.push_back(String::from_utf8_lossy(&buf).into_owned());
+                st.tail
+                    .push_back(String::from_utf8_lossy(&buf).into_owned());
             }
         }
         let text = if !st.error.is_empty() {
@@ -219,17 +227,25 @@ impl Printer {
 
     /// Counts and the failing step, for the caller's report.
     pub fn summary(&self) -> Summary {
-        let total_steps = self.vertices.values().filter(|v| v.completed.is_some()).count();
+        let total_steps = self
+            .vertices
+            .values()
+            .filter(|v| v.completed.is_some())
+            .count();
         let cached_steps = self
             .vertices
             .values()
             .filter(|v| v.completed.is_some() && v.cached)
             .count();
-        let failed = self.failed.as_ref().and_then(|d| self.vertices.get(d)).map(|v| FailedStep {
-            name: v.name.clone(),
-            error: v.error.clone(),
-            logs: v.tail.iter().cloned().collect(),
-        });
+        let failed = self
+            .failed
+            .as_ref()
+            .and_then(|d| self.vertices.get(d))
+            .map(|v| FailedStep {
+                name: v.name.clone(),
+                error: v.error.clone(),
+                logs: v.tail.iter().cloned().collect(),
+            });
         Summary {
             total_steps,
             cached_steps,
@@ -264,7 +280,11 @@ fn human_bytes(n: i64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n}B") } else { format!("{value:.2}{}", units[unit]) }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.2}{}", units[unit])
+    }
 }
 
 #[cfg(test)]
@@ -286,11 +306,25 @@ mod tests {
     }
 
     fn ts(s: i64, ms: i32) -> Option<Timestamp> {
-        Some(Timestamp { seconds: s, nanos: ms * 1_000_000 })
+        Some(Timestamp {
+            seconds: s,
+            nanos: ms * 1_000_000,
+        })
     }
 
-    fn vertex(d: &str, name: &str, started: Option<Timestamp>, completed: Option<Timestamp>) -> Vertex {
-        Vertex { digest: d.into(), name: name.into(), started, completed, ..Vertex::default() }
+    fn vertex(
+        d: &str,
+        name: &str,
+        started: Option<Timestamp>,
+        completed: Option<Timestamp>,
+    ) -> Vertex {
+        Vertex {
+            digest: d.into(),
+            name: name.into(),
+            started,
+            completed,
+            ..Vertex::default()
+        }
     }
 
     #[test]
@@ -298,11 +332,21 @@ mod tests {
         let sink = Sink::default();
         let mut p = Printer::new(Box::new(sink.clone()));
         p.update(&StatusResponse {
-            vertexes: vec![vertex("a", "[internal] load build definition from Dockerfile", ts(10, 0), None)],
+            vertexes: vec![vertex(
+                "a",
+                "[internal] load build definition from Dockerfile",
+                ts(10, 0),
+                None,
+            )],
             ..Default::default()
         });
         p.update(&StatusResponse {
-            vertexes: vec![vertex("a", "[internal] load build definition from Dockerfile", ts(10, 0), ts(10, 300))],
+            vertexes: vec![vertex(
+                "a",
+                "[internal] load build definition from Dockerfile",
+                ts(10, 0),
+                ts(10, 300),
+            )],
             statuses: vec![VertexStatus {
                 id: "transferring dockerfile".into(),
                 vertex: "a".into(),
@@ -326,15 +370,27 @@ mod tests {
             ..Default::default()
         });
         let mut failed = vertex("c", "[2/2] RUN false", ts(12, 0), ts(13, 0));
-        failed.error = "process \"/bin/sh -c false\" did not complete successfully: exit code: 1".into();
+        failed.error =
+            "process \"/bin/sh -c false\" did not complete successfully: exit code: 1".into();
         p.update(&StatusResponse {
             vertexes: vec![failed],
-            logs: vec![VertexLog { vertex: "c".into(), timestamp: ts(12, 600), stream: 2, msg: b"o\n".to_vec().into() }],
+            logs: vec![VertexLog {
+                vertex: "c".into(),
+                timestamp: ts(12, 600),
+                stream: 2,
+                msg: b"o\n".to_vec().into(),
+            }],
             ..Default::default()
         });
         let text = String::from_utf8(sink.0.lock().expect("lock").clone()).expect("utf8");
-        assert!(text.contains("#1 [internal] load build definition from Dockerfile\n"), "{text}");
-        assert!(text.contains("#1 transferring dockerfile 1.23kB 0.1s done\n"), "{text}");
+        assert!(
+            text.contains("#1 [internal] load build definition from Dockerfile\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#1 transferring dockerfile 1.23kB 0.1s done\n"),
+            "{text}"
+        );
         assert!(text.contains("#1 DONE 0.3s\n"), "{text}");
         assert!(text.contains("#2 CACHED\n"), "{text}");
         assert!(text.contains("#3 0.500 line one\n"), "{text}");
@@ -351,7 +407,10 @@ mod tests {
         let mut p = Printer::new(Box::new(Sink::default()));
         let mut v = vertex("x", "RUN sleep", ts(1, 0), ts(2, 0));
         v.error = "context canceled".into();
-        p.update(&StatusResponse { vertexes: vec![v], ..Default::default() });
+        p.update(&StatusResponse {
+            vertexes: vec![v],
+            ..Default::default()
+        });
         assert!(p.summary().failed.is_none());
     }
 

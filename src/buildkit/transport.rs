@@ -118,7 +118,11 @@ impl Address {
                     tls,
                 }
             }
-            _ => return Err(invalid("unsupported scheme (use unix://, tcp:// or docker://)")),
+            _ => {
+                return Err(invalid(
+                    "unsupported scheme (use unix://, tcp:// or docker://)",
+                ));
+            }
         };
         Ok(address)
     }
@@ -301,18 +305,37 @@ mod tests {
         );
         assert_eq!(
             Address::parse("tcp://[::1]:1234", None).expect("v6"),
-            Address::Tcp { host: "::1".into(), port: 1234, tls: None }
+            Address::Tcp {
+                host: "::1".into(),
+                port: 1234,
+                tls: None
+            }
         );
-        let tls = TlsConfig { server_name: Some("bk".into()), ..TlsConfig::default() };
+        let tls = TlsConfig {
+            server_name: Some("bk".into()),
+            ..TlsConfig::default()
+        };
         assert_eq!(
             Address::parse("tcp://buildkit:1234", Some(tls.clone())).expect("tcp"),
-            Address::Tcp { host: "buildkit".into(), port: 1234, tls: Some(tls) }
+            Address::Tcp {
+                host: "buildkit".into(),
+                port: 1234,
+                tls: Some(tls)
+            }
         );
     }
 
     #[test]
     fn rejects_bad_addresses() {
-        for bad in ["", "/run/x.sock", "tcp://host", "tcp://:12", "tcp://h:99999", "ssh://x", "unix://"] {
+        for bad in [
+            "",
+            "/run/x.sock",
+            "tcp://host",
+            "tcp://:12",
+            "tcp://h:99999",
+            "ssh://x",
+            "unix://",
+        ] {
             assert!(Address::parse(bad, None).is_err(), "{bad}");
         }
         let tls = TlsConfig::default();
@@ -321,7 +344,10 @@ mod tests {
 
     #[test]
     fn tls_debug_hides_key() {
-        let tls = TlsConfig { key: Some("PRIVATE KEY".into()), ..TlsConfig::default() };
+        let tls = TlsConfig {
+            key: Some("PRIVATE KEY".into()),
+            ..TlsConfig::default()
+        };
         assert!(!format!("{tls:?}").contains("PRIVATE"));
     }
 }

@@ -73,7 +73,11 @@ fn buildkitd_target() -> Option<Target> {
     let daemon = Buildkitd { child, _root: root };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !socket.exists() {
-        assert!(Instant::now() < deadline, "buildkitd did not create {}", socket.display());
+        assert!(
+            Instant::now() < deadline,
+            "buildkitd did not create {}",
+            socket.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Some(Target {
@@ -106,11 +110,16 @@ impl Target {
         oci_build_resource::tls::install_crypto_provider();
         let client = Client::connect(&self.address).await?;
         let info = client.info().await?;
-        let mut frontend_attrs: BTreeMap<String, String> =
-            attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut frontend_attrs: BTreeMap<String, String> = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         // The test dockerd runs with --bridge=none; buildkitd may lack CNI.
         frontend_attrs.insert("force-network-mode".into(), "none".into());
-        let tarball = self.scratch.path().join(format!("{tag}.tar").replace([':', '/'], "_"));
+        let tarball = self
+            .scratch
+            .path()
+            .join(format!("{tag}.tar").replace([':', '/'], "_"));
         let exporter = match info.kind {
             DaemonKind::DockerEngine => Exporter {
                 kind: "moby".into(),
@@ -140,15 +149,30 @@ impl Target {
         };
         let outcome = client.solve(request, session).await?;
         if info.kind == DaemonKind::Buildkitd {
-            let out = self.docker.run(&["load", "-i", tarball.to_str().expect("utf-8 path")]);
-            assert!(out.status.success(), "docker load: {}", String::from_utf8_lossy(&out.stderr));
+            let out = self
+                .docker
+                .run(&["load", "-i", tarball.to_str().expect("utf-8 path")]);
+            assert!(
+                out.status.success(),
+                "docker load: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(outcome)
     }
 
     /// Runs a shell script in `image` (no network) and returns its stdout.
     fn sh(&self, image: &str, script: &str) -> String {
-        let out = self.docker.run(&["run", "--rm", "--network", "none", image, "sh", "-c", script]);
+        let out = self.docker.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            script,
+        ]);
         assert!(
             out.status.success(),
             "docker run {image} sh -c {script:?} failed: {}\n{}",
@@ -176,7 +200,11 @@ fn main_context(dir: &Path, base: &str) -> String {
          RUN echo other > /stage\n"
     );
     write(dir, "Dockerfile", dockerfile.as_bytes());
-    write(dir, ".dockerignore", b"ignored.txt\n**/*.log\n!sub/keep.log\n");
+    write(
+        dir,
+        ".dockerignore",
+        b"ignored.txt\n**/*.log\n!sub/keep.log\n",
+    );
     write(dir, "a/b/c.txt", b"nested\n");
     write(dir, "a-b", b"dash\n");
     write(dir, "a.txt", b"dot\n");
@@ -213,7 +241,10 @@ async fn context_options_and_secret(target: Target) {
                 ("label:org.example.built-by", "buildkit-it"),
                 ("add-hosts", "myhost=10.1.2.3"),
             ],
-            BTreeMap::from([("token".into(), SecretSource::Text(Secret::new(secret_value.clone())))]),
+            BTreeMap::from([(
+                "token".into(),
+                SecretSource::Text(Secret::new(secret_value.clone())),
+            )]),
             &tag,
         )
         .await
@@ -229,24 +260,47 @@ async fn context_options_and_secret(target: Target) {
     assert!(outcome.total_steps >= 6, "{outcome:?}");
 
     assert_eq!(target.sh(&tag, "cat /greeting"), "greeting=hello\n");
-    assert_eq!(target.sh(&tag, "cat /stage"), "final\n", "target selects the stage");
+    assert_eq!(
+        target.sh(&tag, "cat /stage"),
+        "final\n",
+        "target selects the stage"
+    );
     assert_eq!(target.sh(&tag, "cat /ctx/a/b/c.txt"), "nested\n");
     assert_eq!(target.sh(&tag, "readlink /ctx/link"), "a/b/c.txt\n");
     assert_eq!(target.sh(&tag, "cat /ctx/été/naïve.txt"), "unicode\n");
     assert_eq!(target.sh(&tag, "test -d /ctx/empty && echo dir"), "dir\n");
     assert_eq!(
-        target.sh(&tag, "ls /ctx/sub; test -e /ctx/ignored.txt || echo no-ignored"),
+        target.sh(
+            &tag,
+            "ls /ctx/sub; test -e /ctx/ignored.txt || echo no-ignored"
+        ),
         "keep.log\nno-ignored\n",
         ".dockerignore excludes with the exception re-included"
     );
-    assert_eq!(target.sh(&tag, "sha256sum /ctx/big.bin | cut -c1-64"), format!("{big_sha}\n"));
+    assert_eq!(
+        target.sh(&tag, "sha256sum /ctx/big.bin | cut -c1-64"),
+        format!("{big_sha}\n")
+    );
     let secret_sha = hex::encode(sha2::Sha256::digest(secret_value.as_bytes()));
-    assert_eq!(target.sh(&tag, "cat /secret-sha"), format!("{secret_sha}\n"));
-    assert_eq!(target.sh(&tag, "test -e /run/secrets/token || echo absent"), "absent\n");
+    assert_eq!(
+        target.sh(&tag, "cat /secret-sha"),
+        format!("{secret_sha}\n")
+    );
+    assert_eq!(
+        target.sh(&tag, "test -e /run/secrets/token || echo absent"),
+        "absent\n"
+    );
     let hosts = target.sh(&tag, "cat /hosts-copy");
-    assert!(hosts.lines().any(|l| l.contains("10.1.2.3") && l.contains("myhost")), "{hosts}");
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.contains("10.1.2.3") && l.contains("myhost")),
+        "{hosts}"
+    );
 
-    let labels = target.docker.run(&["image", "inspect", "-f", "{{json .Config.Labels}}", &tag]);
+    let labels = target
+        .docker
+        .run(&["image", "inspect", "-f", "{{json .Config.Labels}}", &tag]);
     let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).expect("labels json");
     assert_eq!(labels["org.example.built-by"], "buildkit-it");
 
@@ -255,10 +309,14 @@ async fn context_options_and_secret(target: Target) {
         .await
         .expect("exporting the image");
     let mut bytes = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut export, &mut bytes).await.expect("reading export");
+    tokio::io::AsyncReadExt::read_to_end(&mut export, &mut bytes)
+        .await
+        .expect("reading export");
     assert!(bytes.len() > 50 << 20, "export holds the 50 MB layer");
     assert!(
-        !bytes.windows(secret_value.len()).any(|w| w == secret_value.as_bytes()),
+        !bytes
+            .windows(secret_value.len())
+            .any(|w| w == secret_value.as_bytes()),
         "secret leaked into the image"
     );
 }
@@ -283,7 +341,10 @@ async fn failing_run_reports_step_and_logs(target: Target) {
         buildkit::Error::BuildFailed { step, error, logs } => {
             assert!(step.contains("RUN echo first-line"), "{step}");
             assert!(error.contains("exit code: 3"), "{error}");
-            assert!(logs.iter().any(|l| l.contains("the-last-words")), "{logs:?}");
+            assert!(
+                logs.iter().any(|l| l.contains("the-last-words")),
+                "{logs:?}"
+            );
         }
         other => panic!("expected BuildFailed, got {other:?}"),
     }
@@ -296,8 +357,15 @@ async fn info_and_feature_detection(target: Target) {
     let info = client.info().await.expect("info");
     match info.kind {
         DaemonKind::DockerEngine => {
-            assert!(info.version.starts_with("docker engine 20.10"), "{}", info.version);
-            assert!(info.capabilities.buildkit_version.is_none(), "20.10 has no Info");
+            assert!(
+                info.version.starts_with("docker engine 20.10"),
+                "{}",
+                info.version
+            );
+            assert!(
+                info.capabilities.buildkit_version.is_none(),
+                "20.10 has no Info"
+            );
             assert!(!info.capabilities.exporters.contains(&"oci".to_owned()));
             let req = SolveRequest {
                 frontend: "dockerfile.v0".into(),
@@ -308,7 +376,10 @@ async fn info_and_feature_detection(target: Target) {
                 }],
                 ..SolveRequest::default()
             };
-            let err = client.solve(req, SessionOptions::default()).await.expect_err("unsupported");
+            let err = client
+                .solve(req, SessionOptions::default())
+                .await
+                .expect_err("unsupported");
             assert_eq!(
                 err.to_string(),
                 format!("exporter \"oci\" is not supported by {}", info.version)
@@ -346,16 +417,24 @@ async fn docker_engine_info_and_feature_detection() {
 async fn docker_engine_image_export_and_removal() {
     let Some(t) = docker_target() else { return };
     let ctx = tempfile::tempdir().expect("context");
-    write(ctx.path(), "Dockerfile", format!("FROM {}\nRUN echo x > /x\n", base_image()).as_bytes());
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!("FROM {}\nRUN echo x > /x\n", base_image()).as_bytes(),
+    );
     let tag = format!("bk-it/{}:1", support::unique("export"));
-    t.build(ctx.path(), &[], BTreeMap::new(), &tag).await.expect("build");
+    t.build(ctx.path(), &[], BTreeMap::new(), &tag)
+        .await
+        .expect("build");
     let reader = buildkit::docker_engine::export_image(&t.docker.socket, &tag)
         .await
         .expect("export");
     let bytes = {
         let mut r = reader;
         let mut v = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut v).await.expect("read");
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut v)
+            .await
+            .expect("read");
         v
     };
     let mut archive = tar::Archive::new(&bytes[..]);
@@ -364,8 +443,13 @@ async fn docker_engine_image_export_and_removal() {
         .expect("tar")
         .map(|e| e.expect("entry").path().expect("path").into_owned())
         .collect();
-    assert!(names.iter().any(|n| n == Path::new("manifest.json")), "{names:?}");
-    buildkit::docker_engine::remove_image(&t.docker.socket, &tag).await.expect("remove");
+    assert!(
+        names.iter().any(|n| n == Path::new("manifest.json")),
+        "{names:?}"
+    );
+    buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
+        .await
+        .expect("remove");
     assert!(!t.docker.run(&["image", "inspect", &tag]).status.success());
     let missing = buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
         .await
@@ -399,13 +483,21 @@ async fn buildkitd_info_and_feature_detection() {
 async fn tar_exporter_writes_output_file(target: Target) {
     oci_build_resource::tls::install_crypto_provider();
     let ctx = tempfile::tempdir().expect("context");
-    write(ctx.path(), "Dockerfile", format!("FROM {}\nRUN echo exported > /marker\n", base_image()).as_bytes());
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!("FROM {}\nRUN echo exported > /marker\n", base_image()).as_bytes(),
+    );
     let output = target.scratch.path().join("rootfs.tar");
     let client = Client::connect(&target.address).await.expect("connect");
     let request = SolveRequest {
         frontend: "dockerfile.v0".into(),
         frontend_attrs: BTreeMap::from([("force-network-mode".into(), "none".into())]),
-        exporters: vec![Exporter { kind: "tar".into(), attrs: BTreeMap::new(), output: Some(output.clone()) }],
+        exporters: vec![Exporter {
+            kind: "tar".into(),
+            attrs: BTreeMap::new(),
+            output: Some(output.clone()),
+        }],
         ..SolveRequest::default()
     };
     let session = SessionOptions {
@@ -482,7 +574,10 @@ async fn ssh_agent_is_forwarded(target: Target) {
                 ..SolveRequest::default()
             };
             let session = SessionOptions {
-                local_dirs: BTreeMap::from([("context".into(), ctx.clone()), ("dockerfile".into(), ctx)]),
+                local_dirs: BTreeMap::from([
+                    ("context".into(), ctx.clone()),
+                    ("dockerfile".into(), ctx),
+                ]),
                 ssh,
                 ..SessionOptions::default()
             };
@@ -492,7 +587,10 @@ async fn ssh_agent_is_forwarded(target: Target) {
         }
     };
     let with_agent = run(
-        vec![buildkit::SshSource { id: "deploy".into(), kind: buildkit::SshKind::Agent(socket.clone()) }],
+        vec![buildkit::SshSource {
+            id: "deploy".into(),
+            kind: buildkit::SshKind::Agent(socket.clone()),
+        }],
         support::unique("ssh-ok"),
     )
     .await;
@@ -501,7 +599,10 @@ async fn ssh_agent_is_forwarded(target: Target) {
     let _ = child.wait();
     with_agent.unwrap_or_else(|e| panic!("build with the agent failed: {e}"));
     let err = without.expect_err("no agent for id deploy");
-    assert!(err.to_string().contains("deploy") || err.to_string().contains("ssh"), "{err}");
+    assert!(
+        err.to_string().contains("deploy") || err.to_string().contains("ssh"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,7 +47,9 @@ fn normalize(host: &str) -> String {
 impl AuthService {
     pub(crate) fn lookup(&self, host: &str) -> Option<&RegistryAuth> {
         let wanted = normalize(host);
-        self.credentials.iter().find(|c| normalize(&c.host) == wanted)
+        self.credentials
+            .iter()
+            .find(|c| normalize(&c.host) == wanted)
     }
 }
 
@@ -78,7 +80,9 @@ impl Auth for AuthService {
         &self,
         _request: Request<FetchTokenRequest>,
     ) -> Result<Response<FetchTokenResponse>, Status> {
-        Err(Status::unimplemented("client-side token fetching is not supported"))
+        Err(Status::unimplemented(
+            "client-side token fetching is not supported",
+        ))
     }
 
     async fn get_token_authority(
@@ -124,11 +128,26 @@ mod tests {
     async fn answers_per_host() {
         let s = service();
         let ask = |host: &str| CredentialsRequest { host: host.into() };
-        let hub = s.credentials(Request::new(ask("registry-1.docker.io"))).await.expect("ok").into_inner();
-        assert_eq!((hub.username.as_str(), hub.secret.as_str()), ("hub", "hubpw"));
-        let other = s.credentials(Request::new(ask("registry.example:5000"))).await.expect("ok").into_inner();
+        let hub = s
+            .credentials(Request::new(ask("registry-1.docker.io")))
+            .await
+            .expect("ok")
+            .into_inner();
+        assert_eq!(
+            (hub.username.as_str(), hub.secret.as_str()),
+            ("hub", "hubpw")
+        );
+        let other = s
+            .credentials(Request::new(ask("registry.example:5000")))
+            .await
+            .expect("ok")
+            .into_inner();
         assert_eq!(other.username, "u");
-        let none = s.credentials(Request::new(ask("elsewhere:5000"))).await.expect("ok").into_inner();
+        let none = s
+            .credentials(Request::new(ask("elsewhere:5000")))
+            .await
+            .expect("ok")
+            .into_inner();
         assert!(none.username.is_empty() && none.secret.is_empty());
         let authority = s
             .get_token_authority(Request::new(GetTokenAuthorityRequest::default()))

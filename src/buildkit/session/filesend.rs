@@ -33,7 +33,9 @@ impl FileSend for FileSendService {
                 .to_str()
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| Status::invalid_argument("invalid buildkit-attachable-exporter-id"))?,
+                .ok_or_else(|| {
+                    Status::invalid_argument("invalid buildkit-attachable-exporter-id")
+                })?,
             None => 0,
         };
         let path = self
@@ -50,9 +52,9 @@ impl FileSend for FileSendService {
         tokio::spawn(async move {
             let result: Result<(), Status> = async {
                 while let Some(msg) = incoming.message().await? {
-                    file.write_all(&msg.data)
-                        .await
-                        .map_err(|e| Status::internal(format!("writing {}: {e}", path.display())))?;
+                    file.write_all(&msg.data).await.map_err(|e| {
+                        Status::internal(format!("writing {}: {e}", path.display()))
+                    })?;
                 }
                 file.flush()
                     .await

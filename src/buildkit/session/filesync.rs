@@ -29,12 +29,13 @@ impl FileSync for FileSyncService {
         request: Request<Streaming<Packet>>,
     ) -> Result<Response<Self::DiffCopyStream>, Status> {
         let md = request.metadata();
-        let name = metadata_values(md, "dir-name").into_iter().next().unwrap_or_default();
-        let root = self
-            .dirs
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no local directory named {name:?} in this session")))?;
+        let name = metadata_values(md, "dir-name")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let root = self.dirs.get(&name).cloned().ok_or_else(|| {
+            Status::not_found(format!("no local directory named {name:?} in this session"))
+        })?;
         let options = WalkOptions {
             include_patterns: metadata_values(md, "include-patterns"),
             exclude_patterns: metadata_values(md, "exclude-patterns"),

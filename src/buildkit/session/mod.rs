@@ -35,7 +35,7 @@ use super::proto::moby::filesync::v1::auth_server::AuthServer;
 use super::proto::moby::filesync::v1::file_send_server::FileSendServer;
 use super::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
 use super::proto::moby::sshforward::v1::ssh_server::SshServer;
-use super::{Error, SessionOptions, SshKind, MAX_MESSAGE_SIZE};
+use super::{Error, MAX_MESSAGE_SIZE, SessionOptions, SshKind};
 
 /// Every method the session server answers, as announced to the daemon.
 pub(crate) const METHODS: &[&str] = &[
@@ -68,7 +68,10 @@ pub(crate) struct Session {
 }
 
 /// Builds the session's gRPC router from the caller's options.
-fn router(options: &SessionOptions, outputs: Vec<Option<PathBuf>>) -> tonic::transport::server::Router {
+fn router(
+    options: &SessionOptions,
+    outputs: Vec<Option<PathBuf>>,
+) -> tonic::transport::server::Router {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let agents = options
         .ssh
@@ -137,7 +140,9 @@ impl Session {
             // the session and closes its side.
             .take_until(closing)
             .take_while(|r| futures::future::ready(r.is_ok()))
-            .filter_map(|r| futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data })));
+            .filter_map(|r| {
+                futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data }))
+            });
         let mut request = tonic::Request::new(outbound);
         let md = request.metadata_mut();
         let value = |s: &str| {
@@ -148,7 +153,10 @@ impl Session {
         };
         md.insert("x-docker-expose-session-uuid", value(&id)?);
         md.insert("x-docker-expose-session-name", value("oci-build-resource")?);
-        md.insert("x-docker-expose-session-sharedkey", value(&options.shared_key)?);
+        md.insert(
+            "x-docker-expose-session-sharedkey",
+            value(&options.shared_key)?,
+        );
         for method in METHODS {
             md.append("x-docker-expose-session-grpc-method", value(method)?);
         }
@@ -193,7 +201,10 @@ impl Session {
         let _ = self.half_close.send(());
         let _ = self.shutdown.send(());
         let mut pump = self.pump;
-        if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), &mut pump)
+            .await
+            .is_err()
+        {
             // The daemon did not close its side: cancel the call instead.
             pump.abort();
         }

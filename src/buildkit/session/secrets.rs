@@ -19,12 +19,19 @@ pub(crate) struct SecretsService {
 pub(crate) async fn read_secret(id: &str, source: &SecretSource) -> Result<Vec<u8>, Status> {
     match source {
         SecretSource::File(path) => tokio::fs::read(path).await.map_err(|e| {
-            Status::failed_precondition(format!("reading secret {id:?} from {}: {e}", path.display()))
+            Status::failed_precondition(format!(
+                "reading secret {id:?} from {}: {e}",
+                path.display()
+            ))
         }),
         SecretSource::Text(text) => Ok(text.expose().as_bytes().to_vec()),
         SecretSource::Env(var) => std::env::var_os(var)
-            .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
-            .ok_or_else(|| Status::not_found(format!("secret {id:?}: environment variable {var} is not set"))),
+            .map(std::os::unix::ffi::OsStringExt::into_vec)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "secret {id:?}: environment variable {var} is not set"
+                ))
+            }),
     }
 }
 
@@ -60,19 +67,43 @@ mod tests {
                 ("f".to_owned(), SecretSource::File(file)),
                 ("t".to_owned(), SecretSource::Text(Secret::new("text"))),
                 ("e".to_owned(), SecretSource::Env("PATH".into())),
-                ("missing-env".to_owned(), SecretSource::Env("OCI_BUILD_NO_SUCH_VAR_X".into())),
+                (
+                    "missing-env".to_owned(),
+                    SecretSource::Env("OCI_BUILD_NO_SUCH_VAR_X".into()),
+                ),
             ]),
         };
-        let get = |id: &str| GetSecretRequest { id: id.into(), ..Default::default() };
-        let f = service.get_secret(Request::new(get("f"))).await.expect("f").into_inner();
+        let get = |id: &str| GetSecretRequest {
+            id: id.into(),
+            ..Default::default()
+        };
+        let f = service
+            .get_secret(Request::new(get("f")))
+            .await
+            .expect("f")
+            .into_inner();
         assert_eq!(&f.data[..], b"from-file");
-        let t = service.get_secret(Request::new(get("t"))).await.expect("t").into_inner();
+        let t = service
+            .get_secret(Request::new(get("t")))
+            .await
+            .expect("t")
+            .into_inner();
         assert_eq!(&t.data[..], b"text");
-        let e = service.get_secret(Request::new(get("e"))).await.expect("e").into_inner();
+        let e = service
+            .get_secret(Request::new(get("e")))
+            .await
+            .expect("e")
+            .into_inner();
         assert_eq!(e.data, std::env::var("PATH").expect("PATH"));
-        let nf = service.get_secret(Request::new(get("nope"))).await.expect_err("not found");
+        let nf = service
+            .get_secret(Request::new(get("nope")))
+            .await
+            .expect_err("not found");
         assert_eq!(nf.code(), tonic::Code::NotFound);
-        let ne = service.get_secret(Request::new(get("missing-env"))).await.expect_err("unset");
+        let ne = service
+            .get_secret(Request::new(get("missing-env")))
+            .await
+            .expect_err("unset");
         assert_eq!(ne.code(), tonic::Code::NotFound);
     }
 }

@@ -13,7 +13,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::buildkit::proto::moby::sshforward::v1::ssh_server::Ssh;
-use crate::buildkit::proto::moby::sshforward::v1::{BytesMessage, CheckAgentRequest, CheckAgentResponse};
+use crate::buildkit::proto::moby::sshforward::v1::{
+    BytesMessage, CheckAgentRequest, CheckAgentResponse,
+};
 
 /// Agent sockets by ssh id (`default` when the Dockerfile names none).
 pub(crate) struct SshService {
@@ -23,10 +25,9 @@ pub(crate) struct SshService {
 impl SshService {
     fn agent(&self, id: &str) -> Result<PathBuf, Status> {
         let id = if id.is_empty() { "default" } else { id };
-        self.agents
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no ssh agent with id {id:?} in this session")))
+        self.agents.get(id).cloned().ok_or_else(|| {
+            Status::not_found(format!("no ssh agent with id {id:?} in this session"))
+        })
     }
 }
 
@@ -55,7 +56,9 @@ impl Ssh for SshService {
         let socket = self.agent(&id)?;
         let conn = tokio::net::UnixStream::connect(&socket)
             .await
-            .map_err(|e| Status::unavailable(format!("connecting to ssh agent {}: {e}", socket.display())))?;
+            .map_err(|e| {
+                Status::unavailable(format!("connecting to ssh agent {}: {e}", socket.display()))
+            })?;
         let (mut agent_rd, mut agent_wr) = conn.into_split();
         let mut incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -73,7 +76,9 @@ impl Ssh for SshService {
                 match agent_rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let msg = BytesMessage { data: bytes::Bytes::copy_from_slice(&buf[..n]) };
+                        let msg = BytesMessage {
+                            data: bytes::Bytes::copy_from_slice(&buf[..n]),
+                        };
                         if tx.send(Ok(msg)).await.is_err() {
                             break;
                         }
