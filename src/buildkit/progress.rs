@@ -268,7 +268,8 @@ impl Printer {
 }
 
 fn seconds_between(a: &Timestamp, b: &Timestamp) -> f64 {
-    (b.seconds - a.seconds) as f64 + f64::from(b.nanos - a.nanos) / 1e9
+    // Clocks of different daemon components may disagree slightly.
+    ((b.seconds - a.seconds) as f64 + f64::from(b.nanos - a.nanos) / 1e9).max(0.0)
 }
 
 /// Sizes like buildkit's progress (`12.3MB`, decimal units).

@@ -632,3 +632,158 @@ async fn buildkitd_ssh_agent() {
         ssh_agent_is_forwarded(t).await;
     }
 }
+
+/// A plain-HTTP docker-registry with htpasswd auth, for this module only:
+/// Docker 20.10's BuildKit talks plain HTTP to loopback registries (they are
+/// insecure by default), so the shared TLS+auth registry cannot serve it.
+struct AuthRegistry {
+    host: String,
+    user: String,
+    password: String,
+    child: Child,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auth_registry() -> AuthRegistry {
+    let root = tempfile::tempdir().expect("registry root");
+    let user = "bk-user".to_owned();
+    let password = format!("pw-{}", support::unique("bk"));
+    let htpasswd = root.path().join("htpasswd");
+    support::run_tool(
+        Command::new(support::require_tool("htpasswd", "apache2-utils"))
+            .arg("-Bbc")
+            .arg(&htpasswd)
+            .arg(&user)
+            .arg(&password),
+    );
+    let port = support::process::free_port();
+    let host = format!("127.0.0.1:{port}");
+    let config = root.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n\
+             auth:\n  htpasswd:\n    realm: bk-test\n    path: {}\n",
+            root.path().join("data").display(),
+            htpasswd.display()
+        ),
+    )
+    .expect("registry config");
+    let child = Command::new(support::require_tool("docker-registry", "docker-registry"))
+        .arg("serve")
+        .arg(&config)
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting docker-registry");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&host).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "docker-registry did not listen on {host}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    AuthRegistry {
+        host,
+        user,
+        password,
+        child,
+        _root: root,
+    }
+}
+
+/// Base images on a registry that needs credentials are pulled with the
+/// credentials the session's Auth service hands out for that host, and
+/// without them the pull is refused.
+async fn registry_credentials_come_from_the_session(target: Target) {
+    let reg = auth_registry();
+    let base = format!("{}/{}:1", reg.host, support::unique("authed-base"));
+    support::run_tool(
+        Command::new(support::require_tool("skopeo", "skopeo"))
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("--dest-creds={}:{}", reg.user, reg.password))
+            .arg(format!(
+                "oci:{}",
+                support::fixtures::busybox_layout().image()
+            ))
+            .arg(format!("docker://{base}")),
+    );
+    let ctx = tempfile::tempdir().expect("context");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!("FROM {base}\nRUN echo authed > /auth\n").as_bytes(),
+    );
+    oci_build_resource::tls::install_crypto_provider();
+    let client = Client::connect(&target.address).await.expect("connect");
+    let run = |auth: Vec<buildkit::RegistryAuth>| {
+        let client = client.clone();
+        let ctx = ctx.path().to_owned();
+        let output = target
+            .scratch
+            .path()
+            .join(format!("{}.tar", support::unique("auth")));
+        async move {
+            let request = SolveRequest {
+                frontend: "dockerfile.v0".into(),
+                frontend_attrs: BTreeMap::from([
+                    ("force-network-mode".into(), "none".into()),
+                    ("no-cache".into(), String::new()),
+                ]),
+                exporters: vec![Exporter {
+                    kind: "tar".into(),
+                    attrs: BTreeMap::new(),
+                    output: Some(output),
+                }],
+                ..SolveRequest::default()
+            };
+            let session = SessionOptions {
+                local_dirs: BTreeMap::from([
+                    ("context".into(), ctx.clone()),
+                    ("dockerfile".into(), ctx),
+                ]),
+                registry_auth: auth,
+                ..SessionOptions::default()
+            };
+            client.solve(request, session).await
+        }
+    };
+    let denied = run(Vec::new())
+        .await
+        .expect_err("anonymous pull is refused");
+    let text = denied.to_string();
+    assert!(
+        text.contains("401") || text.to_lowercase().contains("unauthorized"),
+        "{text}"
+    );
+    run(vec![buildkit::RegistryAuth {
+        host: reg.host.clone(),
+        username: reg.user.clone(),
+        password: Secret::new(reg.password.clone()),
+    }])
+    .await
+    .unwrap_or_else(|e| panic!("pull with session credentials failed: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_registry_credentials() {
+    if let Some(t) = docker_target() {
+        registry_credentials_come_from_the_session(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_registry_credentials() {
+    if let Some(t) = buildkitd_target() {
+        registry_credentials_come_from_the_session(t).await;
+    }
+}
