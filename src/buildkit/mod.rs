@@ -91,6 +91,9 @@ pub enum Error {
         /// The host path.
         path: PathBuf,
     },
+    /// An ssh key file cannot be served by the in-process agent.
+    #[error("loading ssh key for the build")]
+    SshKey(#[source] session::agent::KeyError),
     /// The build itself failed at a step.
     #[error("build step {step} failed: {error}{}", tail(logs))]
     BuildFailed {
@@ -256,7 +259,8 @@ pub struct SshSource {
 pub enum SshKind {
     /// An ssh-agent socket.
     Agent(PathBuf),
-    /// A private key file (not supported yet: rejected by `solve`).
+    /// An unencrypted OpenSSH private key file (ed25519, rsa, ecdsa),
+    /// served by an in-process agent.
     Key(PathBuf),
 }
 
@@ -500,17 +504,6 @@ impl Client {
                 .is_some_and(|p| p.contains(','))
         {
             return Err(unsupported("building several platforms at once".into()));
-        }
-        for s in &session.ssh {
-            if let SshKind::Key(path) = &s.kind {
-                return Err(Error::InvalidOption {
-                    option: format!("ssh {:?}", s.id),
-                    reason: format!(
-                        "key files ({}) are not supported yet; forward an ssh-agent socket instead",
-                        path.display()
-                    ),
-                });
-            }
         }
         for (name, path) in &session.local_dirs {
             if !path.is_dir() {

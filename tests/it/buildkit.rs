@@ -595,9 +595,26 @@ async fn ssh_agent_is_forwarded(target: Target) {
     )
     .await;
     let without = run(Vec::new(), support::unique("ssh-missing")).await;
+    // A key file instead of an agent: served by the in-process agent.
+    let key = dir.path().join("id_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(keygen.success());
+    let with_key = run(
+        vec![buildkit::SshSource {
+            id: "deploy".into(),
+            kind: buildkit::SshKind::Key(key),
+        }],
+        support::unique("ssh-key"),
+    )
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     with_agent.unwrap_or_else(|e| panic!("build with the agent failed: {e}"));
+    with_key.unwrap_or_else(|e| panic!("build with a key file failed: {e}"));
     let err = without.expect_err("no agent for id deploy");
     assert!(
         err.to_string().contains("deploy") || err.to_string().contains("ssh"),

@@ -10,6 +10,7 @@
 //! the served methods are announced as lower-case request metadata; the
 //! daemon refuses FileSync/FileSend calls that are not announced.
 
+pub(crate) mod agent;
 mod auth;
 pub(crate) mod filesend;
 pub(crate) mod filesync;
@@ -71,14 +72,22 @@ pub(crate) struct Session {
 fn router(
     options: &SessionOptions,
     outputs: Vec<Option<PathBuf>>,
+    keys: &std::collections::BTreeMap<String, agent::AgentKey>,
 ) -> tonic::transport::server::Router {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let agents = options
         .ssh
         .iter()
-        .filter_map(|s| match &s.kind {
-            SshKind::Agent(socket) => Some((s.id.clone(), socket.clone())),
-            SshKind::Key(_) => None,
+        .map(|s| {
+            let source = match &s.kind {
+                SshKind::Agent(socket) => ssh::AgentSource::Socket(socket.clone()),
+                SshKind::Key(_) => ssh::AgentSource::Key(
+                    keys.get(&s.id)
+                        .cloned()
+                        .expect("every key source was loaded by attach"),
+                ),
+            };
+            (s.id.clone(), source)
         })
         .collect();
     tonic::transport::Server::builder()
@@ -118,7 +127,17 @@ impl Session {
     ) -> Result<Session, Error> {
         let id = super::random_id();
         let (server_io, pump_io) = tokio::io::duplex(PIPE_SIZE);
-        let router = router(options, outputs);
+        // Key files are read and checked before the build starts.
+        let mut keys = std::collections::BTreeMap::new();
+        for s in &options.ssh {
+            if let SshKind::Key(path) = &s.kind {
+                keys.insert(
+                    s.id.clone(),
+                    agent::AgentKey::load(path).map_err(Error::SshKey)?,
+                );
+            }
+        }
+        let router = router(options, outputs, &keys);
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             // The stream must not end: tonic shuts its connections down as
