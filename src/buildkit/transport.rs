@@ -350,4 +350,171 @@ mod tests {
         };
         assert!(!format!("{tls:?}").contains("PRIVATE"));
     }
+
+    /// Generates a CA, a server certificate for `buildkitd.test` and a
+    /// client certificate with openssl; returns (ca, server cert, server key,
+    /// client cert, client key) as PEM.
+    fn certificates(dir: &Path) -> Option<[String; 5]> {
+        let openssl = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()
+                .filter(|s| s.success())
+        };
+        openssl(&["version"]).or_else(|| {
+            eprintln!("SKIP: needs openssl (apt-get install openssl)");
+            None
+        })?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=test-ca",
+            "-days",
+            "1",
+        ];
+        ca.extend(ec);
+        openssl(&ca).expect("ca");
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=DNS:buildkitd.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+            let (key, csr, crt, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            let subj = format!("/CN={name}");
+            let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr, "-subj", &subj];
+            req.extend(ec);
+            openssl(&req).expect("csr");
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
+            ])
+            .expect("sign");
+        }
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("pem");
+        Some([
+            read("ca.crt"),
+            read("server.crt"),
+            read("server.key"),
+            read("client.crt"),
+            read("client.key"),
+        ])
+    }
+
+    /// TCP with mutual TLS against a real TLS gRPC server (tonic serving the
+    /// standard health service): the right CA, client identity and server
+    /// name connect; a missing client certificate or a wrong server name
+    /// do not.
+    #[tokio::test]
+    async fn tcp_with_mutual_tls() {
+        use tonic::transport::{Server, ServerTlsConfig};
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
+
+        crate::tls::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some([ca, server_crt, server_key, client_crt, client_key]) = certificates(dir.path())
+        else {
+            return;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let server = Server::builder()
+            .tls_config(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&server_crt, &server_key))
+                    .client_ca_root(Certificate::from_pem(&ca)),
+            )
+            .expect("server tls")
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        let server = tokio::spawn(server);
+
+        let check = |tls: TlsConfig| async move {
+            let address = Address::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+                tls: Some(tls),
+            };
+            let channel = connect(&address).await.map_err(|e| e.to_string())?;
+            HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let good = TlsConfig {
+            ca_cert: Some(ca.clone()),
+            cert: Some(client_crt.clone()),
+            key: Some(client_key.clone()),
+            server_name: Some("buildkitd.test".into()),
+        };
+        check(good.clone())
+            .await
+            .expect("mutual tls with the right identity");
+        let anonymous = TlsConfig {
+            cert: None,
+            key: None,
+            ..good.clone()
+        };
+        assert!(
+            check(anonymous).await.is_err(),
+            "the server requires a client certificate"
+        );
+        let wrong_name = TlsConfig {
+            server_name: Some("other.test".into()),
+            ..good.clone()
+        };
+        assert!(
+            check(wrong_name).await.is_err(),
+            "the server name is verified"
+        );
+        let half = TlsConfig { key: None, ..good };
+        let err = check(half).await.expect_err("cert without key");
+        assert!(err.contains("both a client certificate and a key"), "{err}");
+        server.abort();
+    }
 }
