@@ -33,7 +33,12 @@ struct VertexState {
     tail: VecDeque<String>,
     partial: HashMap<i64, Vec<u8>>,
     statuses_done: HashMap<String, bool>,
+    /// When each status was last printed while still running.
+    statuses_printed: HashMap<String, std::time::Instant>,
 }
+
+/// How often a long-running status (an upload, a pull) is re-printed.
+const STATUS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The failing step of a build, for the error message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +141,34 @@ impl Printer {
             let st = self.state(&s.vertex);
             let key = s.id.clone();
             let seen_done = st.statuses_done.get(&key).copied().unwrap_or(false);
-            // Throttling: only the finished state of each status is printed.
+            // Throttling: a running status at most every STATUS_INTERVAL,
+            // then its finished state once.
+            let now = std::time::Instant::now();
+            let due = !done
+                && !seen_done
+                && st
+                    .statuses_printed
+                    .get(&key)
+                    .is_none_or(|t| now.duration_since(*t) >= STATUS_INTERVAL);
+            if due {
+                let first = !st.statuses_printed.contains_key(&key);
+                st.statuses_printed.insert(key.clone(), now);
+                // The first sighting is usually "0B": wait for real progress.
+                if !first {
+                    let mut text = s.id.clone();
+                    if s.total > 0 {
+                        text.push_str(&format!(
+                            " {} / {}",
+                            human_bytes(s.current),
+                            human_bytes(s.total)
+                        ));
+                    } else {
+                        text.push_str(&format!(" {}", human_bytes(s.current)));
+                    }
+                    self.line(&s.vertex.clone(), &text);
+                }
+            }
+            let st = self.state(&s.vertex);
             if done && !seen_done {
                 st.statuses_done.insert(key, true);
                 let mut text = s.id.clone();

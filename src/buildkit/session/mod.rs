@@ -64,8 +64,17 @@ pub(crate) struct Session {
     pub(crate) id: String,
     server: JoinHandle<()>,
     pump: JoinHandle<()>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    half_close: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    half_close: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Session {
+    /// A session dropped without [`Session::close`] (the solve future was
+    /// cancelled) must not leave its tasks serving the daemon.
+    fn drop(&mut self) {
+        self.server.abort();
+        self.pump.abort();
+    }
 }
 
 /// Builds the session's gRPC router from the caller's options.
@@ -209,24 +218,21 @@ impl Session {
             id,
             server,
             pump,
-            shutdown,
-            half_close,
+            shutdown: Some(shutdown),
+            half_close: Some(half_close),
         })
     }
 
     /// Ends the session: half-closes our side of the tunnel, stops serving,
     /// and waits briefly for the daemon to close its side.
-    pub(crate) async fn close(self) {
-        let _ = self.half_close.send(());
-        let _ = self.shutdown.send(());
-        let mut pump = self.pump;
-        if tokio::time::timeout(Duration::from_secs(2), &mut pump)
-            .await
-            .is_err()
-        {
-            // The daemon did not close its side: cancel the call instead.
-            pump.abort();
+    pub(crate) async fn close(mut self) {
+        if let Some(tx) = self.half_close.take() {
+            let _ = tx.send(());
         }
-        self.server.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // If the daemon does not close its side in time, Drop cancels the call.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.pump).await;
     }
 }
