@@ -66,6 +66,9 @@ fn buildkitd_target() -> Option<Target> {
         .arg(root.path().join("state"))
         .arg("--addr")
         .arg(format!("unix://{}", socket.display()))
+        // The OCI (runc) worker only: a containerd socket on the host must
+        // not change what is tested.
+        .args(["--oci-worker=true", "--containerd-worker=false"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
