@@ -217,6 +217,15 @@ fn main_context(dir: &Path, base: &str) -> String {
     write(dir, "été/naïve.txt", b"unicode\n");
     std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
     std::os::unix::fs::symlink("a/b/c.txt", dir.join("link")).expect("symlink");
+    std::fs::hard_link(dir.join("a.txt"), dir.join("a/hard.txt")).expect("hard link");
+    write(dir, "bin/tool.sh", b"#!/bin/sh\necho tool-ran\n");
+    std::fs::set_permissions(
+        dir.join("bin/tool.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .expect("chmod");
+    // An extended attribute, where the filesystem supports user xattrs.
+    let _ = xattr::set(dir.join("a.txt"), "user.oci-build-test", b"v");
     // 50 MB of non-repeating bytes, hashed for comparison.
     let mut big = Vec::with_capacity(50 << 20);
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
@@ -270,6 +279,12 @@ async fn context_options_and_secret(target: Target) {
     );
     assert_eq!(target.sh(&tag, "cat /ctx/a/b/c.txt"), "nested\n");
     assert_eq!(target.sh(&tag, "readlink /ctx/link"), "a/b/c.txt\n");
+    assert_eq!(target.sh(&tag, "cat /ctx/a/hard.txt"), "dot\n", "hard link content");
+    assert_eq!(
+        target.sh(&tag, "stat -c %a /ctx/bin/tool.sh && /ctx/bin/tool.sh"),
+        "750\ntool-ran\n",
+        "file modes are kept"
+    );
     assert_eq!(target.sh(&tag, "cat /ctx/été/naïve.txt"), "unicode\n");
     assert_eq!(target.sh(&tag, "test -d /ctx/empty && echo dir"), "dir\n");
     assert_eq!(
