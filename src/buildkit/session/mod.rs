@@ -236,3 +236,108 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.pump).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The session server in-process: tonic client and server over one
+    //! `tokio::io::duplex` pair (tonic's mock example), no daemon.
+
+    use super::*;
+    use crate::buildkit::proto::fsutil::types::Packet;
+    use crate::buildkit::proto::fsutil::types::packet::PacketType;
+    use crate::buildkit::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
+    use hyper_util::rt::TokioIo;
+    use std::collections::BTreeMap;
+
+    async fn serve(options: &SessionOptions) -> Channel {
+        let (client_io, server_io) = tokio::io::duplex(PIPE_SIZE);
+        let router = router(options, Vec::new(), &BTreeMap::new());
+        tokio::spawn(async move {
+            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server_io)])
+                .chain(futures::stream::pending());
+            let _ = router.serve_with_incoming(incoming).await;
+        });
+        let mut client_io = Some(client_io);
+        tonic::transport::Endpoint::from_static("http://session")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let io = client_io.take();
+                async move {
+                    io.map(TokioIo::new)
+                        .ok_or_else(|| std::io::Error::other("the duplex is handed out once"))
+                }
+            }))
+            .await
+            .expect("connect to the in-process session")
+    }
+
+    #[tokio::test]
+    async fn health_and_filesync_over_one_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("keep.txt"), b"data").expect("write");
+        std::fs::write(dir.path().join("été.log"), b"dropped").expect("write");
+        let options = SessionOptions {
+            local_dirs: BTreeMap::from([("context".into(), dir.path().to_owned())]),
+            ..SessionOptions::default()
+        };
+        let channel = serve(&options).await;
+
+        let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(
+            health.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+
+        // Unknown directory names are NOT_FOUND.
+        let mut client = FileSyncClient::new(channel);
+        let mut req = tonic::Request::new(futures::stream::pending::<Packet>());
+        req.metadata_mut()
+            .insert("dir-name", "nope".parse().expect("ascii"));
+        let err = client.diff_copy(req).await.expect_err("unknown dir");
+        assert_eq!(err.code(), tonic::Code::NotFound);
+
+        // A transfer with an URL-encoded (non-ASCII) exclude pattern.
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let md = req.metadata_mut();
+        md.insert("dir-name", "context".parse().expect("ascii"));
+        md.insert(
+            "exclude-patterns",
+            "%C3%A9t%C3%A9.log".parse().expect("ascii"),
+        );
+        md.insert("exclude-patterns-encoded", "1".parse().expect("ascii"));
+        let mut packets = client.diff_copy(req).await.expect("diffcopy").into_inner();
+        let mut listed = Vec::new();
+        while let Some(p) = packets.message().await.expect("packet") {
+            match p.stat {
+                Some(stat) => listed.push(stat.path),
+                None => break,
+            }
+        }
+        assert_eq!(listed, ["keep.txt"]);
+        let packet = |kind: PacketType, id| Packet {
+            r#type: kind as i32,
+            id,
+            ..Packet::default()
+        };
+        tx.send(packet(PacketType::PacketReq, 0))
+            .await
+            .expect("req");
+        let data = packets.message().await.expect("data").expect("data packet");
+        assert_eq!(&data.data[..], b"data");
+        let eof = packets.message().await.expect("eof").expect("eof packet");
+        assert!(eof.data.is_empty() && eof.r#type == PacketType::PacketData as i32);
+        tx.send(packet(PacketType::PacketFin, 0))
+            .await
+            .expect("fin");
+        let fin = packets.message().await.expect("fin").expect("fin packet");
+        assert_eq!(fin.r#type, PacketType::PacketFin as i32);
+        drop(tx);
+        assert!(packets.message().await.expect("end").is_none());
+    }
+}
