@@ -89,23 +89,22 @@ impl Printer {
     }
 
     fn state(&mut self, digest: &str) -> &mut VertexState {
-        if !self.vertices.contains_key(digest) {
-            let number = self.next_number;
-            self.next_number += 1;
-            self.vertices.insert(
-                digest.to_owned(),
-                VertexState {
-                    number,
-                    ..VertexState::default()
-                },
-            );
-        }
-        self.vertices.get_mut(digest).expect("inserted above")
+        self.vertices.entry(digest.to_owned()).or_default()
     }
 
     /// Writes one line for `digest`, separating vertices by a blank line.
     fn line(&mut self, digest: &str, text: &str) {
-        let number = self.state(digest).number;
+        // Numbers are given in order of first output, like buildctl, so
+        // vertices that never print leave no gaps.
+        let next = self.next_number;
+        let st = self.state(digest);
+        if st.number == 0 {
+            st.number = next;
+        }
+        let number = st.number;
+        if number == next {
+            self.next_number += 1;
+        }
         let switch = self.current.as_deref() != Some(digest);
         if switch && self.current.is_some() {
             let _ = writeln!(self.out);

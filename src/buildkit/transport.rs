@@ -151,11 +151,11 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
         source,
     };
     // The URI of unix and Docker channels is only used for `:authority`.
-    let local = || {
-        Endpoint::from_static("http://localhost")
-            .connect_timeout(Duration::from_secs(10))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-    };
+    // No HTTP/2 keep-alive pings: grpc-go servers (buildkitd, dockerd) by
+    // default answer pings more frequent than every 5 minutes with GOAWAY
+    // "too_many_pings", which would kill builds with long silent steps.
+    let local =
+        || Endpoint::from_static("http://localhost").connect_timeout(Duration::from_secs(10));
     match address {
         Address::Unix(path) => {
             let path = path.clone();
@@ -189,8 +189,7 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
             let scheme = if tls.is_some() { "https" } else { "http" };
             let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
                 .map_err(|e| fail(Box::new(e)))?
-                .connect_timeout(Duration::from_secs(10))
-                .http2_keep_alive_interval(Duration::from_secs(30));
+                .connect_timeout(Duration::from_secs(10));
             if let Some(tls) = tls {
                 let mut config = ClientTlsConfig::new();
                 config = match &tls.ca_cert {

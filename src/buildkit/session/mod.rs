@@ -100,9 +100,6 @@ fn router(
         })
         .collect();
     tonic::transport::Server::builder()
-        // The daemon multiplexes health checks with uploads on this one
-        // connection; never let a stream monopolise it.
-        .http2_keepalive_interval(None)
         .add_service(health)
         .add_service(
             FileSyncServer::new(filesync::FileSyncService {
