@@ -279,7 +279,11 @@ async fn context_options_and_secret(target: Target) {
     );
     assert_eq!(target.sh(&tag, "cat /ctx/a/b/c.txt"), "nested\n");
     assert_eq!(target.sh(&tag, "readlink /ctx/link"), "a/b/c.txt\n");
-    assert_eq!(target.sh(&tag, "cat /ctx/a/hard.txt"), "dot\n", "hard link content");
+    assert_eq!(
+        target.sh(&tag, "cat /ctx/a/hard.txt"),
+        "dot\n",
+        "hard link content"
+    );
     assert_eq!(
         target.sh(&tag, "stat -c %a /ctx/bin/tool.sh && /ctx/bin/tool.sh"),
         "750\ntool-ran\n",
@@ -820,5 +824,93 @@ async fn docker_engine_registry_credentials() {
 async fn buildkitd_registry_credentials() {
     if let Some(t) = buildkitd_target() {
         registry_credentials_come_from_the_session(t).await;
+    }
+}
+
+/// Cache options in the shapes each daemon accepts: a registry import (sent
+/// both as `Cache.Imports` and as the frontend's `cache-imports`; a missing
+/// cache image is not an error), and a registry export, which Docker 20.10
+/// lacks: refused before the build, naming the daemon.
+async fn cache_options(target: Target) {
+    oci_build_resource::tls::install_crypto_provider();
+    let ctx = tempfile::tempdir().expect("context");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        format!("FROM {}\nRUN echo cached > /c\n", base_image()).as_bytes(),
+    );
+    let client = Client::connect(&target.address).await.expect("connect");
+    let info = client.info().await.expect("info");
+    let registry = support::registry::plain();
+    let request = |exports: Vec<buildkit::CacheEntry>| SolveRequest {
+        frontend: "dockerfile.v0".into(),
+        frontend_attrs: BTreeMap::from([("force-network-mode".into(), "none".into())]),
+        exporters: vec![Exporter {
+            kind: "tar".into(),
+            attrs: BTreeMap::new(),
+            output: Some(
+                target
+                    .scratch
+                    .path()
+                    .join(format!("{}.tar", support::unique("cache"))),
+            ),
+        }],
+        cache_imports: vec![buildkit::CacheEntry {
+            kind: "registry".into(),
+            attrs: BTreeMap::from([(
+                "ref".into(),
+                format!("{}/{}:cache", registry.host, support::unique("nocache")),
+            )]),
+        }],
+        cache_exports: exports,
+        ..SolveRequest::default()
+    };
+    let session = || SessionOptions {
+        local_dirs: BTreeMap::from([
+            ("context".into(), ctx.path().to_owned()),
+            ("dockerfile".into(), ctx.path().to_owned()),
+        ]),
+        ..SessionOptions::default()
+    };
+    client
+        .solve(request(Vec::new()), session())
+        .await
+        .unwrap_or_else(|e| panic!("build importing a missing registry cache failed: {e}"));
+    let registry_export = vec![buildkit::CacheEntry {
+        kind: "registry".into(),
+        attrs: BTreeMap::from([(
+            "ref".into(),
+            format!("{}/{}:cache", registry.host, support::unique("cache")),
+        )]),
+    }];
+    let result = client.solve(request(registry_export), session()).await;
+    match info.kind {
+        DaemonKind::DockerEngine => {
+            let err = result.expect_err("registry cache export on docker 20.10");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cache export \"registry\" is not supported by {}",
+                    info.version
+                )
+            );
+        }
+        DaemonKind::Buildkitd => {
+            result.unwrap_or_else(|e| panic!("registry cache export failed: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_cache_options() {
+    if let Some(t) = docker_target() {
+        cache_options(t).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkitd_cache_options() {
+    if let Some(t) = buildkitd_target() {
+        cache_options(t).await;
     }
 }
