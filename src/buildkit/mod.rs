@@ -475,9 +475,17 @@ impl Client {
             if !caps.exporters.contains(&e.kind) {
                 return Err(unsupported(format!("exporter {:?}", e.kind)));
             }
-            let tarball = matches!(e.kind.as_str(), "tar" | "oci" | "docker")
-                && e.attrs.get("tar").is_none_or(|v| v != "false");
-            if tarball && e.output.is_none() {
+            let file_exporter = matches!(e.kind.as_str(), "tar" | "oci" | "docker");
+            if file_exporter && e.attrs.get("tar").is_some_and(|v| v == "false") {
+                // The daemon would write into a content store served by the
+                // client, which this client does not serve.
+                return Err(Error::InvalidOption {
+                    option: format!("exporter {:?}", e.kind),
+                    reason: "tar=false (export into a client content store) is not supported"
+                        .into(),
+                });
+            }
+            if file_exporter && e.output.is_none() {
                 return Err(Error::InvalidOption {
                     option: format!("exporter {:?}", e.kind),
                     reason: "a tarball exporter needs an output file".into(),
