@@ -29,6 +29,7 @@ use crate::config::Secret;
 use proto::moby::buildkit::v1 as control;
 use proto::moby::buildkit::v1::control_client::ControlClient;
 
+pub use session::SessionTunnel;
 pub use transport::{Address, DEFAULT_DOCKER_SOCKET, TlsConfig};
 
 /// gRPC message size limit both ways, as the Go client and buildkitd use.
@@ -308,6 +309,7 @@ pub struct Client {
     address: Address,
     control: ControlClient<Channel>,
     info: std::sync::Arc<tokio::sync::OnceCell<DaemonInfo>>,
+    tunnel: SessionTunnel,
 }
 
 /// A random id like the Go client's (25 base-36 characters).
@@ -343,7 +345,15 @@ impl Client {
             address: address.clone(),
             control,
             info: Default::default(),
+            tunnel: SessionTunnel::default(),
         })
+    }
+
+    /// Chooses how sessions reach the daemon (default `Control.Session`,
+    /// which works on buildkitd and on Docker Engines through `/grpc`).
+    pub fn with_session_tunnel(mut self, tunnel: SessionTunnel) -> Client {
+        self.tunnel = tunnel;
+        self
     }
 
     /// The address connected to.
@@ -570,7 +580,14 @@ impl Client {
             .collect();
         let outputs = req.exporters.iter().map(|e| e.output.clone()).collect();
 
-        let session = session::Session::attach(&self.control, &session_options, outputs).await?;
+        let session = session::Session::attach(
+            &self.control,
+            self.tunnel,
+            self.address.docker_socket(),
+            &session_options,
+            outputs,
+        )
+        .await?;
         let build_ref = random_id();
         let solve_req = control::SolveRequest {
             r#ref: build_ref.clone(),

@@ -175,7 +175,7 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
             local()
                 .connect_with_connector(tower::service_fn(move |_: Uri| {
                     let path = path.clone();
-                    async move { upgrade_docker_grpc(&path).await }
+                    async move { upgrade_docker(&path, "/grpc", &[]).await }
                 }))
                 .await
                 .map_err(|e| fail(Box::new(e)))
@@ -224,12 +224,18 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
     }
 }
 
-/// Dials the Engine socket and turns the connection into the HTTP/2 link to
-/// the Engine's BuildKit: `POST /grpc` with `Upgrade: h2c` (anything else is
-/// refused), `101 Switching Protocols`, then raw HTTP/2 with the Engine as
-/// server. hyper's upgrade keeps bytes the Engine sent right after the 101
-/// (its SETTINGS frame arrives in the same read).
-async fn upgrade_docker_grpc(socket: &Path) -> Result<hyper::upgrade::Upgraded, std::io::Error> {
+/// Dials the Engine socket and upgrades one HTTP/1.1 request to a raw byte
+/// stream: `POST /grpc` (then HTTP/2 with the Engine as server, the Control
+/// API) or `POST /session` (then HTTP/2 with the Engine as *client*, calling
+/// our session services). Both need `Upgrade: h2c` (anything else is
+/// refused) and answer `101 Switching Protocols`. hyper's upgrade keeps bytes
+/// the Engine sent right after the 101 (its SETTINGS frame arrives in the
+/// same read).
+pub(crate) async fn upgrade_docker(
+    socket: &Path,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<hyper::upgrade::Upgraded, std::io::Error> {
     use std::io::{Error as IoError, ErrorKind};
     let stream = tokio::net::UnixStream::connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -239,10 +245,14 @@ async fn upgrade_docker_grpc(socket: &Path) -> Result<hyper::upgrade::Upgraded, 
         // Ends when the upgraded stream is dropped.
         let _ = conn.with_upgrades().await;
     });
-    let request = http::Request::post("/grpc")
+    let mut request = http::Request::post(path)
         .header(http::header::HOST, "docker")
         .header(http::header::CONNECTION, "Upgrade")
-        .header(http::header::UPGRADE, "h2c")
+        .header(http::header::UPGRADE, "h2c");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request
         .body(http_body_util_empty())
         .map_err(|e| IoError::new(ErrorKind::InvalidInput, e))?;
     let response = sender
@@ -251,7 +261,7 @@ async fn upgrade_docker_grpc(socket: &Path) -> Result<hyper::upgrade::Upgraded, 
         .map_err(|e| IoError::new(ErrorKind::ConnectionAborted, e))?;
     if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         return Err(IoError::other(format!(
-            "docker engine refused the upgrade of POST /grpc to h2c with status {}",
+            "docker engine refused the upgrade of POST {path} to h2c with status {}",
             response.status()
         )));
     }

@@ -24,6 +24,7 @@ use crate::support::{self, docker::Docker};
 /// A daemon under test, plus the dockerd used to look at results.
 struct Target {
     address: Address,
+    tunnel: buildkit::SessionTunnel,
     docker: &'static Docker,
     _buildkitd: Option<Buildkitd>,
     scratch: tempfile::TempDir,
@@ -50,6 +51,7 @@ fn docker_target() -> Option<Target> {
     let docker = docker()?;
     Some(Target {
         address: Address::DockerEngine(docker.socket.clone()),
+        tunnel: buildkit::SessionTunnel::ControlSession,
         docker,
         _buildkitd: None,
         scratch: tempfile::tempdir().expect("scratch dir"),
@@ -85,6 +87,7 @@ fn buildkitd_target() -> Option<Target> {
     }
     Some(Target {
         address: Address::Unix(socket),
+        tunnel: buildkit::SessionTunnel::ControlSession,
         docker,
         _buildkitd: Some(daemon),
         scratch: tempfile::tempdir().expect("scratch dir"),
@@ -111,7 +114,9 @@ impl Target {
         tag: &str,
     ) -> Result<SolveOutcome, buildkit::Error> {
         oci_build_resource::tls::install_crypto_provider();
-        let client = Client::connect(&self.address).await?;
+        let client = Client::connect(&self.address)
+            .await?
+            .with_session_tunnel(self.tunnel);
         let info = client.info().await?;
         let mut frontend_attrs: BTreeMap<String, String> = attrs
             .iter()
@@ -417,6 +422,16 @@ async fn info_and_feature_detection(target: Target) {
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_engine_context_options_and_secret() {
     if let Some(t) = docker_target() {
+        context_options_and_secret(t).await;
+    }
+}
+
+/// The same scenario with the session attached through the Engine's
+/// `POST /session` endpoint instead of `Control.Session`.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_engine_session_endpoint() {
+    if let Some(mut t) = docker_target() {
+        t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
         context_options_and_secret(t).await;
     }
 }

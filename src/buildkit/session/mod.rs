@@ -124,10 +124,23 @@ fn router(
         .add_service(SshServer::new(ssh::SshService { agents }))
 }
 
+/// How the session's byte stream reaches the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionTunnel {
+    /// The `Control.Session` bidi call (buildkitd; Docker through `/grpc`).
+    #[default]
+    ControlSession,
+    /// A Docker Engine's `POST /session` endpoint (what buildx's docker
+    /// driver uses); only for `docker://` addresses.
+    DockerSessionEndpoint,
+}
+
 impl Session {
-    /// Starts the session server and attaches it through `Control.Session`.
+    /// Starts the session server and attaches it through `tunnel`.
     pub(crate) async fn attach(
         control: &ControlClient<Channel>,
+        tunnel: SessionTunnel,
+        docker_socket: Option<&std::path::Path>,
         options: &SessionOptions,
         outputs: Vec<Option<PathBuf>>,
     ) -> Result<Session, Error> {
@@ -158,8 +171,52 @@ impl Session {
             }
         });
 
-        let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
         let (half_close, closing) = tokio::sync::oneshot::channel::<()>();
+        if tunnel == SessionTunnel::DockerSessionEndpoint {
+            let socket = docker_socket.ok_or_else(|| Error::InvalidOption {
+                option: "session tunnel".into(),
+                reason: "the docker /session endpoint needs a docker:// address".into(),
+            })?;
+            let mut headers = vec![
+                ("X-Docker-Expose-Session-Uuid", id.clone()),
+                (
+                    "X-Docker-Expose-Session-Name",
+                    "oci-build-resource".to_owned(),
+                ),
+                (
+                    "X-Docker-Expose-Session-Sharedkey",
+                    options.shared_key.clone(),
+                ),
+            ];
+            headers.extend(
+                METHODS
+                    .iter()
+                    .map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_owned())),
+            );
+            let upgraded = crate::buildkit::transport::upgrade_docker(socket, "/session", &headers)
+                .await
+                .map_err(|e| Error::Connect {
+                    address: format!("docker://{}", socket.display()),
+                    source: Box::new(e),
+                })?;
+            let mut engine = hyper_util::rt::TokioIo::new(upgraded);
+            let mut pump_io = pump_io;
+            let pump = tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut pump_io, &mut engine) => {}
+                    // Closing the connection ends the session on the Engine.
+                    _ = closing => {}
+                }
+            });
+            return Ok(Session {
+                id,
+                server,
+                pump,
+                shutdown: Some(shutdown),
+                half_close: Some(half_close),
+            });
+        }
+        let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
         let outbound = ReaderStream::with_capacity(pump_rd, PIPE_SIZE)
             // Ending this stream half-closes the call: the daemon then ends
             // the session and closes its side.
