@@ -4,6 +4,10 @@
 //! uploads local directories, answers credential/secret/ssh requests and
 //! receives exporter tarballs, while progress is printed to stderr.
 //!
+//! Sessions run over the `Control.Session` call by default (buildkitd, and
+//! Docker Engines through `/grpc`); a Docker Engine's `POST /session`
+//! endpoint can be chosen instead ([`SessionTunnel`]).
+//!
 //! Compatibility is by feature detection: `Info` (absent before v0.11, e.g.
 //! Docker 20.10), `ListWorkers` labels (containerd image store on Engines)
 //! and the Engine version. A request that needs something the daemon lacks
