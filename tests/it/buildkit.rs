@@ -214,6 +214,9 @@ fn main_context(dir: &Path, base: &str) -> String {
         b"ignored.txt\n**/*.log\n!sub/keep.log\n",
     );
     write(dir, "a/b/c.txt", b"nested\n");
+    // Unique per run: secrets are not part of cache keys, so two runs with
+    // identical contexts would share the secret step's cached result.
+    write(dir, "run-id", support::unique("run").as_bytes());
     write(dir, "a-b", b"dash\n");
     write(dir, "a.txt", b"dot\n");
     write(dir, "ignored.txt", b"must not be sent\n");
