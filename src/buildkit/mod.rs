@@ -80,6 +80,15 @@ pub enum Error {
         /// The daemon and version, e.g. `docker engine 20.10.24 (buildkit < v0.11)`.
         daemon: String,
     },
+    /// The daemon refused a feature of the request (found out by asking:
+    /// e.g. `exporter "oci" could not be found`).
+    #[error("{daemon} refused the build: {message}")]
+    Refused {
+        /// The daemon's message.
+        message: String,
+        /// The daemon and version.
+        daemon: String,
+    },
     /// A request option is unusable.
     #[error("invalid build option {option}: {reason}")]
     InvalidOption {
@@ -686,8 +695,8 @@ impl Client {
             "unsupported",
         ];
         if capability.iter().any(|c| message.contains(c)) {
-            return Error::Unsupported {
-                feature: message.to_owned(),
+            return Error::Refused {
+                message: message.to_owned(),
                 daemon: info.version.clone(),
             };
         }
