@@ -769,6 +769,48 @@ mod tests {
     }
 
     #[test]
+    fn solve_errors_are_classified() {
+        let info = docker_20_10();
+        let refused = Client::solve_error(
+            &info,
+            tonic::Status::unknown("unknown cache exporter: \"registry\""),
+            progress::Summary::default(),
+        );
+        assert_eq!(
+            refused.to_string(),
+            "docker engine 20.10.24 (buildkit < v0.11) refused the build: unknown cache exporter: \"registry\""
+        );
+        let failed = Client::solve_error(
+            &info,
+            tonic::Status::unknown("executor failed"),
+            progress::Summary {
+                failed: Some(progress::FailedStep {
+                    name: "[1/1] RUN x".into(),
+                    error: "exit code: 2".into(),
+                    logs: vec![],
+                }),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(failed, Error::BuildFailed { .. }));
+        let frontend = Client::solve_error(
+            &info,
+            tonic::Status::unknown("failed to parse dockerfile"),
+            progress::Summary::default(),
+        );
+        assert_eq!(
+            frontend.to_string(),
+            "build failed: failed to parse dockerfile"
+        );
+        let transport = Client::solve_error(
+            &info,
+            tonic::Status::unavailable("gone"),
+            progress::Summary::default(),
+        );
+        assert!(matches!(transport, Error::Rpc { .. }));
+    }
+
+    #[test]
     fn build_failure_message_has_step_and_logs() {
         let e = Error::BuildFailed {
             step: "[2/2] RUN false".into(),
