@@ -1,0 +1,69 @@
+//! [`retry_transient`]: registry-image's back-off (`backoff.go`) for `in`
+//! and `out`; check never retries. Exponential from 5 s (5 ms with
+//! `TEST=true`, which the upstream test-suite relies on), ×1.5 per attempt,
+//! ±50 % jitter, at most 5 min between attempts, giving up after 1 h.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tracing::warn;
+
+/// Errors that can say whether retrying might help.
+pub trait Transient: std::error::Error + 'static {
+    /// Whether this failure is transient (429, 5xx, connection reset...).
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for super::Error {
+    fn is_transient(&self) -> bool {
+        super::Error::is_transient(self)
+    }
+}
+
+impl Transient for crate::Error {
+    fn is_transient(&self) -> bool {
+        super::error::chain_is_transient(self)
+    }
+}
+
+fn initial_interval() -> Duration {
+    if std::env::var("TEST").is_ok_and(|v| v == "true") {
+        Duration::from_millis(5)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+const MULTIPLIER: f64 = 1.5;
+const MAX_INTERVAL: Duration = Duration::from_secs(300);
+const MAX_ELAPSED: Duration = Duration::from_secs(3600);
+
+/// Runs `f` until it succeeds, fails permanently, or an hour has passed.
+/// Each retry logs `transient error: <err>; retrying in <dur>` (the error
+/// texts never contain credentials).
+pub async fn retry_transient<T, E, F, Fut>(what: &str, mut f: F) -> Result<T, E>
+where
+    E: Transient,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let start = Instant::now();
+    let mut interval = initial_interval();
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && start.elapsed() < MAX_ELAPSED => {
+                let jitter = rand::thread_rng().gen_range(0.5..1.5);
+                let delay = interval.mul_f64(jitter);
+                warn!(
+                    "{what}: transient error: {}; retrying in {delay:?}",
+                    crate::error::chain(&e)
+                );
+                tokio::time::sleep(delay).await;
+                interval = interval.mul_f64(MULTIPLIER).min(MAX_INTERVAL);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
