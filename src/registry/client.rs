@@ -339,6 +339,10 @@ impl Client {
             let config = ClientConfig {
                 protocol,
                 extra_root_certificates: self.certs.clone(),
+                // An https probe of a plain-HTTP server that never answers
+                // the ClientHello must not hang the run (ggcr races http
+                // after 300 ms); this client only pings and fetches tokens.
+                read_timeout: http_allowed.then_some(std::time::Duration::from_secs(10)),
                 ..Default::default()
             };
             let oci = oci_client::Client::try_from(config).map_err(|e| Error::Setup {
@@ -378,10 +382,13 @@ impl Client {
                     });
                 }
                 // A transport failure over HTTPS may mean a plain-HTTP
-                // registry: try the next scheme if allowed. An answer that
-                // failed (token realm refused us) is final.
+                // registry: try the next scheme if allowed. A certificate
+                // that does not verify is final: falling back would hide the
+                // real problem behind a 400 from the TLS port, and we never
+                // skip verification. An answer that failed (token realm
+                // refused us) is final too.
                 Err(oci_client::errors::OciDistributionError::RequestError(e))
-                    if scheme == "https" && http_allowed =>
+                    if scheme == "https" && http_allowed && !is_certificate_error(&e) =>
                 {
                     debug!(registry = %host, error = %e, "https ping failed, trying plain http");
                     last = Some(oci_client::errors::OciDistributionError::RequestError(e));
@@ -771,6 +778,24 @@ impl Client {
         }
         Ok(digest)
     }
+}
+
+/// Whether `err` failed because the server's certificate did not verify.
+fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        if e.to_string().contains("invalid peer certificate") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// The target of `rel="next"` in a `Link` header.

@@ -22,3 +22,5 @@ pub use client::{
 pub use error::{Error, Result, chain_is_transient};
 pub use platform::{Wanted, host_architecture, platform_matches, select_platform, wanted};
 pub use retry::{Transient, retry_transient};
+#[cfg(test)]
+mod tests;

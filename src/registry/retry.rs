@@ -27,7 +27,17 @@ impl Transient for crate::Error {
     }
 }
 
+/// Lets in-crate tests use the short interval without mutating the process
+/// environment (`set_var` races other test threads).
+#[cfg(test)]
+pub(crate) static FAST_FOR_TESTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn initial_interval() -> Duration {
+    #[cfg(test)]
+    if FAST_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed) {
+        return Duration::from_millis(5);
+    }
     if std::env::var("TEST").is_ok_and(|v| v == "true") {
         Duration::from_millis(5)
     } else {
