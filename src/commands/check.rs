@@ -659,3 +659,254 @@ mod tests {
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 }
+
+/// check against a real `docker-registry` with skopeo-pushed fixtures.
+#[cfg(test)]
+mod registry_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::testutil::{TestRegistry, have, umoci_layout, umoci_layout_created};
+
+    fn tools() -> bool {
+        have("docker-registry") && have("skopeo") && have("umoci")
+    }
+
+    fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
+        CheckRequest {
+            source: Source::from_value(source).unwrap(),
+            version,
+        }
+    }
+
+    fn digest(reg: &TestRegistry, name: &str, tag: &str) -> String {
+        registry::sha256_digest(&reg.raw_manifest(name, tag))
+    }
+
+    #[tokio::test]
+    async fn tag_mode() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = format!("{}/tagged", reg.host);
+        let source = json!({"repository": repo, "tag": "latest"});
+
+        // tag missing → [] even with a version
+        let v = Version {
+            tag: "latest".into(),
+            digest: registry::sha256_digest(b"x"),
+        };
+        assert!(
+            run(request(source.clone(), Some(v)))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let layout = umoci_layout(dir.path(), "v1", "one");
+        reg.push_layout(&layout, "v1", "tagged", "latest");
+        let d1 = digest(&reg, "tagged", "latest");
+        let out = run(request(source.clone(), None)).await.unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "latest".into(),
+                digest: d1.clone()
+            }]
+        );
+
+        let layout = umoci_layout(dir.path(), "v2", "two");
+        reg.push_layout(&layout, "v2", "tagged", "latest");
+        let d2 = digest(&reg, "tagged", "latest");
+        assert_ne!(d1, d2);
+        let old = Version {
+            tag: "latest".into(),
+            digest: d1.clone(),
+        };
+        let out = run(request(source.clone(), Some(old))).await.unwrap();
+        assert_eq!(
+            out,
+            [
+                Version {
+                    tag: "latest".into(),
+                    digest: d1
+                },
+                Version {
+                    tag: "latest".into(),
+                    digest: d2.clone()
+                }
+            ]
+        );
+        for bogus in [registry::sha256_digest(b"gone"), "sha256:bogus".to_string()] {
+            let v = Version {
+                tag: "latest".into(),
+                digest: bogus,
+            };
+            let out = run(request(source.clone(), Some(v))).await.unwrap();
+            assert_eq!(
+                out,
+                [Version {
+                    tag: "latest".into(),
+                    digest: d2.clone()
+                }]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn multi_arch_reports_the_index_digest() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "amd", "amd");
+        reg.push_layout(&layout, "amd", "multi", "amd");
+        let layout = umoci_layout(dir.path(), "arm", "arm");
+        reg.push_layout(&layout, "arm", "multi", "arm");
+        let (amd, arm) = (
+            reg.raw_manifest("multi", "amd"),
+            reg.raw_manifest("multi", "arm"),
+        );
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+            amd.len(),
+            registry::sha256_digest(&amd),
+            arm.len(),
+            registry::sha256_digest(&arm)
+        );
+        let client = reg.client("multi", Access::Push);
+        let pushed = client
+            .push_manifest(
+                "latest",
+                "application/vnd.oci.image.index.v1+json",
+                index.clone().into(),
+            )
+            .await
+            .unwrap();
+        let out = run(request(
+            json!({"repository": format!("{}/multi", reg.host), "tag": "latest"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(out[0].digest, pushed);
+        assert_eq!(out[0].digest, registry::sha256_digest(index.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn semver_and_regex_modes() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let name = "versions";
+        let images = [
+            ("a", "2021-01-01T05:00:00Z", &["1.0.0", "gray"][..]),
+            ("b", "2021-01-01T00:00:00Z", &["1.2.1", "1.2", "grey"][..]),
+            (
+                "c",
+                "2021-01-01T04:00:00Z",
+                &["2.0.0", "green", "latest"][..],
+            ),
+        ];
+        let mut digests = HashMap::new();
+        for (content, created, tags) in images {
+            let layout = umoci_layout_created(dir.path(), content, content, created);
+            for t in tags {
+                reg.push_layout(&layout, content, name, t);
+            }
+            digests.insert(content, digest(&reg, name, tags[0]));
+        }
+        let repo = format!("{}/{name}", reg.host);
+        let tags = |out: Vec<Version>| out.into_iter().map(|v| v.tag).collect::<Vec<_>>();
+
+        let out = run(request(json!({"repository": repo}), None))
+            .await
+            .unwrap();
+        assert_eq!(tags(out), ["1.0.0", "1.2.1", "2.0.0"]);
+        let cursor = Version {
+            tag: "1.2.1".into(),
+            digest: digests["b"].clone(),
+        };
+        let out = run(request(json!({"repository": repo}), Some(cursor)))
+            .await
+            .unwrap();
+        assert_eq!(tags(out), ["1.2.1", "2.0.0"]);
+        let out = run(request(
+            json!({"repository": repo, "semver_constraint": "~1.2"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), ["1.2.1"]);
+
+        // regex: registry order, whatever it is; semver options ignored
+        let listed = reg.client(name, Access::Pull).list_tags().await.unwrap();
+        let re = Regex::new("gr(a|e)y").unwrap();
+        let want: Vec<String> = listed.into_iter().filter(|t| re.is_match(t)).collect();
+        assert_eq!(want.len(), 2);
+        let out = run(request(
+            json!({"repository": repo, "tag_regex": "gr(a|e)y", "semver_constraint": "9.x"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), want);
+        // created_at_sort: oldest first
+        let out = run(request(
+            json!({"repository": repo, "tag_regex": "^gr", "created_at_sort": true}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), ["grey", "green", "gray"]);
+
+        // an unknown repository fails with the origin named
+        let err = run(request(
+            json!({"repository": format!("{}/nothing", reg.host)}),
+            None,
+        ))
+        .await
+        .unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.starts_with(&format!(
+                "checking origin {}/nothing failed: list repository tags: GET http://",
+                reg.host
+            )),
+            "{text}"
+        );
+        assert!(text.contains("NAME_UNKNOWN"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn docker_hub_repository_is_checked_on_the_mirror() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "v1", "mirrored");
+        reg.push_layout(&layout, "v1", "library/fake-image", "latest");
+        let want = digest(&reg, "library/fake-image", "latest");
+        // Docker Hub itself is unreachable here: success proves the mirror
+        // (with its implied `library/`) answered.
+        let out = run(request(
+            json!({"repository": "fake-image", "tag": "latest", "registry_mirror": {"host": reg.host}}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "latest".into(),
+                digest: want
+            }]
+        );
+    }
+}

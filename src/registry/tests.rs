@@ -13,7 +13,11 @@ use super::*;
 use crate::config::Secret;
 
 fn tools() -> bool {
-    have("docker-registry") && have("skopeo") && have("umoci") && have("openssl") && have("htpasswd")
+    have("docker-registry")
+        && have("skopeo")
+        && have("umoci")
+        && have("openssl")
+        && have("htpasswd")
 }
 
 #[derive(serde::Deserialize)]
@@ -45,7 +49,12 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert_eq!(digest, sha256_digest(&raw));
     assert_eq!(client.resolve_tag("missing").await.unwrap(), None);
     assert!(client.manifest_exists(&digest).await.unwrap());
-    assert!(!client.manifest_exists(&sha256_digest(b"nope")).await.unwrap());
+    assert!(
+        !client
+            .manifest_exists(&sha256_digest(b"nope"))
+            .await
+            .unwrap()
+    );
 
     let m = client.fetch_manifest(&digest).await.unwrap();
     assert_eq!(m.bytes, raw);
@@ -65,15 +74,27 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert!(client.blob_exists(&layer.digest).await.unwrap());
 
     // a wrong size is caught at EOF
-    let mut reader = client.blob_reader(&layer.digest, layer.size + 1).await.unwrap();
+    let mut reader = client
+        .blob_reader(&layer.digest, layer.size + 1)
+        .await
+        .unwrap();
     let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
 
     // missing manifest by digest is an error naming the request
-    let err = client.fetch_manifest(&sha256_digest(b"nope")).await.unwrap_err();
+    let err = client
+        .fetch_manifest(&sha256_digest(b"nope"))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(reqwest::StatusCode::NOT_FOUND));
-    assert!(err.codes().contains(&"MANIFEST_UNKNOWN".to_string()), "{err}");
-    assert!(err.to_string().contains("/v2/app/one/manifests/sha256:"), "{err}");
+    assert!(
+        err.codes().contains(&"MANIFEST_UNKNOWN".to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("/v2/app/one/manifests/sha256:"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +105,10 @@ async fn tags_follow_link_pagination() {
     let reg = TestRegistry::plain();
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "one");
-    let mut want: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+    let mut want: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for t in &want {
         reg.push_layout(&layout, "v1", "paged", t);
     }
@@ -94,7 +118,11 @@ async fn tags_follow_link_pagination() {
     want.sort();
     assert_eq!(tags, want);
     // an unknown repository is an error (registry-image: "list repository tags")
-    let err = reg.client("nothing-here", Access::Pull).list_tags().await.unwrap_err();
+    let err = reg
+        .client("nothing-here", Access::Pull)
+        .list_tags()
+        .await
+        .unwrap_err();
     assert_eq!(err.codes(), ["NAME_UNKNOWN"]);
 }
 
@@ -107,14 +135,23 @@ async fn push_blobs_and_manifest_then_skopeo_reads_them() {
     let client = reg.client("pushed", Access::Push);
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let layer_digest = sha256_digest(&layer);
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = sha256_digest(config);
     client
-        .push_blob(&layer_digest, layer.len() as u64, std::io::Cursor::new(layer.clone()))
+        .push_blob(
+            &layer_digest,
+            layer.len() as u64,
+            std::io::Cursor::new(layer.clone()),
+        )
         .await
         .unwrap();
     client
-        .push_blob(&config_digest, config.len() as u64, std::io::Cursor::new(config.to_vec()))
+        .push_blob(
+            &config_digest,
+            config.len() as u64,
+            std::io::Cursor::new(config.to_vec()),
+        )
         .await
         .unwrap();
     assert!(client.blob_exists(&layer_digest).await.unwrap());
@@ -139,10 +176,18 @@ async fn push_blobs_and_manifest_then_skopeo_reads_them() {
 
     // a blob whose bytes do not match its digest is refused by the registry
     let err = client
-        .push_blob(&sha256_digest(b"other"), 3, std::io::Cursor::new(b"abc".to_vec()))
+        .push_blob(
+            &sha256_digest(b"other"),
+            3,
+            std::io::Cursor::new(b"abc".to_vec()),
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(reqwest::StatusCode::BAD_REQUEST), "{err}");
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::BAD_REQUEST),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -157,15 +202,33 @@ async fn tls_registry_needs_its_ca_and_credentials() {
     let raw = reg.raw_manifest("secure", "latest");
 
     let ok = reg.client("secure", Access::Pull);
-    assert_eq!(ok.resolve_tag("latest").await.unwrap(), Some(sha256_digest(&raw)));
+    assert_eq!(
+        ok.resolve_tag("latest").await.unwrap(),
+        Some(sha256_digest(&raw))
+    );
 
     // without the CA: a certificate error, no silent fallback to http
-    let no_ca = Client::new(&reg.repo("secure"), reg.creds(), &TlsOptions::default(), Access::Pull).unwrap();
+    let no_ca = Client::new(
+        &reg.repo("secure"),
+        reg.creds(),
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
     let err = crate::error::chain(&no_ca.resolve_tag("latest").await.unwrap_err());
-    assert!(err.contains("certificate") || err.contains("UnknownIssuer"), "{err}");
-    let insecure = TlsOptions { ca_certs: vec![], insecure: true };
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    let insecure = TlsOptions {
+        ca_certs: vec![],
+        insecure: true,
+    };
     let no_ca = Client::new(&reg.repo("secure"), reg.creds(), &insecure, Access::Pull).unwrap();
-    assert!(no_ca.resolve_tag("latest").await.is_err(), "insecure must not skip verification");
+    assert!(
+        no_ca.resolve_tag("latest").await.is_err(),
+        "insecure must not skip verification"
+    );
 
     // wrong or missing credentials are refused
     let bad = Credentials::Basic {
@@ -177,18 +240,33 @@ async fn tls_registry_needs_its_ca_and_credentials() {
         .list_tags()
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(reqwest::StatusCode::UNAUTHORIZED), "{err}");
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::UNAUTHORIZED),
+        "{err}"
+    );
     assert!(!err.to_string().contains("wrong"), "password leaked: {err}");
-    let anon = Client::new(&reg.repo("secure"), Credentials::Anonymous, &reg.tls(), Access::Pull).unwrap();
+    let anon = Client::new(
+        &reg.repo("secure"),
+        Credentials::Anonymous,
+        &reg.tls(),
+        Access::Pull,
+    )
+    .unwrap();
     assert!(anon.list_tags().await.is_err());
 }
 
-fn bearer_registry(digest: String, token_hits: Arc<AtomicUsize>) -> impl Fn(&testutil::SeenRequest) -> Vec<u8> + Send + Sync {
+fn bearer_registry(
+    digest: String,
+    token_hits: Arc<AtomicUsize>,
+) -> impl Fn(&testutil::SeenRequest) -> Vec<u8> + Send + Sync {
     move |req| {
         let host = req.header("host").unwrap_or_default().to_owned();
         let challenge = format!(r#"Bearer realm="http://{host}/token",service="fake-registry""#);
         match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/v2/") => response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b""),
+            ("GET", "/v2/") => {
+                response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
+            }
             ("GET", p) if p.starts_with("/token?") => {
                 token_hits.fetch_add(1, Ordering::SeqCst);
                 // user:pass = "u:p"
@@ -196,7 +274,11 @@ fn bearer_registry(digest: String, token_hits: Arc<AtomicUsize>) -> impl Fn(&tes
                     && p.contains("scope=repository%3Aorg%2Fapp%3Apull")
                     && p.contains("service=fake-registry")
                 {
-                    response("200 OK", &[("Content-Type", "application/json")], br#"{"token":"tok-123"}"#)
+                    response(
+                        "200 OK",
+                        &[("Content-Type", "application/json")],
+                        br#"{"token":"tok-123"}"#,
+                    )
                 } else {
                     response("401 Unauthorized", &[], b"bad credentials")
                 }
@@ -206,7 +288,15 @@ fn bearer_registry(digest: String, token_hits: Arc<AtomicUsize>) -> impl Fn(&tes
                     return response("401 Unauthorized", &[("WWW-Authenticate", &challenge)],
                         br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#);
                 }
-                response("200 OK", &[("Content-Type", "application/vnd.oci.image.manifest.v1+json"), ("Content-Length", "10"), ("Docker-Content-Digest", &digest)], b"")
+                response(
+                    "200 OK",
+                    &[
+                        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                        ("Content-Length", "10"),
+                        ("Docker-Content-Digest", &digest),
+                    ],
+                    b"",
+                )
             }
             _ => response("404 Not Found", &[], b""),
         }
@@ -224,11 +314,17 @@ async fn token_auth_sends_basic_to_realm_and_bearer_to_registry() {
         password: Secret::new("p"),
     };
     let client = Client::new(&repo, creds, &TlsOptions::default(), Access::Pull).unwrap();
-    assert_eq!(client.resolve_tag("latest").await.unwrap(), Some(digest.clone()));
+    assert_eq!(
+        client.resolve_tag("latest").await.unwrap(),
+        Some(digest.clone())
+    );
     assert_eq!(client.resolve_tag("other").await.unwrap(), Some(digest));
     assert_eq!(hits.load(Ordering::SeqCst), 1, "one token per client");
     let log = server.log();
-    assert!(log.contains(&"HEAD /v2/org/app/manifests/latest".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"HEAD /v2/org/app/manifests/latest".to_string()),
+        "{log:?}"
+    );
 
     let bad = Credentials::Basic {
         username: "u".into(),
@@ -240,7 +336,13 @@ async fn token_auth_sends_basic_to_realm_and_bearer_to_registry() {
         .await
         .unwrap_err();
     let text = crate::error::chain(&err);
-    assert!(text.starts_with(&format!("authenticating to {} for repository:org/app:pull", server.host)), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "authenticating to {} for repository:org/app:pull",
+            server.host
+        )),
+        "{text}"
+    );
     assert!(!text.contains("nope"), "{text}");
 }
 
@@ -250,13 +352,21 @@ async fn head_without_digest_falls_back_to_get() {
     // header, GET body `{"fake":"manifest"}` → sha256 of that body.
     let server = FakeServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/v2/") => response("200 OK", &[], b""),
-        ("HEAD", "/v2/fake/manifests/latest") => response("200 OK", &[("Content-Type", "application/json")], b""),
+        ("HEAD", "/v2/fake/manifests/latest") => {
+            response("200 OK", &[("Content-Type", "application/json")], b"")
+        }
         ("GET", "/v2/fake/manifests/latest") => response("200 OK", &[], br#"{"fake":"manifest"}"#),
         _ => response("404 Not Found", &[], b""),
     })
     .await;
     let repo = crate::config::Repository::parse(&format!("{}/fake", server.host)).unwrap();
-    let client = Client::new(&repo, Credentials::Anonymous, &TlsOptions::default(), Access::Pull).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
     assert_eq!(
         client.resolve_tag("latest").await.unwrap(),
         Some(sha256_digest(br#"{"fake":"manifest"}"#))
@@ -281,14 +391,26 @@ async fn lying_blob_server_is_caught() {
     .await;
     let client = |name: &str| {
         let repo = crate::config::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
-        Client::new(&repo, Credentials::Anonymous, &TlsOptions::default(), Access::Pull).unwrap()
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
     };
-    let mut r = client("lies").blob_reader(&digest, good.len() as u64).await.unwrap();
+    let mut r = client("lies")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
     let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
     assert!(err.to_string().contains("digest mismatch"), "{err}");
     let err = client("lies").fetch_blob(&digest).await.unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-    let mut r = client("short").blob_reader(&digest, good.len() as u64).await.unwrap();
+    let mut r = client("short")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
     assert!(r.read_to_end(&mut Vec::new()).await.is_err());
 }
 
@@ -301,14 +423,28 @@ async fn retries_429_then_succeeds() {
     let d2 = digest.clone();
     let server = FakeServer::start(move |req| match req.path.as_str() {
         "/v2/" => response("200 OK", &[], b""),
-        _ if c2.fetch_add(1, Ordering::SeqCst) < 3 => response("429 Too Many Requests", &[], b"slow down"),
-        _ => response("200 OK", &[("Content-Type", "application/json"), ("Docker-Content-Digest", &d2)], b"m"),
+        _ if c2.fetch_add(1, Ordering::SeqCst) < 3 => {
+            response("429 Too Many Requests", &[], b"slow down")
+        }
+        _ => response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Docker-Content-Digest", &d2),
+            ],
+            b"m",
+        ),
     })
     .await;
     let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let got = retry_transient("fetching r", || async {
         // a fresh client per attempt, like registry-image's per-attempt ping
-        let client = Client::new(&repo, Credentials::Anonymous, &TlsOptions::default(), Access::Pull)?;
+        let client = Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )?;
         client.fetch_manifest("latest").await.map(|m| m.digest)
     })
     .await;
@@ -322,13 +458,22 @@ async fn retries_429_then_succeeds() {
         "/v2/" => response("200 OK", &[], b""),
         _ => {
             c3.fetch_add(1, Ordering::SeqCst);
-            response("403 Forbidden", &[], br#"{"errors":[{"code":"DENIED","message":"no"}]}"#)
+            response(
+                "403 Forbidden",
+                &[],
+                br#"{"errors":[{"code":"DENIED","message":"no"}]}"#,
+            )
         }
     })
     .await;
     let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let err = retry_transient("fetching r", || async {
-        let client = Client::new(&repo, Credentials::Anonymous, &TlsOptions::default(), Access::Pull)?;
+        let client = Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )?;
         client.fetch_manifest("latest").await
     })
     .await

@@ -105,18 +105,59 @@ impl TestRegistry {
             let ext = d.join("san.ext");
             std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("writing san.ext");
             run(Command::new("openssl").current_dir(d).args([
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "ca.key", "-out", "certs/ca.crt", "-days", "2", "-subj", "/CN=test-ca",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "certs/ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-ca",
             ]));
             run(Command::new("openssl").current_dir(d).args([
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
             ]));
             run(Command::new("openssl").current_dir(d).args([
-                "x509", "-req", "-in", "server.csr", "-CA", "certs/ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "certs/ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
             ]));
-            run(Command::new("htpasswd").current_dir(d).args(["-Bbc", "htpasswd", "user", "secret-pass"]));
+            run(Command::new("htpasswd").current_dir(d).args([
+                "-Bbc",
+                "htpasswd",
+                "user",
+                "secret-pass",
+            ]));
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 d.join("server.crt").display(),
@@ -223,7 +264,11 @@ impl TestRegistry {
         if let Some((u, p)) = &self.credentials {
             cmd.arg("--creds").arg(format!("{u}:{p}"));
         }
-        let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
+        let sep = if reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
         cmd.arg(format!("docker://{}/{name}{sep}{reference}", self.host));
         run(&mut cmd)
     }
@@ -232,19 +277,36 @@ impl TestRegistry {
 /// An OCI layout built with umoci: image `tag` with one layer holding
 /// `/hello` = `content` (different content → different digests).
 pub fn umoci_layout(dir: &Path, tag: &str, content: &str) -> PathBuf {
+    umoci_layout_created(dir, tag, content, "2020-01-01T00:00:00Z")
+}
+
+/// [`umoci_layout`] with the image config's `created` time set.
+pub fn umoci_layout_created(dir: &Path, tag: &str, content: &str, created: &str) -> PathBuf {
     let layout = dir.join("layout");
     if !layout.join("index.json").exists() {
-        run(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
+        run(Command::new("umoci")
+            .arg("init")
+            .arg("--layout")
+            .arg(&layout));
     }
     let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci").args(["new", "--image", &image]));
     let bundle = dir.join(format!("bundle-{tag}"));
-    run(Command::new("umoci").args(["unpack", "--rootless", "--image", &image]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle));
     std::fs::write(bundle.join("rootfs/hello"), content).expect("writing fixture file");
-    run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
     run(Command::new("umoci").args([
-        "config", "--image", &image, "--config.label", &format!("fixture={content}"),
-        "--created", "2020-01-01T00:00:00Z",
+        "config",
+        "--image",
+        &image,
+        "--config.label",
+        &format!("fixture={content}"),
+        "--created",
+        created,
     ]));
     layout
 }
@@ -263,7 +325,10 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// A header value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -288,8 +353,12 @@ impl Drop for FakeServer {
 
 impl FakeServer {
     /// Starts serving with `handler`.
-    pub async fn start(handler: impl Fn(&SeenRequest) -> Vec<u8> + Send + Sync + 'static) -> FakeServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub async fn start(
+        handler: impl Fn(&SeenRequest) -> Vec<u8> + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let host = listener.local_addr().expect("local addr").to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
