@@ -67,6 +67,7 @@ fn init_logging(debug: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(debug)
+        .with_ansi(false)
         .without_time()
         .try_init();
 }

@@ -25,7 +25,6 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncRead;
-use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
 use super::blob::BlobReader;
@@ -123,7 +122,7 @@ pub struct Client {
     access: Access,
     http: reqwest::Client,
     certs: Vec<Certificate>,
-    session: OnceCell<Arc<Session>>,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
     tag_page: usize,
 }
 
@@ -286,7 +285,7 @@ impl Client {
             access,
             http,
             certs,
-            session: OnceCell::new(),
+            session: tokio::sync::Mutex::new(None),
             tag_page: TAG_PAGE,
         })
     }
@@ -315,10 +314,28 @@ impl Client {
     /// Pings the registry and authenticates once per client (= per attempt
     /// of a retried operation, like ggcr's per-attempt transport).
     async fn session(&self) -> Result<Arc<Session>> {
-        self.session
-            .get_or_try_init(|| async { self.open_session().await.map(Arc::new) })
-            .await
-            .cloned()
+        let mut current = self.session.lock().await;
+        if let Some(session) = &*current {
+            return Ok(session.clone());
+        }
+        let session = Arc::new(self.open_session().await?);
+        *current = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Replaces `stale` (whose token the registry just refused, e.g. expired
+    /// during a long pull) with a fresh session, once per stale session.
+    async fn refresh(&self, stale: &Arc<Session>) -> Result<Arc<Session>> {
+        let mut current = self.session.lock().await;
+        if let Some(session) = &*current
+            && !Arc::ptr_eq(session, stale)
+        {
+            return Ok(session.clone());
+        }
+        debug!(registry = %self.repo.api_host(), "token refused, authenticating again");
+        let session = Arc::new(self.open_session().await?);
+        *current = Some(session.clone());
+        Ok(session)
     }
 
     async fn open_session(&self) -> Result<Session> {
@@ -390,7 +407,11 @@ impl Client {
                 Err(oci_client::errors::OciDistributionError::RequestError(e))
                     if scheme == "https" && http_allowed && !is_certificate_error(&e) =>
                 {
-                    debug!(registry = %host, error = %e, "https ping failed, trying plain http");
+                    debug!(
+                        registry = %host,
+                        error = %crate::error::chain(&e),
+                        "https ping failed, trying plain http"
+                    );
                     last = Some(oci_client::errors::OciDistributionError::RequestError(e));
                 }
                 Err(oci_client::errors::OciDistributionError::RequestError(e)) => {
@@ -427,7 +448,48 @@ impl Client {
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
         let session = self.session().await?;
-        let mut req = self.http.request(method.clone(), url).headers(headers);
+        // Bearer tokens expire (Docker Hub: 5 minutes); a request refused
+        // with 401 is sent again once with a fresh token, as ggcr's bearer
+        // transport does, when its body can be replayed.
+        let replay = match &body {
+            None => Some(None),
+            Some(b) => b.as_bytes().map(|b| Some(Bytes::copy_from_slice(b))),
+        };
+        let resp = self
+            .send_once(&method, url, &headers, body, &session)
+            .await?;
+        let bearer = session
+            .authorization
+            .as_ref()
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        match replay {
+            Some(body) if bearer && resp.status() == StatusCode::UNAUTHORIZED => {
+                let session = self.refresh(&session).await?;
+                self.send_once(
+                    &method,
+                    url,
+                    &headers,
+                    body.map(reqwest::Body::from),
+                    &session,
+                )
+                .await
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: Option<reqwest::Body>,
+        session: &Session,
+    ) -> Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .headers(headers.clone());
         if let Some(auth) = &session.authorization {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }

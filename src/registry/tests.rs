@@ -481,3 +481,86 @@ async fn retries_429_then_succeeds() {
     assert_eq!(err.codes(), ["DENIED"]);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn refused_token_is_refreshed_once() {
+    // The registry only accepts the second token it hands out, as after an
+    // expiry mid-run.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let digest = sha256_digest(b"m");
+    let d2 = digest.clone();
+    let server = FakeServer::start(move |req| {
+        let host = req.header("host").unwrap_or_default().to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="s""#);
+        match req.path.as_str() {
+            "/v2/" => response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b""),
+            p if p.starts_with("/token") => {
+                let n = h2.fetch_add(1, Ordering::SeqCst) + 1;
+                response(
+                    "200 OK",
+                    &[],
+                    format!(r#"{{"token":"tok-{n}"}}"#).as_bytes(),
+                )
+            }
+            _ if req.header("authorization") == Some("Bearer tok-2") => response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Docker-Content-Digest", &d2),
+                ],
+                b"m",
+            ),
+            _ => response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b""),
+        }
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    assert_eq!(
+        client.fetch_manifest("latest").await.unwrap().digest,
+        digest
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // a token that keeps being refused is an error after one refresh, not a loop
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h3 = hits.clone();
+    let server = FakeServer::start(move |req| {
+        let host = req.header("host").unwrap_or_default().to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="s""#);
+        match req.path.as_str() {
+            p if p.starts_with("/token") => {
+                h3.fetch_add(1, Ordering::SeqCst);
+                response("200 OK", &[], br#"{"token":"never-good"}"#)
+            }
+            _ => response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", &challenge)],
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            ),
+        }
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    let err = client.fetch_manifest("latest").await.unwrap_err();
+    assert_eq!(err.codes(), ["UNAUTHORIZED"]);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "initial token + one refresh"
+    );
+    assert!(crate::error::hint(&crate::error::chain(&err)).is_some());
+}
