@@ -344,7 +344,7 @@ async fn created_at(
         let Some(config) = doc.config else {
             return Ok(None);
         };
-        let blob = client.fetch_blob(&config.digest().to_string()).await?;
+        let blob = client.fetch_blob(config.digest().as_ref()).await?;
         let config: Config = serde_json::from_slice(&blob).map_err(|e| invalid("config", e))?;
         return Ok(config.created.as_deref().and_then(parse_rfc3339));
     }

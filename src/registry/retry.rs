@@ -23,7 +23,18 @@ impl Transient for super::Error {
 
 impl Transient for crate::Error {
     fn is_transient(&self) -> bool {
-        super::error::chain_is_transient(self)
+        // `Registry` is `#[error(transparent)]`, whose `source()` skips the
+        // registry error itself, so match the variants before walking.
+        match self {
+            crate::Error::Registry(e) => e.is_transient(),
+            crate::Error::Context { source, .. } => source.is_transient(),
+            crate::Error::Foreign { source, .. } => {
+                super::error::chain_is_transient(source.as_ref())
+            }
+            // Other variants: walk their sources (a wrapped io error from a
+            // truncated download is transient).
+            _ => super::error::chain_is_transient(self),
+        }
     }
 }
 
@@ -75,5 +86,40 @@ where
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> super::super::Error {
+        super::super::Error::Status {
+            request: "GET http://r/v2/x/manifests/y".into(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            codes: vec![],
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn transient_classification_sees_through_wrappers() {
+        assert!(Transient::is_transient(&status(429)));
+        assert!(Transient::is_transient(&status(503)));
+        assert!(!Transient::is_transient(&status(404)));
+        let wrapped = crate::Error::from(status(429)).context("download failed");
+        assert!(Transient::is_transient(&wrapped));
+        let wrapped = crate::Error::from(status(401)).context("download failed");
+        assert!(!Transient::is_transient(&wrapped));
+        let io = crate::Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(Transient::is_transient(&io));
+        let bad = crate::Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::InvalidData)),
+        };
+        assert!(!Transient::is_transient(&bad));
     }
 }
