@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 use tracing::{debug, warn};
 
@@ -196,7 +197,7 @@ fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<SemVer> {
 /// digest, only that version and newer ones are reported; tags not newer
 /// than it are not even looked up.
 pub async fn semver_versions<F, Fut>(
-    mut tags: Vec<String>,
+    tags: Vec<String>,
     options: &SemverOptions<'_>,
     cursor: Option<&Version>,
     mut lookup: F,
@@ -206,55 +207,66 @@ where
     Fut: Future<Output = Result<Option<String>>>,
 {
     let bare = options.variant.unwrap_or("latest");
-    if let Some(cursor) = cursor
-        && let Some(pos) = tags.iter().position(|t| *t == cursor.tag)
-    {
-        let tag = tags.remove(pos);
-        tags.insert(0, tag);
-    }
-    let mut bare_digest = None;
-    let mut cursor_version: Option<SemVer> = None;
     let mut kept: Vec<Candidate> = Vec::new();
     let mut by_digest: HashMap<String, usize> = HashMap::new();
-    for tag in tags {
-        if tag == bare {
-            bare_digest = lookup(tag).await?;
-            continue;
+    let mut keep = |cand: Candidate| match by_digest.get(&cand.digest) {
+        Some(&i) => {
+            if better(&cand, &kept[i]) {
+                kept[i] = cand;
+            }
         }
-        let Some(version) = candidate_version(&tag, options) else {
-            continue;
-        };
-        if let Some(cv) = &cursor_version
-            && version <= *cv
-        {
-            continue;
+        None => {
+            by_digest.insert(cand.digest.clone(), kept.len());
+            kept.push(cand);
         }
-        let Some(digest) = lookup(tag.clone()).await? else {
-            continue;
-        };
-        if let Some(cursor) = cursor
-            && cursor.tag == tag
-            && cursor.digest == digest
-        {
+    };
+
+    // The cursor's tag goes first: if it still points at the same digest,
+    // nothing older needs a lookup.
+    let mut cursor_version: Option<SemVer> = None;
+    let cursor_tag = cursor.and_then(|c| {
+        let version = candidate_version(&c.tag, options)?;
+        tags.contains(&c.tag).then(|| (c, version))
+    });
+    if let Some((c, version)) = cursor_tag
+        && let Some(digest) = lookup(c.tag.clone()).await?
+    {
+        if digest == c.digest {
             cursor_version = Some(version.clone());
         }
-        let cand = Candidate {
-            tag,
+        keep(Candidate {
+            tag: c.tag.clone(),
             version,
-            digest: digest.clone(),
-        };
-        match by_digest.get(&digest) {
-            Some(&i) => {
-                if better(&cand, &kept[i]) {
-                    kept[i] = cand;
-                }
-            }
-            None => {
-                by_digest.insert(digest, kept.len());
-                kept.push(cand);
-            }
+            digest,
+        });
+    }
+
+    let candidates: Vec<(String, SemVer)> = tags
+        .iter()
+        .filter(|t| *t != bare && cursor.is_none_or(|c| c.tag != **t))
+        .filter_map(|t| candidate_version(t, options).map(|v| (t.clone(), v)))
+        .filter(|(_, v)| cursor_version.as_ref().is_none_or(|cv| v > cv))
+        .collect();
+    // Digest lookups are independent HEADs: run a few at once, keeping
+    // registry order for the de-duplication's "first wins" rule.
+    let mut lookups = futures::stream::iter(candidates)
+        .map(|(tag, version)| {
+            let digest = lookup(tag.clone());
+            async move { digest.await.map(|d| (tag, version, d)) }
+        })
+        .buffered(8);
+    while let Some((tag, version, digest)) = lookups.try_next().await? {
+        if let Some(digest) = digest {
+            keep(Candidate {
+                tag,
+                version,
+                digest,
+            });
         }
     }
+    drop(lookups);
+    drop(keep);
+
     kept.sort_by(|a, b| a.version.cmp(&b.version));
     let mut out: Vec<Version> = kept
         .into_iter()
@@ -263,9 +275,11 @@ where
             digest: c.digest,
         })
         .collect();
+    // The bare tag is looked up only when it could be reported.
     if out.is_empty()
         && options.constraint.is_none()
-        && let Some(digest) = bare_digest
+        && tags.iter().any(|t| t == bare)
+        && let Some(digest) = lookup(bare.to_owned()).await?
     {
         out.push(Version {
             tag: bare.to_owned(),
@@ -465,12 +479,17 @@ mod tests {
     #[test]
     fn bare_tag_only_without_any_semver_tag() {
         // registry-image would report `1.0.0, latest` here (issues 316/351).
-        let (out, _) = run_semver(
+        let (out, looked) = run_semver(
             &[("1.0.0", 1), ("non-semver", 2), ("latest", 3)],
             opts(),
             None,
         );
         assert_eq!(out, ["1.0.0"]);
+        assert_eq!(
+            looked,
+            ["1.0.0"],
+            "the bare tag is not looked up needlessly"
+        );
         let (out, _) = run_semver(&[("non-semver", 2), ("latest", 3)], opts(), None);
         assert_eq!(out, ["latest"]);
         let c = Constraint::parse("1.x").unwrap();

@@ -699,7 +699,8 @@ mod tests {
         assert_eq!(format!("{:?}", s.password), "Some(<redacted>)");
     }
 
-    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUXGMhbKfNYu2qeD9yYDE/TqKAxUMwCgYIKoZIzj0EAwIw\nEjEQMA4GA1UEAwwHdGVzdC1jYTAeFw0yNDAxMDEwMDAwMDBaFw0zNDAxMDEwMDAw\nMDBaMBIxEDAOBgNVBAMMB3Rlc3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\nAAQz\n-----END CERTIFICATE-----\n";
+    /// A real self-signed CA certificate (openssl, P-256).
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUcTsIzUaBGEcd7pLBi/Lc2GkgNZgwCgYIKoZIzj0EAwIw\nEjEQMA4GA1UEAwwHdGVzdC1jYTAeFw0yNjExMjMxODQzNDdaFw0zNjExMjAxODQz\nNDdaMBIxEDAOBgNVBAMMB3Rlc3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\nAAQU+4Q20Bpynies3Ict229ATytLpqJfk3NlDA3ovTRklHonM6JPD1RDuv6u45sg\nrV9YbkZeB8MlF42zmdI1n4a7o1MwUTAdBgNVHQ4EFgQU9T1kQV/0xNArABwONvPE\nIPbiSn4wHwYDVR0jBBgwFoAU9T1kQV/0xNArABwONvPEIPbiSn4wDwYDVR0TAQH/\nBAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBPkBM0i9CatPKBpGtXmkND81WvQ3tR\nP5px2tXXze0lMgIhAOKoeJnwMj/jegc+8HpXkUWccQ3KKm0aSSQGQyZsmvLx\n-----END CERTIFICATE-----\n";
 
     #[test]
     fn ca_certs_both_forms() {
