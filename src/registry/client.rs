@@ -360,6 +360,8 @@ impl Client {
                 // the ClientHello must not hang the run (ggcr races http
                 // after 300 ms); this client only pings and fetches tokens.
                 read_timeout: http_allowed.then_some(std::time::Duration::from_secs(10)),
+                // Go's default dial timeout, as registry-image has.
+                connect_timeout: Some(std::time::Duration::from_secs(30)),
                 ..Default::default()
             };
             let oci = oci_client::Client::try_from(config).map_err(|e| Error::Setup {

@@ -122,4 +122,30 @@ mod tests {
         };
         assert!(!Transient::is_transient(&bad));
     }
+
+    /// Runs only in the child process spawned by `test_env_shortens_backoff`.
+    #[test]
+    #[ignore = "spawned by test_env_shortens_backoff with TEST=true"]
+    fn env_probe() {
+        assert_eq!(initial_interval(), Duration::from_millis(5));
+    }
+
+    /// `TEST=true` (what registry-image's suite sets) shortens the first
+    /// interval; checked in a child process so that no test thread mutates
+    /// the environment.
+    #[test]
+    fn test_env_shortens_backoff() {
+        let exe = std::env::current_exe().unwrap();
+        let run = |test_env: Option<&str>| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--ignored", "--exact", "registry::retry::tests::env_probe"]);
+            cmd.env_remove("TEST");
+            if let Some(v) = test_env {
+                cmd.env("TEST", v);
+            }
+            cmd.output().unwrap().status.success()
+        };
+        assert!(run(Some("true")));
+        assert!(!run(None), "without TEST=true the interval is 5 s");
+    }
 }
