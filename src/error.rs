@@ -85,6 +85,7 @@ pub fn hint(message: &str) -> Option<&'static str> {
         || message.contains("DENIED")
         || message.contains("401 Unauthorized")
         || message.contains("403 Forbidden")
+        || message.contains("Authentication failure")
     {
         Some(
             "hint: the registry refused the credentials; check source.username and source.password (and registry_mirror credentials)",

@@ -226,7 +226,7 @@ where
     let mut cursor_version: Option<SemVer> = None;
     let cursor_tag = cursor.and_then(|c| {
         let version = candidate_version(&c.tag, options)?;
-        tags.contains(&c.tag).then(|| (c, version))
+        tags.contains(&c.tag).then_some((c, version))
     });
     if let Some((c, version)) = cursor_tag
         && let Some(digest) = lookup(c.tag.clone()).await?
@@ -265,7 +265,6 @@ where
         }
     }
     drop(lookups);
-    drop(keep);
 
     kept.sort_by(|a, b| a.version.cmp(&b.version));
     let mut out: Vec<Version> = kept

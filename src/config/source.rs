@@ -429,8 +429,10 @@ impl Source {
             None => None,
             Some(Value::String(s)) => non_empty(s),
             // Go's Tag.UnmarshalJSON keeps the number's text; serde_json has
-            // already parsed it, so exponent forms print normalised (1e2 →
-            // 100.0), which no real tag uses.
+            // already parsed it, so `42.10` reads back as `42.1` and `1e2` as
+            // `100.0`. Concourse's YAML→JSON step has usually normalised
+            // such numbers already (`tag: 1.10` arrives as 1.1); quote tags
+            // that are not plain integers.
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(other) => {
                 return Err(DecodeError::Type {
