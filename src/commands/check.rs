@@ -927,4 +927,36 @@ mod registry_tests {
             }]
         );
     }
+
+    #[tokio::test]
+    async fn failing_mirror_falls_back_to_origin() {
+        use crate::registry::testutil::{FakeServer, response};
+        let mirror = FakeServer::start(|req| match req.path.as_str() {
+            "/v2/" => response("200 OK", &[], b""),
+            _ => response("500 Internal Server Error", &[], b"mirror broken"),
+        })
+        .await;
+        // The origin (Docker Hub) is unreachable or refuses this name; what
+        // matters is that the mirror was asked first and its failure led to
+        // the origin, whose error is the one reported.
+        let err = run(request(
+            json!({"repository": "oci-build-resource-test/does-not-exist", "tag": "latest",
+                   "registry_mirror": {"host": mirror.host}}),
+            None,
+        ))
+        .await
+        .unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.starts_with("checking origin oci-build-resource-test/does-not-exist failed: "),
+            "{text}"
+        );
+        assert!(!text.contains("mirror broken"), "{text}");
+        let log = mirror.log();
+        assert!(
+            log.iter()
+                .any(|l| l == "HEAD /v2/oci-build-resource-test/does-not-exist/manifests/latest"),
+            "{log:?}"
+        );
+    }
 }
