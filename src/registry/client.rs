@@ -492,7 +492,11 @@ impl Client {
             .http
             .request(method.clone(), url)
             .headers(headers.clone());
-        if let Some(auth) = &session.authorization {
+        // Credentials go only to the registry itself, never to another host
+        // a Location header points at (ggcr's transport does the same).
+        if let Some(auth) = &session.authorization
+            && same_origin(url, &session.origin)
+        {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }
         if let Some(body) = body {
@@ -862,6 +866,14 @@ fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether `url` has the scheme, host and port of `origin`.
+fn same_origin(url: &str, origin: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(origin)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// The target of `rel="next"` in a `Link` header.
 fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
@@ -909,6 +921,26 @@ mod tests {
         ] {
             assert!(!implicitly_insecure(h), "{h}");
         }
+    }
+
+    #[test]
+    fn credentials_stay_on_the_registry_origin() {
+        assert!(same_origin(
+            "http://127.0.0.1:5000/v2/x/blobs/uploads/u?_state=1",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin(
+            "https://storage.example.com/upload",
+            "https://registry.example.com"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:5001/v2/",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin(
+            "https://127.0.0.1:5000/v2/",
+            "http://127.0.0.1:5000"
+        ));
     }
 
     #[test]
