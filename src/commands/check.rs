@@ -959,4 +959,64 @@ mod registry_tests {
             "{log:?}"
         );
     }
+
+    /// registry-image's suite scripts the exact request order for tag mode:
+    /// one ping, HEAD the tag, HEAD the previous digest.
+    #[tokio::test]
+    async fn tag_mode_request_sequence_matches_ggcr() {
+        use crate::registry::testutil::{FakeServer, response};
+        let new = registry::sha256_digest(b"new");
+        let old = registry::sha256_digest(b"old");
+        let (n2, o2) = (new.clone(), old.clone());
+        let server = FakeServer::start(move |req| {
+            let manifest = |d: &str| {
+                response(
+                    "200 OK",
+                    &[
+                        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                        ("Docker-Content-Digest", d),
+                    ],
+                    b"",
+                )
+            };
+            match (req.method.as_str(), req.path.as_str()) {
+                ("GET", "/v2/") => response("200 OK", &[], b""),
+                ("HEAD", "/v2/img/manifests/latest") => manifest(&n2),
+                ("HEAD", p) if p == format!("/v2/img/manifests/{o2}") => manifest(&o2),
+                _ => response("404 Not Found", &[], b""),
+            }
+        })
+        .await;
+        let v = Version {
+            tag: "latest".into(),
+            digest: old.clone(),
+        };
+        let out = run(request(
+            json!({"repository": format!("{}/img", server.host), "tag": "latest"}),
+            Some(v),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            [
+                Version {
+                    tag: "latest".into(),
+                    digest: old.clone()
+                },
+                Version {
+                    tag: "latest".into(),
+                    digest: new
+                }
+            ]
+        );
+        assert_eq!(
+            server.log(),
+            [
+                "GET /v2/",
+                "HEAD /v2/img/manifests/latest",
+                &format!("HEAD /v2/img/manifests/{old}")
+            ]
+        );
+    }
 }
