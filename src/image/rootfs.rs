@@ -23,6 +23,7 @@
 //! - ownership is applied only as root, devices are created only as root,
 //!   and extended attributes are best effort.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -30,6 +31,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use filetime::FileTime;
 use tar::EntryType;
@@ -209,11 +211,28 @@ impl Unpacker {
     }
 
     /// Applies one layer. `layer` names it in errors (its digest).
+    ///
+    /// A layer that ends early *inside its content* (a truncated gzip
+    /// stream or tar whose blob was delivered completely) fails with
+    /// `InvalidData`; only a failure of `reader` itself keeps its kind, so
+    /// the retry loop retries broken downloads but not broken images.
     pub fn unpack_layer<R: Read>(&mut self, layer: &str, reader: R) -> Result<LayerStats> {
+        let reader_failed = Rc::new(Cell::new(false));
+        let classify = |e: io::Error| {
+            if !reader_failed.get() && e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(io::ErrorKind::InvalidData, format!("layer content is truncated or corrupt: {e}"))
+            } else {
+                e
+            }
+        };
         let stream_err = |source| Error::Unpack {
             layer: layer.to_owned(),
             entry: String::new(),
-            source,
+            source: classify(source),
+        };
+        let reader = Tap {
+            inner: reader,
+            failed: reader_failed.clone(),
         };
         let decoder = compression::decompress(reader).map_err(stream_err)?;
         let mut archive = tar::Archive::new(decoder);
@@ -238,7 +257,7 @@ impl Unpacker {
                     return Err(Error::Unpack {
                         layer: layer.to_owned(),
                         entry: shown,
-                        source,
+                        source: classify(source),
                     });
                 }
             }
@@ -500,6 +519,23 @@ impl Unpacker {
             }
         }
         Ok(())
+    }
+}
+
+/// Notes whether the layer stream itself failed (as opposed to the
+/// decompressor or tar parser above it).
+struct Tap<R> {
+    inner: R,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })
     }
 }
 

@@ -543,7 +543,32 @@ fn truncated_compressed_layers_are_errors() {
     gz.truncate(gz.len() - 10);
     let w = World::new();
     let err = w.apply(&[gz]).unwrap_err();
-    assert!(matches!(err, Error::Unpack { .. }), "{err:?}");
+    // Not a transient network failure: the blob itself is broken.
+    match &err {
+        Error::Unpack { source, .. } => assert_eq!(source.kind(), io::ErrorKind::InvalidData, "{err:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A reader that fails mid-way keeps its error kind (retryable).
+    struct Cut(Vec<u8>, usize);
+    impl Read for Cut {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1 >= self.0.len() / 2 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            }
+            let n = buf.len().min(self.0.len() / 2 - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+    let w = World::new();
+    let mut u = w.unpacker(false);
+    let whole = super::super::fetch::testutil::gzip(&tarball);
+    match u.unpack_layer("l", Cut(whole, 0)) {
+        Err(Error::Unpack { source, .. }) => assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
 
     // Cut inside the gzip trailer only: the tar parser has all it needs, the
     // CRC check must still fail the layer.
