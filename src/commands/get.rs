@@ -16,7 +16,9 @@ use tracing::{info, warn};
 use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
-use crate::image::fetch::{self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome};
+use crate::image::fetch::{
+    self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome,
+};
 use crate::image::metadata::matching;
 use crate::image::platform::WantedPlatform;
 use crate::image::rootfs::UnpackOptions;
@@ -71,7 +73,11 @@ pub async fn run(req: InRequest, dest: &Path) -> Result<InResponse> {
 }
 
 fn options(req: &InRequest) -> GetOptions {
-    let platform = req.params.platform.as_ref().or(req.source.platform.as_ref());
+    let platform = req
+        .params
+        .platform
+        .as_ref()
+        .or(req.source.platform.as_ref());
     let tag = if req.version.tag.is_empty() {
         "latest"
     } else {
@@ -99,16 +105,22 @@ fn options(req: &InRequest) -> GetOptions {
     }
 }
 
-async fn attempt_with_retries(source: &Arc<RegistrySource>, dest: &Path, opts: &GetOptions) -> Result<GetOutcome> {
+async fn attempt_with_retries(
+    source: &Arc<RegistrySource>,
+    dest: &Path,
+    opts: &GetOptions,
+) -> Result<GetOutcome> {
     let digest = opts.digest.clone();
     retry_transient("download", || async {
-        fetch::download(source.clone(), dest, opts).await.map_err(|e| match e {
-            FetchError::Source(e) => Error::Registry(e),
-            FetchError::Image(e) => Error::Foreign {
-                context: format!("image {digest}"),
-                source: Box::new(e),
-            },
-        })
+        fetch::download(source.clone(), dest, opts)
+            .await
+            .map_err(|e| match e {
+                FetchError::Source(e) => Error::Registry(e),
+                FetchError::Image(e) => Error::Foreign {
+                    context: format!("image {digest}"),
+                    source: Box::new(e),
+                },
+            })
     })
     .await
 }

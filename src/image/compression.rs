@@ -152,7 +152,10 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&payload()).unwrap();
         roundtrip(gz.finish().unwrap(), Compression::Gzip);
-        roundtrip(zstd::encode_all(&payload()[..], 1).unwrap(), Compression::Zstd);
+        roundtrip(
+            zstd::encode_all(&payload()[..], 1).unwrap(),
+            Compression::Zstd,
+        );
         roundtrip(payload(), Compression::None);
     }
 

@@ -18,7 +18,11 @@ pub fn sha256_hex(digest: &str) -> Result<&str> {
     let hex = digest
         .strip_prefix("sha256:")
         .ok_or_else(|| Error::InvalidDigest(digest.to_owned()))?;
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(hex)
     } else {
         Err(Error::InvalidDigest(digest.to_owned()))
@@ -165,7 +169,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
         };
         if new.is_empty() {
             let hasher = this.hasher.take().expect("checked just above");
-            return Poll::Ready(hasher.verify(&this.what, &this.digest, this.size).map_err(invalid));
+            return Poll::Ready(
+                hasher
+                    .verify(&this.what, &this.digest, this.size)
+                    .map_err(invalid),
+            );
         }
         hasher.update(new);
         if hasher.len() > this.size {
@@ -199,7 +207,10 @@ mod tests {
             format!("sha256:{}/", "a".repeat(63)),
             String::new(),
         ] {
-            assert!(matches!(sha256_hex(&bad), Err(Error::InvalidDigest(_))), "{bad}");
+            assert!(
+                matches!(sha256_hex(&bad), Err(Error::InvalidDigest(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -218,7 +229,10 @@ mod tests {
             .read_to_end(&mut Vec::new())
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("digest mismatch for blob"), "{err}");
+        assert!(
+            err.to_string().contains("digest mismatch for blob"),
+            "{err}"
+        );
 
         let err = VerifyingReader::new(&b"hello"[..], "blob", &digest, 11)
             .read_to_end(&mut Vec::new())

@@ -60,14 +60,20 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
         let h = entry_header(&name, bytes.len() as u64)?;
         self.write(&name, h.as_bytes()).await?;
         self.write(&name, bytes).await?;
-        self.write(&name, &vec![0u8; padding(bytes.len() as u64)]).await?;
+        self.write(&name, &vec![0u8; padding(bytes.len() as u64)])
+            .await?;
         self.config = Some(name);
         Ok(())
     }
 
     /// Streams a layer of exactly `size` bytes into the archive; the entry
     /// suffix follows the compression found in its first bytes.
-    pub async fn append_layer<R: AsyncRead + Unpin>(&mut self, digest: &str, size: u64, mut reader: R) -> Result<()> {
+    pub async fn append_layer<R: AsyncRead + Unpin>(
+        &mut self,
+        digest: &str,
+        size: u64,
+        mut reader: R,
+    ) -> Result<()> {
         let hex = sha256_hex(digest)?.to_owned();
         let stream_err = |e| Error::Stream(format!("reading layer {digest}"), e);
         let mut prefix = [0u8; 4];
@@ -151,13 +157,23 @@ mod tests {
         };
         let plain_layer = vec![0u8; 1536];
         let mut w = DockerArchiveWriter::new(Vec::new());
-        w.append_config(&sha256_digest(&config), &config).await.unwrap();
-        w.append_layer(&sha256_digest(&gz_layer), gz_layer.len() as u64, &gz_layer[..])
+        w.append_config(&sha256_digest(&config), &config)
             .await
             .unwrap();
-        w.append_layer(&sha256_digest(&plain_layer), plain_layer.len() as u64, &plain_layer[..])
-            .await
-            .unwrap();
+        w.append_layer(
+            &sha256_digest(&gz_layer),
+            gz_layer.len() as u64,
+            &gz_layer[..],
+        )
+        .await
+        .unwrap();
+        w.append_layer(
+            &sha256_digest(&plain_layer),
+            plain_layer.len() as u64,
+            &plain_layer[..],
+        )
+        .await
+        .unwrap();
         let out = w.finish(&["example.com/repo:tag".into()]).await.unwrap();
 
         let mut archive = tar::Archive::new(&out[..]);
@@ -174,7 +190,10 @@ mod tests {
         let cfg = format!("sha256:{}", sha256_hex(&sha256_digest(&config)).unwrap());
         let l1 = format!("{}.tar.gz", sha256_hex(&sha256_digest(&gz_layer)).unwrap());
         let l2 = format!("{}.tar", sha256_hex(&sha256_digest(&plain_layer)).unwrap());
-        assert_eq!(names, [cfg.clone(), l1.clone(), l2.clone(), "manifest.json".into()]);
+        assert_eq!(
+            names,
+            [cfg.clone(), l1.clone(), l2.clone(), "manifest.json".into()]
+        );
         let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
         assert_eq!(
             m,

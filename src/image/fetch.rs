@@ -15,16 +15,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use oci_spec::image::ImageManifest;
 use tokio::io::AsyncRead;
-use tokio::sync::{Semaphore, oneshot};
-use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
 use super::digest::{sha256_hex, verify_bytes};
@@ -62,11 +59,18 @@ pub trait BlobSource: Send + Sync + 'static {
     type Reader: AsyncRead + Send + Unpin + 'static;
 
     /// Fetches a manifest or index by digest.
-    fn fetch_manifest(&self, digest: &str) -> impl Future<Output = Result<FetchedManifest, Self::Error>> + Send;
+    fn fetch_manifest(
+        &self,
+        digest: &str,
+    ) -> impl Future<Output = Result<FetchedManifest, Self::Error>> + Send;
     /// Fetches a small blob (a config) into memory.
     fn fetch_blob(&self, digest: &str) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
     /// Opens a verified stream over a blob.
-    fn blob_reader(&self, digest: &str, size: u64) -> impl Future<Output = Result<Self::Reader, Self::Error>> + Send;
+    fn blob_reader(
+        &self,
+        digest: &str,
+        size: u64,
+    ) -> impl Future<Output = Result<Self::Reader, Self::Error>> + Send;
 }
 
 /// A download failure: from the source (network, registry) or from us.
@@ -155,9 +159,15 @@ pub struct SelectedImage {
 }
 
 /// Fetches a manifest by digest and checks its bytes hash to it.
-pub async fn fetch_verified_manifest<S: BlobSource>(source: &S, digest: &str) -> FResult<FetchedManifest, S> {
+pub async fn fetch_verified_manifest<S: BlobSource>(
+    source: &S,
+    digest: &str,
+) -> FResult<FetchedManifest, S> {
     sha256_hex(digest)?;
-    let m = source.fetch_manifest(digest).await.map_err(FetchError::Source)?;
+    let m = source
+        .fetch_manifest(digest)
+        .await
+        .map_err(FetchError::Source)?;
     verify_bytes(&format!("manifest {digest}"), &m.bytes, digest, None)?;
     Ok(FetchedManifest {
         digest: digest.to_owned(),
@@ -174,12 +184,12 @@ pub async fn select_image<S: BlobSource>(
     let top_kind = manifest::classify(&top.digest, top.media_type.as_deref(), &top.bytes)?;
     let manifest = match top_kind {
         Kind::Image => top.clone(),
-        Kind::Index => select_from_index(source, &top, platform, 0).await?.ok_or_else(|| {
-            Error::NoMatchingPlatform {
+        Kind::Index => select_from_index(source, &top, platform, 0)
+            .await?
+            .ok_or_else(|| Error::NoMatchingPlatform {
                 wanted: platform.to_string(),
                 index: top.digest.clone(),
-            }
-        })?,
+            })?,
     };
     let image = manifest::parse_image(&manifest.digest, &manifest.bytes)?;
     Ok(SelectedImage {
@@ -208,11 +218,16 @@ fn select_from_index<'a, S: BlobSource>(
         for d in platform.candidates(&parsed) {
             let digest = d.digest().to_string();
             let child = fetch_verified_manifest(source, &digest).await?;
-            let media_type = child.media_type.clone().or_else(|| Some(d.media_type().to_string()));
+            let media_type = child
+                .media_type
+                .clone()
+                .or_else(|| Some(d.media_type().to_string()));
             match manifest::classify(&digest, media_type.as_deref(), &child.bytes)? {
                 Kind::Image => return Ok(Some(child)),
                 Kind::Index => {
-                    if let Some(found) = select_from_index(source, &child, platform, depth + 1).await? {
+                    if let Some(found) =
+                        select_from_index(source, &child, platform, depth + 1).await?
+                    {
                         return Ok(Some(found));
                     }
                 }
@@ -223,12 +238,23 @@ fn select_from_index<'a, S: BlobSource>(
 }
 
 /// Fetches and verifies an image's config.
-pub async fn fetch_config<S: BlobSource>(source: &S, image: &ImageManifest) -> FResult<(Bytes, RunConfig), S> {
+pub async fn fetch_config<S: BlobSource>(
+    source: &S,
+    image: &ImageManifest,
+) -> FResult<(Bytes, RunConfig), S> {
     let desc = image.config();
     let digest = desc.digest().to_string();
     sha256_hex(&digest)?;
-    let bytes = source.fetch_blob(&digest).await.map_err(FetchError::Source)?;
-    verify_bytes(&format!("config {digest}"), &bytes, &digest, Some(desc.size()))?;
+    let bytes = source
+        .fetch_blob(&digest)
+        .await
+        .map_err(FetchError::Source)?;
+    verify_bytes(
+        &format!("config {digest}"),
+        &bytes,
+        &digest,
+        Some(desc.size()),
+    )?;
     let config = RunConfig::from_config_blob(&digest, &bytes)?;
     Ok((bytes, config))
 }
@@ -236,7 +262,11 @@ pub async fn fetch_config<S: BlobSource>(source: &S, image: &ImageManifest) -> F
 /// Runs a whole `get` download into `dest`. Safe to call again after a
 /// failure (the retry loop does): it starts by removing what an earlier
 /// attempt left. Does not write `tag`/`digest`/`repository`.
-pub async fn download<S: BlobSource>(source: Arc<S>, dest: &Path, opts: &GetOptions) -> FResult<GetOutcome, S> {
+pub async fn download<S: BlobSource>(
+    source: Arc<S>,
+    dest: &Path,
+    opts: &GetOptions,
+) -> FResult<GetOutcome, S> {
     clean_attempt(dest).await?;
     let top = fetch_verified_manifest(&*source, &opts.digest).await?;
     let format = opts.format.clone().map_err(Error::UnknownFormat)?;
@@ -337,27 +367,47 @@ pub async fn unpack_rootfs<S: BlobSource>(
         let (digest, size) = layers[index].clone();
         index += 1;
         tracing::info!("extracting layer {index}/{total} {digest} ({size} bytes)");
-        unpacker = tokio::task::spawn_blocking(move || -> Result<Unpacker> {
-            match input {
-                LayerInput::Stream(reader) => {
-                    unpacker.unpack_layer(&digest, SyncIoBridge::new(reader))?;
-                }
-                LayerInput::Spooled(path) => {
-                    let file = std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-                    unpacker.unpack_layer(&digest, file)?;
-                    let _ = std::fs::remove_file(&path);
-                }
+        unpacker = match input {
+            LayerInput::Stream(reader) => {
+                let reader = SyncIoBridge::new(reader);
+                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                result?;
+                unpacker
             }
-            Ok(unpacker)
-        })
-        .await
-        .map_err(|e| Error::Task("unpacking a layer", e))??;
+            LayerInput::Spooled(handle) => {
+                let reader = handle
+                    .reader()
+                    .map_err(|e| Error::io("opening", handle.path(), e))?;
+                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                // A failed download explains a failed read better, and keeps
+                // the source's error type for the retry loop.
+                let path = handle.finished().await?;
+                result?;
+                let _ = tokio::fs::remove_file(&path).await;
+                unpacker
+            }
+        };
     }
     tokio::task::spawn_blocking(move || unpacker.finish())
         .await
         .map_err(|e| Error::Task("applying directory metadata", e))??;
     let _ = tokio::fs::remove_dir_all(&spool).await;
     Ok(())
+}
+
+/// Runs one layer through the unpacker on a blocking thread; hands the
+/// unpacker back whatever happened.
+async fn unpack_blocking<R: std::io::Read + Send + 'static>(
+    mut unpacker: Unpacker,
+    digest: String,
+    reader: R,
+) -> Result<(Unpacker, Result<()>)> {
+    tokio::task::spawn_blocking(move || {
+        let result = unpacker.unpack_layer(&digest, reader).map(|_| ());
+        (unpacker, result)
+    })
+    .await
+    .map_err(|e| Error::Task("unpacking a layer", e))
 }
 
 /// Writes `dest/image.tar` for `image` (via a partial file renamed at the end).
@@ -373,9 +423,10 @@ pub async fn write_docker_archive<S: BlobSource>(
     let file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| Error::io("creating", &partial, e))?;
-    let mut writer = DockerArchiveWriter::new(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+    let mut writer =
+        DockerArchiveWriter::new(tokio::io::BufWriter::with_capacity(256 * 1024, file));
     writer
-        .append_config(&image.config().digest().to_string(), config_bytes)
+        .append_config(image.config().digest().as_ref(), config_bytes)
         .await?;
     let spool = dest.join(SPOOL_DIR);
     let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
@@ -385,7 +436,8 @@ pub async fn write_docker_archive<S: BlobSource>(
         index += 1;
         match input? {
             LayerInput::Stream(reader) => writer.append_layer(digest, *size, reader).await?,
-            LayerInput::Spooled(path) => {
+            LayerInput::Spooled(handle) => {
+                let path = handle.finished().await?;
                 let file = tokio::fs::File::open(&path)
                     .await
                     .map_err(|e| Error::io("opening", &path, e))?;
@@ -441,7 +493,9 @@ pub async fn write_oci_layout<S: BlobSource>(
             Kind::Image => {
                 let image = manifest::parse_image(&m.digest, &m.bytes)?;
                 let c = image.config();
-                for (d, s) in std::iter::once((c.digest().to_string(), c.size())).chain(layer_list(&image)?) {
+                for (d, s) in
+                    std::iter::once((c.digest().to_string(), c.size())).chain(layer_list(&image)?)
+                {
                     if seen.insert(d.clone()) {
                         blobs.push((d, s));
                     }
@@ -455,7 +509,10 @@ pub async fn write_oci_layout<S: BlobSource>(
             let source = source.clone();
             let writer = writer.clone();
             async move {
-                let reader = source.blob_reader(&digest, size).await.map_err(FetchError::Source)?;
+                let reader = source
+                    .blob_reader(&digest, size)
+                    .await
+                    .map_err(FetchError::Source)?;
                 writer.write_blob(reader, &digest, size).await?;
                 Ok::<_, FetchError<S::Error>>(())
             }
@@ -470,162 +527,28 @@ pub async fn write_oci_layout<S: BlobSource>(
         Kind::Index => writer.write_index_bytes(&top.bytes).await?,
         Kind::Image => {
             writer.write_blob_bytes(&top.bytes, &top.digest).await?;
-            let media_type = manifest::media_type_or_default(Kind::Image, top.media_type.as_deref(), &top.bytes);
-            let index = single_image_index(&media_type, &top.digest, top.bytes.len() as u64, Some(&opts.tag));
+            let media_type =
+                manifest::media_type_or_default(Kind::Image, top.media_type.as_deref(), &top.bytes);
+            let index = single_image_index(
+                &media_type,
+                &top.digest,
+                top.bytes.len() as u64,
+                Some(&opts.tag),
+            );
             writer.write_index_bytes(&index).await?;
-            writer.write_file("single-image-digest", top.digest.as_bytes()).await?;
+            writer
+                .write_file("single-image-digest", top.digest.as_bytes())
+                .await?;
         }
     }
     Ok(())
 }
 
-/// A layer as handed to its consumer: still streaming from the source, or
-/// already spooled to a local file because it arrived before its turn.
-pub enum LayerInput<R> {
-    /// Read it from the network now.
-    Stream(R),
-    /// Read it from this file (verified while it was written), then delete it.
-    Spooled(PathBuf),
-}
+mod feed;
 
-/// Hands out a manifest's layers in order while fetching ahead.
-///
-/// The consumer takes layer *i* with [`LayerFeed::next`]. If no download of
-/// it has started, it gets the live stream (no copy at all). Meanwhile a
-/// prefetcher downloads up to `parallel - 1` later layers into spool files;
-/// a layer the prefetcher claimed is handed out as a file once complete.
-/// Claims are a per-layer flag taken by whichever side comes first.
-/// Dropping the feed cancels the prefetcher and its downloads.
-pub struct LayerFeed<S: BlobSource> {
-    source: Arc<S>,
-    layers: Vec<(String, u64)>,
-    claims: Arc<Vec<AtomicBool>>,
-    spooled: Vec<Option<oneshot::Receiver<FResult<PathBuf, S>>>>,
-    next: usize,
-    prefetcher: tokio::task::JoinHandle<()>,
-}
+pub use feed::{LayerFeed, LayerInput, SpoolHandle, SpoolReader};
 
-impl<S: BlobSource> LayerFeed<S> {
-    /// Starts fetching ahead; spool files go into `spool_dir`.
-    pub async fn start(source: Arc<S>, layers: Vec<(String, u64)>, spool_dir: &Path, parallel: usize) -> Result<Self> {
-        tokio::fs::create_dir_all(spool_dir)
-            .await
-            .map_err(|e| Error::io("creating spool directory", spool_dir, e))?;
-        let claims: Arc<Vec<AtomicBool>> = Arc::new(layers.iter().map(|_| AtomicBool::new(false)).collect());
-        let mut senders = Vec::new();
-        let mut spooled = Vec::new();
-        for _ in &layers {
-            let (tx, rx) = oneshot::channel();
-            senders.push(Some(tx));
-            spooled.push(Some(rx));
-        }
-        let prefetcher = tokio::spawn(prefetch(
-            source.clone(),
-            layers.clone(),
-            claims.clone(),
-            senders,
-            spool_dir.to_owned(),
-            parallel.saturating_sub(1),
-        ));
-        Ok(LayerFeed {
-            source,
-            layers,
-            claims,
-            spooled,
-            next: 0,
-            prefetcher,
-        })
-    }
-
-    /// The next layer, in manifest order.
-    pub async fn next(&mut self) -> Option<FResult<LayerInput<S::Reader>, S>> {
-        let i = self.next;
-        let (digest, size) = self.layers.get(i)?.clone();
-        self.next += 1;
-        if self.claims[i]
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            return Some(
-                self.source
-                    .blob_reader(&digest, size)
-                    .await
-                    .map(LayerInput::Stream)
-                    .map_err(FetchError::Source),
-            );
-        }
-        let rx = self.spooled[i].take().expect("each layer is handed out once");
-        Some(match rx.await {
-            Ok(result) => result.map(LayerInput::Spooled),
-            Err(_) => Err(Error::Unsupported {
-                what: format!("layer {digest}"),
-                reason: "prefetch was cancelled".into(),
-            }
-            .into()),
-        })
-    }
-}
-
-impl<S: BlobSource> Drop for LayerFeed<S> {
-    fn drop(&mut self) {
-        self.prefetcher.abort();
-    }
-}
-
-async fn prefetch<S: BlobSource>(
-    source: Arc<S>,
-    layers: Vec<(String, u64)>,
-    claims: Arc<Vec<AtomicBool>>,
-    mut senders: Vec<Option<oneshot::Sender<FResult<PathBuf, S>>>>,
-    spool_dir: PathBuf,
-    slots: usize,
-) {
-    if slots == 0 {
-        return;
-    }
-    let permits = Arc::new(Semaphore::new(slots));
-    // Dropped (and its downloads aborted) when this task is aborted.
-    let mut tasks = JoinSet::new();
-    for (i, (digest, size)) in layers.into_iter().enumerate().skip(1) {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        if claims[i]
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            // The consumer got here first and streams it.
-            continue;
-        }
-        let tx = senders[i].take().expect("each layer is claimed once");
-        let source = source.clone();
-        let spool_dir = spool_dir.clone();
-        tasks.spawn(async move {
-            let result = spool_layer(&*source, &digest, size, &spool_dir).await;
-            drop(permit);
-            let _ = tx.send(result);
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn spool_layer<S: BlobSource>(source: &S, digest: &str, size: u64, dir: &Path) -> FResult<PathBuf, S> {
-    let path = dir.join(format!("{}.spool", sha256_hex(digest)?));
-    let mut reader = source.blob_reader(digest, size).await.map_err(FetchError::Source)?;
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| Error::io("creating", &path, e))?;
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    tokio::io::copy(&mut reader, &mut out)
-        .await
-        .map_err(|e| Error::Stream(format!("downloading layer {digest}"), e))?;
-    tokio::io::AsyncWriteExt::flush(&mut out)
-        .await
-        .map_err(|e| Error::io("writing", &path, e))?;
-    Ok(path)
-}
-
-#[cfg(test)]
-pub(crate) mod testutil;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -56,7 +56,12 @@ impl LayoutWriter {
 
     /// Streams `reader` into the blob `digest`, verifying digest and size
     /// before the blob appears under its name. An existing blob is kept.
-    pub async fn write_blob<R: AsyncRead + Unpin>(&self, mut reader: R, digest: &str, size: u64) -> Result<()> {
+    pub async fn write_blob<R: AsyncRead + Unpin>(
+        &self,
+        mut reader: R,
+        digest: &str,
+        size: u64,
+    ) -> Result<()> {
         let path = self.blob_path(digest)?;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             // Content-addressed: whoever wrote it verified it. Still drain
@@ -82,10 +87,14 @@ impl LayoutWriter {
                 if hasher.len() > size {
                     break;
                 }
-                file.write_all(&buf[..n]).await.map_err(|e| Error::io("writing", &tmp, e))?;
+                file.write_all(&buf[..n])
+                    .await
+                    .map_err(|e| Error::io("writing", &tmp, e))?;
             }
             hasher.verify(&format!("blob {digest}"), digest, size)?;
-            file.flush().await.map_err(|e| Error::io("writing", &tmp, e))?;
+            file.flush()
+                .await
+                .map_err(|e| Error::io("writing", &tmp, e))?;
             drop(file);
             tokio::fs::rename(&tmp, &path)
                 .await
@@ -137,7 +146,12 @@ impl LayoutWriter {
 
 /// An index wrapping one image manifest, as written for a single-image
 /// `oci-layout` get. `ref_name` (the tag) lets `umoci`/`skopeo` address it.
-pub fn single_image_index(media_type: &str, digest: &str, size: u64, ref_name: Option<&str>) -> Vec<u8> {
+pub fn single_image_index(
+    media_type: &str,
+    digest: &str,
+    size: u64,
+    ref_name: Option<&str>,
+) -> Vec<u8> {
     let mut desc = serde_json::json!({
         "mediaType": media_type,
         "digest": digest,
@@ -180,7 +194,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         });
     }
     let index_path = dir.join("index.json");
-    let index_bytes = std::fs::read(&index_path).map_err(|e| Error::io("reading", &index_path, e))?;
+    let index_bytes =
+        std::fs::read(&index_path).map_err(|e| Error::io("reading", &index_path, e))?;
     let mut report = VerifyReport::default();
     let mut seen = HashSet::new();
     verify_index(dir, "index.json", &index_bytes, &mut seen, &mut report)?;
@@ -206,9 +221,9 @@ fn verify_index(
                 report.images += 1;
                 let m = manifest::parse_image(&digest, &blob)?;
                 let c = m.config();
-                read_verified(dir, &c.digest().to_string(), c.size(), seen)?;
+                read_verified(dir, c.digest().as_ref(), c.size(), seen)?;
                 for l in m.layers() {
-                    stream_verified(dir, &l.digest().to_string(), l.size(), seen)?;
+                    stream_verified(dir, l.digest().as_ref(), l.size(), seen)?;
                 }
             }
         }
@@ -221,7 +236,12 @@ fn blob_file(dir: &Path, digest: &str) -> Result<PathBuf> {
 }
 
 /// Reads a small blob and verifies it; `None` if already seen.
-fn read_verified(dir: &Path, digest: &str, size: u64, seen: &mut HashSet<String>) -> Result<Option<Vec<u8>>> {
+fn read_verified(
+    dir: &Path,
+    digest: &str,
+    size: u64,
+    seen: &mut HashSet<String>,
+) -> Result<Option<Vec<u8>>> {
     let path = blob_file(dir, digest)?;
     let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
     verify_bytes(&path.display().to_string(), &bytes, digest, Some(size))?;
@@ -237,7 +257,8 @@ fn stream_verified(dir: &Path, digest: &str, size: u64, seen: &mut HashSet<Strin
     let mut hasher = Hasher::default();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::io("reading", &path, e))?;
+        let n =
+            std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::io("reading", &path, e))?;
         if n == 0 {
             break;
         }
@@ -252,7 +273,8 @@ pub fn file_digest(path: &Path) -> Result<(String, u64)> {
     let mut hasher = Hasher::default();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::io("reading", path, e))?;
+        let n =
+            std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::io("reading", path, e))?;
         if n == 0 {
             break;
         }
@@ -275,16 +297,26 @@ mod tests {
         let digest = sha256_digest(&data);
 
         let wrong = sha256_digest(b"other");
-        let err = w.write_blob(&data[..], &wrong, data.len() as u64).await.unwrap_err();
+        let err = w
+            .write_blob(&data[..], &wrong, data.len() as u64)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
         let err = w.write_blob(&data[..], &digest, 5).await.unwrap_err();
         assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
-        let err = w.write_blob(&data[..], "sha256:../../x", 5).await.unwrap_err();
+        let err = w
+            .write_blob(&data[..], "sha256:../../x", 5)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidDigest(_)), "{err:?}");
-        let names: Vec<_> = std::fs::read_dir(tmp.path().join("oci/blobs/sha256")).unwrap().collect();
+        let names: Vec<_> = std::fs::read_dir(tmp.path().join("oci/blobs/sha256"))
+            .unwrap()
+            .collect();
         assert!(names.is_empty(), "nothing may remain after failed writes");
 
-        w.write_blob(&data[..], &digest, data.len() as u64).await.unwrap();
+        w.write_blob(&data[..], &digest, data.len() as u64)
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(w.blob_path(&digest).unwrap()).unwrap(), data);
     }
 
@@ -295,7 +327,9 @@ mod tests {
         let w = LayoutWriter::create(&dir).await.unwrap();
         let layer = b"not really a tar".to_vec();
         let layer_d = sha256_digest(&layer);
-        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
         let config_d = sha256_digest(&config);
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
@@ -305,13 +339,26 @@ mod tests {
         }))
         .unwrap();
         let manifest_d = sha256_digest(&manifest);
-        w.write_blob(&layer[..], &layer_d, layer.len() as u64).await.unwrap();
-        w.write_blob_bytes(&config, &config_d).await.unwrap();
-        w.write_blob_bytes(&manifest, &manifest_d).await.unwrap();
-        w.write_index_bytes(&single_image_index(manifest::OCI_MANIFEST, &manifest_d, manifest.len() as u64, Some("t")))
+        w.write_blob(&layer[..], &layer_d, layer.len() as u64)
             .await
             .unwrap();
-        assert_eq!(verify(&dir).unwrap(), VerifyReport { images: 1, blobs: 3 });
+        w.write_blob_bytes(&config, &config_d).await.unwrap();
+        w.write_blob_bytes(&manifest, &manifest_d).await.unwrap();
+        w.write_index_bytes(&single_image_index(
+            manifest::OCI_MANIFEST,
+            &manifest_d,
+            manifest.len() as u64,
+            Some("t"),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            verify(&dir).unwrap(),
+            VerifyReport {
+                images: 1,
+                blobs: 3
+            }
+        );
 
         let path = w.blob_path(&layer_d).unwrap();
         std::fs::write(&path, b"not really a taR").unwrap();

@@ -94,13 +94,18 @@ impl OciLayoutDir {
             what: marker.display().to_string(),
             message: e.to_string(),
         })?;
-        if v.get("imageLayoutVersion").and_then(|v| v.as_str()).is_none() {
+        if v.get("imageLayoutVersion")
+            .and_then(|v| v.as_str())
+            .is_none()
+        {
             return Err(Error::Parse {
                 what: marker.display().to_string(),
                 message: "no imageLayoutVersion".into(),
             });
         }
-        Ok(OciLayoutDir { dir: dir.to_owned() })
+        Ok(OciLayoutDir {
+            dir: dir.to_owned(),
+        })
     }
 
     /// The directory.
@@ -110,7 +115,11 @@ impl OciLayoutDir {
 
     /// Path of a blob (digest validated, so it stays in `blobs/sha256`).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.dir.join("blobs").join("sha256").join(sha256_hex(digest)?))
+        Ok(self
+            .dir
+            .join("blobs")
+            .join("sha256")
+            .join(sha256_hex(digest)?))
     }
 
     /// Reads a small blob, verified.
@@ -123,12 +132,21 @@ impl OciLayoutDir {
 
     /// Opens a streaming reader over a blob that fails at EOF unless the
     /// content matches `digest` and `size`.
-    pub async fn open_blob(&self, digest: &str, size: u64) -> Result<VerifyingReader<tokio::fs::File>> {
+    pub async fn open_blob(
+        &self,
+        digest: &str,
+        size: u64,
+    ) -> Result<VerifyingReader<tokio::fs::File>> {
         let path = self.blob_path(digest)?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::io("opening", &path, e))?;
-        Ok(VerifyingReader::new(file, format!("blob {digest}"), digest, size))
+        Ok(VerifyingReader::new(
+            file,
+            format!("blob {digest}"),
+            digest,
+            size,
+        ))
     }
 
     /// What the layout asks to push, following registry-image's rules.
@@ -151,7 +169,7 @@ impl OciLayoutDir {
             match index.manifests().as_slice() {
                 [only] if manifest::is_index_type(only.media_type().as_ref()) => {
                     current = self.manifest(
-                        &only.digest().to_string(),
+                        only.digest().as_ref(),
                         Some(only.size()),
                         Some(only.media_type().to_string()),
                     )?;
@@ -169,7 +187,12 @@ impl OciLayoutDir {
         })
     }
 
-    fn manifest(&self, digest: &str, size: Option<u64>, media_type: Option<String>) -> Result<FetchedManifest> {
+    fn manifest(
+        &self,
+        digest: &str,
+        size: Option<u64>,
+        media_type: Option<String>,
+    ) -> Result<FetchedManifest> {
         let bytes = self.read_blob(digest, size)?;
         Ok(FetchedManifest {
             bytes: Bytes::from(bytes),
@@ -193,7 +216,11 @@ impl OciLayoutDir {
         }
         let parsed = manifest::parse_index(&index.digest, &index.bytes)?;
         for d in parsed.manifests() {
-            let child = self.manifest(&d.digest().to_string(), Some(d.size()), Some(d.media_type().to_string()))?;
+            let child = self.manifest(
+                d.digest().as_ref(),
+                Some(d.size()),
+                Some(d.media_type().to_string()),
+            )?;
             match manifest::classify(&child.digest, child.media_type.as_deref(), &child.bytes)? {
                 Kind::Index => {
                     self.walk_index(&child, nested, images, depth + 1)?;
@@ -325,10 +352,11 @@ impl DockerArchive {
             what: path.display().to_string(),
             message: "no manifest.json: not a docker save tarball".into(),
         })?;
-        let images: Vec<ArchiveImage> = serde_json::from_slice(&manifest).map_err(|e| Error::Parse {
-            what: format!("manifest.json in {}", path.display()),
-            message: e.to_string(),
-        })?;
+        let images: Vec<ArchiveImage> =
+            serde_json::from_slice(&manifest).map_err(|e| Error::Parse {
+                what: format!("manifest.json in {}", path.display()),
+                message: e.to_string(),
+            })?;
         let archive = DockerArchive {
             path: path.to_owned(),
             entries,
@@ -369,7 +397,10 @@ impl DockerArchive {
     }
 
     /// A streaming reader over one entry, and its size.
-    pub async fn open_entry(&self, name: &str) -> Result<(impl AsyncRead + Send + Unpin + use<>, u64)> {
+    pub async fn open_entry(
+        &self,
+        name: &str,
+    ) -> Result<(impl AsyncRead + Send + Unpin + use<>, u64)> {
         let (offset, size) = self.entry(name)?;
         let io_err = |e| Error::io("reading image archive", &self.path, e);
         let mut file = tokio::fs::File::open(&self.path).await.map_err(io_err)?;
@@ -410,7 +441,11 @@ impl DockerArchive {
             })
         };
         let config = blob(&image.config)?;
-        let layers = image.layers.iter().map(|l| blob(l)).collect::<Result<_>>()?;
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| blob(l))
+            .collect::<Result<_>>()?;
         Ok(ArchiveImageInfo { config, layers })
     }
 }
@@ -429,7 +464,9 @@ mod tests {
         let layer = zstd::encode_all(&b"layer content"[..], 1).unwrap();
         let file = tokio::fs::File::create(&path).await.unwrap();
         let mut w = DockerArchiveWriter::new(file);
-        w.append_config(&sha256_digest(&config), &config).await.unwrap();
+        w.append_config(&sha256_digest(&config), &config)
+            .await
+            .unwrap();
         w.append_layer(&sha256_digest(&layer), layer.len() as u64, &layer[..])
             .await
             .unwrap();
@@ -437,7 +474,10 @@ mod tests {
 
         let a = DockerArchive::open(&path).unwrap();
         assert_eq!(a.images().len(), 1);
-        assert_eq!(a.images()[0].repo_tags.as_deref(), Some(&["r:t".to_owned()][..]));
+        assert_eq!(
+            a.images()[0].repo_tags.as_deref(),
+            Some(&["r:t".to_owned()][..])
+        );
         let info = a.describe(0).unwrap();
         assert_eq!(info.config.digest, sha256_digest(&config));
         assert_eq!(info.layers[0].digest, sha256_digest(&layer));

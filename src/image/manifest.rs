@@ -65,7 +65,10 @@ pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Ki
         message: e.to_string(),
     })?;
     let schema1 = |t: &str| DOCKER_SCHEMA1.contains(&t);
-    for t in [media_type, shape.media_type.as_deref()].into_iter().flatten() {
+    for t in [media_type, shape.media_type.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         if schema1(t) {
             return Err(Error::Unsupported {
                 what: what.to_owned(),
@@ -86,7 +89,9 @@ pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Ki
         });
     }
     if let Some(t) = media_type.filter(|t| !t.is_empty()) {
-        tracing::warn!("manifest {what} has unexpected media type {t:?}; treating it by its content");
+        tracing::warn!(
+            "manifest {what} has unexpected media type {t:?}; treating it by its content"
+        );
     }
     Ok(if shape.manifests.is_some() {
         Kind::Index
@@ -118,7 +123,8 @@ pub fn media_type_or_default(kind: Kind, media_type: Option<&str>, bytes: &[u8])
         return t.to_owned();
     }
     if let Ok(Shape {
-        media_type: Some(t), ..
+        media_type: Some(t),
+        ..
     }) = serde_json::from_slice::<Shape>(bytes)
         && (is_index_type(&t) || is_image_type(&t))
     {
@@ -137,19 +143,38 @@ mod tests {
     #[test]
     fn classification() {
         assert_eq!(classify("m", Some(OCI_INDEX), b"{}").unwrap(), Kind::Index);
-        assert_eq!(classify("m", Some(DOCKER_MANIFEST), b"{}").unwrap(), Kind::Image);
-        assert_eq!(classify("m", None, br#"{"manifests":[]}"#).unwrap(), Kind::Index);
-        assert_eq!(classify("m", Some("text/plain"), br#"{"layers":[]}"#).unwrap(), Kind::Image);
         assert_eq!(
-            classify("m", Some("application/octet-stream"), br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#)
-                .unwrap(),
+            classify("m", Some(DOCKER_MANIFEST), b"{}").unwrap(),
+            Kind::Image
+        );
+        assert_eq!(
+            classify("m", None, br#"{"manifests":[]}"#).unwrap(),
+            Kind::Index
+        );
+        assert_eq!(
+            classify("m", Some("text/plain"), br#"{"layers":[]}"#).unwrap(),
+            Kind::Image
+        );
+        assert_eq!(
+            classify(
+                "m",
+                Some("application/octet-stream"),
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            )
+            .unwrap(),
             Kind::Index
         );
         assert!(matches!(
             classify("m", None, br#"{"schemaVersion":1}"#),
             Err(Error::Unsupported { .. })
         ));
-        assert!(matches!(classify("m", Some(DOCKER_SCHEMA1[1]), b"{}"), Err(Error::Unsupported { .. })));
-        assert!(matches!(classify("m", None, b"not json"), Err(Error::Parse { .. })));
+        assert!(matches!(
+            classify("m", Some(DOCKER_SCHEMA1[1]), b"{}"),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(matches!(
+            classify("m", None, b"not json"),
+            Err(Error::Parse { .. })
+        ));
     }
 }

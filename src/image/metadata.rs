@@ -142,7 +142,10 @@ mod tests {
             String::from_utf8(cfg.metadata_json()).unwrap(),
             "{\"cmd\":null,\"entrypoint\":null,\"env\":[\"PATH=/bin\",\"FOO=1\"],\"user\":\"someuser\"}\n"
         );
-        assert_eq!(String::from_utf8(cfg.labels_json()).unwrap(), "{\"a\":\"2\",\"z\":\"1\"}\n");
+        assert_eq!(
+            String::from_utf8(cfg.labels_json()).unwrap(),
+            "{\"a\":\"2\",\"z\":\"1\"}\n"
+        );
 
         let empty = RunConfig::from_config_blob("c", b"{}").unwrap();
         assert_eq!(
@@ -155,10 +158,15 @@ mod tests {
 
     #[test]
     fn matching_sorts_by_key() {
-        let labels: BTreeMap<String, String> = [("z-label", "z"), ("a-label", "a"), ("m-label", "m"), ("other", "o")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let labels: BTreeMap<String, String> = [
+            ("z-label", "z"),
+            ("a-label", "a"),
+            ("m-label", "m"),
+            ("other", "o"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let got = matching(&labels, &Regex::new("label").unwrap());
         let keys: Vec<_> = got.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a-label", "m-label", "z-label"]);
@@ -167,8 +175,13 @@ mod tests {
 
     #[test]
     fn annotations_are_read_from_manifests() {
-        let a = manifest_annotations(br#"{"schemaVersion":2,"annotations":{"org.opencontainers.image.source":"x"}}"#);
-        assert_eq!(a.get("org.opencontainers.image.source").map(String::as_str), Some("x"));
+        let a = manifest_annotations(
+            br#"{"schemaVersion":2,"annotations":{"org.opencontainers.image.source":"x"}}"#,
+        );
+        assert_eq!(
+            a.get("org.opencontainers.image.source").map(String::as_str),
+            Some("x")
+        );
         assert!(manifest_annotations(b"{}").is_empty());
     }
 }

@@ -49,12 +49,17 @@ impl WantedPlatform {
     /// (`arm64/v8`).
     pub fn new(os: Option<&str>, architecture: Option<&str>, variant: Option<&str>) -> Self {
         let os = os.filter(|s| !s.is_empty()).unwrap_or(host_os()).to_owned();
-        let arch = architecture.filter(|s| !s.is_empty()).unwrap_or(host_arch());
+        let arch = architecture
+            .filter(|s| !s.is_empty())
+            .unwrap_or(host_arch());
         let (arch, inline_variant) = match arch.split_once('/') {
             Some((a, v)) => (a, Some(v)),
             None => (arch, None),
         };
-        let variant = variant.filter(|s| !s.is_empty()).or(inline_variant).map(str::to_owned);
+        let variant = variant
+            .filter(|s| !s.is_empty())
+            .or(inline_variant)
+            .map(str::to_owned);
         WantedPlatform {
             os,
             architecture: arch.to_owned(),
@@ -70,7 +75,11 @@ impl WantedPlatform {
     /// Whether an index entry's platform (`None` = linux/amd64) matches.
     pub fn matches(&self, platform: Option<&Platform>) -> bool {
         let (os, arch, variant) = match platform {
-            Some(p) => (p.os().to_string(), p.architecture().to_string(), p.variant().clone()),
+            Some(p) => (
+                p.os().to_string(),
+                p.architecture().to_string(),
+                p.variant().clone(),
+            ),
             None => ("linux".to_owned(), "amd64".to_owned(), None),
         };
         if os != self.os || arch != self.architecture {
@@ -86,7 +95,10 @@ impl WantedPlatform {
     /// nested indexes (which the caller resolves recursively; a nested index
     /// without a platform is searched too, since it says nothing about its
     /// children).
-    pub fn candidates<'a>(&'a self, index: &'a ImageIndex) -> impl Iterator<Item = &'a Descriptor> + 'a {
+    pub fn candidates<'a>(
+        &'a self,
+        index: &'a ImageIndex,
+    ) -> impl Iterator<Item = &'a Descriptor> + 'a {
         index.manifests().iter().filter(move |d| {
             let nested = super::manifest::is_index_type(d.media_type().as_ref());
             if nested && d.platform().is_none() {
@@ -119,7 +131,10 @@ mod tests {
     use super::*;
 
     fn index(entries: &str) -> ImageIndex {
-        ImageIndex::from_reader(format!(r#"{{"schemaVersion":2,"manifests":[{entries}]}}"#).as_bytes()).unwrap()
+        ImageIndex::from_reader(
+            format!(r#"{{"schemaVersion":2,"manifests":[{entries}]}}"#).as_bytes(),
+        )
+        .unwrap()
     }
 
     fn entry(n: u8, platform: &str) -> String {
@@ -131,30 +146,73 @@ mod tests {
 
     #[test]
     fn arm64_is_arm64_v8() {
-        let idx = index(&[
-            entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#),
-            entry(2, r#","platform":{"os":"linux","architecture":"arm","variant":"v7"}"#),
-            entry(3, r#","platform":{"os":"linux","architecture":"arm64"}"#),
-            entry(4, r#","platform":{"os":"linux","architecture":"arm64","variant":"v9"}"#),
-        ]
-        .join(","));
+        let idx = index(
+            &[
+                entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#),
+                entry(
+                    2,
+                    r#","platform":{"os":"linux","architecture":"arm","variant":"v7"}"#,
+                ),
+                entry(3, r#","platform":{"os":"linux","architecture":"arm64"}"#),
+                entry(
+                    4,
+                    r#","platform":{"os":"linux","architecture":"arm64","variant":"v9"}"#,
+                ),
+            ]
+            .join(","),
+        );
         let pick = |w: WantedPlatform| w.candidates(&idx).next().map(|d| d.digest().to_string());
         let d = |n: u8| Some(format!("sha256:{}", format!("{n:x}").repeat(64)));
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("arm64"), None)), d(3));
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("arm64/v8"), None)), d(3));
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("arm64"), Some("v9"))), d(4));
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("arm"), Some("v7"))), d(2));
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("arm"), Some("v6"))), None);
-        assert_eq!(pick(WantedPlatform::new(Some("linux"), Some("amd64"), None)), d(1));
-        assert_eq!(pick(WantedPlatform::new(Some("windows"), Some("amd64"), None)), None);
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm64"), None)),
+            d(3)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm64/v8"), None)),
+            d(3)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(
+                Some("linux"),
+                Some("arm64"),
+                Some("v9")
+            )),
+            d(4)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm"), Some("v7"))),
+            d(2)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm"), Some("v6"))),
+            None
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("amd64"), None)),
+            d(1)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("windows"), Some("amd64"), None)),
+            None
+        );
     }
 
     #[test]
     fn entries_without_platform_are_linux_amd64() {
         let idx = index(&entry(5, ""));
         assert_eq!(idx.manifests().len(), 1);
-        assert!(WantedPlatform::new(Some("linux"), Some("amd64"), None).candidates(&idx).next().is_some());
-        assert!(WantedPlatform::new(Some("linux"), Some("arm64"), None).candidates(&idx).next().is_none());
+        assert!(
+            WantedPlatform::new(Some("linux"), Some("amd64"), None)
+                .candidates(&idx)
+                .next()
+                .is_some()
+        );
+        assert!(
+            WantedPlatform::new(Some("linux"), Some("arm64"), None)
+                .candidates(&idx)
+                .next()
+                .is_none()
+        );
     }
 
     #[test]
@@ -162,6 +220,9 @@ mod tests {
         let w = WantedPlatform::new(None, None, None);
         assert_eq!(w.os, "linux");
         assert_eq!(w.architecture, host_arch());
-        assert_eq!(WantedPlatform::new(Some("linux"), Some("arm64/v8"), None).to_string(), "linux/arm64/v8");
+        assert_eq!(
+            WantedPlatform::new(Some("linux"), Some("arm64/v8"), None).to_string(),
+            "linux/arm64/v8"
+        );
     }
 }

@@ -152,7 +152,12 @@ impl Unpacker {
     /// created (0755) and any non-directory on the way is an error. Without
     /// it a missing last component is fine (the caller is about to create
     /// it), a missing intermediate one is `NotFound`.
-    pub fn resolve(&self, components: &[&OsStr], follow_last: bool, create: bool) -> io::Result<PathBuf> {
+    pub fn resolve(
+        &self,
+        components: &[&OsStr],
+        follow_last: bool,
+        create: bool,
+    ) -> io::Result<PathBuf> {
         let mut resolved = PathBuf::new();
         let mut pending: VecDeque<OsString> = components.iter().map(|c| c.to_os_string()).collect();
         let mut hops = 0u32;
@@ -220,7 +225,10 @@ impl Unpacker {
         let reader_failed = Rc::new(Cell::new(false));
         let classify = |e: io::Error| {
             if !reader_failed.get() && e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(io::ErrorKind::InvalidData, format!("layer content is truncated or corrupt: {e}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("layer content is truncated or corrupt: {e}"),
+                )
             } else {
                 e
             }
@@ -294,7 +302,10 @@ impl Unpacker {
         let kind = entry.header().entry_type();
         if matches!(
             kind,
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
         ) {
             return Ok(false);
         }
@@ -461,7 +472,9 @@ impl Unpacker {
         if !opaque {
             match target {
                 b"" => return Err(Refused("whiteout without a name".into()).into()),
-                b"." | b".." => return Err(Refused("whiteout names a parent directory".into()).into()),
+                b"." | b".." => {
+                    return Err(Refused("whiteout names a parent directory".into()).into());
+                }
                 // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not content.
                 t if t.starts_with(b".wh.") => return Ok(false),
                 _ => {}
@@ -470,7 +483,12 @@ impl Unpacker {
         let parent_rel = match self.resolve(parent, true, false) {
             Ok(p) => p,
             // Nothing there to hide.
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(true);
             }
             Err(e) => return Err(e.into()),

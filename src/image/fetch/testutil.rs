@@ -63,7 +63,12 @@ pub fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// An image written into `w`; returns (manifest digest, manifest bytes).
-pub async fn add_image(w: &LayoutWriter, layers: &[TestLayer], config_extra: serde_json::Value, arch: &str) -> (String, Vec<u8>) {
+pub async fn add_image(
+    w: &LayoutWriter,
+    layers: &[TestLayer],
+    config_extra: serde_json::Value,
+    arch: &str,
+) -> (String, Vec<u8>) {
     let mut config = serde_json::json!({
         "architecture": arch,
         "os": "linux",
@@ -81,7 +86,9 @@ pub async fn add_image(w: &LayoutWriter, layers: &[TestLayer], config_extra: ser
     for l in layers {
         let d = sha256_digest(&l.blob);
         w.write_blob_bytes(&l.blob, &d).await.unwrap();
-        descs.push(serde_json::json!({"mediaType": l.media_type, "digest": d, "size": l.blob.len()}));
+        descs.push(
+            serde_json::json!({"mediaType": l.media_type, "digest": d, "size": l.blob.len()}),
+        );
     }
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
@@ -97,7 +104,10 @@ pub async fn add_image(w: &LayoutWriter, layers: &[TestLayer], config_extra: ser
 }
 
 /// Writes an index over `children` (digest, bytes, arch) as a blob; returns its digest and bytes.
-pub async fn add_index(w: &LayoutWriter, children: &[(String, Vec<u8>, &str)]) -> (String, Vec<u8>) {
+pub async fn add_index(
+    w: &LayoutWriter,
+    children: &[(String, Vec<u8>, &str)],
+) -> (String, Vec<u8>) {
     let manifests: Vec<_> = children
         .iter()
         .map(|(d, b, arch)| {
@@ -138,7 +148,9 @@ pub fn have_tool(name: &str) -> bool {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",

@@ -115,14 +115,21 @@ impl World {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         top.sort();
-        assert_eq!(top, ["outside", "root"], "something appeared next to the root");
+        assert_eq!(
+            top,
+            ["outside", "root"],
+            "something appeared next to the root"
+        );
         let mut out: Vec<_> = fs::read_dir(&self.outside)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         out.sort();
         assert_eq!(out, ["sentinel"], "something appeared outside the root");
-        assert_eq!(fs::read_to_string(self.outside.join("sentinel")).unwrap(), "original");
+        assert_eq!(
+            fs::read_to_string(self.outside.join("sentinel")).unwrap(),
+            "original"
+        );
     }
 
     fn read(&self, rel: &str) -> String {
@@ -136,14 +143,21 @@ impl World {
 
 fn expect_unsafe(res: Result<()>, want: &str) {
     match res {
-        Err(Error::UnsafeEntry { reason, .. }) => assert!(reason.contains(want), "reason {reason:?} lacks {want:?}"),
+        Err(Error::UnsafeEntry { reason, .. }) => {
+            assert!(reason.contains(want), "reason {reason:?} lacks {want:?}")
+        }
         other => panic!("expected an unsafe-entry error containing {want:?}, got {other:?}"),
     }
 }
 
 #[test]
 fn parent_components_in_entry_names_are_errors() {
-    for name in ["../x", "a/../../x", "./../outside/sentinel", "a/b/../../../outside/sentinel"] {
+    for name in [
+        "../x",
+        "a/../../x",
+        "./../outside/sentinel",
+        "a/b/../../../outside/sentinel",
+    ] {
         let w = World::new();
         let layer = Layer::new().dir("a", 0o755).file(name, b"pwned").bytes();
         expect_unsafe(w.apply(&[layer]), "..");
@@ -173,8 +187,14 @@ fn writing_through_an_absolute_symlink_stays_in_root() {
     w.assert_outside_untouched();
     // The absolute target was followed inside the root, like a chroot.
     let inside = w.root.join(outside.trim_start_matches('/'));
-    assert_eq!(fs::read_to_string(inside.join("sentinel")).unwrap(), "pwned");
-    assert_eq!(fs::read_to_string(inside.join("passwd")).unwrap(), "root:x:0:0");
+    assert_eq!(
+        fs::read_to_string(inside.join("sentinel")).unwrap(),
+        "pwned"
+    );
+    assert_eq!(
+        fs::read_to_string(inside.join("passwd")).unwrap(),
+        "root:x:0:0"
+    );
     assert!(w.lstat("etc").unwrap().file_type().is_symlink());
 }
 
@@ -204,8 +224,14 @@ fn writing_through_a_relative_escaping_symlink_stays_in_root() {
 fn a_file_replacing_a_symlink_never_writes_through_it() {
     let w = World::new();
     let target = w.outside.join("sentinel");
-    let layer1 = Layer::new().symlink("f", target.to_str().unwrap()).symlink("g", "../outside/sentinel").bytes();
-    let layer2 = Layer::new().file("f", b"replaced").file("g", b"replaced").bytes();
+    let layer1 = Layer::new()
+        .symlink("f", target.to_str().unwrap())
+        .symlink("g", "../outside/sentinel")
+        .bytes();
+    let layer2 = Layer::new()
+        .file("f", b"replaced")
+        .file("g", b"replaced")
+        .bytes();
     w.apply(&[layer1, layer2]).unwrap();
     w.assert_outside_untouched();
     assert!(w.lstat("f").unwrap().is_file());
@@ -214,7 +240,10 @@ fn a_file_replacing_a_symlink_never_writes_through_it() {
 
     // Within one layer too.
     let w = World::new();
-    let layer = Layer::new().symlink("f", target.to_str().unwrap()).file("f", b"replaced").bytes();
+    let layer = Layer::new()
+        .symlink("f", target.to_str().unwrap())
+        .file("f", b"replaced")
+        .bytes();
     w.apply(&[layer]).unwrap();
     w.assert_outside_untouched();
     assert_eq!(w.read("f"), "replaced");
@@ -241,7 +270,10 @@ fn hard_link_through_a_symlinked_parent_stays_in_root() {
     let outside = w.outside.to_str().unwrap().to_owned();
     // "d" points outside; "d/sentinel" must resolve to root/<outside>/sentinel,
     // which does not exist, so the link fails instead of linking the host file.
-    let layer = Layer::new().symlink("d", &outside).hardlink("h", "d/sentinel").bytes();
+    let layer = Layer::new()
+        .symlink("d", &outside)
+        .hardlink("h", "d/sentinel")
+        .bytes();
     let err = w.apply(&[layer]).unwrap_err();
     assert!(matches!(err, Error::Unpack { .. }), "{err:?}");
     w.assert_outside_untouched();
@@ -263,7 +295,10 @@ fn hard_link_to_a_symlink_links_the_symlink_itself() {
     let h = w.lstat("h").unwrap();
     assert!(h.file_type().is_symlink());
     assert_eq!(h.ino(), w.lstat("s").unwrap().ino());
-    assert_eq!(w.lstat("h2").unwrap().ino(), w.lstat("plain").unwrap().ino());
+    assert_eq!(
+        w.lstat("h2").unwrap().ino(),
+        w.lstat("plain").unwrap().ino()
+    );
     assert_eq!(w.read("h2"), "data");
 }
 
@@ -288,7 +323,10 @@ fn whiteouts_naming_parents_are_errors() {
 fn whiteouts_through_symlinks_stay_in_root() {
     let w = World::new();
     let outside = w.outside.to_str().unwrap().to_owned();
-    let layer1 = Layer::new().symlink("etc", &outside).symlink("up", "../outside").bytes();
+    let layer1 = Layer::new()
+        .symlink("etc", &outside)
+        .symlink("up", "../outside")
+        .bytes();
     let layer2 = Layer::new()
         .file("etc/.wh.sentinel", b"")
         .file("up/.wh.sentinel", b"")
@@ -324,7 +362,10 @@ fn whiteouts_remove_files_and_trees_of_lower_layers() {
     assert!(w.lstat("sub").is_none());
     assert!(w.lstat("sym").is_none());
     assert_eq!(w.read("keep"), "k");
-    assert!(w.lstat(".wh.a").is_none(), "whiteout markers are not content");
+    assert!(
+        w.lstat(".wh.a").is_none(),
+        "whiteout markers are not content"
+    );
 }
 
 #[test]
@@ -358,8 +399,16 @@ fn opaque_directories_hide_only_lower_layers() {
 #[test]
 fn a_directory_replaces_a_file_and_a_file_replaces_a_directory() {
     let w = World::new();
-    let layer1 = Layer::new().file("d", b"file").dir("f", 0o755).file("f/inner", b"i").bytes();
-    let layer2 = Layer::new().dir("d", 0o755).file("d/x", b"x").file("f", b"now a file").bytes();
+    let layer1 = Layer::new()
+        .file("d", b"file")
+        .dir("f", 0o755)
+        .file("f/inner", b"i")
+        .bytes();
+    let layer2 = Layer::new()
+        .dir("d", 0o755)
+        .file("d/x", b"x")
+        .file("f", b"now a file")
+        .bytes();
     w.apply(&[layer1, layer2]).unwrap();
     assert!(w.lstat("d").unwrap().is_dir());
     assert_eq!(w.read("d/x"), "x");
@@ -378,7 +427,11 @@ fn a_file_as_parent_is_an_error() {
 #[test]
 fn symlink_loops_are_errors_not_hangs() {
     let w = World::new();
-    let layer = Layer::new().symlink("a", "b").symlink("b", "a").file("a/x", b"x").bytes();
+    let layer = Layer::new()
+        .symlink("a", "b")
+        .symlink("b", "a")
+        .file("a/x", b"x")
+        .bytes();
     let err = w.apply(&[layer]).unwrap_err();
     assert!(err.to_string().contains("a/x"), "{err}");
     w.assert_outside_untouched();
@@ -392,11 +445,21 @@ fn devices_are_skipped_unless_root() {
     dev.set_device_minor(3).unwrap();
     let blk = Layer::header(EntryType::Block, "sda", 0o660);
     let fifo = Layer::header(EntryType::Fifo, "pipe", 0o600);
-    let layer = Layer::new().raw(dev.clone(), b"").raw(blk, b"").raw(fifo, b"").bytes();
+    let layer = Layer::new()
+        .raw(dev.clone(), b"")
+        .raw(blk, b"")
+        .raw(fifo, b"")
+        .bytes();
     let mut u = w.unpacker(false);
     let stats = u.unpack_layer("l", &layer[..]).unwrap();
     u.finish().unwrap();
-    assert_eq!(stats, LayerStats { entries: 1, skipped: 2 });
+    assert_eq!(
+        stats,
+        LayerStats {
+            entries: 1,
+            skipped: 2
+        }
+    );
     assert!(w.lstat("null").is_none());
     assert!(w.lstat("sda").is_none());
     assert!(w.lstat("pipe").unwrap().file_type().is_fifo());
@@ -439,7 +502,11 @@ fn modes_and_mtimes_are_preserved_directories_last() {
     assert_eq!(f.mtime() as u64, OLD);
     let d = w.lstat("ro").unwrap();
     assert_eq!(d.mode() & 0o7777, 0o555);
-    assert_eq!(d.mtime() as u64, OLD, "directory mtime applied after its children");
+    assert_eq!(
+        d.mtime() as u64,
+        OLD,
+        "directory mtime applied after its children"
+    );
     assert_eq!(w.lstat("suid").unwrap().mode() & 0o7777, 0o4755);
     fs::set_permissions(w.root.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
 }
@@ -471,7 +538,10 @@ fn ownership_is_applied_as_root() {
     let w = World::new();
     let layer = Layer::new().raw(h, b"x").bytes();
     w.apply(&[layer]).unwrap();
-    assert_eq!(w.lstat("owned").unwrap().uid(), nix::unistd::geteuid().as_raw());
+    assert_eq!(
+        w.lstat("owned").unwrap().uid(),
+        nix::unistd::geteuid().as_raw()
+    );
 }
 
 #[test]
@@ -485,7 +555,8 @@ fn extended_attributes_are_applied() {
     }
     fs::remove_file(&probe).unwrap();
     let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.user.greeting", &b"hello"[..])]).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.greeting", &b"hello"[..])])
+        .unwrap();
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(EntryType::Regular);
     h.set_mode(0o644);
@@ -494,7 +565,9 @@ fn extended_attributes_are_applied() {
     let layer = b.into_inner().unwrap();
     w.apply(&[layer]).unwrap();
     assert_eq!(
-        xattr::get(w.root.join("withattr"), "user.greeting").unwrap().as_deref(),
+        xattr::get(w.root.join("withattr"), "user.greeting")
+            .unwrap()
+            .as_deref(),
         Some(&b"hello"[..])
     );
 }
@@ -512,7 +585,10 @@ fn long_names_and_dot_prefixes_work() {
     let mut layer = b.into_inner().unwrap();
     // Strip the end-of-archive blocks and append more entries.
     layer.truncate(layer.len() - 1024);
-    let rest = Layer::new().dir("./", 0o755).file("./dot/x", b"dot").bytes();
+    let rest = Layer::new()
+        .dir("./", 0o755)
+        .file("./dot/x", b"dot")
+        .bytes();
     layer.extend_from_slice(&rest);
     w.apply(&[layer]).unwrap();
     assert_eq!(w.read(&long), "long");
@@ -521,7 +597,11 @@ fn long_names_and_dot_prefixes_work() {
 
 #[test]
 fn gzip_zstd_and_plain_layers_give_the_same_tree() {
-    let tarball = Layer::new().dir("d", 0o755).file("d/f", b"content").symlink("l", "d/f").bytes();
+    let tarball = Layer::new()
+        .dir("d", 0o755)
+        .file("d/f", b"content")
+        .symlink("l", "d/f")
+        .bytes();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tarball).unwrap();
     let gz = gz.finish().unwrap();
@@ -545,7 +625,9 @@ fn truncated_compressed_layers_are_errors() {
     let err = w.apply(&[gz]).unwrap_err();
     // Not a transient network failure: the blob itself is broken.
     match &err {
-        Error::Unpack { source, .. } => assert_eq!(source.kind(), io::ErrorKind::InvalidData, "{err:?}"),
+        Error::Unpack { source, .. } => {
+            assert_eq!(source.kind(), io::ErrorKind::InvalidData, "{err:?}")
+        }
         other => panic!("{other:?}"),
     }
 
@@ -554,7 +636,10 @@ fn truncated_compressed_layers_are_errors() {
     impl Read for Cut {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             if self.1 >= self.0.len() / 2 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
             }
             let n = buf.len().min(self.0.len() / 2 - self.1);
             buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
@@ -566,7 +651,9 @@ fn truncated_compressed_layers_are_errors() {
     let mut u = w.unpacker(false);
     let whole = super::super::fetch::testutil::gzip(&tarball);
     match u.unpack_layer("l", Cut(whole, 0)) {
-        Err(Error::Unpack { source, .. }) => assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof),
+        Err(Error::Unpack { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof)
+        }
         other => panic!("{other:?}"),
     }
 
