@@ -630,12 +630,12 @@ impl tokio::io::AsyncRead for GatedReader {
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::io::Read;
         let pos = self.data.position() as usize;
-        if pos >= self.open {
-            if let Some(w) = self.wait.as_mut() {
-                match w.as_mut().poll(cx) {
-                    std::task::Poll::Pending => return std::task::Poll::Pending,
-                    std::task::Poll::Ready(()) => self.wait = None,
-                }
+        if pos >= self.open
+            && let Some(w) = self.wait.as_mut()
+        {
+            match w.as_mut().poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(()) => self.wait = None,
             }
         }
         let limit = if self.wait.is_some() {
