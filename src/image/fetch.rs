@@ -303,7 +303,16 @@ pub async fn download<S: BlobSource>(
             if !opts.want_metadata {
                 return Ok(GetOutcome::default());
             }
-            let sel = select_image(&*source, top, &opts.platform).await?;
+            // The layout holds every platform; labels and annotations come
+            // from the wanted one, and their absence is no reason to fail.
+            let sel = match select_image(&*source, top, &opts.platform).await {
+                Ok(sel) => sel,
+                Err(FetchError::Image(e @ Error::NoMatchingPlatform { .. })) => {
+                    tracing::warn!("no labels or annotations reported: {e}");
+                    return Ok(GetOutcome::default());
+                }
+                Err(e) => return Err(e),
+            };
             let (_, config) = fetch_config(&*source, &sel.image).await?;
             Ok(outcome(&sel, &config))
         }

@@ -31,6 +31,29 @@ use super::fetch::{BlobSource, FetchedManifest};
 use super::manifest::{self, Kind};
 use super::{Error, Result};
 
+/// A local image as `put` finds it at `params.image` or an IMAGE_ARG path:
+/// a directory is an OCI layout, a file a `docker save` tarball
+/// (registry-image's rule; OCI layouts packed in a tarball are not accepted).
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// An OCI layout directory.
+    Layout(OciLayoutDir),
+    /// A `docker save` tarball.
+    Archive(DockerArchive),
+}
+
+impl ImageSource {
+    /// Opens `path` as a layout (directory) or a tarball (file).
+    pub fn open(path: &Path) -> Result<ImageSource> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+        if meta.is_dir() {
+            OciLayoutDir::open(path).map(ImageSource::Layout)
+        } else {
+            DockerArchive::open(path).map(ImageSource::Archive)
+        }
+    }
+}
+
 /// A blob of a local image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRef {
@@ -488,6 +511,77 @@ mod tests {
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.unwrap();
         assert_eq!((got, size), (layer.clone(), layer.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn image_sources_are_told_apart_by_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("oci");
+        crate::image::layout::LayoutWriter::create(&dir)
+            .await
+            .unwrap();
+        assert!(matches!(
+            ImageSource::open(&dir),
+            Ok(ImageSource::Layout(_))
+        ));
+        let file = tmp.path().join("x.tar");
+        std::fs::write(&file, b"").unwrap();
+        let err = ImageSource::open(&file).unwrap_err();
+        assert!(err.to_string().contains("no manifest.json"), "{err}");
+        assert!(ImageSource::open(&tmp.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn layouts_follow_registry_image_rules() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("oci");
+        rt.block_on(async {
+            use crate::image::fetch::testutil::*;
+            let w = crate::image::layout::LayoutWriter::create(&dir).await.unwrap();
+            let a = add_image(&w, &[TestLayer::gzip(&tar_of(&[("a", "a")]))], serde_json::json!({}), "amd64").await;
+            let b = add_image(&w, &[TestLayer::gzip(&tar_of(&[("b", "b")]))], serde_json::json!({}), "arm64").await;
+            let (idx, idx_bytes) = add_index(&w, &[(a.0.clone(), a.1.clone(), "amd64"), (b.0.clone(), b.1, "arm64")]).await;
+            // buildx type=oci: index.json holds one entry, the real index.
+            let outer = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "manifests": [{"mediaType": manifest::OCI_INDEX, "digest": idx, "size": idx_bytes.len()}],
+            }))
+            .unwrap();
+            w.write_index_bytes(&outer).await.unwrap();
+        });
+        let layout = OciLayoutDir::open(&dir).unwrap();
+        match layout.top().unwrap() {
+            LayoutTop::Index {
+                index,
+                images,
+                nested,
+            } => {
+                assert_eq!(index.digest, sha256_digest(&index.bytes));
+                assert_eq!(images.len(), 2);
+                assert!(nested.is_empty());
+                assert_eq!(images[0].layers.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // With single-image-digest only that image is meant.
+        let first = match layout.top().unwrap() {
+            LayoutTop::Index { images, .. } => images[0].manifest.digest.clone(),
+            _ => unreachable!(),
+        };
+        std::fs::write(dir.join("single-image-digest"), &first).unwrap();
+        match layout.top().unwrap() {
+            LayoutTop::Image(image) => {
+                assert_eq!(image.manifest.digest, first);
+                assert_eq!(
+                    image.manifest.media_type.as_deref(),
+                    Some(manifest::OCI_MANIFEST)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

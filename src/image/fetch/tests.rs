@@ -766,3 +766,48 @@ async fn dropping_the_feed_wakes_blocked_spool_readers() {
     assert!(result.unwrap_err().to_string().contains("cancelled"));
     assert!(second.finished().await.is_err());
 }
+
+#[tokio::test]
+async fn nested_indexes_and_zero_layer_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    let w = LayoutWriter::create(&dir).await.unwrap();
+    let empty = add_image(&w, &[], serde_json::json!({}), "arm64").await;
+    let (inner, inner_bytes) = add_index(&w, &[(empty.0.clone(), empty.1.clone(), "arm64")]).await;
+    // The outer entry has no platform: it says nothing about its children.
+    let outer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_INDEX,
+        "manifests": [{"mediaType": manifest::OCI_INDEX, "digest": inner, "size": inner_bytes.len()}],
+    }))
+    .unwrap();
+    let outer_d = crate::image::digest::sha256_digest(&outer);
+    w.write_blob_bytes(&outer, &outer_d).await.unwrap();
+    let source = Arc::new(OciLayoutDir::open(&dir).unwrap());
+
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let opts = GetOptions {
+        platform: WantedPlatform::new(Some("linux"), Some("arm64"), None),
+        ..options(&outer_d, Format::Rootfs)
+    };
+    download(source.clone(), &dest, &opts).await.unwrap();
+    assert!(
+        !exists(&dest.join("rootfs")),
+        "zero layers: no rootfs directory"
+    );
+    assert!(exists(&dest.join("metadata.json")));
+
+    let dest = tmp.path().join("dest-layout");
+    std::fs::create_dir(&dest).unwrap();
+    download(source, &dest, &options(&outer_d, Format::OciLayout))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(dest.join("oci/index.json")).unwrap(), outer);
+    assert!(exists(
+        &dest
+            .join("oci/blobs/sha256")
+            .join(inner.trim_start_matches("sha256:"))
+    ));
+    assert_eq!(verify(&dest.join("oci")).unwrap().images, 1);
+}
