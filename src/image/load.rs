@@ -355,13 +355,23 @@ impl DockerArchive {
         let file = std::fs::File::open(path).map_err(io_err)?;
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
+        let mut links = Vec::new();
         let mut manifest = None;
         for entry in archive.entries_with_seek().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
             let name = normalise_entry(&String::from_utf8_lossy(&entry.path_bytes())).to_owned();
+            match entry.header().entry_type() {
+                tar::EntryType::Regular => {}
+                // docker 25+ saves legacy `<id>/layer.tar` names as symlinks
+                // into `blobs/sha256/`; keep them to resolve after the scan.
+                tar::EntryType::Symlink => {
+                    if let Some(target) = entry.link_name_bytes() {
+                        links.push((name, String::from_utf8_lossy(&target).into_owned()));
+                    }
+                    continue;
+                }
+                _ => continue,
+            }
             let offset = entry.raw_file_position();
             let size = entry.size();
             if name == "manifest.json" {
@@ -370,6 +380,24 @@ impl DockerArchive {
                 manifest = Some(text);
             }
             entries.insert(name, (offset, size));
+        }
+        for (name, target) in links {
+            // Relative to the link's directory, lexically; only names of
+            // regular entries can result, so nothing outside the tar is named.
+            let mut parts: Vec<&str> = name.split('/').collect();
+            parts.pop();
+            for c in target.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    c => parts.push(c),
+                }
+            }
+            if let Some(&found) = entries.get(&parts.join("/")) {
+                entries.entry(name).or_insert(found);
+            }
         }
         let manifest = manifest.ok_or_else(|| Error::Parse {
             what: path.display().to_string(),
@@ -582,6 +610,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn symlinked_entries_of_new_docker_saves_are_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("new.tar");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("blobs/sha256/aa", b"layer");
+        add("blobs/sha256/cc", b"{}");
+        let m = br#"[{"Config":"blobs/sha256/cc","RepoTags":["x:y"],"Layers":["abc/layer.tar"]}]"#;
+        add("manifest.json", m);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "abc/layer.tar", "../blobs/sha256/aa")
+            .unwrap();
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let a = DockerArchive::open(&path).unwrap();
+        let info = a.describe(0).unwrap();
+        assert_eq!(info.layers[0].digest, sha256_digest(b"layer"));
     }
 
     #[test]
