@@ -118,16 +118,6 @@ fn not_a_dir(path: &Path) -> io::Error {
     )
 }
 
-/// Removes whatever is at `path` without following a symlink there.
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 impl Unpacker {
     /// Prepares to unpack into `root`, creating it if needed.
     pub fn new(root: &Path, opts: UnpackOptions) -> Result<Self> {
@@ -340,7 +330,7 @@ impl Unpacker {
                 match existing {
                     Some(m) if m.is_dir() => {}
                     Some(_) => {
-                        remove_any(&host)?;
+                        self.remove(&rel)?;
                         fs::DirBuilder::new().mode(0o755).create(&host)?;
                     }
                     None => fs::DirBuilder::new().mode(0o755).create(&host)?,
@@ -351,7 +341,7 @@ impl Unpacker {
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 if existing.is_some() {
-                    remove_any(&host)?;
+                    self.remove(&rel)?;
                 }
                 // O_EXCL|O_NOFOLLOW: never write through anything that
                 // appeared at this path, even a racing symlink.
@@ -376,7 +366,7 @@ impl Unpacker {
                     .ok_or_else(|| Refused("symlink without a target".into()))?
                     .into_owned();
                 if existing.is_some() {
-                    remove_any(&host)?;
+                    self.remove(&rel)?;
                 }
                 // Stored as written: absolute targets are resolved inside
                 // the root by whoever follows them (our resolver, a container).
@@ -404,7 +394,7 @@ impl Unpacker {
                     return Ok(true);
                 }
                 if existing.is_some() {
-                    remove_any(&host)?;
+                    self.remove(&rel)?;
                 }
                 // linkat without AT_SYMLINK_FOLLOW: a link to a symlink
                 // links the symlink itself, which stays inside the root.
@@ -412,7 +402,7 @@ impl Unpacker {
             }
             EntryType::Fifo => {
                 if existing.is_some() {
-                    remove_any(&host)?;
+                    self.remove(&rel)?;
                 }
                 nix::unistd::mkfifo(&host, nix::sys::stat::Mode::from_bits_truncate(mode))
                     .map_err(io::Error::from)?;
@@ -426,7 +416,7 @@ impl Unpacker {
                     return Ok(false);
                 }
                 if existing.is_some() {
-                    remove_any(&host)?;
+                    self.remove(&rel)?;
                 }
                 let kind_bits = if kind == EntryType::Char {
                     nix::sys::stat::SFlag::S_IFCHR
@@ -502,16 +492,33 @@ impl Unpacker {
             for child in fs::read_dir(&dir)? {
                 let child = child?;
                 if !written.contains(&parent_rel.join(child.file_name())) {
-                    remove_any(&child.path())?;
+                    self.remove(&parent_rel.join(child.file_name()))?;
                 }
             }
         } else {
             let rel = parent_rel.join(OsStr::from_bytes(target));
             if !written.contains(&rel) {
-                remove_any(&self.root.join(rel))?;
+                self.remove(&rel)?;
             }
         }
         Ok(true)
+    }
+
+    /// Removes whatever is at `rel` without following a symlink there, and
+    /// forgets pending metadata of directories that went with it.
+    fn remove(&mut self, rel: &Path) -> io::Result<()> {
+        let host = self.root.join(rel);
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => {
+                // std's remove_dir_all does not follow symlinks inside.
+                fs::remove_dir_all(&host)?;
+                self.dirs.retain(|k, _| !k.starts_with(rel));
+                Ok(())
+            }
+            Ok(_) => fs::remove_file(&host),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn chown(&self, path: &Path, uid: u64, gid: u64) -> io::Result<()> {

@@ -687,3 +687,18 @@ fn resolver_clamps_at_the_root() {
     assert_eq!(r("real/back/real/back/up/real"), PathBuf::from("real"));
     assert_eq!(r("up/outside"), PathBuf::from("outside"));
 }
+
+#[test]
+fn removed_directories_forget_their_pending_metadata() {
+    let w = World::new();
+    let layer1 = Layer::new().dir("d", 0o700).dir("d/sub", 0o500).bytes();
+    let layer2 = Layer::new().file(".wh.d", b"").file("d/x", b"x").bytes();
+    w.apply(&[layer1, layer2]).unwrap();
+    assert_eq!(
+        w.lstat("d").unwrap().mode() & 0o7777,
+        0o755,
+        "recreated implicitly"
+    );
+    assert!(w.lstat("d/sub").is_none());
+    assert_eq!(w.read("d/x"), "x");
+}
