@@ -420,6 +420,28 @@ async fn rootfs_matches_umoci_unpack() {
     if !have_tool("umoci") {
         return;
     }
+    compare_with_umoci(true).await;
+}
+
+/// The same as root, without `--rootless`: owners must match too.
+#[tokio::test]
+async fn rootfs_matches_umoci_unpack_as_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    if !have_tool("umoci") {
+        return;
+    }
+    compare_with_umoci(false).await;
+}
+
+async fn compare_with_umoci(rootless: bool) {
+    let unpack: &[&str] = if rootless {
+        &["unpack", "--rootless", "--image"]
+    } else {
+        &["unpack", "--image"]
+    };
     use filetime::{FileTime, set_file_mtime, set_symlink_file_times};
     use std::os::unix::fs::symlink;
     let tmp = tempfile::tempdir().unwrap();
@@ -431,9 +453,7 @@ async fn rootfs_matches_umoci_unpack() {
         .arg("--layout")
         .arg(&layout));
     run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(unpack).arg(&image).arg(&bundle));
     let r = bundle.join("rootfs");
     let old = FileTime::from_unix_time(675_927_030, 0);
 
@@ -460,6 +480,11 @@ async fn rootfs_matches_umoci_unpack() {
     std::fs::write(r.join("exec"), "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(r.join("exec"), std::fs::Permissions::from_mode(0o4755)).unwrap();
     set_file_mtime(r.join("dir/keep"), old).unwrap();
+    if !rootless {
+        std::os::unix::fs::lchown(r.join("dir/keep"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(r.join("abslink"), Some(4321), Some(8765)).unwrap();
+        std::os::unix::fs::lchown(r.join("dir/sub"), Some(42), Some(43)).unwrap();
+    }
     run(Command::new("umoci")
         .args(["repack", "--image", &image])
         .arg(&bundle));
@@ -516,7 +541,8 @@ async fn rootfs_matches_umoci_unpack() {
     // umoci's reference unpack.
     let reference = tmp.path().join("reference");
     run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &image])
+        .args(unpack)
+        .arg(&image)
         .arg(&reference));
 
     // Ours, from the layout's blobs.
@@ -534,12 +560,14 @@ async fn rootfs_matches_umoci_unpack() {
     let source = Arc::new(OciLayoutDir::open(&layout).unwrap());
     let dest = tmp.path().join("dest");
     std::fs::create_dir(&dest).unwrap();
-    download(source, &dest, &options(&digest, Format::Rootfs))
-        .await
-        .unwrap();
+    let opts = GetOptions {
+        unpack: UnpackOptions { as_root: !rootless },
+        ..options(&digest, Format::Rootfs)
+    };
+    download(source, &dest, &opts).await.unwrap();
 
-    let ours = tree(&dest.join("rootfs"));
-    let theirs = tree(&reference.join("rootfs"));
+    let ours = tree(&dest.join("rootfs"), !rootless);
+    let theirs = tree(&reference.join("rootfs"), !rootless);
     assert!(ours.len() > 15, "the fixture is not trivial: {ours:#?}");
     for (path, want) in &theirs {
         assert_eq!(ours.get(path), Some(want), "{path} differs");
@@ -552,6 +580,11 @@ async fn rootfs_matches_umoci_unpack() {
     );
     assert_eq!(ours["perm"].mode, 0o603);
     assert_eq!(ours["perm"].mtime, Some(675_927_030));
+    if !rootless {
+        assert_eq!(ours["dir/keep"].owner, Some((1234, 5678)));
+        assert_eq!(ours["abslink"].owner, Some((4321, 8765)));
+        assert_eq!(ours["dir/sub"].owner, Some((42, 43)));
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -563,9 +596,10 @@ struct Node {
     content: Option<Vec<u8>>,
     link: Option<PathBuf>,
     mtime: Option<i64>,
+    owner: Option<(u32, u32)>,
 }
 
-fn tree(root: &Path) -> BTreeMap<String, Node> {
+fn tree(root: &Path, owners: bool) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).min_depth(1) {
         let e = e.unwrap();
@@ -602,6 +636,7 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
                     .is_symlink()
                     .then(|| std::fs::read_link(e.path()).unwrap()),
                 mtime: ft.is_file().then(|| m.mtime()),
+                owner: owners.then(|| (m.uid(), m.gid())),
             },
         );
     }
