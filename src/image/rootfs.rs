@@ -319,11 +319,16 @@ impl Unpacker {
             Err(e) => return Err(e.into()),
         };
 
+        let pax = Pax::read(entry)?;
         let header = entry.header();
         let mode = header.mode()? & 0o7777;
         // Lenient like Go's archive/tar: some writers leave these blank.
-        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
-        let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        // PAX records win over the header fields, as in every tar reader.
+        let mtime = pax
+            .mtime
+            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
+        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0));
+        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0));
 
         match kind {
             EntryType::Directory => {
@@ -336,7 +341,7 @@ impl Unpacker {
                     None => fs::DirBuilder::new().mode(0o755).create(&host)?,
                 }
                 self.chown(&host, uid, gid)?;
-                self.xattrs(entry, &host)?;
+                self.xattrs(&pax, &host);
                 self.dirs.insert(rel.clone(), DirMeta { mode, mtime });
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -357,7 +362,7 @@ impl Unpacker {
                 }
                 // After chown, which clears set-id bits.
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
-                self.xattrs(entry, &host)?;
+                self.xattrs(&pax, &host);
                 filetime::set_file_handle_times(&file, Some(mtime), Some(mtime))?;
             }
             EntryType::Symlink => {
@@ -530,21 +535,62 @@ impl Unpacker {
 
     /// Sets `SCHILY.xattr.*` PAX records; failures (filesystems without
     /// xattr support, `security.*` as non-root) are only logged.
-    fn xattrs<R: Read>(&self, entry: &mut tar::Entry<'_, R>, path: &Path) -> io::Result<()> {
-        let Some(exts) = entry.pax_extensions()? else {
-            return Ok(());
-        };
-        for ext in exts {
-            let ext = ext?;
-            let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") else {
-                continue;
-            };
-            if let Err(e) = xattr::set(path, OsStr::from_bytes(name), ext.value_bytes()) {
+    fn xattrs(&self, pax: &Pax, path: &Path) {
+        for (name, value) in &pax.xattrs {
+            if let Err(e) = xattr::set(path, OsStr::from_bytes(name), value) {
                 tracing::debug!(path = %path.display(), error = %e, "could not set extended attribute");
             }
         }
-        Ok(())
     }
+}
+
+/// The PAX records of an entry that `tar` does not apply itself.
+#[derive(Default)]
+struct Pax {
+    mtime: Option<FileTime>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Pax {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
+        let mut pax = Pax::default();
+        let Some(exts) = entry.pax_extensions()? else {
+            return Ok(pax);
+        };
+        for ext in exts {
+            let ext = ext?;
+            let value = std::str::from_utf8(ext.value_bytes()).ok();
+            match ext.key_bytes() {
+                b"mtime" => pax.mtime = value.and_then(parse_pax_time),
+                b"uid" => pax.uid = value.and_then(|v| v.parse().ok()),
+                b"gid" => pax.gid = value.and_then(|v| v.parse().ok()),
+                key => {
+                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                        pax.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(pax)
+    }
+}
+
+/// `1234567890.123456789` (seconds with optional fraction) as a FileTime.
+fn parse_pax_time(text: &str) -> Option<FileTime> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse::<u32>().ok()?
+    };
+    Some(FileTime::from_unix_time(secs, nanos))
 }
 
 /// Notes whether the layer stream itself failed (as opposed to the

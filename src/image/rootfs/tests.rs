@@ -702,3 +702,33 @@ fn removed_directories_forget_their_pending_metadata() {
     assert!(w.lstat("d/sub").is_none());
     assert_eq!(w.read("d/x"), "x");
 }
+
+#[test]
+fn pax_records_override_header_fields() {
+    let w = World::new();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("mtime", &b"1500000000.25"[..]),
+        ("uid", &b"3000000"[..]),
+        ("gid", &b"3000001"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_mtime(1);
+    h.set_size(1);
+    b.append_data(&mut h, "paxed", &b"p"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut u = w.unpacker(as_root);
+    u.unpack_layer("l", &layer[..]).unwrap();
+    u.finish().unwrap();
+    let m = w.lstat("paxed").unwrap();
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1_500_000_000, 250_000_000));
+    if as_root {
+        assert_eq!((m.uid(), m.gid()), (3_000_000, 3_000_001));
+    }
+    assert_eq!(parse_pax_time("12"), Some(FileTime::from_unix_time(12, 0)));
+    assert_eq!(parse_pax_time("12.5x"), None);
+}
