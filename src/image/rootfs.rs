@@ -80,6 +80,13 @@ pub struct Unpacker {
     opts: UnpackOptions,
     /// Directory metadata to apply at the end, by path relative to the root.
     dirs: BTreeMap<PathBuf, DirMeta>,
+    /// Paths (relative, resolved) known to be real directories. Only we
+    /// write under the root and every replacement goes through
+    /// [`Unpacker::remove`], which forgets what it removes, so this saves
+    /// an `lstat` per path component without going stale.
+    known_dirs: HashSet<PathBuf>,
+    /// Copy buffer, allocated once: layers have many small files.
+    buf: Vec<u8>,
 }
 
 /// Unpacks a single layer (any compression) into `root` and applies its
@@ -126,6 +133,8 @@ impl Unpacker {
             root: root.to_owned(),
             opts,
             dirs: BTreeMap::new(),
+            known_dirs: HashSet::new(),
+            buf: vec![0u8; 256 * 1024],
         })
     }
 
@@ -143,7 +152,7 @@ impl Unpacker {
     /// it a missing last component is fine (the caller is about to create
     /// it), a missing intermediate one is `NotFound`.
     pub fn resolve(
-        &self,
+        &mut self,
         components: &[&OsStr],
         follow_last: bool,
         create: bool,
@@ -161,11 +170,16 @@ impl Unpacker {
                 continue;
             }
             let is_last = pending.is_empty();
-            let host = self.root.join(&resolved).join(&name);
             if is_last && !follow_last {
                 resolved.push(&name);
                 break;
             }
+            let candidate = resolved.join(&name);
+            if self.known_dirs.contains(&candidate) {
+                resolved = candidate;
+                continue;
+            }
+            let host = self.root.join(&candidate);
             match fs::symlink_metadata(&host) {
                 Ok(m) if m.file_type().is_symlink() => {
                     hops += 1;
@@ -187,13 +201,17 @@ impl Unpacker {
                         }
                     }
                 }
-                Ok(m) if m.is_dir() => resolved.push(&name),
+                Ok(m) if m.is_dir() => {
+                    self.known_dirs.insert(candidate);
+                    resolved.push(&name);
+                }
                 Ok(_) if create => return Err(not_a_dir(&host)),
                 Ok(_) if is_last => resolved.push(&name),
                 Ok(_) => return Err(not_a_dir(&host)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if create {
                         fs::DirBuilder::new().mode(0o755).create(&host)?;
+                        self.known_dirs.insert(candidate);
                     } else if !is_last {
                         return Err(e);
                     }
@@ -340,6 +358,7 @@ impl Unpacker {
                     }
                     None => fs::DirBuilder::new().mode(0o755).create(&host)?,
                 }
+                self.known_dirs.insert(rel.clone());
                 self.chown(&host, uid, gid)?;
                 self.xattrs(&pax, &host);
                 self.dirs.insert(rel.clone(), DirMeta { mode, mtime });
@@ -356,7 +375,7 @@ impl Unpacker {
                     .mode(0o600)
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&host)?;
-                copy(entry, &mut file)?;
+                copy(entry, &mut file, &mut self.buf)?;
                 if self.opts.as_root {
                     std::os::unix::fs::fchown(&file, Some(uid as u32), Some(gid as u32))?;
                 }
@@ -518,6 +537,7 @@ impl Unpacker {
                 // std's remove_dir_all does not follow symlinks inside.
                 fs::remove_dir_all(&host)?;
                 self.dirs.retain(|k, _| !k.starts_with(rel));
+                self.known_dirs.retain(|k| !k.starts_with(rel));
                 Ok(())
             }
             Ok(_) => fs::remove_file(&host),
@@ -611,11 +631,10 @@ impl<R: Read> Read for Tap<R> {
 }
 
 /// Copies file content with a buffer large enough to keep syscalls rare.
-fn copy<R: Read>(from: &mut R, to: &mut File) -> io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
+fn copy<R: Read>(from: &mut R, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {
     let mut total = 0;
     loop {
-        let n = match from.read(&mut buf) {
+        let n = match from.read(buf) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -677,8 +677,8 @@ fn resolver_clamps_at_the_root() {
         .symlink("real/back", "..")
         .bytes();
     w.apply(&[layer]).unwrap();
-    let u = w.unpacker(false);
-    let r = |p: &str| {
+    let mut u = w.unpacker(false);
+    let mut r = |p: &str| {
         let comps: Vec<&OsStr> = Path::new(p).iter().collect();
         u.resolve(&comps, true, false).unwrap()
     };
