@@ -409,6 +409,13 @@ async fn docker_archive_satisfies_skopeo() {
                 .unwrap();
         assert_eq!(serde_json::json!(layers), config["rootfs"]["diff_ids"]);
         assert_eq!(v["Env"], serde_json::json!(["PATH=/bin", "FOO=1"]));
+        // A full copy reads every layer back out of the archive.
+        let copied = f.tmp.path().join("copied");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("docker-archive:{}", tarball.display()))
+            .arg(format!("oci:{}:copied", copied.display())));
+        assert_eq!(verify(&copied).unwrap().images, 1);
     }
 }
 
