@@ -94,13 +94,20 @@ impl<R: Read> Decoder<R> {
     /// Drains the decompressed stream, then the raw stream, to their ends.
     pub fn finish(mut self) -> io::Result<()> {
         io::copy(&mut self, &mut io::sink())?;
+        // Whatever follows the compressed stream (tar padding, nothing)
+        // still belongs to the blob and must reach the digest check.
+        self.drain_raw()
+    }
+
+    /// Reads the raw (compressed) stream to its end, ignoring whatever the
+    /// decompressor would make of it: after a decoding error, this lets a
+    /// verifying source report a digest mismatch.
+    pub fn drain_raw(self) -> io::Result<()> {
         let mut raw = match self.kind {
             Kind::Gzip(d) => d.into_inner(),
             Kind::Zstd(d) => d.finish(),
             Kind::Plain(r) => r,
         };
-        // Whatever follows the compressed stream (tar padding, nothing)
-        // still belongs to the blob and must reach the digest check.
         loop {
             let n = raw.fill_buf()?.len();
             if n == 0 {

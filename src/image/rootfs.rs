@@ -253,6 +253,36 @@ impl Unpacker {
         let decoder = compression::decompress(reader).map_err(stream_err)?;
         let mut archive = tar::Archive::new(decoder);
         let mut stats = LayerStats::default();
+        let result = self.apply_all(layer, &mut archive, &mut stats, &classify);
+        let decoder = archive.into_inner();
+        match result {
+            Ok(()) => decoder.finish().map_err(stream_err)?,
+            Err(e) if !reader_failed.get() => {
+                // A layer that does not parse may simply be a corrupt
+                // download: read the rest so the source's digest check can
+                // say so, which is the more useful (and retryable) error.
+                if let Err(read) = decoder.drain_raw() {
+                    return Err(stream_err(read));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(stats)
+    }
+
+    fn apply_all<D: Read>(
+        &mut self,
+        layer: &str,
+        archive: &mut tar::Archive<D>,
+        stats: &mut LayerStats,
+        classify: &dyn Fn(io::Error) -> io::Error,
+    ) -> Result<()> {
+        let stream_err = |source| Error::Unpack {
+            layer: layer.to_owned(),
+            entry: String::new(),
+            source: classify(source),
+        };
         // Paths this layer created: whiteouts only hide lower layers.
         let mut written: HashSet<PathBuf> = HashSet::new();
         for entry in archive.entries().map_err(stream_err)? {
@@ -278,8 +308,7 @@ impl Unpacker {
                 }
             }
         }
-        archive.into_inner().finish().map_err(stream_err)?;
-        Ok(stats)
+        Ok(())
     }
 
     /// Applies directory modes and mtimes, deepest first.

@@ -145,6 +145,8 @@ async fn a_corrupted_layer_fails_the_download() {
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
+        // And one early, so the decompressor trips before the digest check.
+        bytes[20] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let dest = f.dest();
         let opts = GetOptions {
@@ -154,7 +156,7 @@ async fn a_corrupted_layer_fails_the_download() {
         let err = download(f.source.clone(), &dest, &opts).await.unwrap_err();
         let chain = error_chain(&err);
         assert!(
-            chain.contains("digest mismatch") || chain.contains("crc") || chain.contains("corrupt"),
+            chain.contains("digest mismatch"),
             "parallel {parallel}, layer {corrupt}: {chain}"
         );
         assert!(
