@@ -67,7 +67,7 @@ pub enum Error {
         reason: String,
     },
     /// An I/O error while unpacking a layer into the rootfs.
-    #[error("layer {layer}: unpacking {entry:?}")]
+    #[error("layer {layer}: {}", unpack_step(entry))]
     Unpack {
         /// The layer digest.
         layer: String,
@@ -113,6 +113,14 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("{0}: background task failed")]
     Task(&'static str, #[source] tokio::task::JoinError),
+}
+
+fn unpack_step(entry: &str) -> String {
+    if entry.is_empty() {
+        "reading the layer stream".to_owned()
+    } else {
+        format!("unpacking {entry:?}")
+    }
 }
 
 impl Error {
