@@ -253,7 +253,7 @@ pub(crate) async fn upgrade_docker(
         request = request.header(*name, value);
     }
     let request = request
-        .body(http_body_util_empty())
+        .body(Empty)
         .map_err(|e| IoError::new(ErrorKind::InvalidInput, e))?;
     let response = sender
         .send_request(request)
@@ -270,12 +270,7 @@ pub(crate) async fn upgrade_docker(
         .map_err(|e| IoError::new(ErrorKind::ConnectionAborted, e))
 }
 
-/// An empty request body without pulling in http-body-util.
-fn http_body_util_empty() -> Empty {
-    Empty
-}
-
-/// A body with no data.
+/// A request body with no data (http-body-util is not a dependency).
 pub(crate) struct Empty;
 
 impl hyper::body::Body for Empty {

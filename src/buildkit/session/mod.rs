@@ -2,13 +2,20 @@
 //! back into during a build (health, local directories, exporter output,
 //! registry credentials, secrets, ssh agents).
 //!
-//! The server runs on a single byte stream tunnelled through the
-//! `Control.Session` bidi call ("grpchijack"): each `BytesMessage` the daemon
-//! sends is the next chunk of its HTTP/2 client stream, each chunk our HTTP/2
-//! server writes goes back as one message. This works on buildkitd and, via
-//! the Engine's `/grpc` endpoint, on Docker Engine 20.10. The session id and
-//! the served methods are announced as lower-case request metadata; the
-//! daemon refuses FileSync/FileSend calls that are not announced.
+//! The server always runs on one end of an in-memory duplex pipe; a pump
+//! moves the other end's bytes to the daemon through one of two tunnels
+//! ([`SessionTunnel`]):
+//! - the `Control.Session` bidi call ("grpchijack"): each `BytesMessage` the
+//!   daemon sends is the next chunk of its HTTP/2 client stream, each chunk
+//!   our HTTP/2 server writes goes back as one message. Works on buildkitd
+//!   and, via the Engine's `/grpc` endpoint, on Docker Engine 20.10. The
+//!   session id and served methods are lower-case request metadata.
+//! - a Docker Engine's `POST /session`, upgraded to a raw stream on which the
+//!   Engine is the HTTP/2 client; the same values are HTTP headers.
+//!
+//! The daemon refuses FileSync/FileSend calls whose methods were not
+//! announced; Auth, Secrets and SSH answer UNIMPLEMENTED/NOT_FOUND when the
+//! caller has nothing for them.
 
 pub(crate) mod agent;
 mod auth;
