@@ -562,14 +562,75 @@ async fn tar_exporter_writes_output_file(target: Target) {
     assert_eq!(marker.as_deref(), Some("exported\n"));
 }
 
-/// `RUN --mount=type=ssh` gets the forwarded agent socket; a build naming an
-/// ssh id the session does not have fails.
+/// Copies `binary` and the shared libraries `ldd` lists into `dir/t`, so a
+/// RUN step can execute the host's tool from a bind mount of the context
+/// (the busybox base has no ssh client). Returns false when ldd is missing.
+fn stage_host_tool(binary: &Path, dir: &Path) -> bool {
+    let Ok(out) = Command::new("ldd").arg(binary).output() else {
+        return false;
+    };
+    let lib = dir.join("t/lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libc.so.6 => /lib/.../libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        if path.starts_with('/') {
+            let name = if path.contains("/ld-linux") {
+                "ld.so".to_owned()
+            } else {
+                Path::new(path)
+                    .file_name()
+                    .expect("lib name")
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            std::fs::copy(path, lib.join(name)).expect("copy lib");
+        }
+    }
+    std::fs::copy(binary, dir.join("t/tool")).expect("copy tool");
+    lib.join("ld.so").exists()
+}
+
+/// `RUN --mount=type=ssh` reaches the caller's agent through the session's
+/// SSH service: the host's `ssh-add -l`, run inside the build, lists the key
+/// of (1) a real ssh-agent socket and (2) a key file served by the
+/// in-process agent; (3) a build naming an ssh id the session lacks fails.
 async fn ssh_agent_is_forwarded(target: Target) {
-    let Some(agent) = support::which("ssh-agent") else {
-        eprintln!("SKIP: needs ssh-agent (apt-get install openssh-client)");
+    let (Some(agent), Some(ssh_add), Some(keygen)) = (
+        support::which("ssh-agent"),
+        support::which("ssh-add"),
+        support::which("ssh-keygen"),
+    ) else {
+        eprintln!("SKIP: needs ssh-agent, ssh-add and ssh-keygen (apt-get install openssh-client)");
         return;
     };
     let dir = tempfile::tempdir().expect("agent dir");
+    let key = dir.path().join("id_ed25519");
+    let status = Command::new(&keygen)
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "bk-test", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let fingerprint = String::from_utf8(
+        Command::new(&keygen)
+            .arg("-lf")
+            .arg(dir.path().join("id_ed25519.pub"))
+            .output()
+            .expect("ssh-keygen -l")
+            .stdout,
+    )
+    .expect("utf-8");
+    let fingerprint = fingerprint
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_owned();
+
     let socket = dir.path().join("agent.sock");
     let mut child = Command::new(agent)
         .arg("-D")
@@ -583,21 +644,41 @@ async fn ssh_agent_is_forwarded(target: Target) {
     while !socket.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let added = Command::new(&ssh_add)
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("ssh-add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
     let ctx = tempfile::tempdir().expect("context");
+    if !stage_host_tool(&ssh_add, ctx.path()) {
+        eprintln!("SKIP: needs ldd to stage ssh-add into the build");
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     write(
         ctx.path(),
         "Dockerfile",
         format!(
-            "FROM {}\nRUN --mount=type=ssh,id=deploy,required=true test -S \"$SSH_AUTH_SOCK\" && echo agent-present > /ssh\n",
+            "FROM {}\nRUN --mount=type=ssh,id=deploy,required=true --mount=type=bind,target=/ctx \\\n    \
+             /ctx/t/lib/ld.so --library-path /ctx/t/lib /ctx/t/tool -l > /ssh-list 2>&1; cat /ssh-list\n",
             base_image()
         )
         .as_bytes(),
     );
     oci_build_resource::tls::install_crypto_provider();
     let client = Client::connect(&target.address).await.expect("connect");
-    let run = |ssh: Vec<buildkit::SshSource>, tag: String| {
+    let scratch = target.scratch.path().to_owned();
+    let run = |ssh: Vec<buildkit::SshSource>| {
         let client = client.clone();
         let ctx = ctx.path().to_owned();
+        let output = scratch.join(format!("{}.tar", support::unique("ssh")));
         async move {
             let request = SolveRequest {
                 frontend: "dockerfile.v0".into(),
@@ -609,7 +690,7 @@ async fn ssh_agent_is_forwarded(target: Target) {
                 exporters: vec![Exporter {
                     kind: "tar".into(),
                     attrs: BTreeMap::new(),
-                    output: Some(PathBuf::from(format!("/tmp/{tag}.tar"))),
+                    output: Some(output.clone()),
                 }],
                 ..SolveRequest::default()
             };
@@ -621,45 +702,49 @@ async fn ssh_agent_is_forwarded(target: Target) {
                 ssh,
                 ..SessionOptions::default()
             };
-            let result = client.solve(request, session).await;
-            let _ = std::fs::remove_file(format!("/tmp/{tag}.tar"));
-            result
+            client
+                .solve(request, session)
+                .await
+                .map(|_| file_in_tar(&output, "ssh-list"))
         }
     };
-    let with_agent = run(
-        vec![buildkit::SshSource {
-            id: "deploy".into(),
-            kind: buildkit::SshKind::Agent(socket.clone()),
-        }],
-        support::unique("ssh-ok"),
-    )
+    let with_agent = run(vec![buildkit::SshSource {
+        id: "deploy".into(),
+        kind: buildkit::SshKind::Agent(socket.clone()),
+    }])
     .await;
-    let without = run(Vec::new(), support::unique("ssh-missing")).await;
-    // A key file instead of an agent: served by the in-process agent.
-    let key = dir.path().join("id_ed25519");
-    let keygen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(keygen.success());
-    let with_key = run(
-        vec![buildkit::SshSource {
-            id: "deploy".into(),
-            kind: buildkit::SshKind::Key(key),
-        }],
-        support::unique("ssh-key"),
-    )
+    let with_key = run(vec![buildkit::SshSource {
+        id: "deploy".into(),
+        kind: buildkit::SshKind::Key(key.clone()),
+    }])
     .await;
+    let without = run(Vec::new()).await;
     let _ = child.kill();
     let _ = child.wait();
-    with_agent.unwrap_or_else(|e| panic!("build with the agent failed: {e}"));
-    with_key.unwrap_or_else(|e| panic!("build with a key file failed: {e}"));
-    let err = without.expect_err("no agent for id deploy");
+
+    let listed = with_agent.unwrap_or_else(|e| panic!("build with the agent socket failed: {e}"));
+    assert!(listed.contains(&fingerprint), "agent socket: {listed}");
+    let listed = with_key.unwrap_or_else(|e| panic!("build with a key file failed: {e}"));
     assert!(
-        err.to_string().contains("deploy") || err.to_string().contains("ssh"),
-        "{err}"
+        listed.contains(&fingerprint) && listed.contains("ED25519"),
+        "key file: {listed}"
     );
+    let err = without.expect_err("no agent for id deploy");
+    assert!(err.to_string().contains("deploy"), "{err}");
+}
+
+/// The contents of one file in a tarball (the `tar` exporter's output).
+fn file_in_tar(tarball: &Path, name: &str) -> String {
+    let mut archive = tar::Archive::new(std::fs::File::open(tarball).expect("tarball"));
+    for entry in archive.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").as_os_str() == name {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).expect("read");
+            return s;
+        }
+    }
+    panic!("{name} not in {}", tarball.display())
 }
 
 #[tokio::test(flavor = "multi_thread")]
