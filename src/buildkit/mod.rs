@@ -15,6 +15,37 @@
 //! the daemon version; the daemon's own "not found"/"unknown" answers for
 //! exporters and caches are mapped to the same error.
 
+//!
+//! ```no_run
+//! # async fn build() -> Result<(), oci_build_resource::buildkit::Error> {
+//! use std::collections::BTreeMap;
+//! use oci_build_resource::buildkit::{Address, Client, Exporter, SessionOptions, SolveRequest};
+//!
+//! let client = Client::connect(&Address::parse("docker:///var/run/docker.sock", None)?).await?;
+//! eprintln!("building on {}", client.info().await?.version);
+//! let request = SolveRequest {
+//!     frontend: "dockerfile.v0".into(),
+//!     frontend_attrs: BTreeMap::from([("build-arg:VERSION".into(), "1.2".into())]),
+//!     exporters: vec![Exporter {
+//!         kind: "moby".into(),
+//!         attrs: BTreeMap::from([("name".into(), "app:latest".into())]),
+//!         output: None,
+//!     }],
+//!     ..SolveRequest::default()
+//! };
+//! let session = SessionOptions {
+//!     local_dirs: BTreeMap::from([
+//!         ("context".into(), "app".into()),
+//!         ("dockerfile".into(), "app".into()),
+//!     ]),
+//!     ..SessionOptions::default()
+//! };
+//! let outcome = client.solve(request, session).await?;
+//! println!("{:?}", outcome.exporter_response.get("containerimage.digest"));
+//! # Ok(())
+//! # }
+//! ```
+
 pub mod docker_engine;
 pub mod fsutil;
 pub mod patterns;
