@@ -13,8 +13,7 @@
 //! and the Engine version. A request that needs something the daemon lacks
 //! fails before the build with [`Error::Unsupported`] naming the feature and
 //! the daemon version; the daemon's own "not found"/"unknown" answers for
-//! exporters and caches are mapped to the same error.
-
+//! exporters and caches become [`Error::Refused`], naming the daemon.
 //!
 //! ```no_run
 //! # async fn build() -> Result<(), oci_build_resource::buildkit::Error> {
