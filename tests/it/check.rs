@@ -238,7 +238,7 @@ fn unreachable_registry_fails_naming_the_repository() {
     let source = json!({"repository": "127.0.0.1:1/nowhere", "tag": "latest"});
     check(&json!({"source": source}))
         .expect_failure()
-        .expect_stderr("127.0.0.1:1/nowhere");
+        .expect_stderr("checking origin 127.0.0.1:1/nowhere failed");
 }
 
 // ---- TLS and auth ----
@@ -284,7 +284,9 @@ fn wrong_password_fails_without_printing_it() {
     source["tag"] = json!(base.tag);
     source["password"] = json!(wrong);
     let out = check(&json!({"source": source}));
-    out.expect_failure().expect_not_leaked(&wrong);
+    out.expect_failure()
+        .expect_not_leaked(&wrong)
+        .expect_stderr("checking origin");
     let lower = out.stderr.to_lowercase();
     assert!(
         lower.contains("401") || lower.contains("unauthorized"),
@@ -519,7 +521,7 @@ fn semver_mode_on_a_missing_repository_fails_listing_tags() {
     let source = source_with(&unique("semver-no-repo"), json!({}));
     check(&json!({"source": source}))
         .expect_failure()
-        .expect_stderr("tags");
+        .expect_stderr("list repository tags");
 }
 
 // ---- regex mode (§2.3) ----
@@ -576,4 +578,41 @@ fn regex_mode_created_at_sort_orders_oldest_first() {
         &json!({"source": source_with(&repo, json!({"tag_regex": "^gem-", "created_at_sort": true}))}),
     );
     assert_eq!(sorted, expected(&["gem-182", "gem-1338", "gem-1337"], &d));
+}
+
+// ---- registry_mirror (§2.4, upstream cases 5 and 6) ----
+
+#[test]
+fn mirror_is_not_used_for_repositories_outside_docker_hub() {
+    let reg = registry::plain();
+    let (repo, d) = fixtures::tags(reg, "check-mirror-unused", &["latest"], &[], &[]);
+    // A mirror that records connections: it must see none.
+    let mirror = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a fake mirror");
+    let host = mirror.local_addr().expect("address").to_string();
+    let source = source_with(
+        &repo,
+        json!({"tag": "latest", "registry_mirror": {"host": host}}),
+    );
+    assert_eq!(
+        versions(&json!({"source": source})),
+        expected(&["latest"], &d)
+    );
+    mirror.set_nonblocking(true).expect("nonblocking");
+    match mirror.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the mirror was contacted: {other:?}"),
+    }
+}
+
+#[test]
+fn mirror_serves_docker_hub_repositories_with_the_library_namespace() {
+    // No internet here: the origin (Docker Hub) is unreachable, so success
+    // means the mirror answered, under `library/<name>`.
+    let reg = registry::plain();
+    let name = unique("check-mirror-hub");
+    let d = fixtures::tags_in(reg, &format!("library/{name}"), &["latest"], &[], &[]);
+    let source =
+        json!({"repository": name, "tag": "latest", "registry_mirror": {"host": reg.host}});
+    let got = versions(&json!({"source": source}));
+    assert_eq!(got, expected(&["latest"], &d));
 }

@@ -653,7 +653,10 @@ fn platform_missing_from_the_index_fails() {
         &multi.pushed.version(),
         &dest(),
     );
-    out.expect_failure().expect_stderr("s390x");
+    out.expect_failure()
+        .expect_stderr("no child with platform")
+        .expect_stderr("s390x")
+        .expect_stderr(&multi.pushed.digest);
     let out = get(
         &reg.source(&multi.pushed.repo),
         json!({"platform": {"architecture": "arm", "variant": "v6"}}),
@@ -687,8 +690,8 @@ fn unknown_format_fails_naming_it() {
         &dest(),
     );
     out.expect_failure()
-        .expect_stderr("tarball")
-        .expect_stderr("format");
+        .expect_stderr("unknown format provided, must be one of 'rootfs', 'oci', 'oci-layout'")
+        .expect_stderr("tarball");
 }
 
 #[test]
@@ -719,7 +722,9 @@ fn digest_absent_from_the_registry_fails() {
         &json!({"tag": "v1", "digest": bogus}),
         &dest,
     );
-    out.expect_failure().expect_stderr(&bogus);
+    out.expect_failure()
+        .expect_stderr("download failed")
+        .expect_stderr(&bogus);
     assert!(
         !dest.join("rootfs").exists(),
         "nothing is written on failure"
@@ -763,5 +768,32 @@ fn tls_without_ca_certs_fails() {
         out.stderr.to_lowercase().contains("certificate"),
         "{}",
         out.details()
+    );
+}
+
+// ---- registry_mirror (§3, upstream case 15) ----
+
+#[test]
+fn mirror_serves_docker_hub_images_under_their_origin_name() {
+    // No internet here: the origin (Docker Hub) is unreachable, so success
+    // means the image came from the mirror, under `library/<name>`.
+    let reg = registry::plain();
+    let name = unique("get-mirror-hub");
+    let pushed = fixtures::tiny_layout().push(reg, &format!("library/{name}"), "latest");
+    let source = json!({"repository": name, "registry_mirror": {"host": reg.host}});
+    let dest = dest();
+    let out = get(&source, json!({"format": "oci"}), &pushed.version(), &dest);
+    out.expect_success();
+    assert_eq!(
+        read(&dest, "repository"),
+        name,
+        "the repository as given, not the mirror"
+    );
+    let entries = tar_entries(&dest.join("image.tar"));
+    let manifest: Value = serde_json::from_slice(&entries["manifest.json"]).expect("manifest.json");
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        json!([format!("index.docker.io/library/{name}:latest")]),
+        "the tarball names the origin, not the mirror"
     );
 }

@@ -545,6 +545,20 @@ pub fn tags(
     created: &[&str],
 ) -> (String, HashMap<String, String>) {
     let repo = unique(name);
+    let digests = tags_in(reg, &repo, tags, aliases, created);
+    (repo, digests)
+}
+
+/// [`tags`] into the repository path `repo` exactly (e.g. `library/<name>`
+/// for a Docker Hub mirror); returns each tag's digest.
+pub fn tags_in(
+    reg: &Registry,
+    repo: &str,
+    tags: &[&str],
+    aliases: &[(&str, &str)],
+    created: &[&str],
+) -> HashMap<String, String> {
+    let repo = repo.to_string();
     let base = tiny_layout();
     let mut digests = HashMap::new();
     for (i, tag) in tags.iter().enumerate() {
@@ -568,7 +582,7 @@ pub fn tags(
         );
         digests.insert(alias.to_string(), digest);
     }
-    (repo, digests)
+    digests
 }
 
 /// A one-layer image with a single small file, the base of [`tags`].
