@@ -121,12 +121,12 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
                 mode: meta.mode() & 0o7777,
                 uid: meta.uid(),
                 gid: meta.gid(),
-                size: file.then(|| meta.len()),
+                size: file.then_some(meta.len()),
                 content: file
                     .then(|| sha256_digest(&std::fs::read(item.path()).expect("reading a file"))),
                 link: (kind == 'l').then(|| std::fs::read_link(item.path()).expect("readlink")),
-                mtime: file.then(|| meta.mtime()),
-                nlink: file.then(|| meta.nlink()),
+                mtime: file.then_some(meta.mtime()),
+                nlink: file.then_some(meta.nlink()),
             },
         );
     }
