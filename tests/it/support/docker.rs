@@ -107,7 +107,7 @@ fn trust_ca(tls: &registry::Registry) -> Result<(), String> {
     let ca = tls.ca_pem.as_ref().ok_or("the TLS registry has no CA")?;
     let dir = Path::new("/etc/docker/certs.d").join(&tls.host);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    process::remove_at_exit(&dir);
+    process::remove_with_root(&dir);
     std::fs::write(dir.join("ca.crt"), ca)
         .map_err(|e| format!("writing {}/ca.crt: {e}", dir.display()))
 }

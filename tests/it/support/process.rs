@@ -103,6 +103,24 @@ pub fn scratch_root() -> &'static Path {
     })
 }
 
+/// File in the scratch root listing paths outside it that the run created.
+const OUTSIDE_PATHS: &str = "outside-paths";
+
+/// Removes `path` (a directory outside the scratch root) at exit, and records
+/// it so that a later run removes it if this one is killed.
+pub fn remove_with_root(path: &Path) {
+    use std::io::Write;
+    let list = scratch_root().join(OUTSIDE_PATHS);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+    {
+        let _ = writeln!(file, "{}", path.display());
+    }
+    remove_at_exit(path);
+}
+
 /// Removes scratch roots of earlier test binaries that were killed (their
 /// exit handler never ran); their services died with them (PDEATHSIG).
 fn remove_stale_roots() {
@@ -121,6 +139,12 @@ fn remove_stale_roots() {
         // SAFETY: signal 0 only checks whether the pid exists.
         let alive = unsafe { libc::kill(pid, 0) } == 0;
         if !alive {
+            // Paths outside the root it registered (see `remove_with_root`).
+            if let Ok(list) = std::fs::read_to_string(entry.path().join(OUTSIDE_PATHS)) {
+                for path in list.lines() {
+                    let _ = std::fs::remove_dir_all(path);
+                }
+            }
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
