@@ -797,3 +797,176 @@ fn mirror_serves_docker_hub_images_under_their_origin_name() {
         "the tarball names the origin, not the mirror"
     );
 }
+
+// ---- layer formats and hostile layers (hand-written, pushed with skopeo) ----
+
+#[test]
+fn layer_compression_is_sniffed_from_the_bytes() {
+    // registry-image #390, #405/#412: zstd layers, also mislabelled as gzip.
+    use fixtures::{LAYER_GZIP, LAYER_TAR, LAYER_ZSTD, RawImage, RawTar};
+    let layer = |name: &str| {
+        RawTar::new()
+            .file(name, format!("{name}\n").as_bytes(), 0o640)
+            .finish()
+    };
+    let image = RawImage::new()
+        .layer(layer("gzip"), "gzip", LAYER_GZIP)
+        .layer(layer("zstd"), "zstd", LAYER_ZSTD)
+        .layer(layer("zstd-as-gzip"), "zstd", LAYER_GZIP)
+        .layer(layer("plain"), "none", LAYER_TAR);
+    let reg = registry::plain();
+    let pushed = image.push(reg, "get-compression");
+    let manifest: Value =
+        serde_json::from_slice(&reg.inspect_raw(&pushed.reference())).expect("manifest");
+    assert_eq!(
+        manifest["layers"][2]["mediaType"], LAYER_GZIP,
+        "skopeo kept the lie"
+    );
+    let dest = dest();
+    get_ok(&reg.source(&pushed.repo), json!({}), &pushed, &dest);
+    for name in ["gzip", "zstd", "zstd-as-gzip", "plain"] {
+        let path = dest.join("rootfs").join(name);
+        assert_eq!(read(&dest.join("rootfs"), name), format!("{name}\n"));
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        assert_eq!(meta.mtime(), fixtures::ODD_MTIME);
+    }
+    // The docker-save tarball names layer files after their media type.
+    let dest = self::dest();
+    get_ok(
+        &reg.source(&pushed.repo),
+        json!({"format": "oci"}),
+        &pushed,
+        &dest,
+    );
+    let entries = tar_entries(&dest.join("image.tar"));
+    let tar_manifest: Value =
+        serde_json::from_slice(&entries["manifest.json"]).expect("manifest.json");
+    let names: Vec<&str> = tar_manifest[0]["Layers"]
+        .as_array()
+        .expect("Layers")
+        .iter()
+        .map(|l| l.as_str().expect("name"))
+        .collect();
+    let hex = |i: usize| manifest["layers"][i]["digest"].as_str().expect("digest")[7..].to_string();
+    assert_eq!(
+        names,
+        [
+            format!("{}.tar.gz", hex(0)),
+            format!("{}.tar.zst", hex(1)),
+            format!("{}.tar.gz", hex(2)),
+            format!("{}.tar", hex(3)),
+        ]
+    );
+}
+
+#[test]
+fn symlinks_in_layers_resolve_inside_the_rootfs() {
+    use fixtures::{LAYER_GZIP, RawImage, RawTar};
+    let marker = unique("oci-it-escape");
+    let victim = std::env::temp_dir().join(unique("oci-it-victim"));
+    std::fs::write(&victim, "must survive\n").expect("writing the victim file");
+    let victim_name = victim
+        .file_name()
+        .expect("name")
+        .to_str()
+        .expect("utf-8")
+        .to_string();
+    let tmp = std::env::temp_dir();
+    let tmp = tmp
+        .to_str()
+        .expect("utf-8 temp dir")
+        .trim_start_matches('/');
+    let image = RawImage::new()
+        .layer(
+            RawTar::new()
+                .symlink("abs", "/")
+                .symlink("rel", "../../../../../../../..")
+                .symlink("tmp-link", &format!("/{tmp}"))
+                .finish(),
+            "gzip",
+            LAYER_GZIP,
+        )
+        .layer(
+            RawTar::new()
+                .file(&format!("abs/{marker}-a"), b"a\n", 0o644)
+                .file(&format!("rel/{marker}-r"), b"r\n", 0o644)
+                .file(&format!("tmp-link/.wh.{victim_name}"), b"", 0o644)
+                .finish(),
+            "gzip",
+            LAYER_GZIP,
+        );
+    let reg = registry::plain();
+    let pushed = image.push(reg, "get-symlink-escape");
+    let dest = dest();
+    let out = get(
+        &reg.source(&pushed.repo),
+        json!({}),
+        &pushed.version(),
+        &dest,
+    );
+    let escaped_a = Path::new("/").join(format!("{marker}-a"));
+    let escaped_r = Path::new("/").join(format!("{marker}-r"));
+    let outside = [escaped_a.exists(), escaped_r.exists(), !victim.exists()];
+    let _ = std::fs::remove_file(&escaped_a);
+    let _ = std::fs::remove_file(&escaped_r);
+    let _ = std::fs::remove_file(&victim);
+    assert_eq!(
+        outside,
+        [false; 3],
+        "a layer wrote or deleted outside the rootfs\n{}",
+        out.details()
+    );
+    out.expect_success();
+    let rootfs = dest.join("rootfs");
+    assert_eq!(
+        read(&rootfs, &format!("{marker}-a")),
+        "a\n",
+        "abs/ resolves to the rootfs' /"
+    );
+    assert_eq!(
+        read(&rootfs, &format!("{marker}-r")),
+        "r\n",
+        "../ stops at the rootfs' /"
+    );
+}
+
+#[test]
+fn dot_dot_entries_are_rejected() {
+    use fixtures::{LAYER_GZIP, RawImage, RawTar};
+    let marker = unique("oci-it-dotdot");
+    let image = RawImage::new().layer(
+        RawTar::new()
+            .dir("a", 0o755)
+            .file(&format!("../{marker}"), b"x\n", 0o644)
+            .file(&format!("a/../../../{marker}"), b"x\n", 0o644)
+            .finish(),
+        "gzip",
+        LAYER_GZIP,
+    );
+    let reg = registry::plain();
+    let pushed = image.push(reg, "get-dotdot");
+    let dest = dest();
+    let out = get(
+        &reg.source(&pushed.repo),
+        json!({}),
+        &pushed.version(),
+        &dest,
+    );
+    let candidates = [
+        dest.join(&marker),
+        dest.parent().expect("parent").join(&marker),
+        dest.parent()
+            .expect("parent")
+            .parent()
+            .expect("parent")
+            .join(&marker),
+    ];
+    let escaped: Vec<_> = candidates.iter().filter(|p| p.exists()).collect();
+    assert!(
+        escaped.is_empty(),
+        "a `..` entry escaped the rootfs: {escaped:?}\n{}",
+        out.details()
+    );
+    out.expect_failure().expect_stderr("..");
+}

@@ -597,3 +597,178 @@ pub fn tiny_layout() -> &'static Layout {
         layout
     })
 }
+
+/// Media type of a gzip-compressed OCI layer.
+pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of a zstd-compressed OCI layer.
+pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Media type of an uncompressed OCI layer.
+pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// An image written byte by byte, for what umoci cannot make: zstd and
+/// uncompressed layers, mislabelled compression, hostile tar entries.
+/// Written as an OCI layout and pushed with skopeo like the others.
+#[derive(Default)]
+pub struct RawImage {
+    layers: Vec<(Vec<u8>, String, String)>, // (blob, media type, diff_id)
+}
+
+/// A tar stream built entry by entry, names written verbatim (so `..` and
+/// absolute names are possible).
+pub struct RawTar {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl Default for RawTar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RawTar {
+    /// An empty archive.
+    pub fn new() -> RawTar {
+        RawTar {
+            builder: tar::Builder::new(Vec::new()),
+        }
+    }
+
+    fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(ODD_MTIME as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        // Written raw: `set_path` refuses `..`, which hostile tests need.
+        let bytes = name.as_bytes();
+        assert!(bytes.len() < 100, "short names only");
+        let old = header.as_old_mut();
+        old.name = [0; 100];
+        old.name[..bytes.len()].copy_from_slice(bytes);
+        header.set_cksum();
+        header
+    }
+
+    /// A regular file.
+    pub fn file(mut self, name: &str, contents: &[u8], mode: u32) -> Self {
+        let header = Self::header(name, tar::EntryType::Regular, mode, contents.len() as u64);
+        self.builder.append(&header, contents).expect("tar append");
+        self
+    }
+
+    /// A directory.
+    pub fn dir(mut self, name: &str, mode: u32) -> Self {
+        let header = Self::header(name, tar::EntryType::Directory, mode, 0);
+        self.builder
+            .append(&header, std::io::empty())
+            .expect("tar append");
+        self
+    }
+
+    /// A symlink `name -> target`.
+    pub fn symlink(mut self, name: &str, target: &str) -> Self {
+        let mut header = Self::header(name, tar::EntryType::Symlink, 0o777, 0);
+        header.set_link_name(target).expect("link name");
+        header.set_cksum();
+        self.builder
+            .append(&header, std::io::empty())
+            .expect("tar append");
+        self
+    }
+
+    /// The finished archive.
+    pub fn finish(self) -> Vec<u8> {
+        self.builder.into_inner().expect("finishing tar")
+    }
+}
+
+impl RawImage {
+    /// An image without layers.
+    pub fn new() -> RawImage {
+        RawImage::default()
+    }
+
+    /// Adds `tar` compressed as `compression` ("gzip", "zstd" or "none"),
+    /// declared with `media_type` (which may lie on purpose).
+    pub fn layer(mut self, tar: Vec<u8>, compression: &str, media_type: &str) -> Self {
+        let diff_id = sha256_digest(&tar);
+        let blob = match compression {
+            "gzip" => {
+                use std::io::Write;
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&tar).expect("gzip");
+                enc.finish().expect("gzip")
+            }
+            "zstd" => zstd::encode_all(&tar[..], 3).expect("zstd"),
+            "none" => tar,
+            other => panic!("unknown compression {other}"),
+        };
+        self.layers.push((blob, media_type.to_string(), diff_id));
+        self
+    }
+
+    /// Writes the image as an OCI layout (tag `latest`).
+    pub fn layout(&self, name: &str) -> Layout {
+        let dir = process::scratch_dir(name).join("layout");
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).expect("mkdir blobs");
+        let put = |bytes: &[u8]| -> (String, usize) {
+            let digest = sha256_digest(bytes);
+            std::fs::write(blobs.join(&digest[7..]), bytes).expect("writing blob");
+            (digest, bytes.len())
+        };
+        let config = serde_json::to_vec(&json!({
+            "created": "2024-01-01T00:00:00Z",
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": self.layers.iter().map(|l| l.2.clone()).collect::<Vec<_>>()},
+        }))
+        .expect("config JSON");
+        let (config_digest, config_size) = put(&config);
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|(blob, media_type, _)| {
+                let (digest, size) = put(blob);
+                json!({"mediaType": media_type, "digest": digest, "size": size})
+            })
+            .collect();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "layers": layers,
+        }))
+        .expect("manifest JSON");
+        let (manifest_digest, manifest_size) = put(&manifest);
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("oci-layout");
+        let index = json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": manifest_size,
+                "annotations": {"org.opencontainers.image.ref.name": "latest"},
+            }],
+        });
+        std::fs::write(
+            dir.join("index.json"),
+            serde_json::to_vec(&index).expect("JSON"),
+        )
+        .expect("index.json");
+        Layout {
+            dir,
+            tag: "latest".into(),
+        }
+    }
+
+    /// Writes and pushes the image to a fresh repository named after `name`.
+    pub fn push(&self, reg: &Registry, name: &str) -> Pushed {
+        self.layout(name).push(reg, &unique(name), "v1")
+    }
+}

@@ -135,7 +135,7 @@ impl Registry {
     /// `<host>/<repo>:<tag>`; `all` copies every image of an index.
     pub fn push(&self, src: &str, repo: &str, tag: &str, all: bool) {
         let mut cmd = Command::new(skopeo());
-        cmd.arg("copy").arg("--quiet");
+        cmd.arg("copy").arg("--quiet").arg("--preserve-digests");
         if all {
             cmd.arg("--all");
         }
