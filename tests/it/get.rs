@@ -17,7 +17,7 @@ use crate::support::fixtures::{self, Pushed};
 use crate::support::registry::{self, Registry};
 use crate::support::{docker, process, run_tool, sha256_digest, unique};
 
-fn dest() -> PathBuf {
+fn new_dest() -> PathBuf {
     process::scratch_dir("get-dest")
 }
 
@@ -165,7 +165,7 @@ fn assert_same_tree(ours: &Path, umoci: &Path) {
 fn rootfs_of_layered_image_equals_umoci_unpack() {
     let reg = registry::plain();
     let pushed = fixtures::layered(reg);
-    let dest = dest();
+    let dest = new_dest();
     let response = get_ok(&source_for(reg, &pushed), json!({}), &pushed, &dest);
     let rootfs = dest.join("rootfs");
     assert_same_tree(&rootfs, &pushed.layout.unpack());
@@ -232,7 +232,7 @@ fn rootfs_of_layered_image_equals_umoci_unpack() {
 fn rootfs_of_busybox_over_tls_equals_umoci_unpack() {
     let reg = registry::tls_auth();
     let pushed = fixtures::busybox(reg);
-    let dest = dest();
+    let dest = new_dest();
     let out = get(
         &source_for(reg, &pushed),
         json!({"format": "rootfs"}),
@@ -269,7 +269,7 @@ fn rootfs_of_busybox_over_tls_equals_umoci_unpack() {
 fn metadata_and_labels_match_the_image_config() {
     let reg = registry::plain();
     let pushed = fixtures::metadata(reg);
-    let dest = dest();
+    let dest = new_dest();
     let source = source_for(reg, &pushed);
     get_ok(&source, json!({}), &pushed, &dest);
     let config: Value = serde_json::from_slice(&run_tool(
@@ -310,7 +310,12 @@ fn label_regex_adds_matching_labels_sorted_by_key() {
         ("tag".to_string(), pushed.tag.clone()),
     ];
     source["label_regex"] = json!(".*");
-    let response = get_ok(&source, json!({"skip_download": true}), &pushed, &dest());
+    let response = get_ok(
+        &source,
+        json!({"skip_download": true}),
+        &pushed,
+        &new_dest(),
+    );
     let mut all = base.to_vec();
     all.extend(
         [
@@ -323,7 +328,7 @@ fn label_regex_adds_matching_labels_sorted_by_key() {
     );
     assert_eq!(metadata_names(&response), all);
     source["label_regex"] = json!("^[az]-");
-    let response = get_ok(&source, json!({}), &pushed, &dest());
+    let response = get_ok(&source, json!({}), &pushed, &new_dest());
     let mut some = base.to_vec();
     some.extend([("a-label", "a"), ("z-label", "z")].map(|(k, v)| (k.to_string(), v.to_string())));
     assert_eq!(metadata_names(&response), some);
@@ -333,7 +338,7 @@ fn label_regex_adds_matching_labels_sorted_by_key() {
 fn skip_download_writes_only_the_version_files() {
     let reg = registry::plain();
     let pushed = fixtures::layered(reg);
-    let dest = dest();
+    let dest = new_dest();
     get_ok(
         &source_for(reg, &pushed),
         json!({"skip_download": true, "format": "oci"}),
@@ -372,7 +377,7 @@ fn tar_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
 fn oci_format_writes_a_docker_save_tarball_skopeo_and_docker_can_read() {
     let reg = registry::plain();
     let pushed = fixtures::layered(reg);
-    let dest = dest();
+    let dest = new_dest();
     get_ok(
         &source_for(reg, &pushed),
         json!({"format": "oci"}),
@@ -478,7 +483,7 @@ fn assert_blobs_verified(layout: &Path) -> Vec<String> {
 fn oci_layout_of_a_single_image_wraps_it_in_an_index() {
     let reg = registry::plain();
     let pushed = fixtures::layered(reg);
-    let dest = dest();
+    let dest = new_dest();
     get_ok(
         &source_for(reg, &pushed),
         json!({"format": "oci-layout"}),
@@ -529,7 +534,7 @@ fn oci_layout_of_an_index_keeps_the_exact_index_and_all_platforms() {
     let reg = registry::plain();
     let multi = fixtures::multi_platform(reg);
     let pushed = &multi.pushed;
-    let dest = dest();
+    let dest = new_dest();
     get_ok(
         &reg.source(&pushed.repo),
         json!({"format": "oci-layout"}),
@@ -574,7 +579,7 @@ fn oci_layout_of_an_index_keeps_the_exact_index_and_all_platforms() {
 // ---- platforms ----
 
 fn platform_marker(source: &Value, params: Value, pushed: &Pushed) -> String {
-    let dest = dest();
+    let dest = new_dest();
     get_ok(source, params, pushed, &dest);
     read(&dest.join("rootfs"), "platform")
 }
@@ -624,7 +629,7 @@ fn labels_and_oci_tarball_come_from_the_selected_child() {
     let pushed = &multi.pushed;
     let mut source = reg.source(&pushed.repo);
     source["label_regex"] = json!("^platform$");
-    let dest = dest();
+    let dest = new_dest();
     let response = get_ok(
         &source,
         json!({"format": "oci", "platform": {"architecture": "arm64"}}),
@@ -651,7 +656,7 @@ fn platform_missing_from_the_index_fails() {
         &reg.source(&multi.pushed.repo),
         json!({"platform": {"architecture": "s390x"}}),
         &multi.pushed.version(),
-        &dest(),
+        &new_dest(),
     );
     out.expect_failure()
         .expect_stderr("no child with platform")
@@ -661,7 +666,7 @@ fn platform_missing_from_the_index_fails() {
         &reg.source(&multi.pushed.repo),
         json!({"platform": {"architecture": "arm", "variant": "v6"}}),
         &multi.pushed.version(),
-        &dest(),
+        &new_dest(),
     );
     out.expect_failure().expect_stderr("v6");
 }
@@ -687,7 +692,7 @@ fn unknown_format_fails_naming_it() {
         &source_for(reg, &pushed),
         json!({"format": "tarball"}),
         &pushed.version(),
-        &dest(),
+        &new_dest(),
     );
     out.expect_failure()
         .expect_stderr("unknown format provided, must be one of 'rootfs', 'oci', 'oci-layout'")
@@ -702,7 +707,7 @@ fn unknown_params_field_is_rejected() {
         &source_for(reg, &pushed),
         json!({"formt": "oci"}),
         &pushed.version(),
-        &dest(),
+        &new_dest(),
     );
     out.expect_failure()
         .expect_stderr("invalid payload")
@@ -715,7 +720,7 @@ fn digest_absent_from_the_registry_fails() {
     let reg = registry::plain();
     let pushed = fixtures::layered(reg);
     let bogus = format!("sha256:{}", "1".repeat(64));
-    let dest = dest();
+    let dest = new_dest();
     let out = get(
         &source_for(reg, &pushed),
         json!({}),
@@ -746,7 +751,7 @@ fn wrong_password_fails_without_printing_it() {
     let wrong = format!("wrong-{}", unique("pw"));
     let mut source = reg.source(&pushed.repo);
     source["password"] = json!(wrong);
-    let out = get(&source, json!({}), &pushed.version(), &dest());
+    let out = get(&source, json!({}), &pushed.version(), &new_dest());
     out.expect_failure().expect_not_leaked(&wrong);
     let lower = out.stderr.to_lowercase();
     assert!(
@@ -762,7 +767,7 @@ fn tls_without_ca_certs_fails() {
     let pushed = fixtures::busybox(reg);
     let mut source = reg.source(&pushed.repo);
     source.as_object_mut().expect("object").remove("ca_certs");
-    let out = get(&source, json!({}), &pushed.version(), &dest());
+    let out = get(&source, json!({}), &pushed.version(), &new_dest());
     out.expect_failure();
     assert!(
         out.stderr.to_lowercase().contains("certificate"),
@@ -781,7 +786,7 @@ fn mirror_serves_docker_hub_images_under_their_origin_name() {
     let name = unique("get-mirror-hub");
     let pushed = fixtures::tiny_layout().push(reg, &format!("library/{name}"), "latest");
     let source = json!({"repository": name, "registry_mirror": {"host": reg.host}});
-    let dest = dest();
+    let dest = new_dest();
     let out = get(&source, json!({"format": "oci"}), &pushed.version(), &dest);
     out.expect_success();
     assert_eq!(
@@ -822,7 +827,7 @@ fn layer_compression_is_sniffed_from_the_bytes() {
         manifest["layers"][2]["mediaType"], LAYER_GZIP,
         "skopeo kept the lie"
     );
-    let dest = dest();
+    let dest = new_dest();
     get_ok(&reg.source(&pushed.repo), json!({}), &pushed, &dest);
     for name in ["gzip", "zstd", "zstd-as-gzip", "plain"] {
         let path = dest.join("rootfs").join(name);
@@ -832,7 +837,7 @@ fn layer_compression_is_sniffed_from_the_bytes() {
         assert_eq!(meta.mtime(), fixtures::ODD_MTIME);
     }
     // The docker-save tarball names layer files after their media type.
-    let dest = self::dest();
+    let dest = new_dest();
     get_ok(
         &reg.source(&pushed.repo),
         json!({"format": "oci"}),
@@ -898,7 +903,7 @@ fn symlinks_in_layers_resolve_inside_the_rootfs() {
         );
     let reg = registry::plain();
     let pushed = image.push(reg, "get-symlink-escape");
-    let dest = dest();
+    let dest = new_dest();
     let out = get(
         &reg.source(&pushed.repo),
         json!({}),
@@ -946,7 +951,7 @@ fn dot_dot_entries_are_rejected() {
     );
     let reg = registry::plain();
     let pushed = image.push(reg, "get-dotdot");
-    let dest = dest();
+    let dest = new_dest();
     let out = get(
         &reg.source(&pushed.repo),
         json!({}),
@@ -969,4 +974,84 @@ fn dot_dot_entries_are_rejected() {
         out.details()
     );
     out.expect_failure().expect_stderr("..");
+}
+
+#[test]
+fn annotation_regex_adds_matching_manifest_annotations_after_labels() {
+    let reg = registry::plain();
+    let pushed = fixtures::metadata(reg);
+    let manifest: Value =
+        serde_json::from_slice(&reg.inspect_raw(&pushed.reference())).expect("manifest");
+    assert_eq!(
+        manifest["annotations"]["z.note"], "last",
+        "umoci wrote the annotation"
+    );
+    let mut source = source_for(reg, &pushed);
+    source["label_regex"] = json!("^a-");
+    source["annotation_regex"] = json!("note|source");
+    let response = get_ok(
+        &source,
+        json!({"skip_download": true}),
+        &pushed,
+        &new_dest(),
+    );
+    let expected: Vec<(String, String)> = [
+        ("repository", pushed.repository.as_str()),
+        ("tag", pushed.tag.as_str()),
+        ("a-label", "a"),
+        ("org.opencontainers.image.source", "https://example.com/src"),
+        ("z.note", "last"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(metadata_names(&response), expected);
+}
+
+// ---- Docker schema 2 media types ----
+
+#[test]
+fn docker_schema2_image_and_manifest_list() {
+    let reg = registry::plain();
+    let repo = unique("get-docker-v2s2");
+    let pushed = fixtures::layered_layout().push_docker(reg, &repo, "v1");
+    let manifest: Value =
+        serde_json::from_slice(&reg.inspect_raw(&pushed.reference())).expect("manifest");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    // check reports the digest of the Docker manifest.
+    let check = cmd::run(
+        "check",
+        &[],
+        &json!({"source": {"repository": pushed.repository, "tag": "v1"}}),
+        &[],
+    );
+    check.expect_success();
+    assert_eq!(
+        check.json(),
+        json!([{"tag": "v1", "digest": pushed.digest}])
+    );
+    // get unpacks the same tree as umoci does from the OCI original.
+    let dest = new_dest();
+    get_ok(&reg.source(&repo), json!({}), &pushed, &dest);
+    assert_same_tree(&dest.join("rootfs"), &pushed.layout.unpack());
+    // A manifest list: arm64 picked by platform.
+    let list_repo = unique("get-docker-list");
+    let multi = fixtures::multi_platform(reg);
+    let list = multi.pushed.layout.push_docker(reg, &list_repo, "multi");
+    let raw: Value = serde_json::from_slice(&reg.inspect_raw(&list.reference())).expect("list");
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let dest = new_dest();
+    get_ok(
+        &reg.source(&list_repo),
+        json!({"platform": {"architecture": "arm64"}}),
+        &list,
+        &dest,
+    );
+    assert_eq!(read(&dest.join("rootfs"), "platform"), "linux/arm64/v8\n");
 }

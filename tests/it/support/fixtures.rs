@@ -212,6 +212,22 @@ impl Layout {
         serde_json::from_slice(&self.blob(&digest)).expect("config is JSON")
     }
 
+    /// Pushes this image converted to Docker schema 2 media types (an index
+    /// becomes a Docker manifest list) as `<repo>:<tag>`.
+    pub fn push_docker(&self, reg: &Registry, repo: &str, tag: &str) -> Pushed {
+        {
+            let _guard = layout_lock();
+            reg.push_as(&format!("oci:{}", self.image()), repo, tag, "v2s2");
+        }
+        Pushed {
+            repository: reg.repo(repo),
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            digest: reg.digest_of(&format!("{repo}:{tag}")),
+            layout: self.clone(),
+        }
+    }
+
     /// Pushes this image (or index, with all its children) as `<repo>:<tag>`.
     pub fn push(&self, reg: &Registry, repo: &str, tag: &str) -> Pushed {
         {
@@ -391,7 +407,14 @@ pub const METADATA_LABELS: &[(&str, &str)] = &[
     ("org.example.version", "1.2.3"),
 ];
 
-/// An image with labels, env, user, entrypoint, cmd and working dir.
+/// Manifest annotations of the metadata image.
+pub const METADATA_ANNOTATIONS: &[(&str, &str)] = &[
+    ("z.note", "last"),
+    ("org.opencontainers.image.source", "https://example.com/src"),
+];
+
+/// An image with labels, manifest annotations, env, user, entrypoint, cmd and
+/// working dir.
 pub fn metadata(reg: &Registry) -> Pushed {
     cached(reg, "metadata", || {
         static LAYOUT: OnceLock<Layout> = OnceLock::new();
@@ -405,6 +428,11 @@ pub fn metadata(reg: &Registry) -> Pushed {
                 "--config.cmd=echo hello".into(),
                 "--config.workingdir=/tmp".into(),
             ];
+            args.extend(
+                METADATA_ANNOTATIONS
+                    .iter()
+                    .map(|(k, v)| format!("--manifest.annotation={k}={v}")),
+            );
             args.extend(
                 METADATA_LABELS
                     .iter()

@@ -145,6 +145,20 @@ impl Registry {
         run_tool(&mut cmd);
     }
 
+    /// Copies `src` to `<host>/<repo>:<tag>` converting manifests to
+    /// `format` (`v2s2` = Docker schema 2, `oci`); indexes with all images.
+    pub fn push_as(&self, src: &str, repo: &str, tag: &str, format: &str) {
+        let mut cmd = Command::new(skopeo());
+        cmd.arg("copy")
+            .arg("--quiet")
+            .arg("--all")
+            .arg(format!("--format={format}"))
+            .args(self.skopeo_dest_args())
+            .arg(src)
+            .arg(format!("docker://{}", self.reference(repo, tag)));
+        run_tool(&mut cmd);
+    }
+
     /// Adds `tag` to the image tagged `from` in the same repository, keeping the
     /// exact manifest bytes (so the digest is the same).
     pub fn retag(&self, repo: &str, from: &str, tag: &str) {
