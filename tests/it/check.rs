@@ -616,3 +616,40 @@ fn mirror_serves_docker_hub_repositories_with_the_library_namespace() {
     let got = versions(&json!({"source": source}));
     assert_eq!(got, expected(&["latest"], &d));
 }
+
+// ---- request pattern (through a recording proxy) ----
+
+#[test]
+fn check_uses_head_for_digests_and_never_retries() {
+    let reg = registry::plain();
+    let (repo, d) = fixtures::tags(reg, "check-head", &["latest"], &[], &[]);
+    let proxy = crate::support::proxy::Proxy::start(&reg.host);
+    let source = json!({"repository": format!("{}/{repo}", proxy.host), "tag": "latest"});
+    assert_eq!(
+        versions(&json!({"source": source})),
+        expected(&["latest"], &d)
+    );
+    let requests = proxy.requests();
+    // registry-image #3 / Docker Hub pull limits: HEAD, no manifest GET.
+    assert!(
+        requests.contains(&format!("HEAD /v2/{repo}/manifests/latest")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("GET") && r.contains("/manifests/")),
+        "no manifest GET when HEAD gives the digest: {requests:?}"
+    );
+    // 429 on both HEAD and the GET fallback: check fails at once (no retries).
+    proxy.fail(None, "/manifests/", 2, 429);
+    let out = check(&json!({"source": source}));
+    out.expect_failure()
+        .expect_stderr("checking origin")
+        .expect_stderr("429");
+    assert!(
+        !out.stderr.contains("transient error"),
+        "check does not retry\n{}",
+        out.details()
+    );
+}

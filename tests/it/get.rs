@@ -1055,3 +1055,59 @@ fn docker_schema2_image_and_manifest_list() {
     );
     assert_eq!(read(&dest.join("rootfs"), "platform"), "linux/arm64/v8\n");
 }
+
+// ---- request pattern and retries (through a recording proxy) ----
+
+#[test]
+fn get_fetches_by_digest_and_retries_429s() {
+    // Upstream case 13: 429 on the ping twice, then on the manifest, then on
+    // the config blob; `TEST=true` makes the back-off 5 ms.
+    let reg = registry::plain();
+    let pushed = fixtures::layered(reg);
+    let proxy = crate::support::proxy::Proxy::start(&reg.host);
+    proxy.fail(Some("GET"), "/v2/", 2, 429);
+    let source = json!({"repository": format!("{}/{}", proxy.host, pushed.repo)});
+    let dest = new_dest();
+    let version = pushed.version();
+    let out = get(&source, json!({}), &version, &dest);
+    out.expect_success().expect_stderr("transient error");
+    assert_eq!(read(&dest.join("rootfs/top"), "keep.txt"), "keep\n");
+    let requests = proxy.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.contains(&format!("/manifests/{}", pushed.tag))),
+        "the image is fetched by digest only, never by tag: {requests:?}"
+    );
+    assert!(
+        requests.contains(&format!(
+            "GET /v2/{}/manifests/{}",
+            pushed.repo, pushed.digest
+        )),
+        "{requests:?}"
+    );
+    // 429s on the manifest and on a blob are retried too.
+    proxy.fail(None, "/manifests/", 1, 429);
+    proxy.fail(None, "/blobs/", 1, 429);
+    let dest = new_dest();
+    get(&source, json!({}), &version, &dest).expect_success();
+    assert_eq!(read(&dest.join("rootfs/top"), "keep.txt"), "keep\n");
+}
+
+#[test]
+fn get_does_not_retry_permanent_errors() {
+    let reg = registry::plain();
+    let pushed = fixtures::layered(reg);
+    let proxy = crate::support::proxy::Proxy::start(&reg.host);
+    proxy.fail(None, "/manifests/", 1, 404);
+    let source = json!({"repository": format!("{}/{}", proxy.host, pushed.repo)});
+    let out = get(&source, json!({}), &pushed.version(), &new_dest());
+    out.expect_failure()
+        .expect_stderr("download failed")
+        .expect_stderr("404");
+    assert!(
+        !out.stderr.contains("transient error"),
+        "a 404 is not retried\n{}",
+        out.details()
+    );
+}

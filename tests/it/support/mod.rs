@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod docker;
 pub mod fixtures;
 pub mod process;
+pub mod proxy;
 pub mod registry;
 mod selftest;
 
