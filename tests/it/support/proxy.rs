@@ -113,9 +113,17 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     };
     let mut out = client.try_clone()?;
     if let Some(status) = injected {
-        let body =
-            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"injected by the test proxy"}]}"#;
-        let body = if method == "HEAD" { "" } else { body };
+        let code = match status {
+            429 => "TOOMANYREQUESTS",
+            404 => "MANIFEST_UNKNOWN",
+            401 => "UNAUTHORIZED",
+            _ => "UNKNOWN",
+        };
+        let body = if method == "HEAD" {
+            String::new()
+        } else {
+            format!(r#"{{"errors":[{{"code":"{code}","message":"injected by the test proxy"}}]}}"#)
+        };
         write!(
             out,
             "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
