@@ -229,3 +229,74 @@ fn services_are_children_of_this_process() {
     assert_eq!(ppid, std::process::id().to_string());
     let _ = run_tool(Command::new("true").arg("ok"));
 }
+
+/// Whether `pid` is gone (or a zombie waiting for a reaper that never comes,
+/// as under a container's PID 1 that does not reap).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Err(_) => true,
+        Ok(status) => status
+            .lines()
+            .any(|l| l.starts_with("State:") && (l.contains("Z") || l.contains("X"))),
+    }
+}
+
+#[test]
+fn services_stop_when_the_test_binary_exits_or_dies() {
+    const NAME: &str = "support::selftest::services_stop_when_the_test_binary_exits_or_dies";
+    if let Ok(mode) = std::env::var("OCI_IT_CHILD") {
+        // Child mode: start a service, report it, then end or wait to be killed.
+        println!("REGISTRY_PID={}", registry::plain().pid());
+        if mode == "hang" {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+        return;
+    }
+    use std::io::BufRead;
+    for mode in ["exit", "killed"] {
+        let mut child = Command::new(std::env::current_exe().expect("test binary path"))
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(
+                "OCI_IT_CHILD",
+                if mode == "killed" { "hang" } else { "exit" },
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the test binary again");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let pid: u32 = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // libtest prints `test <name> ... ` on the same line first.
+            .find_map(|l| {
+                l.split("REGISTRY_PID=")
+                    .nth(1)
+                    .map(|p| p.trim().parse().expect("pid"))
+            })
+            .expect("the child reports its registry pid");
+        assert!(!process_gone(pid), "the child's registry runs");
+        if mode == "killed" {
+            child.kill().expect("SIGKILL to the child test binary");
+        }
+        let status = child.wait().expect("waiting for the child");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !process_gone(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            process_gone(pid),
+            "registry {pid} outlived its test binary ({mode}, {status})"
+        );
+        let root = std::env::temp_dir().join(format!("oci-it-{}", child.id()));
+        if mode == "exit" {
+            assert!(
+                !root.exists(),
+                "the exit handler removes {}",
+                root.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
