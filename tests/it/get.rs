@@ -1114,3 +1114,22 @@ fn get_does_not_retry_permanent_errors() {
         out.details()
     );
 }
+
+#[test]
+fn keys_match_case_insensitively_and_zero_values_mean_unset() {
+    let reg = registry::plain();
+    let pushed = fixtures::layered(reg);
+    let dest = new_dest();
+    let request = json!({
+        "Source": {"REPOSITORY": pushed.repository, "insecure": false, "label_regex": ""},
+        "Params": {"Format": "", "skip_download": false, "platform": null},
+        "Version": pushed.version(),
+    });
+    let out = cmd::run("in", &[&dest], &request, &[]);
+    out.expect_success();
+    assert_eq!(out.json()["version"], pushed.version());
+    assert!(
+        dest.join("rootfs/top/keep.txt").is_file(),
+        "empty format means rootfs"
+    );
+}
