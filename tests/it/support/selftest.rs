@@ -146,6 +146,8 @@ fn layered_fixture_is_what_umoci_unpacks() {
     let odd = std::fs::metadata(top.join("odd")).expect("odd");
     assert_eq!(odd.permissions().mode() & 0o7777, 0o603);
     assert_eq!(odd.mtime(), fixtures::ODD_MTIME);
+    let setuid = std::fs::metadata(top.join("setuid")).expect("setuid");
+    assert_eq!(setuid.permissions().mode() & 0o7777, 0o4755);
     let h1 = std::fs::metadata(top.join("hard1")).expect("hard1");
     let h2 = std::fs::metadata(top.join("hard2")).expect("hard2");
     assert_eq!(h1.ino(), h2.ino(), "hard1 and hard2 are one inode");
