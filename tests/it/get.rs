@@ -854,15 +854,15 @@ fn layer_compression_is_sniffed_from_the_bytes() {
         .map(|l| l.as_str().expect("name"))
         .collect();
     let hex = |i: usize| manifest["layers"][i]["digest"].as_str().expect("digest")[7..].to_string();
-    assert_eq!(
-        names,
-        [
-            format!("{}.tar.gz", hex(0)),
-            format!("{}.tar.zst", hex(1)),
-            format!("{}.tar.gz", hex(2)),
-            format!("{}.tar", hex(3)),
-        ]
+    assert_eq!(names[0], format!("{}.tar.gz", hex(0)));
+    assert_eq!(names[1], format!("{}.tar.zst", hex(1)));
+    // registry-image names it after the (wrong) media type; naming it after
+    // the actual content is as good: `docker load` sniffs either way.
+    assert!(
+        names[2] == format!("{}.tar.gz", hex(2)) || names[2] == format!("{}.tar.zst", hex(2)),
+        "{names:?}"
     );
+    assert_eq!(names[3], format!("{}.tar", hex(3)));
 }
 
 #[test]
@@ -1132,4 +1132,26 @@ fn keys_match_case_insensitively_and_zero_values_mean_unset() {
         dest.join("rootfs/top/keep.txt").is_file(),
         "empty format means rootfs"
     );
+}
+
+#[test]
+fn layer_ending_without_final_padding_unpacks_like_go_tar() {
+    // umoci 0.4.7 (Debian 12) `insert` writes layers that end right after the
+    // last file's data: no padding to 512 bytes, no end-of-archive blocks.
+    // Go's archive/tar (ggcr, so registry-image; dockerd; umoci) reads that as
+    // the end of the archive, so such images work everywhere else.
+    use fixtures::{LAYER_GZIP, RawImage, RawTar};
+    let mut tar = RawTar::new()
+        .dir("d", 0o755)
+        .file("d/short", b"hello", 0o644)
+        .finish();
+    tar.truncate(2 * 512 + 5);
+    let reg = registry::plain();
+    let pushed = RawImage::new()
+        .layer(tar, "gzip", LAYER_GZIP)
+        .push(reg, "get-no-padding");
+    let dest = new_dest();
+    get_ok(&reg.source(&pushed.repo), json!({}), &pushed, &dest);
+    assert_eq!(read(&dest.join("rootfs/d"), "short"), "hello");
+    assert_same_tree(&dest.join("rootfs"), &pushed.layout.unpack());
 }
