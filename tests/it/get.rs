@@ -1155,3 +1155,32 @@ fn layer_ending_without_final_padding_unpacks_like_go_tar() {
     assert_eq!(read(&dest.join("rootfs/d"), "short"), "hello");
     assert_same_tree(&dest.join("rootfs"), &pushed.layout.unpack());
 }
+
+#[test]
+fn docker_schema1_manifest_is_rejected() {
+    // registry-image #87, #38: schema 1 (quay's legacy format) is unsupported.
+    let reg = registry::plain();
+    let repo = unique("get-schema1");
+    reg.push_as(
+        &format!("oci:{}", fixtures::tiny_layout().image()),
+        &repo,
+        "v1",
+        "v2s1",
+    );
+    let raw: Value =
+        serde_json::from_slice(&reg.inspect_raw(&reg.reference(&repo, "v1"))).expect("manifest");
+    assert_eq!(
+        raw["schemaVersion"], 1,
+        "the registry stored a schema 1 manifest"
+    );
+    let digest = reg.registry_digest(&reg.reference(&repo, "v1"));
+    let dest = new_dest();
+    let out = get(
+        &reg.source(&repo),
+        json!({}),
+        &json!({"tag": "v1", "digest": digest}),
+        &dest,
+    );
+    out.expect_failure().expect_stderr("schema 1");
+    assert!(!dest.join("rootfs").exists());
+}

@@ -63,18 +63,33 @@ pub fn unique(name: &str) -> String {
 
 /// Runs a peer tool and returns its stdout; panics with everything on failure.
 pub fn run_tool(cmd: &mut Command) -> Vec<u8> {
+    let shown = shown_command(cmd);
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        .unwrap_or_else(|e| panic!("running {shown}: {e}"));
     if !out.status.success() {
         panic!(
-            "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            "{shown} failed with {}\nstdout:\n{}\nstderr:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
     out.stdout
+}
+
+/// `cmd` for messages, with credential arguments (`--creds=u:p`,
+/// `--dest-creds=...`) redacted.
+fn shown_command(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
+        parts.push(match arg.split_once("creds=") {
+            Some((flag, _)) => format!("{flag}creds=<redacted>"),
+            None => arg.into_owned(),
+        });
+    }
+    parts.join(" ")
 }
 
 /// sha256 of `bytes` as `sha256:<hex>`.

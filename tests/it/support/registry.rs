@@ -1,6 +1,9 @@
 //! `docker-registry` (CNCF distribution) instances on 127.0.0.1: one over plain
 //! HTTP without auth, one over TLS with a CA generated per run by `openssl` and
 //! htpasswd (bcrypt) authentication. Each is started once per test binary.
+//! Both accept Docker schema 1 pushes (`compatibility.schema1`), so tests can
+//! show how legacy manifests (quay, registry-image #87) are handled; clients
+//! that accept schema 2 or OCI still get those.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -114,6 +117,19 @@ impl Registry {
                 .args(self.skopeo_plain_args())
                 .arg(format!("docker://{}", self.qualify(reference))),
         )
+    }
+
+    /// The registry's digest of a reference as `skopeo inspect` computes it
+    /// (for signed schema 1 manifests: of the payload without signatures).
+    pub fn registry_digest(&self, reference: &str) -> String {
+        let out = run_tool(
+            Command::new(skopeo())
+                .arg("inspect")
+                .args(self.skopeo_plain_args())
+                .arg(format!("docker://{}", self.qualify(reference))),
+        );
+        let v: Value = serde_json::from_slice(&out).expect("skopeo inspect prints JSON");
+        v["Digest"].as_str().expect("Digest").to_string()
     }
 
     /// The digest of a tag or digest reference, computed from the raw bytes.
@@ -249,6 +265,7 @@ fn start(tls: bool) -> Registry {
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             compatibility:\n  schema1:\n    enabled: true\n\
              http:\n  addr: {host}\n  secret: test-world-{port}\n",
             root.join("data").display()
         );
