@@ -1184,3 +1184,28 @@ fn docker_schema1_manifest_is_rejected() {
     out.expect_failure().expect_stderr("schema 1");
     assert!(!dest.join("rootfs").exists());
 }
+
+#[test]
+fn layer_entries_with_a_leading_slash_stay_in_the_rootfs() {
+    // `umoci insert DIR /` writes an entry named `/` for the target itself,
+    // and some tools write absolute names (`/etc/x`). Go's archive/tar users
+    // (ggcr and so registry-image, dockerd, umoci) join every name under the
+    // rootfs, as tar-rs' `unpack_in` drops the root component.
+    use fixtures::{LAYER_GZIP, RawImage, RawTar};
+    let tar = RawTar::new()
+        .dir("/", 0o755)
+        .dir("/etc", 0o755)
+        .file("/etc/absolute", b"abs\n", 0o644)
+        .file("./dot-relative", b"dot\n", 0o644)
+        .finish();
+    let reg = registry::plain();
+    let pushed = RawImage::new()
+        .layer(tar, "gzip", LAYER_GZIP)
+        .push(reg, "get-leading-slash");
+    let dest = new_dest();
+    get_ok(&reg.source(&pushed.repo), json!({}), &pushed, &dest);
+    let rootfs = dest.join("rootfs");
+    assert_eq!(read(&rootfs.join("etc"), "absolute"), "abs\n");
+    assert_eq!(read(&rootfs, "dot-relative"), "dot\n");
+    assert_same_tree(&rootfs, &pushed.layout.unpack());
+}
