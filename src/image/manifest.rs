@@ -65,7 +65,8 @@ pub fn is_schema1(media_type: Option<&str>, bytes: &[u8]) -> bool {
     media_type.is_some_and(|t| DOCKER_SCHEMA1.contains(&t))
         || serde_json::from_slice::<Shape>(bytes).is_ok_and(|s| {
             s.schema_version == Some(1)
-                || s.media_type.is_some_and(|t| DOCKER_SCHEMA1.contains(&t.as_str()))
+                || s.media_type
+                    .is_some_and(|t| DOCKER_SCHEMA1.contains(&t.as_str()))
         })
 }
 

@@ -118,8 +118,7 @@ fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
         schema_version: Option<u64>,
     }
     SCHEMA1_TYPES.contains(&content_type)
-        || serde_json::from_slice::<Version>(bytes)
-            .is_ok_and(|v| v.schema_version == Some(1))
+        || serde_json::from_slice::<Version>(bytes).is_ok_and(|v| v.schema_version == Some(1))
 }
 
 /// Page size for tag listing; registry-image asks for 1000.

@@ -601,12 +601,23 @@ async fn schema1_manifests_are_unsupported_not_corrupt() {
         .unwrap()
     };
     for (name, reference, shown) in [
-        ("signed", payload_digest.clone(), format!("signed@{payload_digest}")),
+        (
+            "signed",
+            payload_digest.clone(),
+            format!("signed@{payload_digest}"),
+        ),
         ("signed", "v1".to_owned(), "signed:v1".to_owned()),
-        ("generic", unsigned_digest.clone(), format!("generic@{unsigned_digest}")),
+        (
+            "generic",
+            unsigned_digest.clone(),
+            format!("generic@{unsigned_digest}"),
+        ),
     ] {
         let err = client(name).fetch_manifest(&reference).await.unwrap_err();
-        assert!(matches!(err, Error::Schema1 { .. }), "{name} {reference}: {err:?}");
+        assert!(
+            matches!(err, Error::Schema1 { .. }),
+            "{name} {reference}: {err:?}"
+        );
         let text = err.to_string();
         assert!(
             text.contains("docker schema 1 manifests are not supported") && text.contains(&shown),

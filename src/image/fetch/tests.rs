@@ -174,8 +174,7 @@ async fn a_failed_download_leaves_nothing_behind() {
         for parallel in [1, 3] {
             let f = three_layer_image().await;
             let image =
-                manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap())
-                    .unwrap();
+                manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
             // The last layer: the others are unpacked, spooled or written.
             let layer = &image.layers()[2];
             let path = f.source.blob_path(layer.digest().as_ref()).unwrap();
