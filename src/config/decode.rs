@@ -129,7 +129,7 @@ fn number_text(bytes: &[u8], path: &[&str]) -> Option<String> {
     // Duplicate keys: the last one counts, as in `serde_json::Map`.
     let present = members.0.iter().filter(|(_, v)| v.get() != "null");
     let key = pick_key(present.clone().map(|(k, _)| k.as_str()), first)?;
-    let raw = present.filter(|(k, _)| k == key).last()?.1.get();
+    let raw = present.rev().find(|(k, _)| k == key)?.1.get();
     if rest.is_empty() {
         let is_number = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
         return is_number.then(|| raw.to_owned());
