@@ -11,6 +11,6 @@
 
 mod support;
 
+mod buildkit;
 mod check;
 mod get;
-mod buildkit;
