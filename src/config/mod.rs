@@ -1,1 +1,3 @@
 //! TODO: module config (owned by its issue).
+
+pub mod put;
