@@ -6,7 +6,6 @@
 //! `.yaml`), docker-image reads a JSON object. All three are accepted here,
 //! chosen by extension, then by whether the text looks like a JSON object.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Why a key/value file could not be read as such.
@@ -151,11 +150,6 @@ pub fn expand_metadata(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> S
         i += ch_len;
     }
     out
-}
-
-/// Turns ordered pairs into a map where later pairs win.
-pub fn to_map(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
-    pairs.into_iter().collect()
 }
 
 #[cfg(test)]
