@@ -1,1 +1,3 @@
 //! TODO: module buildkit (owned by its issue).
+
+pub mod daemon;
