@@ -2,4 +2,5 @@
 //! read-only registry that serves preloaded images to BuildKit, and pushing
 //! results that do not go straight from BuildKit to the registry.
 
+pub mod solve;
 pub mod tags;
