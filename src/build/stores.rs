@@ -76,10 +76,7 @@ impl ImageStore for FileImage {
 /// The files of a layout dir or a tarball, by relative name.
 enum Files {
     Dir(PathBuf),
-    Tar {
-        path: PathBuf,
-        entries: BTreeMap<String, Location>,
-    },
+    Tar(BTreeMap<String, Location>),
 }
 
 impl Files {
