@@ -672,4 +672,92 @@ mod tests {
         );
         assert_eq!(store.blob_size(&cd), Some(config.len() as u64));
     }
+
+    /// skopeo writes a docker-archive; we serve it; skopeo pulls it back
+    /// through the loopback registry with the same layers.
+    // Blocking skopeo calls: the registry must run on another thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn skopeo_docker_archive_round_trips_through_the_loopback_registry() {
+        if std::process::Command::new("skopeo")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIP: needs skopeo");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // An OCI layout with one gzip layer, made by hand.
+        let layout = dir.path().join("layout");
+        let blob = |bytes: &[u8]| {
+            let d = sha256(bytes);
+            let p = layout.join("blobs/sha256").join(&d[7..]);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+            d
+        };
+        let (tar_path, layer1, _) = docker_save(dir.path());
+        std::fs::remove_file(&tar_path).unwrap();
+        let gz = {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &layer1).unwrap();
+            gz.finish().unwrap()
+        };
+        let ld = blob(&gz);
+        let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha256(&layer1)]}}).to_string();
+        let cd = blob(config.as_bytes());
+        let m = serde_json::json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":ld,"size":gz.len()}]}).to_string();
+        let md = blob(m.as_bytes());
+        std::fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            layout.join("index.json"),
+            serde_json::json!({"schemaVersion":2,"manifests":[{"mediaType":OCI_MANIFEST,"digest":md,"size":m.len(),"annotations":{"org.opencontainers.image.ref.name":"t"}}]}).to_string(),
+        )
+        .unwrap();
+        let archive = dir.path().join("image.tar");
+        let run = |args: &[String]| {
+            let out = std::process::Command::new("skopeo")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "skopeo {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "copy".into(),
+            format!("oci:{}:t", layout.display()),
+            format!("docker-archive:{}:x:latest", archive.display()),
+        ]);
+
+        let store = for_serving(&archive).await.unwrap();
+        let reg = super::super::serve::ImageRegistry::start(BTreeMap::from([(
+            "base".to_string(),
+            store,
+        )]))
+        .await
+        .unwrap();
+        let pulled = dir.path().join("pulled");
+        run(&[
+            "copy".into(),
+            "--src-tls-verify=false".into(),
+            format!("docker://{}/base:latest", reg.host()),
+            format!("oci:{}:p", pulled.display()),
+        ]);
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--config", "--raw"])
+            .arg(format!("oci:{}:p", pulled.display()))
+            .output()
+            .unwrap();
+        let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(cfg["rootfs"]["diff_ids"][0], sha256(&layer1).as_str());
+    }
 }
