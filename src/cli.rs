@@ -1,4 +1,18 @@
 //! The edge of the program: argv/stdin in, one JSON document out.
+//!
+//! Each binary calls [`main`] with its step. We read the whole request from
+//! stdin, decode it (errors are "invalid payload: ..."), set up logging to
+//! stderr (debug when `source.debug`), run the step on a tokio runtime and
+//! print its response as one JSON line on stdout. Nothing else writes to
+//! stdout. Failure: `error: <chain>` (plus a hint when we know one) on
+//! stderr and exit status 1.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::concourse::{CheckRequest, InRequest, OutRequest};
+use crate::error::{Error, Result, chain, hint};
 
 /// Which resource step a binary runs.
 #[derive(Debug, Clone, Copy)]
@@ -12,7 +26,108 @@ pub enum Step {
 }
 
 /// Runs `step` and returns the process exit code.
-pub fn main(step: Step) -> std::process::ExitCode {
-    eprintln!("error: {step:?} is not implemented yet");
-    std::process::ExitCode::FAILURE
+pub fn main(step: Step) -> ExitCode {
+    crate::tls::install_crypto_provider();
+    match run(step) {
+        Ok(json) => {
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{json}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: writing the response to stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            let message = chain(&e);
+            eprintln!("error: {message}");
+            if let Some(hint) = hint(&message) {
+                eprintln!("{hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(debug: bool) {
+    let level = if debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    // Our own crate logs at the chosen level; dependencies (hyper, reqwest,
+    // rustls, oci-client) only warn unless debugging, and never print
+    // headers (no HTTP dumps: credentials must not reach the build log).
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,oci_build_resource={level}{}",
+        if debug { ",oci_client=debug" } else { "" }
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(debug)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Foreign {
+            context: "starting the async runtime".into(),
+            source: Box::new(e),
+        })
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Foreign {
+            context: "reading the request from stdin".into(),
+            source: Box::new(e),
+        })?;
+    Ok(buf)
+}
+
+fn path_arg(what: &str) -> Result<PathBuf> {
+    std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Other(format!("{what} path not specified")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Foreign {
+        context: "encoding the response".into(),
+        source: Box::new(e),
+    })
+}
+
+fn run(step: Step) -> Result<String> {
+    match step {
+        Step::Check => {
+            let req = CheckRequest::from_json(&read_stdin()?)?;
+            init_logging(req.source.debug);
+            let versions = runtime()?.block_on(crate::commands::check::run(req))?;
+            to_json(&versions)
+        }
+        Step::In => {
+            let dest = path_arg("destination")?;
+            let req = InRequest::from_json(&read_stdin()?)?;
+            init_logging(req.source.debug);
+            let resp = runtime()?.block_on(crate::commands::get::run(req, &dest))?;
+            to_json(&resp)
+        }
+        Step::Out => {
+            let src = path_arg("source")?;
+            let req = OutRequest::from_json(&read_stdin()?)?;
+            init_logging(req.source.debug);
+            let resp = runtime()?.block_on(crate::commands::put::run(req, &src))?;
+            to_json(&resp)
+        }
+    }
 }

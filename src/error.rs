@@ -1,15 +1,125 @@
 //! The crate's error type and the chain printer used by the binaries.
+//!
+//! Each subsystem owns its error enum; [`Error`] wraps them transparently and
+//! adds step-level context ("checking origin <repo> failed"). The edge
+//! ([`crate::cli`]) prints `error: ` plus the whole chain joined by `: `.
 
 /// Any failure of a step.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The request on stdin could not be decoded.
+    /// The request on stdin could not be decoded (free-form reason).
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
+    /// The request on stdin could not be decoded or validated.
+    #[error("invalid payload")]
+    Config(#[source] crate::config::Error),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    /// A step failed; `context` says which and on what.
+    #[error("{context}")]
+    Context {
+        /// e.g. `checking origin busybox failed`.
+        context: String,
+        /// The underlying failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A failure from a module without its own variant here yet.
+    #[error("{context}")]
+    Foreign {
+        /// What was being done.
+        context: String,
+        /// The underlying failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A step that is not implemented yet.
+    #[error("{0} is not implemented yet")]
+    NotImplemented(&'static str),
     /// Some other failure, already described.
     #[error("{0}")]
     Other(String),
 }
 
+impl From<crate::config::Error> for Error {
+    fn from(e: crate::config::Error) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl Error {
+    /// Wraps `self` with step context.
+    pub fn context(self, context: impl Into<String>) -> Error {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `err` and all its sources, joined by `: `. A source whose text the
+/// previous message already ends with (transparent wrappers) is skipped.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// A hint for errors users can fix themselves, if `message` (a chain) shows
+/// one.
+pub fn hint(message: &str) -> Option<&'static str> {
+    if message.contains("UNAUTHORIZED")
+        || message.contains("DENIED")
+        || message.contains("401 Unauthorized")
+        || message.contains("403 Forbidden")
+        || message.contains("Authentication failure")
+    {
+        Some(
+            "hint: the registry refused the credentials; check source.username and source.password (and registry_mirror credentials)",
+        )
+    } else if message.contains("certificate") || message.contains("UnknownIssuer") {
+        Some(
+            "hint: the registry's TLS certificate is not trusted; add its CA to source.ca_certs (plain HTTP needs source.insecure: true)",
+        )
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_joins_sources_once() {
+        let inner = crate::config::Error::Missing("repository");
+        let e = Error::from(inner).context("checking origin x failed");
+        assert_eq!(
+            chain(&e),
+            "checking origin x failed: invalid payload: source.repository is required"
+        );
+    }
+
+    #[test]
+    fn hints() {
+        assert!(
+            hint("GET x: UNAUTHORIZED: authentication required")
+                .unwrap()
+                .contains("username")
+        );
+        assert!(hint("fine").is_none());
+    }
+}

@@ -1,3 +1,84 @@
-//! TODO: module config (owned by its issue).
+//! Request configuration: decoding of the JSON Concourse sends on stdin into
+//! validated types.
+//!
+//! Decoding happens in two phases (ripgrep's LowArgs/HiArgs split): [`decode`]
+//! mirrors Go's `encoding/json` (case-insensitive keys, `null` as unset,
+//! unknown keys rejected with a suggestion), and the `source`/`get` modules
+//! turn the raw serde structs into validated values ([`Source`],
+//! [`GetParams`]). `put` decodes its own params (see `config::put`).
 
+pub mod decode;
+pub mod get;
 pub mod put;
+pub mod semver;
+pub mod source;
+
+pub use decode::DecodeError;
+pub use get::{Format, GetParams};
+pub use source::{
+    BuildkitTls, CheckMode, DOCKER_HUB_HOST, Platform, RegistryCredentials, RegistryMirror,
+    Repository, Source,
+};
+
+/// A secret value (password, key). Its `Debug` never shows the value, so it
+/// cannot leak through `{:?}` in logs or errors.
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the secret is the empty string (Go's zero value, "unset").
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A request or source setting that is well-formed JSON but not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The payload does not decode (wrong type, unknown field, ...).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A required setting is missing.
+    #[error("source.{0} is required")]
+    Missing(&'static str),
+    /// A setting has a value that cannot be used.
+    #[error("invalid {field} {value:?}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `source.repository`.
+        field: &'static str,
+        /// The offending value as given.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A setting that registry-image supports but this resource does not yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+    /// A regular expression setting does not compile.
+    #[error("invalid regex pattern in {field}")]
+    Regex {
+        /// The setting, e.g. `source.tag_regex`.
+        field: &'static str,
+        /// What the regex engine said.
+        #[source]
+        source: regex::Error,
+    },
+}

@@ -1,0 +1,1022 @@
+//! `check`: the versions of the image, oldest first, in one of three modes
+//! (registry-image `commands/check.go`):
+//!
+//! - **tag mode** (`source.tag`): the tag's digest, preceded by the given
+//!   version when that digest changed but the old manifest still exists; `[]`
+//!   while the tag does not exist.
+//! - **semver mode** (no `tag`, no `tag_regex`): every tag that parses as a
+//!   (loose) semantic version and passes `variant`, `semver_constraint` and
+//!   the prerelease rules, one tag per digest, in version order; see
+//!   [`semver_versions`].
+//! - **regex mode** (`tag_regex`): every matching tag in registry order, or
+//!   by image creation time with `created_at_sort`.
+//!
+//! Reported digests are always the top-level manifest's (an index digest
+//! for multi-arch images). A Docker Hub mirror is tried first; its errors
+//! only warn, and the origin's answer is authoritative. Check never retries.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use futures::{StreamExt, TryStreamExt};
+use regex::Regex;
+use tracing::{debug, warn};
+
+use crate::concourse::{CheckRequest, Version};
+use crate::config::semver::{Constraint, Version as SemVer};
+use crate::config::{CheckMode, Source};
+use crate::error::{Result, chain};
+use crate::registry::{self, Access, Client};
+
+/// Runs check: mirror first (if any), then origin.
+pub async fn run(req: CheckRequest) -> Result<Vec<Version>> {
+    let source = &req.source;
+    if let Some(mirror) = Client::for_mirror(source)? {
+        let name = mirror.repository().given.clone();
+        match check_with(&mirror, source, req.version.as_ref()).await {
+            Ok(versions) if !versions.is_empty() => return Ok(versions),
+            Ok(_) => warn!("checking mirror {name} failed: tag not found"),
+            Err(e) => warn!("checking mirror {name} failed: {}", chain(&e)),
+        }
+    }
+    let origin = Client::for_source(source, Access::Pull)?;
+    check_with(&origin, source, req.version.as_ref())
+        .await
+        .map_err(|e| e.context(format!("checking origin {} failed", source.repository)))
+}
+
+async fn check_with(
+    client: &Client,
+    source: &Source,
+    version: Option<&Version>,
+) -> Result<Vec<Version>> {
+    match source.check_mode() {
+        CheckMode::Tag(tag) => tag_versions(client, &tag, version).await,
+        CheckMode::Regex(re) => regex_versions(client, source, &re).await,
+        CheckMode::Semver => {
+            let tags = list_tags(client).await?;
+            let options = SemverOptions {
+                variant: source.variant.as_deref(),
+                constraint: source.semver_constraint.as_ref(),
+                pre_releases: source.pre_releases,
+                pre_release_prefixes: &source.pre_release_prefixes,
+            };
+            semver_versions(tags, &options, version, |tag| async move {
+                client.resolve_tag(&tag).await.map_err(Into::into)
+            })
+            .await
+        }
+    }
+}
+
+async fn list_tags(client: &Client) -> Result<Vec<String>> {
+    client
+        .list_tags()
+        .await
+        .map_err(|e| crate::Error::from(e).context("list repository tags"))
+}
+
+async fn tag_versions(
+    client: &Client,
+    tag: &str,
+    version: Option<&Version>,
+) -> Result<Vec<Version>> {
+    let Some(digest) = client.resolve_tag(tag).await? else {
+        debug!(tag, "tag not found");
+        return Ok(Vec::new());
+    };
+    let current = Version {
+        tag: tag.to_owned(),
+        digest: digest.clone(),
+    };
+    let Some(old) = version.filter(|v| v.digest != digest) else {
+        return Ok(vec![current]);
+    };
+    // A malformed digest in the given version cannot exist in the registry;
+    // treat it like a deleted one instead of failing (registry-image gets a
+    // 404 for it).
+    let old_exists = registry::is_valid_digest(&old.digest)
+        && client
+            .manifest_exists(&old.digest)
+            .await
+            .unwrap_or_else(|e| {
+                debug!(error = %chain(&e), "looking up the previous version failed");
+                false
+            });
+    Ok(if old_exists {
+        vec![
+            Version {
+                tag: tag.to_owned(),
+                digest: old.digest.clone(),
+            },
+            current,
+        ]
+    } else {
+        vec![current]
+    })
+}
+
+/// Semver-mode filters from `source`.
+#[derive(Debug, Clone, Copy)]
+pub struct SemverOptions<'a> {
+    /// `variant`
+    pub variant: Option<&'a str>,
+    /// `semver_constraint`
+    pub constraint: Option<&'a Constraint>,
+    /// `pre_releases`
+    pub pre_releases: bool,
+    /// `pre_release_prefixes`
+    pub pre_release_prefixes: &'a [String],
+}
+
+struct Candidate {
+    tag: String,
+    version: SemVer,
+    digest: String,
+}
+
+fn dots(tag: &str) -> usize {
+    tag.matches('.').count()
+}
+
+/// Whether candidate `new` should replace `old` for the same digest: a final
+/// release beats a prerelease, else the more specific tag (more dots) wins;
+/// ties keep the first.
+fn better(new: &Candidate, old: &Candidate) -> bool {
+    match (new.version.is_prerelease(), old.version.is_prerelease()) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => dots(&new.tag) > dots(&old.tag),
+    }
+}
+
+/// Parses `tag` as a semver candidate under `options`, or `None` to skip it.
+fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<SemVer> {
+    let text = match options.variant {
+        Some(variant) => tag.strip_suffix(variant)?.strip_suffix('-')?,
+        None => tag,
+    };
+    let version = SemVer::parse_loose(text)?;
+    if let Some(c) = options.constraint
+        && !c.matches(&version)
+    {
+        return None;
+    }
+    if version.is_prerelease() {
+        if !options.pre_releases {
+            return None;
+        }
+        // Without custom prefixes a `-` inside the prerelease marks another
+        // variant (`1.0.0-rc.1-bar`), which is not ours.
+        if options.pre_release_prefixes.is_empty() && version.pre.contains('-') {
+            return None;
+        }
+        let known = ["alpha", "beta", "rc"]
+            .into_iter()
+            .chain(options.pre_release_prefixes.iter().map(String::as_str))
+            .any(|p| version.pre.starts_with(p));
+        if !known {
+            return None;
+        }
+    }
+    Some(version)
+}
+
+/// Semver mode over `tags` (registry order), looking digests up with
+/// `lookup` (`None` = tag vanished).
+///
+/// Follows registry-image except for one deliberate difference: the bare tag
+/// (`latest`, or `variant` when set) is emitted **only when no semver tag
+/// survives at all** (and no constraint is set). registry-image appends it,
+/// last and therefore "newest", whenever its digest differs from every
+/// emitted tag, which makes pipelines jump to `latest` while a release is
+/// being pushed or when a floating tag was rebuilt (registry-image issues
+/// #316 and #351).
+///
+/// With a `cursor` (the version Concourse has) whose tag still has the same
+/// digest, only that version and newer ones are reported; tags not newer
+/// than it are not even looked up.
+pub async fn semver_versions<F, Fut>(
+    tags: Vec<String>,
+    options: &SemverOptions<'_>,
+    cursor: Option<&Version>,
+    mut lookup: F,
+) -> Result<Vec<Version>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Option<String>>>,
+{
+    let bare = options.variant.unwrap_or("latest");
+    let mut kept: Vec<Candidate> = Vec::new();
+    let mut by_digest: HashMap<String, usize> = HashMap::new();
+    let mut keep = |cand: Candidate| match by_digest.get(&cand.digest) {
+        Some(&i) => {
+            if better(&cand, &kept[i]) {
+                kept[i] = cand;
+            }
+        }
+        None => {
+            by_digest.insert(cand.digest.clone(), kept.len());
+            kept.push(cand);
+        }
+    };
+
+    // The cursor's tag goes first: if it still points at the same digest,
+    // nothing older needs a lookup.
+    let mut cursor_version: Option<SemVer> = None;
+    let cursor_tag = cursor.and_then(|c| {
+        let version = candidate_version(&c.tag, options)?;
+        tags.contains(&c.tag).then_some((c, version))
+    });
+    if let Some((c, version)) = cursor_tag
+        && let Some(digest) = lookup(c.tag.clone()).await?
+    {
+        if digest == c.digest {
+            cursor_version = Some(version.clone());
+        }
+        keep(Candidate {
+            tag: c.tag.clone(),
+            version,
+            digest,
+        });
+    }
+
+    let candidates: Vec<(String, SemVer)> = tags
+        .iter()
+        .filter(|t| *t != bare && cursor.is_none_or(|c| c.tag != **t))
+        .filter_map(|t| candidate_version(t, options).map(|v| (t.clone(), v)))
+        .filter(|(_, v)| cursor_version.as_ref().is_none_or(|cv| v > cv))
+        .collect();
+    // Digest lookups are independent HEADs: run a few at once, keeping
+    // registry order for the de-duplication's "first wins" rule.
+    let mut lookups = futures::stream::iter(candidates)
+        .map(|(tag, version)| {
+            let digest = lookup(tag.clone());
+            async move { digest.await.map(|d| (tag, version, d)) }
+        })
+        .buffered(8);
+    while let Some((tag, version, digest)) = lookups.try_next().await? {
+        if let Some(digest) = digest {
+            keep(Candidate {
+                tag,
+                version,
+                digest,
+            });
+        }
+    }
+    drop(lookups);
+
+    kept.sort_by(|a, b| a.version.cmp(&b.version));
+    let mut out: Vec<Version> = kept
+        .into_iter()
+        .map(|c| Version {
+            tag: c.tag,
+            digest: c.digest,
+        })
+        .collect();
+    // The bare tag is looked up only when it could be reported.
+    if out.is_empty()
+        && options.constraint.is_none()
+        && tags.iter().any(|t| t == bare)
+        && let Some(digest) = lookup(bare.to_owned()).await?
+    {
+        out.push(Version {
+            tag: bare.to_owned(),
+            digest,
+        });
+    }
+    Ok(out)
+}
+
+async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<Vec<Version>> {
+    let tags = list_tags(client).await?;
+    let mut out = Vec::new();
+    for tag in tags.into_iter().filter(|t| re.is_match(t)) {
+        if let Some(digest) = client.resolve_tag(&tag).await? {
+            out.push(Version { tag, digest });
+        }
+    }
+    if source.created_at_sort {
+        let wanted = registry::wanted(source.platform.as_ref());
+        let mut keyed = Vec::with_capacity(out.len());
+        for v in out {
+            let created = created_at(client, &v.digest, &wanted).await?;
+            keyed.push((created, v));
+        }
+        // Stable: equal times keep registry order. Unknown times sort first
+        // (Go's zero time).
+        keyed.sort_by_key(|(created, _)| *created);
+        out = keyed.into_iter().map(|(_, v)| v).collect();
+    }
+    Ok(out)
+}
+
+/// The `created` time of the image at `digest` (platform child of an index),
+/// as (seconds, nanoseconds) since the epoch; `None` when absent.
+async fn created_at(
+    client: &Client,
+    digest: &str,
+    wanted: &registry::Wanted,
+) -> Result<Option<(i64, u32)>> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        manifests: Option<Vec<oci_spec::image::Descriptor>>,
+        #[serde(default)]
+        config: Option<oci_spec::image::Descriptor>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        created: Option<String>,
+    }
+    let invalid = |what: &str, e: serde_json::Error| {
+        crate::Error::Other(format!(
+            "parsing {what} of {}@{digest}: {e}",
+            client.repository()
+        ))
+    };
+    let mut reference = digest.to_owned();
+    for _depth in 0..4 {
+        let manifest = client.fetch_manifest(&reference).await?;
+        let doc: Doc =
+            serde_json::from_slice(&manifest.bytes).map_err(|e| invalid("manifest", e))?;
+        if let Some(children) = doc.manifests {
+            let child = children
+                .iter()
+                .find(|d| registry::platform_matches(d.platform().as_ref(), wanted))
+                .ok_or_else(|| {
+                    crate::Error::Other(format!(
+                        "no child with platform {wanted} in index {}@{reference}",
+                        client.repository()
+                    ))
+                })?;
+            reference = child.digest().to_string();
+            continue;
+        }
+        let Some(config) = doc.config else {
+            return Ok(None);
+        };
+        let blob = client.fetch_blob(config.digest().as_ref()).await?;
+        let config: Config = serde_json::from_slice(&blob).map_err(|e| invalid("config", e))?;
+        return Ok(config.created.as_deref().and_then(parse_rfc3339));
+    }
+    Err(crate::Error::Other(format!(
+        "index nesting too deep at {}@{digest}",
+        client.repository()
+    )))
+}
+
+/// Parses an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`, offsets
+/// allowed) to (seconds, nanoseconds) since the Unix epoch.
+fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
+    let (date, rest) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let tz_at = rest.find(['Z', 'z', '+', '-'])?;
+    let (time, tz) = rest.split_at(tz_at);
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let mut t = hms.splitn(3, ':');
+    let (hh, mm, ss): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?
+    };
+    let offset = match tz {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if tz.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = tz[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    /// Runs semver mode over `tags` given as (tag, digest number).
+    fn run_semver(
+        tags: &[(&str, u8)],
+        options: SemverOptions<'_>,
+        cursor: Option<Version>,
+    ) -> (Vec<String>, Vec<String>) {
+        let map: HashMap<String, String> =
+            tags.iter().map(|(t, n)| (t.to_string(), d(*n))).collect();
+        let looked = std::sync::Mutex::new(Vec::new());
+        let list = tags.iter().map(|(t, _)| t.to_string()).collect();
+        let out =
+            futures::executor::block_on(semver_versions(list, &options, cursor.as_ref(), |t| {
+                looked.lock().unwrap().push(t.clone());
+                let r = map.get(&t).cloned();
+                async move { Ok(r) }
+            }))
+            .unwrap();
+        (
+            out.into_iter().map(|v| v.tag).collect(),
+            looked.into_inner().unwrap(),
+        )
+    }
+
+    fn opts() -> SemverOptions<'static> {
+        SemverOptions {
+            variant: None,
+            constraint: None,
+            pre_releases: false,
+            pre_release_prefixes: &[],
+        }
+    }
+
+    #[test]
+    fn mixed_specificity_dedups_to_most_specific() {
+        let tags = [
+            ("1", 1),
+            ("2", 2),
+            ("2.1", 2),
+            ("latest", 9),
+            ("3", 9),
+            ("3.2", 9),
+            ("3.2.1", 9),
+            ("3.1", 8),
+            ("3.1.0", 8),
+            ("3.0", 7),
+            ("3.0.0", 7),
+        ];
+        // registry-image: `1, 2.1, 3.0.0, 3.1.0, 3.2.1` (latest == 3.2.1 dropped)
+        assert_eq!(
+            run_semver(&tags, opts(), None).0,
+            ["1", "2.1", "3.0.0", "3.1.0", "3.2.1"]
+        );
+    }
+
+    #[test]
+    fn bare_tag_only_without_any_semver_tag() {
+        // registry-image would report `1.0.0, latest` here (issues 316/351).
+        let (out, looked) = run_semver(
+            &[("1.0.0", 1), ("non-semver", 2), ("latest", 3)],
+            opts(),
+            None,
+        );
+        assert_eq!(out, ["1.0.0"]);
+        assert_eq!(
+            looked,
+            ["1.0.0"],
+            "the bare tag is not looked up needlessly"
+        );
+        let (out, _) = run_semver(&[("non-semver", 2), ("latest", 3)], opts(), None);
+        assert_eq!(out, ["latest"]);
+        let c = Constraint::parse("1.x").unwrap();
+        let (out, _) = run_semver(
+            &[("latest", 3)],
+            SemverOptions {
+                constraint: Some(&c),
+                ..opts()
+            },
+            None,
+        );
+        assert!(out.is_empty());
+        let (out, _) = run_semver(&[("x", 3)], opts(), None);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn variant() {
+        let tags = [
+            ("foo", 1),
+            ("1.0.0-foo", 2),
+            ("0.9.0-foo", 3),
+            ("bar", 4),
+            ("1.0.0-bar", 5),
+            ("1.0.0", 6),
+        ];
+        let o = SemverOptions {
+            variant: Some("foo"),
+            ..opts()
+        };
+        assert_eq!(run_semver(&tags, o, None).0, ["0.9.0-foo", "1.0.0-foo"]);
+        let (out, _) = run_semver(&[("foo", 1), ("1.0.0", 2)], o, None);
+        assert_eq!(out, ["foo"]);
+    }
+
+    #[test]
+    fn constraint_keeps_original_text() {
+        let c = Constraint::parse("1.2.x").unwrap();
+        let tags = [
+            ("1.0.0", 1),
+            ("1.2.1", 2),
+            ("1.2.2", 3),
+            ("v1.2.3", 4),
+            ("2.0.0", 5),
+            ("latest", 6),
+        ];
+        let o = SemverOptions {
+            constraint: Some(&c),
+            ..opts()
+        };
+        assert_eq!(run_semver(&tags, o, None).0, ["1.2.1", "1.2.2", "v1.2.3"]);
+    }
+
+    #[test]
+    fn cursor() {
+        let tags = [("1.0.0", 1), ("1.2.1", 2), ("2.0.0", 3)];
+        let cursor = Version {
+            tag: "1.2.1".into(),
+            digest: d(2),
+        };
+        let (out, looked) = run_semver(&tags, opts(), Some(cursor));
+        assert_eq!(out, ["1.2.1", "2.0.0"]);
+        assert!(
+            !looked.contains(&"1.0.0".to_string()),
+            "older tags are not looked up"
+        );
+        let moved = Version {
+            tag: "1.2.1".into(),
+            digest: d(7),
+        };
+        assert_eq!(
+            run_semver(&tags, opts(), Some(moved)).0,
+            ["1.0.0", "1.2.1", "2.0.0"]
+        );
+        // `1.2` equals cursor `1.2.0` and is skipped
+        let tags = [("1.2", 1), ("1.2.0", 2), ("1.3.0", 3)];
+        let cursor = Version {
+            tag: "1.2.0".into(),
+            digest: d(2),
+        };
+        assert_eq!(
+            run_semver(&tags, opts(), Some(cursor)).0,
+            ["1.2.0", "1.3.0"]
+        );
+    }
+
+    #[test]
+    fn prereleases() {
+        let tags = [
+            ("1.0.0-alpha.1", 1),
+            ("1.0.0-beta.1", 2),
+            ("1.0.0-rc.1", 3),
+            ("1.0.0-foo.1", 4),
+            ("0.9.0", 5),
+        ];
+        assert_eq!(run_semver(&tags, opts(), None).0, ["0.9.0"]);
+        let o = SemverOptions {
+            pre_releases: true,
+            ..opts()
+        };
+        assert_eq!(
+            run_semver(&tags, o, None).0,
+            ["0.9.0", "1.0.0-alpha.1", "1.0.0-beta.1", "1.0.0-rc.1"]
+        );
+        // same digest: the final release wins, then the more specific tag
+        let tags = [
+            ("1.0.0-rc.1", 1),
+            ("1.0.0-rc1", 1),
+            ("1.0.0-rc", 1),
+            ("1.0.0", 1),
+        ];
+        assert_eq!(run_semver(&tags, o, None).0, ["1.0.0"]);
+        let tags = [("1.0.0-rc", 1), ("1.0.0-rc.2", 1)];
+        assert_eq!(run_semver(&tags, o, None).0, ["1.0.0-rc.2"]);
+        let prefixes = ["build".to_string()];
+        let o2 = SemverOptions {
+            pre_releases: true,
+            pre_release_prefixes: &prefixes,
+            ..opts()
+        };
+        let tags = [("2.0.0-rc.1", 1), ("2.0.0-build.1", 2)];
+        assert_eq!(
+            run_semver(&tags, o2, None).0,
+            ["2.0.0-build.1", "2.0.0-rc.1"]
+        );
+    }
+
+    #[test]
+    fn variant_and_prereleases() {
+        let tags = [
+            ("1.0.0-foo", 1),
+            ("1.0.0-rc.1-foo", 2),
+            ("1.0.0-bar-foo", 3),
+            ("1.0.0-rc.1-bar-foo", 4),
+        ];
+        let o = SemverOptions {
+            variant: Some("foo"),
+            pre_releases: true,
+            ..opts()
+        };
+        assert_eq!(
+            run_semver(&tags, o, None).0,
+            ["1.0.0-rc.1-foo", "1.0.0-foo"]
+        );
+        let prefixes = ["alpha".to_string()];
+        let o = SemverOptions {
+            pre_release_prefixes: &prefixes,
+            ..o
+        };
+        assert_eq!(
+            run_semver(&tags, o, None).0,
+            ["1.0.0-rc.1-foo", "1.0.0-rc.1-bar-foo", "1.0.0-foo"]
+        );
+    }
+
+    #[test]
+    fn vanished_tags_are_skipped() {
+        let map: HashMap<String, String> = [("1.0.0".to_string(), d(1))].into();
+        let list = vec!["1.0.0".to_string(), "2.0.0".to_string()];
+        let out = futures::executor::block_on(semver_versions(list, &opts(), None, |t| {
+            let r = map.get(&t).cloned();
+            async move { Ok(r) }
+        }))
+        .unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "1.0.0".into(),
+                digest: d(1)
+            }]
+        );
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T00:00:00Z"),
+            Some((951_868_800, 0))
+        );
+        assert_eq!(
+            parse_rfc3339("1970-01-01T01:00:00.5+01:00"),
+            Some((0, 500_000_000))
+        );
+        assert!(parse_rfc3339("1970-01-01T05:00:00Z") > parse_rfc3339("1970-01-01T04:00:00Z"));
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}
+
+/// check against a real `docker-registry` with skopeo-pushed fixtures.
+#[cfg(test)]
+mod registry_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::testutil::{TestRegistry, have, umoci_layout, umoci_layout_created};
+
+    fn tools() -> bool {
+        have("docker-registry") && have("skopeo") && have("umoci")
+    }
+
+    fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
+        CheckRequest {
+            source: Source::from_value(source).unwrap(),
+            version,
+        }
+    }
+
+    fn digest(reg: &TestRegistry, name: &str, tag: &str) -> String {
+        registry::sha256_digest(&reg.raw_manifest(name, tag))
+    }
+
+    #[tokio::test]
+    async fn tag_mode() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = format!("{}/tagged", reg.host);
+        let source = json!({"repository": repo, "tag": "latest"});
+
+        // tag missing → [] even with a version
+        let v = Version {
+            tag: "latest".into(),
+            digest: registry::sha256_digest(b"x"),
+        };
+        assert!(
+            run(request(source.clone(), Some(v)))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let layout = umoci_layout(dir.path(), "v1", "one");
+        reg.push_layout(&layout, "v1", "tagged", "latest");
+        let d1 = digest(&reg, "tagged", "latest");
+        let out = run(request(source.clone(), None)).await.unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "latest".into(),
+                digest: d1.clone()
+            }]
+        );
+
+        let layout = umoci_layout(dir.path(), "v2", "two");
+        reg.push_layout(&layout, "v2", "tagged", "latest");
+        let d2 = digest(&reg, "tagged", "latest");
+        assert_ne!(d1, d2);
+        let old = Version {
+            tag: "latest".into(),
+            digest: d1.clone(),
+        };
+        let out = run(request(source.clone(), Some(old))).await.unwrap();
+        assert_eq!(
+            out,
+            [
+                Version {
+                    tag: "latest".into(),
+                    digest: d1
+                },
+                Version {
+                    tag: "latest".into(),
+                    digest: d2.clone()
+                }
+            ]
+        );
+        for bogus in [registry::sha256_digest(b"gone"), "sha256:bogus".to_string()] {
+            let v = Version {
+                tag: "latest".into(),
+                digest: bogus,
+            };
+            let out = run(request(source.clone(), Some(v))).await.unwrap();
+            assert_eq!(
+                out,
+                [Version {
+                    tag: "latest".into(),
+                    digest: d2.clone()
+                }]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn multi_arch_reports_the_index_digest() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "amd", "amd");
+        reg.push_layout(&layout, "amd", "multi", "amd");
+        let layout = umoci_layout(dir.path(), "arm", "arm");
+        reg.push_layout(&layout, "arm", "multi", "arm");
+        let (amd, arm) = (
+            reg.raw_manifest("multi", "amd"),
+            reg.raw_manifest("multi", "arm"),
+        );
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+            amd.len(),
+            registry::sha256_digest(&amd),
+            arm.len(),
+            registry::sha256_digest(&arm)
+        );
+        let client = reg.client("multi", Access::Push);
+        let pushed = client
+            .push_manifest(
+                "latest",
+                "application/vnd.oci.image.index.v1+json",
+                index.clone().into(),
+            )
+            .await
+            .unwrap();
+        let out = run(request(
+            json!({"repository": format!("{}/multi", reg.host), "tag": "latest"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(out[0].digest, pushed);
+        assert_eq!(out[0].digest, registry::sha256_digest(index.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn semver_and_regex_modes() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let name = "versions";
+        let images = [
+            ("a", "2021-01-01T05:00:00Z", &["1.0.0", "gray"][..]),
+            ("b", "2021-01-01T00:00:00Z", &["1.2.1", "1.2", "grey"][..]),
+            (
+                "c",
+                "2021-01-01T04:00:00Z",
+                &["2.0.0", "green", "latest"][..],
+            ),
+        ];
+        let mut digests = HashMap::new();
+        for (content, created, tags) in images {
+            let layout = umoci_layout_created(dir.path(), content, content, created);
+            for t in tags {
+                reg.push_layout(&layout, content, name, t);
+            }
+            digests.insert(content, digest(&reg, name, tags[0]));
+        }
+        let repo = format!("{}/{name}", reg.host);
+        let tags = |out: Vec<Version>| out.into_iter().map(|v| v.tag).collect::<Vec<_>>();
+
+        let out = run(request(json!({"repository": repo}), None))
+            .await
+            .unwrap();
+        assert_eq!(tags(out), ["1.0.0", "1.2.1", "2.0.0"]);
+        let cursor = Version {
+            tag: "1.2.1".into(),
+            digest: digests["b"].clone(),
+        };
+        let out = run(request(json!({"repository": repo}), Some(cursor)))
+            .await
+            .unwrap();
+        assert_eq!(tags(out), ["1.2.1", "2.0.0"]);
+        let out = run(request(
+            json!({"repository": repo, "semver_constraint": "~1.2"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), ["1.2.1"]);
+
+        // regex: registry order, whatever it is; semver options ignored
+        let listed = reg.client(name, Access::Pull).list_tags().await.unwrap();
+        let re = Regex::new("gr(a|e)y").unwrap();
+        let want: Vec<String> = listed.into_iter().filter(|t| re.is_match(t)).collect();
+        assert_eq!(want.len(), 2);
+        let out = run(request(
+            json!({"repository": repo, "tag_regex": "gr(a|e)y", "semver_constraint": "9.x"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), want);
+        // created_at_sort: oldest first
+        let out = run(request(
+            json!({"repository": repo, "tag_regex": "^gr", "created_at_sort": true}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(tags(out), ["grey", "green", "gray"]);
+
+        // an unknown repository fails with the origin named
+        let err = run(request(
+            json!({"repository": format!("{}/nothing", reg.host)}),
+            None,
+        ))
+        .await
+        .unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.starts_with(&format!(
+                "checking origin {}/nothing failed: list repository tags: GET http://",
+                reg.host
+            )),
+            "{text}"
+        );
+        assert!(text.contains("NAME_UNKNOWN"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn docker_hub_repository_is_checked_on_the_mirror() {
+        if !tools() {
+            return;
+        }
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "v1", "mirrored");
+        reg.push_layout(&layout, "v1", "library/fake-image", "latest");
+        let want = digest(&reg, "library/fake-image", "latest");
+        // Docker Hub itself is unreachable here: success proves the mirror
+        // (with its implied `library/`) answered.
+        let out = run(request(
+            json!({"repository": "fake-image", "tag": "latest", "registry_mirror": {"host": reg.host}}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "latest".into(),
+                digest: want
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn failing_mirror_falls_back_to_origin() {
+        use crate::registry::testutil::{FakeServer, response};
+        let mirror = FakeServer::start(|req| match req.path.as_str() {
+            "/v2/" => response("200 OK", &[], b""),
+            _ => response("500 Internal Server Error", &[], b"mirror broken"),
+        })
+        .await;
+        // The origin (Docker Hub) is unreachable or refuses this name; what
+        // matters is that the mirror was asked first and its failure led to
+        // the origin, whose error is the one reported.
+        let err = run(request(
+            json!({"repository": "oci-build-resource-test/does-not-exist", "tag": "latest",
+                   "registry_mirror": {"host": mirror.host}}),
+            None,
+        ))
+        .await
+        .unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.starts_with("checking origin oci-build-resource-test/does-not-exist failed: "),
+            "{text}"
+        );
+        assert!(!text.contains("mirror broken"), "{text}");
+        let log = mirror.log();
+        assert!(
+            log.iter()
+                .any(|l| l == "HEAD /v2/oci-build-resource-test/does-not-exist/manifests/latest"),
+            "{log:?}"
+        );
+    }
+
+    /// registry-image's suite scripts the exact request order for tag mode:
+    /// one ping, HEAD the tag, HEAD the previous digest.
+    #[tokio::test]
+    async fn tag_mode_request_sequence_matches_ggcr() {
+        use crate::registry::testutil::{FakeServer, response};
+        let new = registry::sha256_digest(b"new");
+        let old = registry::sha256_digest(b"old");
+        let (n2, o2) = (new.clone(), old.clone());
+        let server = FakeServer::start(move |req| {
+            let manifest = |d: &str| {
+                response(
+                    "200 OK",
+                    &[
+                        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                        ("Docker-Content-Digest", d),
+                    ],
+                    b"",
+                )
+            };
+            match (req.method.as_str(), req.path.as_str()) {
+                ("GET", "/v2/") => response("200 OK", &[], b""),
+                ("HEAD", "/v2/img/manifests/latest") => manifest(&n2),
+                ("HEAD", p) if p == format!("/v2/img/manifests/{o2}") => manifest(&o2),
+                _ => response("404 Not Found", &[], b""),
+            }
+        })
+        .await;
+        let v = Version {
+            tag: "latest".into(),
+            digest: old.clone(),
+        };
+        let out = run(request(
+            json!({"repository": format!("{}/img", server.host), "tag": "latest"}),
+            Some(v),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            [
+                Version {
+                    tag: "latest".into(),
+                    digest: old.clone()
+                },
+                Version {
+                    tag: "latest".into(),
+                    digest: new
+                }
+            ]
+        );
+        assert_eq!(
+            server.log(),
+            [
+                "GET /v2/",
+                "HEAD /v2/img/manifests/latest",
+                &format!("HEAD /v2/img/manifests/{old}")
+            ]
+        );
+    }
+}

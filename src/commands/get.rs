@@ -1,0 +1,169 @@
+//! `in`: fetch the version's image into the destination directory
+//! (registry-image `commands/in.go`).
+//!
+//! The work is done by [`crate::image::fetch::download`]; this file adapts
+//! the registry client to its [`BlobSource`], runs the download through the
+//! mirror (if one applies) and then the origin, each inside registry-image's
+//! retry loop, writes `tag`, `digest` and `repository`, and builds the
+//! response metadata. The fetch is by digest only; the tag names things.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use crate::concourse::{InRequest, InResponse, MetadataField};
+use crate::config::{Format as ParamsFormat, Source};
+use crate::error::{Error, Result, chain};
+use crate::image::fetch::{
+    self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome,
+};
+use crate::image::metadata::matching;
+use crate::image::platform::WantedPlatform;
+use crate::image::rootfs::UnpackOptions;
+use crate::registry::{self, Access, Client, retry_transient};
+
+/// Layers downloading at once: enough to keep the unpacker fed, few enough
+/// not to hammer a registry (Docker's default is 3).
+const PARALLEL_LAYERS: usize = 3;
+
+/// Fetches the version into `dest`.
+pub async fn run(req: InRequest, dest: &Path) -> Result<InResponse> {
+    let source = &req.source;
+    let version = &req.version;
+    info!("fetching {}@{}", source.repository, version.digest);
+    let opts = options(&req);
+
+    let mut outcome = None;
+    if let Some(mirror) = Client::for_mirror(source)? {
+        let name = mirror.repository().given.clone();
+        let mirror = Arc::new(RegistrySource(mirror));
+        match attempt_with_retries(&mirror, dest, &opts).await {
+            Ok(o) => outcome = Some(o),
+            Err(e) => warn!("download from mirror {name} failed: {}", chain(&e)),
+        }
+    }
+    let outcome = match outcome {
+        Some(o) => o,
+        None => {
+            let origin = Arc::new(RegistrySource(Client::for_source(source, Access::Pull)?));
+            attempt_with_retries(&origin, dest, &opts)
+                .await
+                .map_err(|e| e.context("download failed"))?
+        }
+    };
+
+    for (name, value) in [
+        ("tag", version.tag.as_str()),
+        ("digest", version.digest.as_str()),
+        ("repository", source.repository.given.as_str()),
+    ] {
+        let path = dest.join(name);
+        std::fs::write(&path, value).map_err(|e| Error::Foreign {
+            context: format!("writing {}", path.display()),
+            source: Box::new(e),
+        })?;
+    }
+
+    Ok(InResponse {
+        version: version.clone(),
+        metadata: metadata(source, &version.tag, &outcome),
+    })
+}
+
+fn options(req: &InRequest) -> GetOptions {
+    let platform = req
+        .params
+        .platform
+        .as_ref()
+        .or(req.source.platform.as_ref());
+    let tag = if req.version.tag.is_empty() {
+        "latest"
+    } else {
+        &req.version.tag
+    };
+    GetOptions {
+        digest: req.version.digest.clone(),
+        tag: req.version.tag.clone(),
+        format: Ok(match req.params.format {
+            ParamsFormat::Rootfs => Format::Rootfs,
+            ParamsFormat::Oci => Format::Oci,
+            ParamsFormat::OciLayout => Format::OciLayout,
+        }),
+        skip_download: req.params.skip_download,
+        platform: WantedPlatform::new(
+            platform.and_then(|p| p.os.as_deref()),
+            platform.and_then(|p| p.architecture.as_deref()),
+            platform.and_then(|p| p.variant.as_deref()),
+        ),
+        want_metadata: req.source.label_regex.is_some() || req.source.annotation_regex.is_some(),
+        // The origin's name, never the mirror's (registry-image test case).
+        repo_tag: format!("{}:{tag}", req.source.repository.qualified()),
+        unpack: UnpackOptions::for_current_user(),
+        parallel: PARALLEL_LAYERS,
+    }
+}
+
+async fn attempt_with_retries(
+    source: &Arc<RegistrySource>,
+    dest: &Path,
+    opts: &GetOptions,
+) -> Result<GetOutcome> {
+    let digest = opts.digest.clone();
+    retry_transient("download", || async {
+        fetch::download(source.clone(), dest, opts)
+            .await
+            .map_err(|e| match e {
+                FetchError::Source(e) => Error::Registry(e),
+                FetchError::Image(e) => Error::Foreign {
+                    context: format!("image {digest}"),
+                    source: Box::new(e),
+                },
+            })
+    })
+    .await
+}
+
+fn metadata(source: &Source, tag: &str, outcome: &GetOutcome) -> Vec<MetadataField> {
+    let mut out = vec![
+        MetadataField::new("repository", source.repository.given.clone()),
+        MetadataField::new("tag", tag),
+    ];
+    let add = |out: &mut Vec<MetadataField>, pairs: Vec<(String, String)>| {
+        out.extend(pairs.into_iter().map(|(k, v)| MetadataField::new(k, v)));
+    };
+    if let Some(re) = &source.label_regex {
+        add(&mut out, matching(&outcome.labels, re));
+    }
+    if let Some(re) = &source.annotation_regex {
+        add(&mut out, matching(&outcome.annotations, re));
+    }
+    out
+}
+
+/// The registry client as a [`BlobSource`]. Its blob readers verify digest
+/// and size while streaming, as the trait requires.
+struct RegistrySource(Client);
+
+impl BlobSource for RegistrySource {
+    type Error = registry::Error;
+    type Reader = registry::BlobReader;
+
+    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest, registry::Error> {
+        let m = self.0.fetch_manifest(digest).await?;
+        Ok(FetchedManifest {
+            media_type: (!m.media_type.is_empty()).then_some(m.media_type),
+            bytes: m.bytes,
+            digest: m.digest,
+        })
+    }
+
+    async fn fetch_blob(&self, digest: &str) -> Result<Bytes, registry::Error> {
+        self.0.fetch_blob(digest).await
+    }
+
+    async fn blob_reader(&self, digest: &str, size: u64) -> Result<Self::Reader, registry::Error> {
+        self.0.blob_reader(digest, size).await
+    }
+}

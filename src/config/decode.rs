@@ -1,0 +1,209 @@
+//! JSON decoding with Go `encoding/json` semantics, as registry-image applies
+//! them: object keys match struct fields case-insensitively (an exact match
+//! wins), explicit `null` means "unset", and unknown keys are rejected. We add
+//! what Go lacks: the error names the whole path of the unknown key and, when
+//! a known field is close (Jaro-Winkler via `strsim`), the field the user
+//! probably meant (docker-image migrants write `insecure_registries`).
+//!
+//! Every accepted key set is described by a [`Shape`]; [`canonicalize`]
+//! rewrites a `serde_json::Value` into canonical key spelling, after which
+//! plain serde structs (with `deny_unknown_fields` as a second guard) decode it.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The accepted keys of a JSON value, recursively.
+#[derive(Debug)]
+pub enum Shape {
+    /// Any value; not inspected further.
+    Leaf,
+    /// An object with these fields (canonical spelling, shape of the value).
+    Object(&'static [(&'static str, Shape)]),
+    /// An array whose elements have this shape (non-arrays are left alone
+    /// for serde to reject).
+    List(&'static Shape),
+    /// Either a scalar or an object of this shape (e.g. `ca_certs` entries,
+    /// which are PEM strings or docker-image's `{domain, cert}`).
+    ScalarOr(&'static Shape),
+}
+
+/// A payload that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not JSON at all.
+    #[error("request is not valid JSON")]
+    Syntax(#[source] serde_json::Error),
+    /// A key no field matches.
+    #[error("json: unknown field {field:?} in {path}{}", suggestion_text(.suggestion))]
+    UnknownField {
+        /// The key as given.
+        field: String,
+        /// Where it was found, e.g. `source` or `source.registry_mirror`.
+        path: String,
+        /// The known field that is closest, if close enough.
+        suggestion: Option<&'static str>,
+    },
+    /// A value of the wrong type or shape.
+    #[error("{path}: {message}")]
+    Type {
+        /// Where, e.g. `source`.
+        path: String,
+        /// serde's description of the mismatch.
+        message: String,
+    },
+    /// A required top-level key is missing.
+    #[error("missing field {0:?}")]
+    Missing(&'static str),
+}
+
+fn suggestion_text(suggestion: &Option<&'static str>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean {s:?}?)"),
+        None => String::new(),
+    }
+}
+
+/// Parses `bytes` as JSON.
+pub fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
+    serde_json::from_slice(bytes).map_err(DecodeError::Syntax)
+}
+
+/// Rewrites `value` to canonical key spelling per `shape`, dropping `null`
+/// members (Go leaves the field at its zero value). `path` names `value` in
+/// error messages.
+pub fn canonicalize(value: Value, shape: &Shape, path: &str) -> Result<Value, DecodeError> {
+    match (shape, value) {
+        (Shape::Object(fields), Value::Object(map)) => {
+            let mut out = Map::new();
+            // Exact matches are placed first so that, as in Go, `{"tag":..}`
+            // wins over a case-folded `{"Tag":..}` given in the same object.
+            let (exact, folded): (Vec<_>, Vec<_>) = map
+                .into_iter()
+                .partition(|(k, _)| fields.iter().any(|(name, _)| name == k));
+            for (key, member) in exact.into_iter().chain(folded) {
+                if member.is_null() {
+                    continue;
+                }
+                let Some((name, member_shape)) =
+                    fields.iter().find(|(name, _)| *name == key).or_else(|| {
+                        fields
+                            .iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+                    })
+                else {
+                    return Err(DecodeError::UnknownField {
+                        suggestion: suggest(&key, fields.iter().map(|(n, _)| *n)),
+                        field: key,
+                        path: path.to_owned(),
+                    });
+                };
+                if out.contains_key(*name) {
+                    // Go decodes both and the later one wins; keep the first
+                    // (exact) spelling instead of silently mixing.
+                    continue;
+                }
+                let child = canonicalize(member, member_shape, &format!("{path}.{name}"))?;
+                out.insert((*name).to_owned(), child);
+            }
+            Ok(Value::Object(out))
+        }
+        (Shape::List(inner), Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| canonicalize(item, inner, &format!("{path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        (Shape::ScalarOr(inner), value @ Value::Object(_)) => canonicalize(value, inner, path),
+        (_, value) => Ok(value),
+    }
+}
+
+/// Decodes an already canonical `value` into `T`, naming `path` on failure.
+pub fn from_value<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, DecodeError> {
+    serde_json::from_value(value).map_err(|e| DecodeError::Type {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The known field closest to `key`, if it is close enough to be a likely
+/// typo or a docker-image/oci-build-task spelling.
+pub fn suggest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .map(|name| {
+            let mut score = strsim::jaro_winkler(&key, name);
+            // `insecure_registries` → `insecure`: a known name that is a
+            // whole prefix of the key is a strong hint even when long.
+            if key.starts_with(name) && name.len() >= 4 {
+                score = score.max(0.9);
+            }
+            (name, score)
+        })
+        .filter(|(_, score)| *score >= 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const INNER: Shape = Shape::Object(&[("host", Shape::Leaf), ("username", Shape::Leaf)]);
+    const OUTER: Shape = Shape::Object(&[
+        ("tag", Shape::Leaf),
+        ("insecure", Shape::Leaf),
+        ("registry_mirror", INNER),
+        ("list", Shape::List(&INNER)),
+    ]);
+
+    #[test]
+    fn keys_fold_case_at_every_level() {
+        let v = canonicalize(
+            json!({"TAG": "x", "Registry_Mirror": {"HOST": "h"}, "list": [{"UserName": "u"}]}),
+            &OUTER,
+            "source",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"tag": "x", "registry_mirror": {"host": "h"}, "list": [{"username": "u"}]})
+        );
+    }
+
+    #[test]
+    fn exact_spelling_wins_over_folded() {
+        let v = canonicalize(json!({"Tag": "folded", "tag": "exact"}), &OUTER, "source").unwrap();
+        assert_eq!(v, json!({"tag": "exact"}));
+    }
+
+    #[test]
+    fn nulls_are_dropped() {
+        let v = canonicalize(json!({"tag": null, "registry_mirror": null}), &OUTER, "s").unwrap();
+        assert_eq!(v, json!({}));
+    }
+
+    #[test]
+    fn unknown_field_names_path_and_suggestion() {
+        let err = canonicalize(json!({"insecure_registries": ["a"]}), &OUTER, "source")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"json: unknown field "insecure_registries" in source (did you mean "insecure"?)"#
+        );
+        let err = canonicalize(json!({"registry_mirror": {"hots": "h"}}), &OUTER, "source")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"json: unknown field "hots" in source.registry_mirror (did you mean "host"?)"#
+        );
+        let err = canonicalize(json!({"zzzzzz": 1}), &OUTER, "source")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, r#"json: unknown field "zzzzzz" in source"#);
+    }
+}

@@ -1,0 +1,774 @@
+//! `source`: the resource configuration shared by check, get and put.
+//!
+//! [`RawSource`] mirrors the JSON (every registry-image field, plus the
+//! docker-image/oci-build-task fields that `put` uses); [`Source`] is the
+//! validated form. Validation happens once, here, so commands never see an
+//! unparsed regex, constraint or repository.
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::decode::{self, DecodeError, Shape};
+use super::semver::Constraint;
+use super::{Error, Secret};
+
+/// The host ggcr and docker use for Docker Hub repositories.
+pub const DOCKER_HUB_HOST: &str = "index.docker.io";
+
+/// The host that actually serves Docker Hub's registry API (ggcr rewrites
+/// `index.docker.io` to it for requests).
+const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
+const CREDENTIALS: Shape = Shape::Object(&[
+    ("host", Shape::Leaf),
+    ("username", Shape::Leaf),
+    ("password", Shape::Leaf),
+]);
+const PLATFORM: Shape = Shape::Object(&[
+    ("os", Shape::Leaf),
+    ("architecture", Shape::Leaf),
+    ("variant", Shape::Leaf),
+]);
+const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
+const BUILDKIT_TLS: Shape = Shape::Object(&[
+    ("ca_cert", Shape::Leaf),
+    ("cert", Shape::Leaf),
+    ("key", Shape::Leaf),
+    ("server_name", Shape::Leaf),
+]);
+const CONTENT_TRUST: Shape = Shape::Object(&[
+    ("server", Shape::Leaf),
+    ("repository_key_id", Shape::Leaf),
+    ("repository_key", Shape::Leaf),
+    ("repository_passphrase", Shape::Leaf),
+    ("tls_key", Shape::Leaf),
+    ("tls_cert", Shape::Leaf),
+    ("username", Shape::Leaf),
+    ("password", Shape::Leaf),
+    ("scopes", Shape::Leaf),
+]);
+
+/// Every key `source` accepts (canonical spelling).
+pub const SHAPE: Shape = Shape::Object(&[
+    ("repository", Shape::Leaf),
+    ("tag", Shape::Leaf),
+    ("tag_regex", Shape::Leaf),
+    ("created_at_sort", Shape::Leaf),
+    ("variant", Shape::Leaf),
+    ("semver_constraint", Shape::Leaf),
+    ("pre_releases", Shape::Leaf),
+    ("pre_release_prefixes", Shape::Leaf),
+    ("username", Shape::Leaf),
+    ("password", Shape::Leaf),
+    ("ca_certs", Shape::List(&Shape::ScalarOr(&CA_CERT))),
+    ("insecure", Shape::Leaf),
+    ("registry_mirror", CREDENTIALS),
+    ("platform", PLATFORM),
+    ("label_regex", Shape::Leaf),
+    ("annotation_regex", Shape::Leaf),
+    ("debug", Shape::Leaf),
+    ("aws_access_key_id", Shape::Leaf),
+    ("aws_secret_access_key", Shape::Leaf),
+    ("aws_session_token", Shape::Leaf),
+    ("aws_region", Shape::Leaf),
+    ("aws_role_arn", Shape::Leaf),
+    ("aws_role_arns", Shape::Leaf),
+    ("aws_account_id", Shape::Leaf),
+    ("aws_ecr_registry_id", Shape::Leaf),
+    ("azure_acr", Shape::Leaf),
+    ("azure_client_id", Shape::Leaf),
+    ("azure_tenant_id", Shape::Leaf),
+    ("azure_environment", Shape::Leaf),
+    ("content_trust", CONTENT_TRUST),
+    ("buildkit_host", Shape::Leaf),
+    ("buildkit_tls", BUILDKIT_TLS),
+    ("additional_registries", Shape::List(&CREDENTIALS)),
+]);
+
+/// `source` as written, after key canonicalisation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default)]
+    repository: String,
+    tag: Option<Value>,
+    #[serde(default)]
+    tag_regex: String,
+    #[serde(default)]
+    created_at_sort: bool,
+    #[serde(default)]
+    variant: String,
+    #[serde(default)]
+    semver_constraint: String,
+    #[serde(default)]
+    pre_releases: bool,
+    #[serde(default)]
+    pre_release_prefixes: Vec<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: Secret,
+    #[serde(default)]
+    ca_certs: Vec<RawCaCert>,
+    #[serde(default)]
+    insecure: bool,
+    registry_mirror: Option<RawCredentials>,
+    platform: Option<RawPlatform>,
+    #[serde(default)]
+    label_regex: String,
+    #[serde(default)]
+    annotation_regex: String,
+    #[serde(default)]
+    debug: bool,
+    // Parsed so that a typo is still reported; any non-zero value is
+    // rejected in validation as not supported yet.
+    #[serde(default)]
+    aws_access_key_id: String,
+    #[serde(default)]
+    aws_secret_access_key: Secret,
+    #[serde(default)]
+    aws_session_token: Secret,
+    #[serde(default)]
+    aws_region: String,
+    #[serde(default)]
+    aws_role_arn: String,
+    #[serde(default)]
+    aws_role_arns: Vec<String>,
+    #[serde(default)]
+    aws_account_id: String,
+    #[serde(default)]
+    aws_ecr_registry_id: String,
+    #[serde(default)]
+    azure_acr: bool,
+    #[serde(default)]
+    azure_client_id: String,
+    #[serde(default)]
+    azure_tenant_id: String,
+    #[serde(default)]
+    azure_environment: String,
+    content_trust: Option<Value>,
+    #[serde(default)]
+    buildkit_host: String,
+    buildkit_tls: Option<RawBuildkitTls>,
+    #[serde(default)]
+    additional_registries: Vec<RawCredentials>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCaCert {
+    Pem(String),
+    /// docker-image's form; the domain is not used to scope the certificate
+    /// (registry-image has no such scoping either): every CA is trusted for
+    /// every registry this source talks to.
+    Domain {
+        #[allow(dead_code)]
+        #[serde(default)]
+        domain: String,
+        cert: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: Secret,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuildkitTls {
+    #[serde(default)]
+    ca_cert: String,
+    #[serde(default)]
+    cert: String,
+    #[serde(default)]
+    key: Secret,
+    #[serde(default)]
+    server_name: String,
+}
+
+/// A repository reference without tag, split like docker/ggcr do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// Registry host (and port) as ggcr names it: `index.docker.io` for
+    /// Docker Hub, else the first component as given.
+    pub registry: String,
+    /// Repository path on that registry, e.g. `library/busybox`.
+    pub path: String,
+    /// The text the user wrote, reported back verbatim in metadata.
+    pub given: String,
+}
+
+impl Repository {
+    /// Parses `text` (`busybox`, `docker.io/foo/bar`, `host:5000/x/y`).
+    pub fn parse(text: &str) -> Result<Repository, Error> {
+        let invalid = |reason: &str| Error::Invalid {
+            field: "source.repository",
+            value: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if text.is_empty() {
+            return Err(Error::Missing("repository"));
+        }
+        let (registry, path) = match text.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_owned(), rest.to_owned())
+            }
+            _ => (DOCKER_HUB_HOST.to_owned(), text.to_owned()),
+        };
+        if registry.is_empty() || registry.contains(|c: char| c.is_whitespace() || c == '@') {
+            return Err(invalid("registry host is not valid"));
+        }
+        let registry = if registry == "docker.io" {
+            DOCKER_HUB_HOST.to_owned()
+        } else {
+            registry
+        };
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.ends_with('/')
+            || path.contains("//")
+            || !path
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-/".contains(c))
+        {
+            return Err(invalid(
+                "repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./` (give the tag in source.tag)",
+            ));
+        }
+        let path = if registry == DOCKER_HUB_HOST && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        Ok(Repository {
+            registry,
+            path,
+            given: text.to_owned(),
+        })
+    }
+
+    /// Whether this is a Docker Hub repository (the only kind a
+    /// `registry_mirror` applies to).
+    pub fn is_docker_hub(&self) -> bool {
+        self.registry == DOCKER_HUB_HOST
+    }
+
+    /// The host to send registry API requests to.
+    pub fn api_host(&self) -> &str {
+        if self.is_docker_hub() {
+            DOCKER_HUB_API_HOST
+        } else {
+            &self.registry
+        }
+    }
+
+    /// Fully qualified name, `index.docker.io/library/busybox`.
+    pub fn qualified(&self) -> String {
+        format!("{}/{}", self.registry, self.path)
+    }
+
+    /// The same path on another registry (a mirror).
+    pub fn on_registry(&self, host: &str) -> Repository {
+        Repository {
+            registry: host.to_owned(),
+            path: self.path.clone(),
+            given: format!("{host}/{}", self.path),
+        }
+    }
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
+/// Credentials and host of a mirror or an extra registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryCredentials {
+    /// Registry host (and port).
+    pub host: String,
+    /// User name; `None` when empty.
+    pub username: Option<String>,
+    /// Password; `None` when empty.
+    pub password: Option<Secret>,
+}
+
+/// `registry_mirror`: a pull-through mirror for Docker Hub repositories.
+pub type RegistryMirror = RegistryCredentials;
+
+/// A wanted platform; unset fields mean "this binary's own" (GOOS/GOARCH in
+/// registry-image), resolved by the consumer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platform {
+    /// e.g. `linux`.
+    pub os: Option<String>,
+    /// e.g. `arm64`.
+    pub architecture: Option<String>,
+    /// e.g. `v7`; registry-image has no such field, we accept it for arm.
+    pub variant: Option<String>,
+}
+
+/// `buildkit_tls`: client TLS to a remote buildkitd (PEM text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildkitTls {
+    /// CA to verify buildkitd.
+    pub ca_cert: Option<String>,
+    /// Client certificate.
+    pub cert: Option<String>,
+    /// Client key.
+    pub key: Option<Secret>,
+    /// Name to verify buildkitd's certificate against.
+    pub server_name: Option<String>,
+}
+
+/// What check follows, decided by which of `tag`/`tag_regex` are set.
+#[derive(Debug, Clone)]
+pub enum CheckMode {
+    /// `tag` set: follow that tag's digest.
+    Tag(String),
+    /// `tag_regex` set (and no `tag`): every matching tag.
+    Regex(Regex),
+    /// Neither: semantic-version tags.
+    Semver,
+}
+
+/// The validated `source`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Repository to check/get/push.
+    pub repository: Repository,
+    /// `tag` (numbers kept as their literal text).
+    pub tag: Option<String>,
+    /// `tag_regex`.
+    pub tag_regex: Option<Regex>,
+    /// `created_at_sort` (regex mode only).
+    pub created_at_sort: bool,
+    /// `variant`.
+    pub variant: Option<String>,
+    /// `semver_constraint`, parsed.
+    pub semver_constraint: Option<Constraint>,
+    /// `pre_releases`.
+    pub pre_releases: bool,
+    /// `pre_release_prefixes`.
+    pub pre_release_prefixes: Vec<String>,
+    /// `username`, only when both it and `password` are non-empty.
+    pub username: Option<String>,
+    /// `password`, only when both it and `username` are non-empty.
+    pub password: Option<Secret>,
+    /// Extra CA certificates (PEM), trusted in addition to the system roots.
+    pub ca_certs: Vec<String>,
+    /// `insecure`: allow plain HTTP for this registry (TLS is still verified
+    /// whenever TLS is used).
+    pub insecure: bool,
+    /// `registry_mirror`.
+    pub registry_mirror: Option<RegistryMirror>,
+    /// `platform`.
+    pub platform: Option<Platform>,
+    /// `label_regex`.
+    pub label_regex: Option<Regex>,
+    /// `annotation_regex`.
+    pub annotation_regex: Option<Regex>,
+    /// `debug`.
+    pub debug: bool,
+    /// `buildkit_host` (put only).
+    pub buildkit_host: Option<String>,
+    /// `buildkit_tls` (put only).
+    pub buildkit_tls: Option<BuildkitTls>,
+    /// `additional_registries` (put only).
+    pub additional_registries: Vec<RegistryCredentials>,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn regex(field: &'static str, text: String) -> Result<Option<Regex>, Error> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(&text)
+        .map(Some)
+        .map_err(|source| Error::Regex { field, source })
+}
+
+impl Source {
+    /// Decodes and validates `source` from the request. `value` may use any
+    /// key case; `null` members are unset.
+    pub fn from_value(value: Value) -> Result<Source, Error> {
+        let value = decode::canonicalize(value, &SHAPE, "source")?;
+        let raw: RawSource = decode::from_value(value, "source")?;
+        Source::validate(raw)
+    }
+
+    fn validate(raw: RawSource) -> Result<Source, Error> {
+        reject_unsupported(&raw)?;
+        let repository = Repository::parse(&raw.repository)?;
+        let tag = match raw.tag {
+            None => None,
+            Some(Value::String(s)) => non_empty(s),
+            // Go's Tag.UnmarshalJSON keeps the number's text; serde_json has
+            // already parsed it, so `42.10` reads back as `42.1` and `1e2` as
+            // `100.0`. Concourse's YAML→JSON step has usually normalised
+            // such numbers already (`tag: 1.10` arrives as 1.1); quote tags
+            // that are not plain integers.
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                return Err(DecodeError::Type {
+                    path: "source.tag".into(),
+                    message: format!("expected a string or a number, got {other}"),
+                }
+                .into());
+            }
+        };
+        if let Some(tag) = &tag {
+            validate_tag(tag)?;
+        }
+        let semver_constraint = match non_empty(raw.semver_constraint) {
+            None => None,
+            Some(text) => Some(Constraint::parse(&text).map_err(|reason| Error::Invalid {
+                field: "source.semver_constraint",
+                value: text.clone(),
+                reason,
+            })?),
+        };
+        let (username, password) = if raw.username.is_empty() || raw.password.is_empty() {
+            (None, None)
+        } else {
+            (Some(raw.username), Some(raw.password))
+        };
+        let ca_certs = raw
+            .ca_certs
+            .into_iter()
+            .map(|c| match c {
+                RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
+            })
+            .filter(|pem| !pem.trim().is_empty())
+            .map(|pem| validate_pem(&pem).map(|()| pem))
+            .collect::<Result<Vec<_>, _>>()?;
+        let registry_mirror = raw.registry_mirror.and_then(credentials);
+        let additional_registries = raw
+            .additional_registries
+            .into_iter()
+            .map(|c| {
+                credentials(c).ok_or(Error::Invalid {
+                    field: "source.additional_registries",
+                    value: String::new(),
+                    reason: "every entry needs a host".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let platform = raw.platform.map(|p| Platform {
+            os: non_empty(p.os),
+            architecture: non_empty(p.architecture),
+            variant: non_empty(p.variant),
+        });
+        let buildkit_tls = raw.buildkit_tls.map(|t| BuildkitTls {
+            ca_cert: non_empty(t.ca_cert),
+            cert: non_empty(t.cert),
+            key: (!t.key.is_empty()).then_some(t.key),
+            server_name: non_empty(t.server_name),
+        });
+        Ok(Source {
+            repository,
+            tag,
+            tag_regex: regex("source.tag_regex", raw.tag_regex)?,
+            created_at_sort: raw.created_at_sort,
+            variant: non_empty(raw.variant),
+            semver_constraint,
+            pre_releases: raw.pre_releases,
+            pre_release_prefixes: raw
+                .pre_release_prefixes
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect(),
+            username,
+            password,
+            ca_certs,
+            insecure: raw.insecure,
+            registry_mirror,
+            platform,
+            label_regex: regex("source.label_regex", raw.label_regex)?,
+            annotation_regex: regex("source.annotation_regex", raw.annotation_regex)?,
+            debug: raw.debug,
+            buildkit_host: non_empty(raw.buildkit_host),
+            buildkit_tls,
+            additional_registries,
+        })
+    }
+
+    /// Which check mode this source selects (`tag` beats `tag_regex`).
+    pub fn check_mode(&self) -> CheckMode {
+        match (&self.tag, &self.tag_regex) {
+            (Some(tag), _) => CheckMode::Tag(tag.clone()),
+            (None, Some(re)) => CheckMode::Regex(re.clone()),
+            (None, None) => CheckMode::Semver,
+        }
+    }
+
+    /// The mirror repository, when a mirror is configured and the repository
+    /// is on Docker Hub (registry-image ignores the mirror otherwise).
+    pub fn mirror_repository(&self) -> Option<(Repository, &RegistryMirror)> {
+        let mirror = self.registry_mirror.as_ref()?;
+        self.repository
+            .is_docker_hub()
+            .then(|| (self.repository.on_registry(&mirror.host), mirror))
+    }
+}
+
+fn credentials(raw: RawCredentials) -> Option<RegistryCredentials> {
+    let host = non_empty(raw.host)?;
+    let (username, password) = if raw.username.is_empty() || raw.password.is_empty() {
+        (None, None)
+    } else {
+        (Some(raw.username), Some(raw.password))
+    };
+    Some(RegistryCredentials {
+        host,
+        username,
+        password,
+    })
+}
+
+fn validate_tag(tag: &str) -> Result<(), Error> {
+    let ok = tag.len() <= 128
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && !tag.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "source.tag",
+            value: tag.to_owned(),
+            reason: "a tag is up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"
+                .into(),
+        })
+    }
+}
+
+fn validate_pem(pem: &str) -> Result<(), Error> {
+    let mut reader = std::io::BufReader::new(pem.as_bytes());
+    let certs: Vec<_> = rustls_pemfile::certs(&mut reader)
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    if certs.is_empty() {
+        Err(Error::Invalid {
+            field: "source.ca_certs",
+            value: pem.lines().next().unwrap_or_default().to_owned(),
+            reason: "failed to append registry certificate: no PEM certificate found".into(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// AWS/Azure auth and content trust are registry-image features we do not
+/// implement yet: refusing them beats silently pulling anonymously.
+fn reject_unsupported(raw: &RawSource) -> Result<(), Error> {
+    let aws = [
+        ("aws_access_key_id", !raw.aws_access_key_id.is_empty()),
+        (
+            "aws_secret_access_key",
+            !raw.aws_secret_access_key.is_empty(),
+        ),
+        ("aws_session_token", !raw.aws_session_token.is_empty()),
+        ("aws_region", !raw.aws_region.is_empty()),
+        ("aws_role_arn", !raw.aws_role_arn.is_empty()),
+        ("aws_role_arns", !raw.aws_role_arns.is_empty()),
+        ("aws_account_id", !raw.aws_account_id.is_empty()),
+        ("aws_ecr_registry_id", !raw.aws_ecr_registry_id.is_empty()),
+        ("azure_acr", raw.azure_acr),
+        ("azure_client_id", !raw.azure_client_id.is_empty()),
+        ("azure_tenant_id", !raw.azure_tenant_id.is_empty()),
+        ("azure_environment", !raw.azure_environment.is_empty()),
+        ("content_trust", raw.content_trust.is_some()),
+    ];
+    match aws.iter().find(|(_, set)| *set) {
+        Some((name, _)) => {
+            let what = if name.starts_with("aws") {
+                "ECR authentication"
+            } else if name.starts_with("azure") {
+                "ACR authentication"
+            } else {
+                "Notary content trust"
+            };
+            Err(Error::Unsupported(format!("source.{name} ({what})")))
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn source(v: Value) -> Result<Source, String> {
+        Source::from_value(v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn docker_hub_normalisation() {
+        let r = Repository::parse("busybox").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            (DOCKER_HUB_HOST, "library/busybox")
+        );
+        assert_eq!(r.given, "busybox");
+        assert_eq!(r.api_host(), "registry-1.docker.io");
+        let r = Repository::parse("docker.io/busybox").unwrap();
+        assert_eq!(r.qualified(), "index.docker.io/library/busybox");
+        let r = Repository::parse("concourse/test-image-static").unwrap();
+        assert_eq!(r.qualified(), "index.docker.io/concourse/test-image-static");
+        let r = Repository::parse("127.0.0.1:5000/a").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            ("127.0.0.1:5000", "a")
+        );
+        assert!(!r.is_docker_hub());
+        let r = Repository::parse("localhost/x/y").unwrap();
+        assert_eq!(r.registry, "localhost");
+        assert!(Repository::parse("busybox:latest").is_err());
+        assert!(Repository::parse("Upper/case").is_err());
+        assert!(Repository::parse("").is_err());
+    }
+
+    #[test]
+    fn keys_case_insensitive_and_nulls_unset() {
+        let s = source(
+            json!({"Repository": "busybox", "TAG": "1.36", "Insecure": null,
+            "Registry_Mirror": {"Host": "mirror:5000"}, "platform": {"OS": "linux"}}),
+        )
+        .unwrap();
+        assert_eq!(s.tag.as_deref(), Some("1.36"));
+        assert!(!s.insecure);
+        assert_eq!(s.registry_mirror.unwrap().host, "mirror:5000");
+        assert_eq!(s.platform.unwrap().os.as_deref(), Some("linux"));
+    }
+
+    #[test]
+    fn tag_may_be_a_number() {
+        let s = source(json!({"repository": "a", "tag": 42})).unwrap();
+        assert_eq!(s.tag.as_deref(), Some("42"));
+        let s = source(json!({"repository": "a", "tag": 42.1})).unwrap();
+        assert_eq!(s.tag.as_deref(), Some("42.1"));
+        let err = source(json!({"repository": "a", "tag": true})).unwrap_err();
+        assert!(err.contains("source.tag"), "{err}");
+        let s = source(json!({"repository": "a", "tag": ""})).unwrap();
+        assert_eq!(s.tag, None);
+    }
+
+    #[test]
+    fn unknown_field_suggests() {
+        let err = source(json!({"repository": "a", "insecure_registries": ["x"]})).unwrap_err();
+        assert_eq!(
+            err,
+            r#"json: unknown field "insecure_registries" in source (did you mean "insecure"?)"#
+        );
+        let err = source(json!({"repository": "a", "semver_constriant": "1.x"})).unwrap_err();
+        assert!(err.contains(r#"did you mean "semver_constraint""#), "{err}");
+    }
+
+    #[test]
+    fn credentials_need_both_parts() {
+        let s = source(json!({"repository": "a", "username": "u"})).unwrap();
+        assert_eq!((s.username, s.password), (None, None));
+        let s = source(json!({"repository": "a", "username": "u", "password": "p"})).unwrap();
+        assert_eq!(s.username.as_deref(), Some("u"));
+        assert_eq!(format!("{:?}", s.password), "Some(<redacted>)");
+    }
+
+    /// A real self-signed CA certificate (openssl, P-256).
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUcTsIzUaBGEcd7pLBi/Lc2GkgNZgwCgYIKoZIzj0EAwIw\nEjEQMA4GA1UEAwwHdGVzdC1jYTAeFw0yNjExMjMxODQzNDdaFw0zNjExMjAxODQz\nNDdaMBIxEDAOBgNVBAMMB3Rlc3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\nAAQU+4Q20Bpynies3Ict229ATytLpqJfk3NlDA3ovTRklHonM6JPD1RDuv6u45sg\nrV9YbkZeB8MlF42zmdI1n4a7o1MwUTAdBgNVHQ4EFgQU9T1kQV/0xNArABwONvPE\nIPbiSn4wHwYDVR0jBBgwFoAU9T1kQV/0xNArABwONvPEIPbiSn4wDwYDVR0TAQH/\nBAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBPkBM0i9CatPKBpGtXmkND81WvQ3tR\nP5px2tXXze0lMgIhAOKoeJnwMj/jegc+8HpXkUWccQ3KKm0aSSQGQyZsmvLx\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn ca_certs_both_forms() {
+        let s = source(
+            json!({"repository": "a", "ca_certs": [PEM, {"Domain": "r:5000", "cert": PEM}]}),
+        )
+        .unwrap();
+        assert_eq!(s.ca_certs, vec![PEM.to_owned(), PEM.to_owned()]);
+        let err = source(json!({"repository": "a", "ca_certs": ["not a pem"]})).unwrap_err();
+        assert!(
+            err.contains("failed to append registry certificate"),
+            "{err}"
+        );
+        let err = source(json!({"repository": "a", "ca_certs": [{"domain": "x", "crt": PEM}]}))
+            .unwrap_err();
+        assert!(err.contains(r#"unknown field "crt""#), "{err}");
+    }
+
+    #[test]
+    fn cloud_auth_rejected() {
+        let err = source(json!({"repository": "a", "aws_region": "eu-west-1"})).unwrap_err();
+        assert_eq!(
+            err,
+            "source.aws_region (ECR authentication) is not supported yet"
+        );
+        let err = source(json!({"repository": "a", "azure_acr": true})).unwrap_err();
+        assert!(err.contains("ACR"), "{err}");
+        let err = source(json!({"repository": "a", "content_trust": {"server": "x"}})).unwrap_err();
+        assert!(err.contains("content_trust"), "{err}");
+        // zero values are unset, as in Go
+        source(json!({"repository": "a", "aws_region": "", "azure_acr": false})).unwrap();
+    }
+
+    #[test]
+    fn put_only_fields_accepted() {
+        let s = source(json!({"repository": "a", "buildkit_host": "tcp://b:1234",
+            "buildkit_tls": {"ca_cert": "c", "key": "k"},
+            "additional_registries": [{"host": "r", "username": "u", "password": "p"}]}))
+        .unwrap();
+        assert_eq!(s.buildkit_host.as_deref(), Some("tcp://b:1234"));
+        assert_eq!(
+            format!("{:?}", s.buildkit_tls.unwrap().key),
+            "Some(<redacted>)"
+        );
+        assert_eq!(s.additional_registries[0].host, "r");
+    }
+
+    #[test]
+    fn mirror_only_for_docker_hub() {
+        let s = source(json!({"repository": "fake-image", "registry_mirror": {"host": "m:5000"}}))
+            .unwrap();
+        let (repo, _) = s.mirror_repository().unwrap();
+        assert_eq!(
+            (repo.registry.as_str(), repo.path.as_str()),
+            ("m:5000", "library/fake-image")
+        );
+        let s =
+            source(json!({"repository": "r:1/x", "registry_mirror": {"host": "m:5000"}})).unwrap();
+        assert!(s.mirror_repository().is_none());
+    }
+
+    #[test]
+    fn bad_regex_and_constraint() {
+        let err = source(json!({"repository": "a", "tag_regex": "("})).unwrap_err();
+        assert!(err.starts_with("invalid regex pattern"), "{err}");
+        let err = source(json!({"repository": "a", "semver_constraint": ">>1"})).unwrap_err();
+        assert!(err.contains("semver_constraint"), "{err}");
+    }
+}

@@ -1,0 +1,563 @@
+//! Downloading an image from any [`BlobSource`] into the files `get` writes:
+//! a rootfs, a `docker save` tarball or an OCI layout.
+//!
+//! Everything streams. A layer goes download → (source-side digest and size
+//! check) → decompress → unpack in one pass on a blocking thread fed through
+//! [`SyncIoBridge`]. While one layer unpacks, later layers download
+//! concurrently and spool to a file in the destination ([`LayerFeed`]); a
+//! layer is spooled only when it cannot be consumed yet, never just to hash
+//! it. Peak memory is a few buffers per layer in flight, independent of image
+//! size.
+//!
+//! The registry module is not used here: [`BlobSource`] is the few calls we
+//! need, so tests can serve an image from a local OCI layout and `get.rs`
+//! adapts the registry client in a few lines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use oci_spec::image::ImageManifest;
+use tokio::io::AsyncRead;
+use tokio_util::io::SyncIoBridge;
+
+use super::digest::{sha256_hex, verify_bytes};
+use super::docker_archive::DockerArchiveWriter;
+use super::layout::{LayoutWriter, single_image_index};
+use super::manifest::{self, Kind};
+use super::metadata::{self, RunConfig};
+use super::platform::WantedPlatform;
+use super::rootfs::{UnpackOptions, Unpacker};
+use super::{Error, Result};
+
+/// A manifest as fetched: exact bytes, the media type the server gave, and
+/// the digest it was fetched by (or computed).
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The exact bytes.
+    pub bytes: Bytes,
+    /// Content-Type from the registry, if any.
+    pub media_type: Option<String>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+}
+
+/// Where image content comes from (the registry client in production).
+///
+/// Contract for implementations: `blob_reader` must yield exactly the blob
+/// and fail with an `io::Error` (at the latest at EOF) when its size or
+/// digest is wrong, as the registry client does; wrap an untrusted stream in
+/// [`super::digest::VerifyingReader`]. `fetch_manifest` and `fetch_blob`
+/// results are verified again here, since that is cheap for small documents.
+pub trait BlobSource: Send + Sync + 'static {
+    /// The source's error; kept intact so the caller's retry loop can judge it.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// A streaming blob body.
+    type Reader: AsyncRead + Send + Unpin + 'static;
+
+    /// Fetches a manifest or index by digest.
+    fn fetch_manifest(
+        &self,
+        digest: &str,
+    ) -> impl Future<Output = Result<FetchedManifest, Self::Error>> + Send;
+    /// Fetches a small blob (a config) into memory.
+    fn fetch_blob(&self, digest: &str) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
+    /// Opens a verified stream over a blob.
+    fn blob_reader(
+        &self,
+        digest: &str,
+        size: u64,
+    ) -> impl Future<Output = Result<Self::Reader, Self::Error>> + Send;
+}
+
+/// A download failure: from the source (network, registry) or from us.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError<E: std::error::Error + 'static> {
+    /// The source failed.
+    #[error(transparent)]
+    Source(E),
+    /// Verifying, parsing or writing failed.
+    #[error(transparent)]
+    Image(#[from] Error),
+}
+
+type FResult<T, S> = std::result::Result<T, FetchError<<S as BlobSource>::Error>>;
+
+/// How `get` should write the image (`params.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `rootfs/`, `metadata.json`, `labels.json`.
+    #[default]
+    Rootfs,
+    /// `image.tar` (docker save), `labels.json`.
+    Oci,
+    /// `oci/` with every platform.
+    OciLayout,
+}
+
+impl Format {
+    /// Parses `params.format`; empty means the default.
+    pub fn parse(text: Option<&str>) -> Result<Format> {
+        match text.unwrap_or("") {
+            "" | "rootfs" => Ok(Format::Rootfs),
+            "oci" => Ok(Format::Oci),
+            "oci-layout" => Ok(Format::OciLayout),
+            other => Err(Error::UnknownFormat(other.to_owned())),
+        }
+    }
+}
+
+/// What to download and how.
+#[derive(Debug, Clone)]
+pub struct GetOptions {
+    /// The version digest (manifest or index).
+    pub digest: String,
+    /// The version tag: names the image in `image.tar` and `oci/index.json`.
+    pub tag: String,
+    /// Output format, or the unknown-format error to raise after the
+    /// manifest fetch (registry-image raises it there).
+    pub format: std::result::Result<Format, String>,
+    /// `params.skip_download`.
+    pub skip_download: bool,
+    /// Platform used to pick a child of an index.
+    pub platform: WantedPlatform,
+    /// Whether labels/annotations are wanted even with `skip_download`
+    /// (`label_regex` / `annotation_regex` set).
+    pub want_metadata: bool,
+    /// `RepoTags` entry of `image.tar`: the origin repository, normalised,
+    /// with the tag (`index.docker.io/library/busybox:latest`).
+    pub repo_tag: String,
+    /// Owners and devices (see [`UnpackOptions`]).
+    pub unpack: UnpackOptions,
+    /// Layers downloading at once.
+    pub parallel: usize,
+}
+
+/// What a download learnt about the image, for the response metadata.
+#[derive(Debug, Clone, Default)]
+pub struct GetOutcome {
+    /// Config labels of the (selected) image.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the (selected) image manifest.
+    pub annotations: HashMap<String, String>,
+}
+
+/// The image a get is about, after index resolution.
+#[derive(Debug, Clone)]
+pub struct SelectedImage {
+    /// The manifest or index the version digest names.
+    pub top: FetchedManifest,
+    /// Whether `top` is an index.
+    pub top_kind: Kind,
+    /// The platform image manifest (== `top` for a single image).
+    pub manifest: FetchedManifest,
+    /// `manifest`, parsed.
+    pub image: ImageManifest,
+}
+
+/// Fetches a manifest by digest and checks its bytes hash to it.
+pub async fn fetch_verified_manifest<S: BlobSource>(
+    source: &S,
+    digest: &str,
+) -> FResult<FetchedManifest, S> {
+    sha256_hex(digest)?;
+    let m = source
+        .fetch_manifest(digest)
+        .await
+        .map_err(FetchError::Source)?;
+    verify_bytes(&format!("manifest {digest}"), &m.bytes, digest, None)?;
+    Ok(FetchedManifest {
+        digest: digest.to_owned(),
+        ..m
+    })
+}
+
+/// Resolves the version digest to one platform's image manifest.
+pub async fn select_image<S: BlobSource>(
+    source: &S,
+    top: FetchedManifest,
+    platform: &WantedPlatform,
+) -> FResult<SelectedImage, S> {
+    let top_kind = manifest::classify(&top.digest, top.media_type.as_deref(), &top.bytes)?;
+    let manifest = match top_kind {
+        Kind::Image => top.clone(),
+        Kind::Index => select_from_index(source, &top, platform, 0)
+            .await?
+            .ok_or_else(|| Error::NoMatchingPlatform {
+                wanted: platform.to_string(),
+                index: top.digest.clone(),
+            })?,
+    };
+    let image = manifest::parse_image(&manifest.digest, &manifest.bytes)?;
+    Ok(SelectedImage {
+        top,
+        top_kind,
+        manifest,
+        image,
+    })
+}
+
+fn select_from_index<'a, S: BlobSource>(
+    source: &'a S,
+    index: &'a FetchedManifest,
+    platform: &'a WantedPlatform,
+    depth: u32,
+) -> std::pin::Pin<Box<dyn Future<Output = FResult<Option<FetchedManifest>, S>> + Send + 'a>> {
+    Box::pin(async move {
+        if depth > 8 {
+            return Err(Error::Unsupported {
+                what: index.digest.clone(),
+                reason: "indexes nested too deeply".into(),
+            }
+            .into());
+        }
+        let parsed = manifest::parse_index(&index.digest, &index.bytes)?;
+        for d in platform.candidates(&parsed) {
+            let digest = d.digest().to_string();
+            let child = fetch_verified_manifest(source, &digest).await?;
+            let media_type = child
+                .media_type
+                .clone()
+                .or_else(|| Some(d.media_type().to_string()));
+            match manifest::classify(&digest, media_type.as_deref(), &child.bytes)? {
+                Kind::Image => return Ok(Some(child)),
+                Kind::Index => {
+                    if let Some(found) =
+                        select_from_index(source, &child, platform, depth + 1).await?
+                    {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// Fetches and verifies an image's config.
+pub async fn fetch_config<S: BlobSource>(
+    source: &S,
+    image: &ImageManifest,
+) -> FResult<(Bytes, RunConfig), S> {
+    let desc = image.config();
+    let digest = desc.digest().to_string();
+    sha256_hex(&digest)?;
+    let bytes = source
+        .fetch_blob(&digest)
+        .await
+        .map_err(FetchError::Source)?;
+    verify_bytes(
+        &format!("config {digest}"),
+        &bytes,
+        &digest,
+        Some(desc.size()),
+    )?;
+    let config = RunConfig::from_config_blob(&digest, &bytes)?;
+    Ok((bytes, config))
+}
+
+/// Runs a whole `get` download into `dest`. Safe to call again after a
+/// failure (the retry loop does): it starts by removing what an earlier
+/// attempt left. Does not write `tag`/`digest`/`repository`.
+pub async fn download<S: BlobSource>(
+    source: Arc<S>,
+    dest: &Path,
+    opts: &GetOptions,
+) -> FResult<GetOutcome, S> {
+    clean_attempt(dest).await?;
+    let top = fetch_verified_manifest(&*source, &opts.digest).await?;
+    let format = opts.format.clone().map_err(Error::UnknownFormat)?;
+
+    if opts.skip_download {
+        if !opts.want_metadata {
+            return Ok(GetOutcome::default());
+        }
+        let sel = select_image(&*source, top, &opts.platform).await?;
+        let (_, config) = fetch_config(&*source, &sel.image).await?;
+        return Ok(outcome(&sel, &config));
+    }
+
+    match format {
+        Format::Rootfs => {
+            let sel = select_image(&*source, top, &opts.platform).await?;
+            let (_, config) = fetch_config(&*source, &sel.image).await?;
+            if !sel.image.layers().is_empty() {
+                unpack_rootfs(source.clone(), &sel.image, &dest.join("rootfs"), dest, opts).await?;
+            }
+            metadata::write_metadata_json(dest, &config)?;
+            metadata::write_labels_json(dest, &config)?;
+            Ok(outcome(&sel, &config))
+        }
+        Format::Oci => {
+            let sel = select_image(&*source, top, &opts.platform).await?;
+            let (config_bytes, config) = fetch_config(&*source, &sel.image).await?;
+            write_docker_archive(source.clone(), &sel.image, &config_bytes, dest, opts).await?;
+            metadata::write_labels_json(dest, &config)?;
+            Ok(outcome(&sel, &config))
+        }
+        Format::OciLayout => {
+            write_oci_layout(source.clone(), &top, &dest.join("oci"), opts).await?;
+            if !opts.want_metadata {
+                return Ok(GetOutcome::default());
+            }
+            // The layout holds every platform; labels and annotations come
+            // from the wanted one, and their absence is no reason to fail.
+            let sel = match select_image(&*source, top, &opts.platform).await {
+                Ok(sel) => sel,
+                Err(FetchError::Image(e @ Error::NoMatchingPlatform { .. })) => {
+                    tracing::warn!("no labels or annotations reported: {e}");
+                    return Ok(GetOutcome::default());
+                }
+                Err(e) => return Err(e),
+            };
+            let (_, config) = fetch_config(&*source, &sel.image).await?;
+            Ok(outcome(&sel, &config))
+        }
+    }
+}
+
+fn outcome(sel: &SelectedImage, config: &RunConfig) -> GetOutcome {
+    GetOutcome {
+        labels: config.labels(),
+        annotations: metadata::manifest_annotations(&sel.manifest.bytes),
+    }
+}
+
+const SPOOL_DIR: &str = ".layers.partial";
+const ARCHIVE_PARTIAL: &str = ".image.tar.partial";
+
+async fn clean_attempt(dest: &Path) -> Result<()> {
+    for dir in ["rootfs", "oci", SPOOL_DIR] {
+        let path = dest.join(dir);
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing the previous attempt's", path, e)),
+        }
+    }
+    for file in [ARCHIVE_PARTIAL, "image.tar", "metadata.json", "labels.json"] {
+        let _ = tokio::fs::remove_file(dest.join(file)).await;
+    }
+    Ok(())
+}
+
+/// Layer descriptors (digest, size), digests validated.
+fn layer_list(image: &ImageManifest) -> Result<Vec<(String, u64)>> {
+    image
+        .layers()
+        .iter()
+        .map(|l| {
+            let d = l.digest().to_string();
+            sha256_hex(&d)?;
+            Ok((d, l.size()))
+        })
+        .collect()
+}
+
+/// Unpacks all layers of `image` into `rootfs` (spooling under `dest`).
+pub async fn unpack_rootfs<S: BlobSource>(
+    source: Arc<S>,
+    image: &ImageManifest,
+    rootfs: &Path,
+    dest: &Path,
+    opts: &GetOptions,
+) -> FResult<(), S> {
+    let layers = layer_list(image)?;
+    let spool = dest.join(SPOOL_DIR);
+    let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
+    let mut unpacker = Unpacker::new(rootfs, opts.unpack)?;
+    let total = layers.len();
+    let mut index = 0;
+    while let Some(input) = feed.next().await {
+        let input = input?;
+        let (digest, size) = layers[index].clone();
+        index += 1;
+        tracing::info!("extracting layer {index}/{total} {digest} ({size} bytes)");
+        unpacker = match input {
+            LayerInput::Stream(reader) => {
+                let reader = SyncIoBridge::new(reader);
+                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                result?;
+                unpacker
+            }
+            LayerInput::Spooled(handle) => {
+                let reader = handle
+                    .reader()
+                    .map_err(|e| Error::io("opening", handle.path(), e))?;
+                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                // A failed download explains a failed read better, and keeps
+                // the source's error type for the retry loop.
+                let path = handle.finished().await?;
+                result?;
+                let _ = tokio::fs::remove_file(&path).await;
+                unpacker
+            }
+        };
+    }
+    tokio::task::spawn_blocking(move || unpacker.finish())
+        .await
+        .map_err(|e| Error::Task("applying directory metadata", e))??;
+    let _ = tokio::fs::remove_dir_all(&spool).await;
+    Ok(())
+}
+
+/// Runs one layer through the unpacker on a blocking thread; hands the
+/// unpacker back whatever happened.
+async fn unpack_blocking<R: std::io::Read + Send + 'static>(
+    mut unpacker: Unpacker,
+    digest: String,
+    reader: R,
+) -> Result<(Unpacker, Result<()>)> {
+    tokio::task::spawn_blocking(move || {
+        let result = unpacker.unpack_layer(&digest, reader).map(|_| ());
+        (unpacker, result)
+    })
+    .await
+    .map_err(|e| Error::Task("unpacking a layer", e))
+}
+
+/// Writes `dest/image.tar` for `image` (via a partial file renamed at the end).
+pub async fn write_docker_archive<S: BlobSource>(
+    source: Arc<S>,
+    image: &ImageManifest,
+    config_bytes: &[u8],
+    dest: &Path,
+    opts: &GetOptions,
+) -> FResult<(), S> {
+    let layers = layer_list(image)?;
+    let partial = dest.join(ARCHIVE_PARTIAL);
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| Error::io("creating", &partial, e))?;
+    let mut writer =
+        DockerArchiveWriter::new(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+    writer
+        .append_config(image.config().digest().as_ref(), config_bytes)
+        .await?;
+    let spool = dest.join(SPOOL_DIR);
+    let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
+    let mut index = 0;
+    while let Some(input) = feed.next().await {
+        let (digest, size) = &layers[index];
+        index += 1;
+        match input? {
+            LayerInput::Stream(reader) => writer.append_layer(digest, *size, reader).await?,
+            LayerInput::Spooled(handle) => {
+                let path = handle.finished().await?;
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| Error::io("opening", &path, e))?;
+                writer.append_layer(digest, *size, file).await?;
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
+    }
+    let mut out = writer.finish(std::slice::from_ref(&opts.repo_tag)).await?;
+    tokio::io::AsyncWriteExt::shutdown(&mut out)
+        .await
+        .map_err(|e| Error::io("writing", &partial, e))?;
+    drop(out);
+    let _ = tokio::fs::remove_dir_all(&spool).await;
+    let final_path = dest.join("image.tar");
+    tokio::fs::rename(&partial, &final_path)
+        .await
+        .map_err(|e| Error::io("renaming into place", final_path, e))?;
+    Ok(())
+}
+
+/// Writes an OCI layout of everything `top` references, all platforms.
+pub async fn write_oci_layout<S: BlobSource>(
+    source: Arc<S>,
+    top: &FetchedManifest,
+    dir: &Path,
+    opts: &GetOptions,
+) -> FResult<(), S> {
+    let writer = LayoutWriter::create(dir).await?;
+    // Walk manifests breadth-first, writing them; collect configs and layers.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut queue = vec![(top.clone(), true)];
+    while let Some((m, is_top)) = queue.pop() {
+        let kind = manifest::classify(&m.digest, m.media_type.as_deref(), &m.bytes)?;
+        if !is_top {
+            writer.write_blob_bytes(&m.bytes, &m.digest).await?;
+        }
+        match kind {
+            Kind::Index => {
+                let index = manifest::parse_index(&m.digest, &m.bytes)?;
+                for d in index.manifests() {
+                    let digest = d.digest().to_string();
+                    if seen.insert(digest.clone()) {
+                        let mut child = fetch_verified_manifest(&*source, &digest).await?;
+                        if child.media_type.is_none() {
+                            child.media_type = Some(d.media_type().to_string());
+                        }
+                        queue.push((child, false));
+                    }
+                }
+            }
+            Kind::Image => {
+                let image = manifest::parse_image(&m.digest, &m.bytes)?;
+                let c = image.config();
+                for (d, s) in
+                    std::iter::once((c.digest().to_string(), c.size())).chain(layer_list(&image)?)
+                {
+                    if seen.insert(d.clone()) {
+                        blobs.push((d, s));
+                    }
+                }
+            }
+        }
+    }
+    let parallel = opts.parallel.max(1);
+    stream::iter(blobs)
+        .map(|(digest, size)| {
+            let source = source.clone();
+            let writer = writer.clone();
+            async move {
+                let reader = source
+                    .blob_reader(&digest, size)
+                    .await
+                    .map_err(FetchError::Source)?;
+                writer.write_blob(reader, &digest, size).await?;
+                Ok::<_, FetchError<S::Error>>(())
+            }
+        })
+        .buffer_unordered(parallel)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let top_kind = manifest::classify(&top.digest, top.media_type.as_deref(), &top.bytes)?;
+    match top_kind {
+        // The exact bytes, so sha256(index.json) == the version digest.
+        Kind::Index => writer.write_index_bytes(&top.bytes).await?,
+        Kind::Image => {
+            writer.write_blob_bytes(&top.bytes, &top.digest).await?;
+            let media_type =
+                manifest::media_type_or_default(Kind::Image, top.media_type.as_deref(), &top.bytes);
+            let index = single_image_index(
+                &media_type,
+                &top.digest,
+                top.bytes.len() as u64,
+                Some(&opts.tag),
+            );
+            writer.write_index_bytes(&index).await?;
+            writer
+                .write_file("single-image-digest", top.digest.as_bytes())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+mod feed;
+
+pub use feed::{LayerFeed, LayerInput, SpoolHandle, SpoolReader};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

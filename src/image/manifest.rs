@@ -1,0 +1,180 @@
+//! Telling manifests from indexes, and parsing both into oci-spec types.
+//!
+//! Docker v2 manifests and manifest lists have the same JSON shape as their
+//! OCI counterparts, so one pair of types serves both. The media type comes
+//! from the registry's Content-Type when it is one we know, else from the
+//! document's own `mediaType`, else from its shape (registry-image treats an
+//! unknown type as an image manifest; we also recognise an index by its
+//! `manifests` array).
+
+use oci_spec::image::{ImageIndex, ImageManifest};
+use serde::Deserialize;
+
+use super::{Error, Result};
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker image manifest v2 schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker gzip layer.
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const DOCKER_SCHEMA1: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// What a manifest document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An image manifest (OCI or Docker v2).
+    Image,
+    /// An index / manifest list.
+    Index,
+}
+
+/// Whether `media_type` names an index.
+pub fn is_index_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// Whether `media_type` names an image manifest.
+pub fn is_image_type(media_type: &str) -> bool {
+    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+}
+
+#[derive(Deserialize)]
+struct Shape {
+    #[serde(default, rename = "schemaVersion")]
+    schema_version: Option<u64>,
+    #[serde(default, rename = "mediaType")]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<serde_json::Value>,
+}
+
+/// Classifies a manifest document; `what` names it in errors.
+pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Kind> {
+    let shape: Shape = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
+        what: format!("manifest {what}"),
+        message: e.to_string(),
+    })?;
+    let schema1 = |t: &str| DOCKER_SCHEMA1.contains(&t);
+    for t in [media_type, shape.media_type.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if schema1(t) {
+            return Err(Error::Unsupported {
+                what: what.to_owned(),
+                reason: "docker schema 1 manifests are not supported".into(),
+            });
+        }
+        if is_index_type(t) {
+            return Ok(Kind::Index);
+        }
+        if is_image_type(t) {
+            return Ok(Kind::Image);
+        }
+    }
+    if shape.schema_version == Some(1) {
+        return Err(Error::Unsupported {
+            what: what.to_owned(),
+            reason: "docker schema 1 manifests are not supported".into(),
+        });
+    }
+    if let Some(t) = media_type.filter(|t| !t.is_empty()) {
+        tracing::warn!(
+            "manifest {what} has unexpected media type {t:?}; treating it by its content"
+        );
+    }
+    Ok(if shape.manifests.is_some() {
+        Kind::Index
+    } else {
+        Kind::Image
+    })
+}
+
+/// Parses an image manifest.
+pub fn parse_image(what: &str, bytes: &[u8]) -> Result<ImageManifest> {
+    ImageManifest::from_reader(bytes).map_err(|e| Error::Parse {
+        what: format!("image manifest {what}"),
+        message: e.to_string(),
+    })
+}
+
+/// Parses an index.
+pub fn parse_index(what: &str, bytes: &[u8]) -> Result<ImageIndex> {
+    ImageIndex::from_reader(bytes).map_err(|e| Error::Parse {
+        what: format!("index {what}"),
+        message: e.to_string(),
+    })
+}
+
+/// The media type to record for a manifest of `kind` when the registry did
+/// not give a usable one.
+pub fn media_type_or_default(kind: Kind, media_type: Option<&str>, bytes: &[u8]) -> String {
+    if let Some(t) = media_type.filter(|t| is_index_type(t) || is_image_type(t)) {
+        return t.to_owned();
+    }
+    if let Ok(Shape {
+        media_type: Some(t),
+        ..
+    }) = serde_json::from_slice::<Shape>(bytes)
+        && (is_index_type(&t) || is_image_type(&t))
+    {
+        return t;
+    }
+    match kind {
+        Kind::Index => OCI_INDEX.to_owned(),
+        Kind::Image => OCI_MANIFEST.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify("m", Some(OCI_INDEX), b"{}").unwrap(), Kind::Index);
+        assert_eq!(
+            classify("m", Some(DOCKER_MANIFEST), b"{}").unwrap(),
+            Kind::Image
+        );
+        assert_eq!(
+            classify("m", None, br#"{"manifests":[]}"#).unwrap(),
+            Kind::Index
+        );
+        assert_eq!(
+            classify("m", Some("text/plain"), br#"{"layers":[]}"#).unwrap(),
+            Kind::Image
+        );
+        assert_eq!(
+            classify(
+                "m",
+                Some("application/octet-stream"),
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            )
+            .unwrap(),
+            Kind::Index
+        );
+        assert!(matches!(
+            classify("m", None, br#"{"schemaVersion":1}"#),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(matches!(
+            classify("m", Some(DOCKER_SCHEMA1[1]), b"{}"),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(matches!(
+            classify("m", None, b"not json"),
+            Err(Error::Parse { .. })
+        ));
+    }
+}

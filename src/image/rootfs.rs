@@ -1,0 +1,695 @@
+//! Unpacking image layers into a root filesystem, without ever writing
+//! outside it.
+//!
+//! `tar`'s own `unpack_in` is not used: it resolves symlinks against the
+//! host, so an absolute in-image symlink (`/etc/alternatives/x -> /usr/...`)
+//! would point at the host, and it silently *skips* `..` entries. A container
+//! rootfs needs chroot semantics instead, which [`Unpacker`] implements with
+//! its own resolver:
+//!
+//! - every path is resolved component by component under the root; symlinks
+//!   met on the way are expanded with absolute targets starting again at the
+//!   root and `..` clamped at it, so nothing can name a host path;
+//! - an entry path that is absolute or contains `..` is an error (a hostile
+//!   or broken layer), as is a hard link whose source is;
+//! - an existing path is removed before an entry is created in its place,
+//!   unless both are directories, and files are created with `O_EXCL`, so a
+//!   symlink planted by an earlier entry is never written through;
+//! - whiteouts (`.wh.<name>`, `.wh..wh..opq`) are resolved the same way and
+//!   only remove what earlier layers created;
+//! - directory modes and mtimes are applied at the very end, deepest first,
+//!   so read-only directories can still be filled and creating children does
+//!   not disturb recorded mtimes;
+//! - ownership is applied only as root, devices are created only as root,
+//!   and extended attributes are best effort.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use filetime::FileTime;
+use tar::EntryType;
+
+use super::compression;
+use super::{Error, Result};
+
+/// What the unpacker may do besides creating files.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    /// Apply owners from the layer and create device nodes. Only works as
+    /// root; registry-image does the same.
+    pub as_root: bool,
+}
+
+impl UnpackOptions {
+    /// Options for the current process: `as_root` when the effective uid is 0.
+    pub fn for_current_user() -> Self {
+        UnpackOptions {
+            as_root: nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// Counts for one unpacked layer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Tar entries applied (files, directories, links, whiteouts).
+    pub entries: u64,
+    /// Entries skipped (devices as non-root, unknown types).
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime: FileTime,
+}
+
+/// Applies layers, in order, to one root directory.
+///
+/// Call [`Unpacker::unpack_layer`] for each layer, then [`Unpacker::finish`]
+/// to apply directory metadata.
+pub struct Unpacker {
+    root: PathBuf,
+    opts: UnpackOptions,
+    /// Directory metadata to apply at the end, by path relative to the root.
+    dirs: BTreeMap<PathBuf, DirMeta>,
+    /// Paths (relative, resolved) known to be real directories. Only we
+    /// write under the root and every replacement goes through
+    /// [`Unpacker::remove`], which forgets what it removes, so this saves
+    /// an `lstat` per path component without going stale.
+    known_dirs: HashSet<PathBuf>,
+    /// Copy buffer, allocated once: layers have many small files.
+    buf: Vec<u8>,
+}
+
+/// Unpacks a single layer (any compression) into `root` and applies its
+/// directory metadata.
+pub fn unpack_layer<R: Read>(reader: R, root: &Path) -> Result<LayerStats> {
+    let mut unpacker = Unpacker::new(root, UnpackOptions::for_current_user())?;
+    let stats = unpacker.unpack_layer("layer", reader)?;
+    unpacker.finish()?;
+    Ok(stats)
+}
+
+/// Why an entry was refused; becomes [`Error::UnsafeEntry`].
+struct Refused(String);
+
+/// The normal components of an entry path; absolute paths and `..` are
+/// refused rather than skipped, because no honest layer contains them.
+fn entry_components(path: &Path) -> std::result::Result<Vec<&OsStr>, Refused> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(Refused("absolute path".into()));
+            }
+            Component::ParentDir => return Err(Refused("path contains `..`".into())),
+            Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Ok(out)
+}
+
+fn not_a_dir(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotADirectory,
+        format!("{} is not a directory", path.display()),
+    )
+}
+
+impl Unpacker {
+    /// Prepares to unpack into `root`, creating it if needed.
+    pub fn new(root: &Path, opts: UnpackOptions) -> Result<Self> {
+        fs::create_dir_all(root).map_err(|e| Error::io("creating rootfs directory", root, e))?;
+        Ok(Unpacker {
+            root: root.to_owned(),
+            opts,
+            dirs: BTreeMap::new(),
+            known_dirs: HashSet::new(),
+            buf: vec![0u8; 256 * 1024],
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves `components` under the root as the kernel would inside a
+    /// chroot and returns a symlink-free path relative to the root.
+    ///
+    /// With `follow_last` a symlink in the last component is expanded too.
+    /// With `create` the path names a directory: every missing component is
+    /// created (0755) and any non-directory on the way is an error. Without
+    /// it a missing last component is fine (the caller is about to create
+    /// it), a missing intermediate one is `NotFound`.
+    pub fn resolve(
+        &mut self,
+        components: &[&OsStr],
+        follow_last: bool,
+        create: bool,
+    ) -> io::Result<PathBuf> {
+        let mut resolved = PathBuf::new();
+        let mut pending: VecDeque<OsString> = components.iter().map(|c| c.to_os_string()).collect();
+        let mut hops = 0u32;
+        while let Some(name) = pending.pop_front() {
+            if name.is_empty() || name == "." {
+                continue;
+            }
+            if name == ".." {
+                // Only symlink targets get here; `..` at the root stays there.
+                resolved.pop();
+                continue;
+            }
+            let is_last = pending.is_empty();
+            if is_last && !follow_last {
+                resolved.push(&name);
+                break;
+            }
+            let candidate = resolved.join(&name);
+            if self.known_dirs.contains(&candidate) {
+                resolved = candidate;
+                continue;
+            }
+            let host = self.root.join(&candidate);
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("too many levels of symbolic links at {}", host.display()),
+                        ));
+                    }
+                    let target = fs::read_link(&host)?;
+                    if target.is_absolute() {
+                        resolved = PathBuf::new();
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(n) => pending.push_front(n.to_os_string()),
+                            Component::ParentDir => pending.push_front("..".into()),
+                            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                        }
+                    }
+                }
+                Ok(m) if m.is_dir() => {
+                    self.known_dirs.insert(candidate);
+                    resolved.push(&name);
+                }
+                Ok(_) if create => return Err(not_a_dir(&host)),
+                Ok(_) if is_last => resolved.push(&name),
+                Ok(_) => return Err(not_a_dir(&host)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if create {
+                        fs::DirBuilder::new().mode(0o755).create(&host)?;
+                        self.known_dirs.insert(candidate);
+                    } else if !is_last {
+                        return Err(e);
+                    }
+                    resolved.push(&name);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Applies one layer. `layer` names it in errors (its digest).
+    ///
+    /// A layer that ends early *inside its content* (a truncated gzip
+    /// stream or tar whose blob was delivered completely) fails with
+    /// `InvalidData`; only a failure of `reader` itself keeps its kind, so
+    /// the retry loop retries broken downloads but not broken images.
+    pub fn unpack_layer<R: Read>(&mut self, layer: &str, reader: R) -> Result<LayerStats> {
+        let reader_failed = Rc::new(Cell::new(false));
+        let classify = |e: io::Error| {
+            if !reader_failed.get() && e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("layer content is truncated or corrupt: {e}"),
+                )
+            } else {
+                e
+            }
+        };
+        let stream_err = |source| Error::Unpack {
+            layer: layer.to_owned(),
+            entry: String::new(),
+            source: classify(source),
+        };
+        let reader = Tap {
+            inner: reader,
+            failed: reader_failed.clone(),
+        };
+        let decoder = compression::decompress(reader).map_err(stream_err)?;
+        let mut archive = tar::Archive::new(decoder);
+        let mut stats = LayerStats::default();
+        let result = self.apply_all(layer, &mut archive, &mut stats, &classify);
+        let decoder = archive.into_inner();
+        match result {
+            Ok(()) => decoder.finish().map_err(stream_err)?,
+            Err(e) if !reader_failed.get() => {
+                // A layer that does not parse may simply be a corrupt
+                // download: read the rest so the source's digest check can
+                // say so, which is the more useful (and retryable) error.
+                if let Err(read) = decoder.drain_raw() {
+                    return Err(stream_err(read));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(stats)
+    }
+
+    fn apply_all<D: Read>(
+        &mut self,
+        layer: &str,
+        archive: &mut tar::Archive<D>,
+        stats: &mut LayerStats,
+        classify: &dyn Fn(io::Error) -> io::Error,
+    ) -> Result<()> {
+        let stream_err = |source| Error::Unpack {
+            layer: layer.to_owned(),
+            entry: String::new(),
+            source: classify(source),
+        };
+        // Paths this layer created: whiteouts only hide lower layers.
+        let mut written: HashSet<PathBuf> = HashSet::new();
+        for entry in archive.entries().map_err(stream_err)? {
+            let mut entry = entry.map_err(stream_err)?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            match self.apply(&mut entry, &raw, &mut written) {
+                Ok(true) => stats.entries += 1,
+                Ok(false) => stats.skipped += 1,
+                Err(ApplyError::Refused(Refused(reason))) => {
+                    return Err(Error::UnsafeEntry {
+                        layer: layer.to_owned(),
+                        entry: shown,
+                        reason,
+                    });
+                }
+                Err(ApplyError::Io(source)) => {
+                    return Err(Error::Unpack {
+                        layer: layer.to_owned(),
+                        entry: shown,
+                        source: classify(source),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies directory modes and mtimes, deepest first.
+    pub fn finish(self) -> Result<()> {
+        let mut dirs: Vec<_> = self.dirs.into_iter().collect();
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (rel, meta) in dirs {
+            let host = self.root.join(&rel);
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => {}
+                // Removed or replaced by a later layer.
+                _ => continue,
+            }
+            fs::set_permissions(&host, fs::Permissions::from_mode(meta.mode))
+                .and_then(|()| filetime::set_symlink_file_times(&host, meta.mtime, meta.mtime))
+                .map_err(|e| Error::io("setting directory metadata on", &host, e))?;
+        }
+        Ok(())
+    }
+
+    /// Applies one entry; `Ok(false)` when it was skipped.
+    fn apply<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        raw_path: &[u8],
+        written: &mut HashSet<PathBuf>,
+    ) -> std::result::Result<bool, ApplyError> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(false);
+        }
+        let path = Path::new(OsStr::from_bytes(raw_path));
+        let comps = entry_components(path)?;
+        let Some((name, parent)) = comps.split_last() else {
+            // The root itself (`./`): it exists; its metadata is ours.
+            return Ok(false);
+        };
+        let name_bytes = name.as_bytes();
+        if let Some(target) = name_bytes.strip_prefix(b".wh.") {
+            return self.whiteout(parent, target, written);
+        }
+
+        let parent_rel = self.resolve(parent, true, true)?;
+        let rel = parent_rel.join(name);
+        let host = self.root.join(&rel);
+        let existing = match fs::symlink_metadata(&host) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+
+        let pax = Pax::read(entry)?;
+        let header = entry.header();
+        let mode = header.mode()? & 0o7777;
+        // Lenient like Go's archive/tar: some writers leave these blank.
+        // PAX records win over the header fields, as in every tar reader.
+        let mtime = pax
+            .mtime
+            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
+        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0));
+        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0));
+
+        match kind {
+            EntryType::Directory => {
+                match existing {
+                    Some(m) if m.is_dir() => {}
+                    Some(_) => {
+                        self.remove(&rel)?;
+                        fs::DirBuilder::new().mode(0o755).create(&host)?;
+                    }
+                    None => fs::DirBuilder::new().mode(0o755).create(&host)?,
+                }
+                self.known_dirs.insert(rel.clone());
+                self.chown(&host, uid, gid)?;
+                self.xattrs(&pax, &host);
+                self.dirs.insert(rel.clone(), DirMeta { mode, mtime });
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                if existing.is_some() {
+                    self.remove(&rel)?;
+                }
+                // O_EXCL|O_NOFOLLOW: never write through anything that
+                // appeared at this path, even a racing symlink.
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&host)?;
+                copy(entry, &mut file, &mut self.buf)?;
+                if self.opts.as_root {
+                    std::os::unix::fs::fchown(&file, Some(uid as u32), Some(gid as u32))?;
+                }
+                // After chown, which clears set-id bits.
+                file.set_permissions(fs::Permissions::from_mode(mode))?;
+                self.xattrs(&pax, &host);
+                filetime::set_file_handle_times(&file, Some(mtime), Some(mtime))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Refused("symlink without a target".into()))?
+                    .into_owned();
+                if existing.is_some() {
+                    self.remove(&rel)?;
+                }
+                // Stored as written: absolute targets are resolved inside
+                // the root by whoever follows them (our resolver, a container).
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host)?;
+                self.chown(&host, uid, gid)?;
+                filetime::set_symlink_file_times(&host, mtime, mtime)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Refused("hard link without a source".into()))?
+                    .into_owned();
+                let target_comps = entry_components(Path::new(OsStr::from_bytes(&target)))
+                    .map_err(|Refused(r)| Refused(format!("hard link source: {r}")))?;
+                if target_comps.is_empty() {
+                    return Err(Refused("hard link to the root directory".into()).into());
+                }
+                let src_rel = self.resolve(&target_comps, false, false)?;
+                let src = self.root.join(&src_rel);
+                let src_meta = fs::symlink_metadata(&src)?;
+                if src_meta.is_dir() {
+                    return Err(Refused("hard link to a directory".into()).into());
+                }
+                if src_rel == rel {
+                    return Ok(true);
+                }
+                if existing.is_some() {
+                    self.remove(&rel)?;
+                }
+                // linkat without AT_SYMLINK_FOLLOW: a link to a symlink
+                // links the symlink itself, which stays inside the root.
+                fs::hard_link(&src, &host)?;
+            }
+            EntryType::Fifo => {
+                if existing.is_some() {
+                    self.remove(&rel)?;
+                }
+                nix::unistd::mkfifo(&host, nix::sys::stat::Mode::from_bits_truncate(mode))
+                    .map_err(io::Error::from)?;
+                self.chown(&host, uid, gid)?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
+                filetime::set_symlink_file_times(&host, mtime, mtime)?;
+            }
+            EntryType::Char | EntryType::Block => {
+                if !self.opts.as_root {
+                    tracing::debug!(entry = %path.display(), "skipping device node: not root");
+                    return Ok(false);
+                }
+                if existing.is_some() {
+                    self.remove(&rel)?;
+                }
+                let kind_bits = if kind == EntryType::Char {
+                    nix::sys::stat::SFlag::S_IFCHR
+                } else {
+                    nix::sys::stat::SFlag::S_IFBLK
+                };
+                let major = header.device_major()?.unwrap_or(0);
+                let minor = header.device_minor()?.unwrap_or(0);
+                let dev = nix::sys::stat::makedev(major.into(), minor.into());
+                match nix::sys::stat::mknod(
+                    &host,
+                    kind_bits,
+                    nix::sys::stat::Mode::from_bits_truncate(mode),
+                    dev,
+                ) {
+                    Ok(()) => {}
+                    // Root in a user namespace may not create devices.
+                    Err(nix::errno::Errno::EPERM) => {
+                        tracing::warn!(entry = %path.display(), "skipping device node: not permitted");
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(io::Error::from(e).into()),
+                }
+                self.chown(&host, uid, gid)?;
+                filetime::set_symlink_file_times(&host, mtime, mtime)?;
+            }
+            other => {
+                tracing::debug!(entry = %path.display(), kind = ?other, "skipping unsupported tar entry");
+                return Ok(false);
+            }
+        }
+        written.insert(rel);
+        Ok(true)
+    }
+
+    fn whiteout(
+        &mut self,
+        parent: &[&OsStr],
+        target: &[u8],
+        written: &HashSet<PathBuf>,
+    ) -> std::result::Result<bool, ApplyError> {
+        let opaque = target == b".wh..opq";
+        if !opaque {
+            match target {
+                b"" => return Err(Refused("whiteout without a name".into()).into()),
+                b"." | b".." => {
+                    return Err(Refused("whiteout names a parent directory".into()).into());
+                }
+                // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not content.
+                t if t.starts_with(b".wh.") => return Ok(false),
+                _ => {}
+            }
+        }
+        let parent_rel = match self.resolve(parent, true, false) {
+            Ok(p) => p,
+            // Nothing there to hide.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let dir = self.root.join(&parent_rel);
+        if opaque {
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                _ => return Ok(true),
+            }
+            for child in fs::read_dir(&dir)? {
+                let child = child?;
+                if !written.contains(&parent_rel.join(child.file_name())) {
+                    self.remove(&parent_rel.join(child.file_name()))?;
+                }
+            }
+        } else {
+            let rel = parent_rel.join(OsStr::from_bytes(target));
+            if !written.contains(&rel) {
+                self.remove(&rel)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes whatever is at `rel` without following a symlink there, and
+    /// forgets pending metadata of directories that went with it.
+    fn remove(&mut self, rel: &Path) -> io::Result<()> {
+        let host = self.root.join(rel);
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => {
+                // std's remove_dir_all does not follow symlinks inside.
+                fs::remove_dir_all(&host)?;
+                self.dirs.retain(|k, _| !k.starts_with(rel));
+                self.known_dirs.retain(|k| !k.starts_with(rel));
+                Ok(())
+            }
+            Ok(_) => fs::remove_file(&host),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn chown(&self, path: &Path, uid: u64, gid: u64) -> io::Result<()> {
+        if self.opts.as_root {
+            std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))?;
+        }
+        Ok(())
+    }
+
+    /// Sets `SCHILY.xattr.*` PAX records; failures (filesystems without
+    /// xattr support, `security.*` as non-root) are only logged.
+    fn xattrs(&self, pax: &Pax, path: &Path) {
+        for (name, value) in &pax.xattrs {
+            if let Err(e) = xattr::set(path, OsStr::from_bytes(name), value) {
+                tracing::debug!(path = %path.display(), error = %e, "could not set extended attribute");
+            }
+        }
+    }
+}
+
+/// The PAX records of an entry that `tar` does not apply itself.
+#[derive(Default)]
+struct Pax {
+    mtime: Option<FileTime>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Pax {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
+        let mut pax = Pax::default();
+        let Some(exts) = entry.pax_extensions()? else {
+            return Ok(pax);
+        };
+        for ext in exts {
+            let ext = ext?;
+            let value = std::str::from_utf8(ext.value_bytes()).ok();
+            match ext.key_bytes() {
+                b"mtime" => pax.mtime = value.and_then(parse_pax_time),
+                b"uid" => pax.uid = value.and_then(|v| v.parse().ok()),
+                b"gid" => pax.gid = value.and_then(|v| v.parse().ok()),
+                key => {
+                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                        pax.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(pax)
+    }
+}
+
+/// `1234567890.123456789` (seconds with optional fraction) as a FileTime.
+fn parse_pax_time(text: &str) -> Option<FileTime> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse::<u32>().ok()?
+    };
+    Some(FileTime::from_unix_time(secs, nanos))
+}
+
+/// Notes whether the layer stream itself failed (as opposed to the
+/// decompressor or tar parser above it).
+struct Tap<R> {
+    inner: R,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })
+    }
+}
+
+/// Copies file content with a buffer large enough to keep syscalls rare.
+fn copy<R: Read>(from: &mut R, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+enum ApplyError {
+    Refused(Refused),
+    Io(io::Error),
+}
+
+impl From<Refused> for ApplyError {
+    fn from(r: Refused) -> Self {
+        ApplyError::Refused(r)
+    }
+}
+
+impl From<io::Error> for ApplyError {
+    fn from(e: io::Error) -> Self {
+        ApplyError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Registry errors: each names the request (method and URL, never
+//! credentials) or the reference it concerns, and can tell whether it is
+//! worth retrying.
+
+use std::error::Error as StdError;
+
+use reqwest::StatusCode;
+
+/// A failed registry operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The registry answered with an unexpected status.
+    #[error("{request}: {}", status_text(.status, .codes, .body))]
+    Status {
+        /// `METHOD url` of the request.
+        request: String,
+        /// HTTP status.
+        status: StatusCode,
+        /// `errors[].code` of the registry's error body, if any.
+        codes: Vec<String>,
+        /// Registry error message(s) or the (truncated) body.
+        body: String,
+    },
+    /// The request did not complete (connection, TLS, protocol).
+    #[error("{request}")]
+    Transport {
+        /// `METHOD url` of the request.
+        request: String,
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Neither HTTPS nor (where allowed) plain HTTP reached the registry.
+    #[error("pinging registry {registry}")]
+    Ping {
+        /// Registry host.
+        registry: String,
+        /// What failed.
+        #[source]
+        source: oci_client::errors::OciDistributionError,
+    },
+    /// The token handshake failed.
+    #[error("authenticating to {registry} for {scope}")]
+    Auth {
+        /// Registry host.
+        registry: String,
+        /// `pull` or `push,pull` on which repository.
+        scope: String,
+        /// What failed.
+        #[source]
+        source: oci_client::errors::OciDistributionError,
+    },
+    /// Content did not hash to the digest it was fetched by.
+    #[error("{what} {reference}: digest mismatch: got {actual}")]
+    DigestMismatch {
+        /// `manifest` or `blob`.
+        what: &'static str,
+        /// The expected digest (as reference).
+        reference: String,
+        /// The digest of what was received.
+        actual: String,
+    },
+    /// A digest string that is not `sha256:<64 hex>`.
+    #[error("invalid digest {0:?}: only sha256 digests are supported")]
+    InvalidDigest(String),
+    /// The registry broke the protocol (missing Location, bad JSON...).
+    #[error("{request}: {detail}")]
+    Protocol {
+        /// `METHOD url` of the request.
+        request: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The HTTP client could not be built (bad CA certificate...).
+    #[error("configuring registry client for {registry}")]
+    Setup {
+        /// Registry host.
+        registry: String,
+        /// What failed.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// Reading the body to push failed.
+    #[error("reading blob {digest} to push")]
+    Read {
+        /// The blob.
+        digest: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn status_text(status: &StatusCode, codes: &[String], body: &str) -> String {
+    if codes.is_empty() {
+        if body.is_empty() {
+            format!("unexpected status code {status}")
+        } else {
+            format!("unexpected status code {status}: {body}")
+        }
+    } else {
+        // ggcr's form for an errors array: `MANIFEST_UNKNOWN: message`.
+        body.to_owned()
+    }
+}
+
+impl Error {
+    /// The HTTP status, if the registry answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The registry error codes (`NAME_UNKNOWN`, `DENIED`...), if any.
+    pub fn codes(&self) -> &[String] {
+        match self {
+            Error::Status { codes, .. } => codes,
+            _ => &[],
+        }
+    }
+
+    /// Whether retrying may help: 429, 5xx, connection resets, truncated
+    /// responses and HTTP/2 stream errors (registry-image `isTransientError`
+    /// plus 5xx, which ggcr's transport would retry).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+            Error::Transport { source, .. } => chain_is_transient(source),
+            Error::Ping { source, .. } | Error::Auth { source, .. } => chain_is_transient(source),
+            Error::Read { source, .. } => io_is_transient(source),
+            _ => false,
+        }
+    }
+}
+
+fn io_is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+    )
+}
+
+/// Walks `err`'s source chain looking for a transient cause.
+pub fn chain_is_transient(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(e) = e.downcast_ref::<Error>()
+            && e.is_transient()
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io_is_transient(io)
+        {
+            return true;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_closed())
+        {
+            return true;
+        }
+        if let Some(r) = e.downcast_ref::<oci_client::errors::OciDistributionError>() {
+            match r {
+                oci_client::errors::OciDistributionError::ServerError { code, .. }
+                    if *code == 429 || *code >= 500 =>
+                {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        // h2 errors are not a dependency of ours; match on their text.
+        let text = e.to_string();
+        if text.contains("stream error") || text.contains("connection reset") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,151 @@
+//! [`retry_transient`]: registry-image's back-off (`backoff.go`) for `in`
+//! and `out`; check never retries. Exponential from 5 s (5 ms with
+//! `TEST=true`, which the upstream test-suite relies on), ×1.5 per attempt,
+//! ±50 % jitter, at most 5 min between attempts, giving up after 1 h.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tracing::warn;
+
+/// Errors that can say whether retrying might help.
+pub trait Transient: std::error::Error + 'static {
+    /// Whether this failure is transient (429, 5xx, connection reset...).
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for super::Error {
+    fn is_transient(&self) -> bool {
+        super::Error::is_transient(self)
+    }
+}
+
+impl Transient for crate::Error {
+    fn is_transient(&self) -> bool {
+        // `Registry` is `#[error(transparent)]`, whose `source()` skips the
+        // registry error itself, so match the variants before walking.
+        match self {
+            crate::Error::Registry(e) => e.is_transient(),
+            crate::Error::Context { source, .. } => source.is_transient(),
+            crate::Error::Foreign { source, .. } => {
+                super::error::chain_is_transient(source.as_ref())
+            }
+            // Other variants: walk their sources (a wrapped io error from a
+            // truncated download is transient).
+            _ => super::error::chain_is_transient(self),
+        }
+    }
+}
+
+/// Lets in-crate tests use the short interval without mutating the process
+/// environment (`set_var` races other test threads).
+#[cfg(test)]
+pub(crate) static FAST_FOR_TESTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn initial_interval() -> Duration {
+    #[cfg(test)]
+    if FAST_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed) {
+        return Duration::from_millis(5);
+    }
+    if std::env::var("TEST").is_ok_and(|v| v == "true") {
+        Duration::from_millis(5)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+const MULTIPLIER: f64 = 1.5;
+const MAX_INTERVAL: Duration = Duration::from_secs(300);
+const MAX_ELAPSED: Duration = Duration::from_secs(3600);
+
+/// Runs `f` until it succeeds, fails permanently, or an hour has passed.
+/// Each retry logs `transient error: <err>; retrying in <dur>` (the error
+/// texts never contain credentials).
+pub async fn retry_transient<T, E, F, Fut>(what: &str, mut f: F) -> Result<T, E>
+where
+    E: Transient,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let start = Instant::now();
+    let mut interval = initial_interval();
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && start.elapsed() < MAX_ELAPSED => {
+                let jitter = rand::thread_rng().gen_range(0.5..1.5);
+                let delay = interval.mul_f64(jitter);
+                warn!(
+                    "{what}: transient error: {}; retrying in {delay:?}",
+                    crate::error::chain(&e)
+                );
+                tokio::time::sleep(delay).await;
+                interval = interval.mul_f64(MULTIPLIER).min(MAX_INTERVAL);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> super::super::Error {
+        super::super::Error::Status {
+            request: "GET http://r/v2/x/manifests/y".into(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            codes: vec![],
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn transient_classification_sees_through_wrappers() {
+        assert!(Transient::is_transient(&status(429)));
+        assert!(Transient::is_transient(&status(503)));
+        assert!(!Transient::is_transient(&status(404)));
+        let wrapped = crate::Error::from(status(429)).context("download failed");
+        assert!(Transient::is_transient(&wrapped));
+        let wrapped = crate::Error::from(status(401)).context("download failed");
+        assert!(!Transient::is_transient(&wrapped));
+        let io = crate::Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(Transient::is_transient(&io));
+        let bad = crate::Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::InvalidData)),
+        };
+        assert!(!Transient::is_transient(&bad));
+    }
+
+    /// Runs only in the child process spawned by `test_env_shortens_backoff`.
+    #[test]
+    #[ignore = "spawned by test_env_shortens_backoff with TEST=true"]
+    fn env_probe() {
+        assert_eq!(initial_interval(), Duration::from_millis(5));
+    }
+
+    /// `TEST=true` (what registry-image's suite sets) shortens the first
+    /// interval; checked in a child process so that no test thread mutates
+    /// the environment.
+    #[test]
+    fn test_env_shortens_backoff() {
+        let exe = std::env::current_exe().unwrap();
+        let run = |test_env: Option<&str>| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--ignored", "--exact", "registry::retry::tests::env_probe"]);
+            cmd.env_remove("TEST");
+            if let Some(v) = test_env {
+                cmd.env("TEST", v);
+            }
+            cmd.output().unwrap().status.success()
+        };
+        assert!(run(Some("true")));
+        assert!(!run(None), "without TEST=true the interval is 5 s");
+    }
+}

@@ -1,0 +1,566 @@
+//! Client tests against real peers: `docker-registry` (plain HTTP, and TLS
+//! with htpasswd), fixtures from `umoci` pushed by `skopeo`, and scripted
+//! fake servers for token auth, lying registries and 429s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::testutil::{FakeServer, TestRegistry, have, response, umoci_layout};
+use super::*;
+use crate::config::Secret;
+
+fn tools() -> bool {
+    have("docker-registry")
+        && have("skopeo")
+        && have("umoci")
+        && have("openssl")
+        && have("htpasswd")
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestDoc {
+    config: Desc,
+    layers: Vec<Desc>,
+}
+
+#[derive(serde::Deserialize)]
+struct Desc {
+    digest: String,
+    size: u64,
+}
+
+#[tokio::test]
+async fn plain_registry_resolve_fetch_and_stream() {
+    if !tools() {
+        return;
+    }
+    let reg = TestRegistry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(dir.path(), "v1", "one");
+    reg.push_layout(&layout, "v1", "app/one", "latest");
+    let raw = reg.raw_manifest("app/one", "latest");
+    let client = reg.client("app/one", Access::Pull);
+
+    // digest == sha256 of the exact bytes skopeo sees
+    let digest = client.resolve_tag("latest").await.unwrap().unwrap();
+    assert_eq!(digest, sha256_digest(&raw));
+    assert_eq!(client.resolve_tag("missing").await.unwrap(), None);
+    assert!(client.manifest_exists(&digest).await.unwrap());
+    assert!(
+        !client
+            .manifest_exists(&sha256_digest(b"nope"))
+            .await
+            .unwrap()
+    );
+
+    let m = client.fetch_manifest(&digest).await.unwrap();
+    assert_eq!(m.bytes, raw);
+    assert_eq!(m.digest, digest);
+    assert_eq!(m.media_type, "application/vnd.oci.image.manifest.v1+json");
+
+    let doc: ManifestDoc = serde_json::from_slice(&m.bytes).unwrap();
+    let config = client.fetch_blob(&doc.config.digest).await.unwrap();
+    assert_eq!(sha256_digest(&config), doc.config.digest);
+    assert!(String::from_utf8_lossy(&config).contains("fixture"));
+
+    let layer = &doc.layers[0];
+    let mut reader = client.blob_reader(&layer.digest, layer.size).await.unwrap();
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(sha256_digest(&bytes), layer.digest);
+    assert!(client.blob_exists(&layer.digest).await.unwrap());
+
+    // a wrong size is caught at EOF
+    let mut reader = client
+        .blob_reader(&layer.digest, layer.size + 1)
+        .await
+        .unwrap();
+    let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    // missing manifest by digest is an error naming the request
+    let err = client
+        .fetch_manifest(&sha256_digest(b"nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(reqwest::StatusCode::NOT_FOUND));
+    assert!(
+        err.codes().contains(&"MANIFEST_UNKNOWN".to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("/v2/app/one/manifests/sha256:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tags_follow_link_pagination() {
+    if !tools() {
+        return;
+    }
+    let reg = TestRegistry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(dir.path(), "v1", "one");
+    let mut want: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for t in &want {
+        reg.push_layout(&layout, "v1", "paged", t);
+    }
+    let client = reg.client("paged", Access::Pull).with_tag_page(2);
+    let mut tags = client.list_tags().await.unwrap();
+    tags.sort();
+    want.sort();
+    assert_eq!(tags, want);
+    // an unknown repository is an error (registry-image: "list repository tags")
+    let err = reg
+        .client("nothing-here", Access::Pull)
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert_eq!(err.codes(), ["NAME_UNKNOWN"]);
+}
+
+#[tokio::test]
+async fn push_blobs_and_manifest_then_skopeo_reads_them() {
+    if !tools() {
+        return;
+    }
+    let reg = TestRegistry::plain();
+    let client = reg.client("pushed", Access::Push);
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let layer_digest = sha256_digest(&layer);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = sha256_digest(config);
+    client
+        .push_blob(
+            &layer_digest,
+            layer.len() as u64,
+            std::io::Cursor::new(layer.clone()),
+        )
+        .await
+        .unwrap();
+    client
+        .push_blob(
+            &config_digest,
+            config.len() as u64,
+            std::io::Cursor::new(config.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert!(client.blob_exists(&layer_digest).await.unwrap());
+    // pushing again is skipped (the body would fail if it were read)
+    client
+        .push_blob(&layer_digest, layer.len() as u64, tokio::io::empty())
+        .await
+        .unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{layer_digest}"}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let bytes = Bytes::from(manifest.clone());
+    let digest = client
+        .push_manifest("v1", "application/vnd.oci.image.manifest.v1+json", bytes)
+        .await
+        .unwrap();
+    assert_eq!(digest, sha256_digest(manifest.as_bytes()));
+    assert_eq!(reg.raw_manifest("pushed", "v1"), manifest.as_bytes());
+    assert_eq!(client.resolve_tag("v1").await.unwrap(), Some(digest));
+
+    // a blob whose bytes do not match its digest is refused by the registry
+    let err = client
+        .push_blob(
+            &sha256_digest(b"other"),
+            3,
+            std::io::Cursor::new(b"abc".to_vec()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::BAD_REQUEST),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tls_registry_needs_its_ca_and_credentials() {
+    if !tools() {
+        return;
+    }
+    let reg = TestRegistry::tls_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(dir.path(), "v1", "secure");
+    reg.push_layout(&layout, "v1", "secure", "latest");
+    let raw = reg.raw_manifest("secure", "latest");
+
+    let ok = reg.client("secure", Access::Pull);
+    assert_eq!(
+        ok.resolve_tag("latest").await.unwrap(),
+        Some(sha256_digest(&raw))
+    );
+
+    // without the CA: a certificate error, no silent fallback to http
+    let no_ca = Client::new(
+        &reg.repo("secure"),
+        reg.creds(),
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    let err = crate::error::chain(&no_ca.resolve_tag("latest").await.unwrap_err());
+    assert!(
+        err.contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    let insecure = TlsOptions {
+        ca_certs: vec![],
+        insecure: true,
+    };
+    let no_ca = Client::new(&reg.repo("secure"), reg.creds(), &insecure, Access::Pull).unwrap();
+    assert!(
+        no_ca.resolve_tag("latest").await.is_err(),
+        "insecure must not skip verification"
+    );
+
+    // wrong or missing credentials are refused
+    let bad = Credentials::Basic {
+        username: "user".into(),
+        password: Secret::new("wrong"),
+    };
+    let err = Client::new(&reg.repo("secure"), bad, &reg.tls(), Access::Pull)
+        .unwrap()
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::UNAUTHORIZED),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong"), "password leaked: {err}");
+    let anon = Client::new(
+        &reg.repo("secure"),
+        Credentials::Anonymous,
+        &reg.tls(),
+        Access::Pull,
+    )
+    .unwrap();
+    assert!(anon.list_tags().await.is_err());
+}
+
+fn bearer_registry(
+    digest: String,
+    token_hits: Arc<AtomicUsize>,
+) -> impl Fn(&testutil::SeenRequest) -> Vec<u8> + Send + Sync {
+    move |req| {
+        let host = req.header("host").unwrap_or_default().to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="fake-registry""#);
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v2/") => {
+                response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
+            }
+            ("GET", p) if p.starts_with("/token?") => {
+                token_hits.fetch_add(1, Ordering::SeqCst);
+                // user:pass = "u:p"
+                if req.header("authorization") == Some("Basic dTpw")
+                    && p.contains("scope=repository%3Aorg%2Fapp%3Apull")
+                    && p.contains("service=fake-registry")
+                {
+                    response(
+                        "200 OK",
+                        &[("Content-Type", "application/json")],
+                        br#"{"token":"tok-123"}"#,
+                    )
+                } else {
+                    response("401 Unauthorized", &[], b"bad credentials")
+                }
+            }
+            (_, p) if p.starts_with("/v2/org/app/manifests/") => {
+                if req.header("authorization") != Some("Bearer tok-123") {
+                    return response("401 Unauthorized", &[("WWW-Authenticate", &challenge)],
+                        br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#);
+                }
+                response(
+                    "200 OK",
+                    &[
+                        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                        ("Content-Length", "10"),
+                        ("Docker-Content-Digest", &digest),
+                    ],
+                    b"",
+                )
+            }
+            _ => response("404 Not Found", &[], b""),
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_auth_sends_basic_to_realm_and_bearer_to_registry() {
+    let digest = sha256_digest(b"whatever");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let server = FakeServer::start(bearer_registry(digest.clone(), hits.clone())).await;
+    let repo = crate::config::Repository::parse(&format!("{}/org/app", server.host)).unwrap();
+    let creds = Credentials::Basic {
+        username: "u".into(),
+        password: Secret::new("p"),
+    };
+    let client = Client::new(&repo, creds, &TlsOptions::default(), Access::Pull).unwrap();
+    assert_eq!(
+        client.resolve_tag("latest").await.unwrap(),
+        Some(digest.clone())
+    );
+    assert_eq!(client.resolve_tag("other").await.unwrap(), Some(digest));
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "one token per client");
+    let log = server.log();
+    assert!(
+        log.contains(&"HEAD /v2/org/app/manifests/latest".to_string()),
+        "{log:?}"
+    );
+
+    let bad = Credentials::Basic {
+        username: "u".into(),
+        password: Secret::new("nope"),
+    };
+    let err = Client::new(&repo, bad, &TlsOptions::default(), Access::Pull)
+        .unwrap()
+        .resolve_tag("latest")
+        .await
+        .unwrap_err();
+    let text = crate::error::chain(&err);
+    assert!(
+        text.starts_with(&format!(
+            "authenticating to {} for repository:org/app:pull",
+            server.host
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("nope"), "{text}");
+}
+
+#[tokio::test]
+async fn head_without_digest_falls_back_to_get() {
+    // registry-image's first portable check case: HEAD lacks the digest
+    // header, GET body `{"fake":"manifest"}` → sha256 of that body.
+    let server = FakeServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v2/") => response("200 OK", &[], b""),
+        ("HEAD", "/v2/fake/manifests/latest") => {
+            response("200 OK", &[("Content-Type", "application/json")], b"")
+        }
+        ("GET", "/v2/fake/manifests/latest") => response("200 OK", &[], br#"{"fake":"manifest"}"#),
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/fake", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    assert_eq!(
+        client.resolve_tag("latest").await.unwrap(),
+        Some(sha256_digest(br#"{"fake":"manifest"}"#))
+    );
+    assert_eq!(client.resolve_tag("gone").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn lying_blob_server_is_caught() {
+    let good = b"the real layer".to_vec();
+    let digest = sha256_digest(&good);
+    let d2 = digest.clone();
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p == format!("/v2/lies/blobs/{d2}") => response("200 OK", &[], b"a fake layer!!"),
+        p if p.starts_with("/v2/short/blobs/") => {
+            // promises 14 bytes, sends 5, closes
+            response("200 OK", &[("Content-Length", "14")], b"the r")
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = |name: &str| {
+        let repo = crate::config::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
+    };
+    let mut r = client("lies")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
+    let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    let err = client("lies").fetch_blob(&digest).await.unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    let mut r = client("short")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
+    assert!(r.read_to_end(&mut Vec::new()).await.is_err());
+}
+
+#[tokio::test]
+async fn retries_429_then_succeeds() {
+    retry::FAST_FOR_TESTS.store(true, Ordering::Relaxed);
+    let digest = sha256_digest(b"m");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let d2 = digest.clone();
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        _ if c2.fetch_add(1, Ordering::SeqCst) < 3 => {
+            response("429 Too Many Requests", &[], b"slow down")
+        }
+        _ => response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Docker-Content-Digest", &d2),
+            ],
+            b"m",
+        ),
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let got = retry_transient("fetching r", || async {
+        // a fresh client per attempt, like registry-image's per-attempt ping
+        let client = Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )?;
+        client.fetch_manifest("latest").await.map(|m| m.digest)
+    })
+    .await;
+    assert_eq!(got.unwrap(), digest);
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "three 429s, then success");
+
+    // permanent errors are not retried
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c3 = calls.clone();
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        _ => {
+            c3.fetch_add(1, Ordering::SeqCst);
+            response(
+                "403 Forbidden",
+                &[],
+                br#"{"errors":[{"code":"DENIED","message":"no"}]}"#,
+            )
+        }
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let err = retry_transient("fetching r", || async {
+        let client = Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )?;
+        client.fetch_manifest("latest").await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.codes(), ["DENIED"]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn refused_token_is_refreshed_once() {
+    // The registry only accepts the second token it hands out, as after an
+    // expiry mid-run.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let digest = sha256_digest(b"m");
+    let d2 = digest.clone();
+    let server = FakeServer::start(move |req| {
+        let host = req.header("host").unwrap_or_default().to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="s""#);
+        match req.path.as_str() {
+            "/v2/" => response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b""),
+            p if p.starts_with("/token") => {
+                let n = h2.fetch_add(1, Ordering::SeqCst) + 1;
+                response(
+                    "200 OK",
+                    &[],
+                    format!(r#"{{"token":"tok-{n}"}}"#).as_bytes(),
+                )
+            }
+            _ if req.header("authorization") == Some("Bearer tok-2") => response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Docker-Content-Digest", &d2),
+                ],
+                b"m",
+            ),
+            _ => response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b""),
+        }
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    assert_eq!(
+        client.fetch_manifest("latest").await.unwrap().digest,
+        digest
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // a token that keeps being refused is an error after one refresh, not a loop
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h3 = hits.clone();
+    let server = FakeServer::start(move |req| {
+        let host = req.header("host").unwrap_or_default().to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="s""#);
+        match req.path.as_str() {
+            p if p.starts_with("/token") => {
+                h3.fetch_add(1, Ordering::SeqCst);
+                response("200 OK", &[], br#"{"token":"never-good"}"#)
+            }
+            _ => response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", &challenge)],
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            ),
+        }
+    })
+    .await;
+    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    let err = client.fetch_manifest("latest").await.unwrap_err();
+    assert_eq!(err.codes(), ["UNAUTHORIZED"]);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "initial token + one refresh"
+    );
+    assert!(crate::error::hint(&crate::error::chain(&err)).is_some());
+}
