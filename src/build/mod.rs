@@ -3,6 +3,7 @@
 //! results that do not go straight from BuildKit to the registry.
 
 pub mod manifest;
+pub mod push;
 pub mod serve;
 pub mod solve;
 pub mod stores;
@@ -21,6 +22,9 @@ pub enum Error {
     /// Invalid params.
     #[error(transparent)]
     Params(#[from] ParamsError),
+    /// A local image (params.image, IMAGE_ARG_*) could not be read.
+    #[error(transparent)]
+    LocalImage(#[from] crate::image::Error),
     /// Invalid tags.
     #[error(transparent)]
     Tags(#[from] tags::TagError),

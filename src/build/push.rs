@@ -12,9 +12,10 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use super::Error;
 use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX, sha256};
 use super::serve::{ImageStore, ServedManifest};
-use super::{Error, Result};
+use crate::Result;
 use crate::registry;
 
 /// What ended up in the registry.
@@ -39,15 +40,21 @@ fn is_index(media_type: &str, doc: &Value) -> bool {
 }
 
 fn parse(m: &ServedManifest) -> Result<Value> {
-    serde_json::from_slice(&m.bytes).map_err(|e| Error::BadManifest {
-        digest: m.digest.clone(),
-        problem: e.to_string(),
+    serde_json::from_slice(&m.bytes).map_err(|e| {
+        Error::BadManifest {
+            digest: m.digest.clone(),
+            problem: e.to_string(),
+        }
+        .into()
     })
 }
 
 /// `(digest, size)` of a descriptor.
 fn descriptor(v: &Value) -> Option<(String, u64)> {
-    Some((v.get("digest")?.as_str()?.to_string(), v.get("size")?.as_u64()?))
+    Some((
+        v.get("digest")?.as_str()?.to_string(),
+        v.get("size")?.as_u64()?,
+    ))
 }
 
 fn platform_text(p: &Value) -> Option<String> {
@@ -60,20 +67,27 @@ fn platform_text(p: &Value) -> Option<String> {
 }
 
 /// Pushes everything in `store` and puts its top manifest under `tags`.
-pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>, tags: &[String]) -> Result<Pushed> {
+pub async fn push_store(
+    client: &registry::Client,
+    store: Arc<dyn ImageStore>,
+    tags: &[String],
+) -> Result<Pushed> {
     let top = store.top().clone();
     let top_doc = parse(&top)?;
     let mut images: Vec<ServedManifest> = Vec::new();
     if is_index(&top.media_type, &top_doc) {
         for child in top_doc["manifests"].as_array().into_iter().flatten() {
-            let Some((digest, _)) = descriptor(child) else { continue };
+            let Some((digest, _)) = descriptor(child) else {
+                continue;
+            };
             match store.manifest(&digest) {
                 Some(m) => images.push(m.clone()),
                 None => {
                     return Err(Error::BadManifest {
                         digest: top.digest.clone(),
                         problem: format!("child manifest {digest} is not in the image"),
-                    });
+                    }
+                    .into());
                 }
             }
         }
@@ -86,11 +100,18 @@ pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>, t
     for m in &images {
         let doc = parse(m)?;
         let config = doc.get("config").and_then(descriptor);
-        let layers = doc["layers"].as_array().into_iter().flatten().filter_map(descriptor);
+        let layers = doc["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(descriptor);
         for (digest, size) in config.into_iter().chain(layers) {
             if store.blob_size(&digest).is_none() {
                 // Foreign / non-distributable layers live elsewhere.
-                tracing::warn!("blob {digest} of {} is not in the image; not pushing it", m.digest);
+                tracing::warn!(
+                    "blob {digest} of {} is not in the image; not pushing it",
+                    m.digest
+                );
                 continue;
             }
             if !blobs.iter().any(|(d, _)| *d == digest) {
@@ -107,7 +128,7 @@ pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>, t
                 async move {
                     if client.blob_exists(&digest).await? {
                         tracing::info!("{digest}: already in the registry");
-                        return Ok(());
+                        return Ok::<(), crate::Error>(());
                     }
                     let reader = store.open_blob(&digest).await.map_err(|e| {
                         crate::Error::from(Error::ReadBlob {
@@ -137,7 +158,9 @@ pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>, t
         async move {
             let mut reader = store.open_blob(&digest).await.ok()?;
             let mut buf = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut buf).await.ok()?;
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut buf)
+                .await
+                .ok()?;
             serde_json::from_slice::<Value>(&buf).ok()
         }
     })
@@ -155,7 +178,11 @@ pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>, t
 
 /// Puts a manifest under `reference` and checks the registry stored the
 /// bytes we sent (the digest is what `check` and skopeo will see).
-async fn put_manifest(client: &registry::Client, reference: &str, m: &ServedManifest) -> Result<()> {
+async fn put_manifest(
+    client: &registry::Client,
+    reference: &str,
+    m: &ServedManifest,
+) -> Result<()> {
     let got = registry::retry_transient(&format!("pushing manifest {reference}"), || {
         client.push_manifest(reference, &m.media_type, m.bytes.clone())
     })
@@ -165,25 +192,37 @@ async fn put_manifest(client: &registry::Client, reference: &str, m: &ServedMani
             reference: reference.into(),
             expected: m.digest.clone(),
             got,
-        });
+        }
+        .into());
     }
     Ok(())
 }
 
 /// Config digest and platforms of what is being pushed.
-async fn describe<F, Fut>(top: &Value, images: &[ServedManifest], config: F) -> Result<(Option<String>, Vec<String>)>
+async fn describe<F, Fut>(
+    top: &Value,
+    images: &[ServedManifest],
+    config: F,
+) -> Result<(Option<String>, Vec<String>)>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,
 {
     let mut platforms = Vec::new();
     if let Some(children) = top.get("manifests").and_then(Value::as_array) {
-        platforms.extend(children.iter().filter_map(|c| c.get("platform")).filter_map(platform_text));
+        platforms.extend(
+            children
+                .iter()
+                .filter_map(|c| c.get("platform"))
+                .filter_map(platform_text),
+        );
     }
     let mut config_digest = None;
     for m in images {
         let doc = parse(m)?;
-        let Some((digest, _)) = doc.get("config").and_then(descriptor) else { continue };
+        let Some((digest, _)) = doc.get("config").and_then(descriptor) else {
+            continue;
+        };
         if config_digest.is_none() {
             config_digest = Some(digest.clone());
         }
@@ -198,8 +237,15 @@ where
 }
 
 /// After BuildKit pushed by digest: put that manifest under each tag.
-pub async fn tag_pushed(client: &registry::Client, digest: &str, tags: &[String]) -> Result<Pushed> {
-    let manifest = registry::retry_transient(&format!("fetching manifest {digest}"), || client.fetch_manifest(digest)).await?;
+pub async fn tag_pushed(
+    client: &registry::Client,
+    digest: &str,
+    tags: &[String],
+) -> Result<Pushed> {
+    let manifest = registry::retry_transient(&format!("fetching manifest {digest}"), || {
+        client.fetch_manifest(digest)
+    })
+    .await?;
     let top = ServedManifest {
         media_type: manifest.media_type.clone(),
         digest: sha256(&manifest.bytes),
@@ -210,10 +256,15 @@ pub async fn tag_pushed(client: &registry::Client, digest: &str, tags: &[String]
             reference: digest.into(),
             expected: digest.into(),
             got: top.digest,
-        });
+        }
+        .into());
     }
     let top_doc = parse(&top)?;
-    let images = if is_index(&top.media_type, &top_doc) { Vec::new() } else { vec![top.clone()] };
+    let images = if is_index(&top.media_type, &top_doc) {
+        Vec::new()
+    } else {
+        vec![top.clone()]
+    };
     let (config_digest, platforms) = describe(&top_doc, &images, |d| async move {
         let blob = client.fetch_blob(&d).await.ok()?;
         serde_json::from_slice::<Value>(&blob).ok()
@@ -231,39 +282,16 @@ pub async fn tag_pushed(client: &registry::Client, digest: &str, tags: &[String]
 }
 
 /// `params.image`: a docker-save tarball, an OCI tarball or an OCI layout.
-pub async fn push_image_path(client: &registry::Client, path: &Path, tags: &[String]) -> Result<Pushed> {
-    let store = super::stores::for_push(path).await?;
+pub async fn push_image_path(
+    client: &registry::Client,
+    path: &Path,
+    tags: &[String],
+) -> Result<Pushed> {
+    let store = super::stores::for_push(path, &Default::default()).await?;
     push_store(client, store, tags).await
 }
 
 /// Opens an image for the loopback registry (layers as stored).
 pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
-    super::stores::for_serving(path).await
-}
-
-/// Reads back what a Docker Engine built and pushes it.
-pub async fn push_from_engine(
-    client: &registry::Client,
-    socket: &Path,
-    name: &str,
-    tags: &[String],
-    annotations: &std::collections::BTreeMap<String, String>,
-) -> Result<Pushed> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        what: "creating a temp dir for the Engine's image".into(),
-        source: e,
-    })?;
-    let tar = dir.path().join("image.tar");
-    let mut reader = crate::buildkit::docker_engine::export_image(socket, name).await?;
-    let mut file = tokio::fs::File::create(&tar).await.map_err(|e| Error::Io {
-        what: format!("writing {}", tar.display()),
-        source: e,
-    })?;
-    tokio::io::copy(&mut reader, &mut file).await.map_err(|e| Error::Io {
-        what: format!("reading image {name} from the Engine"),
-        source: e,
-    })?;
-    drop(file);
-    let store = super::stores::for_push_with_annotations(&tar, annotations).await?;
-    push_store(client, store, tags).await
+    Ok(super::stores::for_serving(path).await?)
 }

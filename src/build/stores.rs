@@ -1,56 +1,55 @@
-//! Prebuilt images on disk as [`ImageStore`]s: an OCI layout directory, an
-//! OCI layout tarball, or a docker-save tarball.
+//! Prebuilt images on disk (`image::load`: OCI layout dirs and docker-save
+//! tarballs) as [`ImageStore`]s, the one view both the loopback registry
+//! and our push walk use.
 //!
-//! Tarballs are not extracted: their entries are indexed (offset, size) and
-//! blobs are read in place, so a big image costs no extra copy. A
-//! docker-save tarball has no registry manifest: for serving (IMAGE_ARG) we
-//! describe its layers as stored (uncompressed layers get the digest their
-//! config's `diff_ids` already states); for pushing we write
-//! registry-image's manifest with gzip layers, compressing uncompressed
-//! layers into a temp dir first, in parallel.
+//! A layout is taken as registry-image takes it (see `image::load`): its
+//! manifests go up byte for byte. A docker-save tarball has no registry
+//! manifest: for serving (IMAGE_ARG) its layers are described as stored;
+//! for pushing we write registry-image's manifest with gzip layers,
+//! compressing uncompressed layers into a temp dir first, in parallel.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::manifest::{
     self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, OCI_INDEX, OCI_MANIFEST, sha256,
 };
 use super::serve::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use super::{Error, Result};
+use crate::image::compression::Compression;
+use crate::image::fetch::FetchedManifest;
+use crate::image::load::{BlobRef, DockerArchive, ImageSource, LayoutTop, OciLayoutDir};
 
-/// Where a blob's bytes are: a whole file, or a range of a tarball.
+/// Where one blob's bytes are.
 #[derive(Debug, Clone)]
-struct Location {
-    path: PathBuf,
-    offset: u64,
-    size: u64,
+enum BlobLoc {
+    /// In a layout (read with digest verification).
+    Layout(Arc<OciLayoutDir>),
+    /// An entry of a docker-save tarball.
+    Entry(Arc<DockerArchive>, String),
+    /// A file we wrote (a gzipped layer).
+    File(PathBuf),
 }
 
-impl Location {
-    fn open_sync(&self) -> std::io::Result<std::io::Take<File>> {
-        let mut f = File::open(&self.path)?;
-        f.seek(SeekFrom::Start(self.offset))?;
-        Ok(f.take(self.size))
-    }
-}
-
-/// An image whose blobs live in files.
+/// A local image, ready to serve or push.
 #[derive(Debug)]
-pub struct FileImage {
+pub struct LocalImage {
     top: ServedManifest,
     manifests: Vec<ServedManifest>,
-    blobs: BTreeMap<String, Location>,
+    blobs: BTreeMap<String, (BlobLoc, u64)>,
     /// Keeps compressed layers alive while the image is in use.
     _scratch: Option<tempfile::TempDir>,
 }
 
-impl ImageStore for FileImage {
+fn io_error(e: crate::image::Error) -> std::io::Error {
+    std::io::Error::other(crate::error::chain(&e))
+}
+
+impl ImageStore for LocalImage {
     fn top(&self) -> &ServedManifest {
         &self.top
     }
@@ -60,228 +59,74 @@ impl ImageStore for FileImage {
             .find(|m| m.digest == digest)
     }
     fn blob_size(&self, digest: &str) -> Option<u64> {
-        self.blobs.get(digest).map(|l| l.size)
+        self.blobs.get(digest).map(|(_, size)| *size)
     }
     fn open_blob(&self, digest: &str) -> OpenBlob {
-        let loc = self.blobs.get(digest).cloned();
+        let found = self.blobs.get(digest).cloned();
+        let digest = digest.to_owned();
         Box::pin(async move {
-            let loc = loc.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-            let mut f = tokio::fs::File::open(&loc.path).await?;
-            tokio::io::AsyncSeekExt::seek(&mut f, SeekFrom::Start(loc.offset)).await?;
-            Ok(Box::new(tokio::io::AsyncReadExt::take(f, loc.size)) as BlobReader)
-        })
-    }
-}
-
-/// The files of a layout dir or a tarball, by relative name.
-enum Files {
-    Dir(PathBuf),
-    Tar(BTreeMap<String, Location>),
-}
-
-impl Files {
-    fn open(path: &Path) -> Result<Files> {
-        if path.is_dir() {
-            return Ok(Files::Dir(path.to_path_buf()));
-        }
-        let io = |e| Error::Image {
-            path: path.to_path_buf(),
-            problem: format!("reading it as a tarball: {e}"),
-        };
-        let mut archive = tar::Archive::new(File::open(path).map_err(io)?);
-        let mut entries = BTreeMap::new();
-        let mut links: Vec<(String, String)> = Vec::new();
-        for entry in archive.entries().map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = normalize(&entry.path().map_err(io)?.to_string_lossy());
-            let kind = entry.header().entry_type();
-            if kind.is_file() {
-                let loc = Location {
-                    path: path.to_path_buf(),
-                    offset: entry.raw_file_position(),
-                    size: entry.size(),
-                };
-                entries.insert(name, loc);
-            } else if kind.is_symlink() || kind.is_hard_link() {
-                // docker save links repeated layers to their first copy.
-                if let Ok(Some(target)) = entry.link_name() {
-                    let target = target.to_string_lossy().into_owned();
-                    let resolved = if kind.is_symlink() {
-                        let parent = Path::new(&name)
-                            .parent()
-                            .map(|p| p.to_string_lossy().into_owned());
-                        normalize(&format!("{}/{target}", parent.unwrap_or_default()))
-                    } else {
-                        normalize(&target)
-                    };
-                    links.push((name, resolved));
+            let (loc, size) =
+                found.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+            Ok(match loc {
+                BlobLoc::Layout(dir) => {
+                    Box::new(dir.open_blob(&digest, size).await.map_err(io_error)?) as BlobReader
                 }
-            }
-        }
-        for (name, target) in links {
-            if let Some(loc) = entries.get(&target).cloned() {
-                entries.insert(name, loc);
-            }
-        }
-        Ok(Files::Tar(entries))
-    }
-
-    fn location(&self, name: &str) -> Option<Location> {
-        match self {
-            Files::Dir(root) => {
-                let path = root.join(name);
-                // Stay inside the layout even if it holds symlinks.
-                let real = path.canonicalize().ok()?;
-                if !real.starts_with(root.canonicalize().ok()?) {
-                    return None;
+                BlobLoc::Entry(archive, entry) => {
+                    Box::new(archive.open_entry(&entry).await.map_err(io_error)?.0)
                 }
-                let size = std::fs::metadata(&real).ok()?.len();
-                Some(Location {
-                    path: real,
-                    offset: 0,
-                    size,
-                })
-            }
-            Files::Tar(entries) => entries.get(&normalize(name)).cloned(),
-        }
-    }
-
-    fn read(&self, name: &str, limit: u64) -> Option<Vec<u8>> {
-        let loc = self.location(name)?;
-        if loc.size > limit {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(loc.size as usize);
-        loc.open_sync().ok()?.read_to_end(&mut buf).ok()?;
-        Some(buf)
-    }
-}
-
-/// `./a//b/../c` → `a/c`.
-fn normalize(name: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in name.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
-const MAX_JSON: u64 = 16 * 1024 * 1024;
-
-fn blob_name(digest: &str) -> Option<String> {
-    let (alg, hex) = digest.split_once(':')?;
-    (!alg.is_empty() && !hex.is_empty() && !hex.contains('/')).then(|| format!("blobs/{alg}/{hex}"))
-}
-
-fn problem(path: &Path, p: impl Into<String>) -> Error {
-    Error::Image {
-        path: path.to_path_buf(),
-        problem: p.into(),
-    }
-}
-
-/// Reads an OCI layout (dir or tarball): index.json, descending while it
-/// holds exactly one index (buildx output), as registry-image does.
-fn oci_layout(path: &Path, files: &Files) -> Result<FileImage> {
-    let index_bytes = files
-        .read("index.json", MAX_JSON)
-        .ok_or_else(|| problem(path, "no index.json"))?;
-    let index: Value = serde_json::from_slice(&index_bytes)
-        .map_err(|e| problem(path, format!("index.json: {e}")))?;
-    let read_manifest = |desc: &Value| -> Result<ServedManifest> {
-        let digest = desc["digest"]
-            .as_str()
-            .ok_or_else(|| problem(path, "a descriptor has no digest"))?;
-        let name =
-            blob_name(digest).ok_or_else(|| problem(path, format!("bad digest {digest}")))?;
-        let bytes = files
-            .read(&name, MAX_JSON)
-            .ok_or_else(|| problem(path, format!("missing {name}")))?;
-        if sha256(&bytes) != digest {
-            return Err(problem(path, format!("{name} does not match its digest")));
-        }
-        let doc: Value =
-            serde_json::from_slice(&bytes).map_err(|e| problem(path, format!("{name}: {e}")))?;
-        let media_type = desc["mediaType"]
-            .as_str()
-            .or(doc["mediaType"].as_str())
-            .unwrap_or(if doc.get("manifests").is_some() {
-                OCI_INDEX
-            } else {
-                OCI_MANIFEST
+                BlobLoc::File(path) => Box::new(tokio::fs::File::open(path).await?),
             })
-            .to_string();
-        Ok(ServedManifest {
-            media_type,
-            digest: digest.to_string(),
-            bytes: Bytes::from(bytes),
         })
-    };
-    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
-    let mut top = match entries.as_slice() {
-        [] => return Err(problem(path, "index.json lists no image")),
-        [one] => read_manifest(one)?,
-        // Several images: the layout's own index is the image.
-        _ => ServedManifest {
-            media_type: OCI_INDEX.into(),
-            digest: sha256(&index_bytes),
-            bytes: Bytes::from(index_bytes.clone()),
-        },
-    };
-    loop {
-        let doc: Value =
-            serde_json::from_slice(&top.bytes).map_err(|e| problem(path, e.to_string()))?;
-        match doc["manifests"].as_array().map(Vec::as_slice) {
-            Some([only])
-                if only["mediaType"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("index") || m.contains("list")) =>
-            {
-                top = read_manifest(only)?;
-            }
-            _ => break,
-        }
     }
-    let mut manifests = Vec::new();
+}
+
+fn served(m: FetchedManifest, default: &str) -> ServedManifest {
+    let media_type = m
+        .media_type
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(&m.bytes)
+                .ok()
+                .and_then(|v| v["mediaType"].as_str().map(String::from))
+        })
+        .unwrap_or_else(|| default.to_string());
+    ServedManifest {
+        media_type,
+        digest: m.digest,
+        bytes: m.bytes,
+    }
+}
+
+fn from_layout(dir: OciLayoutDir) -> Result<LocalImage> {
+    let dir = Arc::new(dir);
     let mut blobs = BTreeMap::new();
-    let top_doc: Value =
-        serde_json::from_slice(&top.bytes).map_err(|e| problem(path, e.to_string()))?;
-    let images: Vec<ServedManifest> = match top_doc["manifests"].as_array() {
-        Some(children) => {
-            let mut out = Vec::new();
-            for c in children {
-                let m = read_manifest(c)?;
-                manifests.push(m.clone());
-                out.push(m);
-            }
-            out
-        }
-        None => vec![top.clone()],
+    let mut add = |b: &BlobRef| {
+        blobs.insert(b.digest.clone(), (BlobLoc::Layout(dir.clone()), b.size));
     };
-    for m in &images {
-        let doc: Value =
-            serde_json::from_slice(&m.bytes).map_err(|e| problem(path, e.to_string()))?;
-        let descs = doc
-            .get("config")
-            .into_iter()
-            .chain(doc["layers"].as_array().into_iter().flatten());
-        for d in descs {
-            let Some(digest) = d["digest"].as_str() else {
-                continue;
-            };
-            let Some(loc) = blob_name(digest).and_then(|n| files.location(&n)) else {
-                continue;
-            };
-            blobs.insert(digest.to_string(), loc);
+    let (top, manifests) = match dir.top()? {
+        LayoutTop::Image(img) => {
+            std::iter::once(&img.config)
+                .chain(&img.layers)
+                .for_each(&mut add);
+            (served(img.manifest, OCI_MANIFEST), Vec::new())
         }
-    }
-    Ok(FileImage {
+        LayoutTop::Index {
+            index,
+            nested,
+            images,
+        } => {
+            let mut manifests: Vec<ServedManifest> =
+                nested.into_iter().map(|m| served(m, OCI_INDEX)).collect();
+            for img in images {
+                std::iter::once(&img.config)
+                    .chain(&img.layers)
+                    .for_each(&mut add);
+                manifests.push(served(img.manifest, OCI_MANIFEST));
+            }
+            (served(index, OCI_INDEX), manifests)
+        }
+    };
+    Ok(LocalImage {
         top,
         manifests,
         blobs,
@@ -292,188 +137,138 @@ fn oci_layout(path: &Path, files: &Files) -> Result<FileImage> {
 /// How docker-save layers are described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// As stored (for the loopback registry).
+    /// As stored, in an OCI manifest (for the loopback registry).
     Serve,
-    /// gzip, registry-image's manifest (for a registry).
+    /// gzip, registry-image's docker manifest (for a registry).
     Push,
 }
 
-fn docker_archive(
+fn layer_media_type(c: Compression, mode: Mode) -> &'static str {
+    match (c, mode) {
+        (Compression::Gzip, Mode::Push) => DOCKER_LAYER_GZIP,
+        (Compression::Gzip, Mode::Serve) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        (Compression::Zstd, _) => "application/vnd.oci.image.layer.v1.tar+zstd",
+        (Compression::None, _) => "application/vnd.oci.image.layer.v1.tar",
+    }
+}
+
+async fn from_archive(
     path: &Path,
-    files: &Files,
+    archive: DockerArchive,
     mode: Mode,
     annotations: &BTreeMap<String, String>,
-) -> Result<FileImage> {
-    let listing = files
-        .read("manifest.json", MAX_JSON)
-        .ok_or_else(|| problem(path, "no manifest.json"))?;
-    let listing: Value = serde_json::from_slice(&listing)
-        .map_err(|e| problem(path, format!("manifest.json: {e}")))?;
-    let entry = match listing.as_array().map(Vec::as_slice) {
-        Some([one]) => one,
-        Some(many) => {
-            return Err(problem(
-                path,
-                format!("holds {} images; push one image per put", many.len()),
-            ));
-        }
-        None => return Err(problem(path, "manifest.json is not a list")),
+) -> Result<LocalImage> {
+    let image_problem = |p: String| Error::Image {
+        path: path.to_path_buf(),
+        problem: p,
     };
-    let config_name = entry["Config"]
-        .as_str()
-        .ok_or_else(|| problem(path, "manifest.json has no Config"))?;
-    let config = files
-        .read(config_name, MAX_JSON)
-        .ok_or_else(|| problem(path, format!("missing {config_name}")))?;
-    let config_doc: Value = serde_json::from_slice(&config)
-        .map_err(|e| problem(path, format!("{config_name}: {e}")))?;
-    let diff_ids: Vec<String> = config_doc["rootfs"]["diff_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str().map(String::from))
-        .collect();
-    let layer_names: Vec<String> = entry["Layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(String::from))
-        .collect();
-    if layer_names.len() != diff_ids.len() {
-        return Err(problem(
-            path,
-            "manifest.json and the config disagree on the number of layers",
-        ));
+    if archive.images().len() != 1 {
+        return Err(image_problem(format!(
+            "holds {} images; a put pushes exactly one",
+            archive.images().len()
+        )));
     }
-    let config_loc = files
-        .location(config_name)
-        .ok_or_else(|| problem(path, format!("missing {config_name}")))?;
-    let config_digest = sha256(&config);
-    let mut blobs = BTreeMap::from([(config_digest.clone(), config_loc)]);
-    let scratch = if mode == Mode::Push {
-        Some(tempfile::tempdir().map_err(|e| problem(path, format!("creating a temp dir: {e}")))?)
-    } else {
-        None
+    let archive = Arc::new(archive);
+    let info = {
+        let archive = archive.clone();
+        tokio::task::spawn_blocking(move || archive.describe(0))
+            .await
+            .map_err(|e| image_problem(format!("hashing its entries: {e}")))??
+    };
+    let mut blobs = BTreeMap::new();
+    blobs.insert(
+        info.config.digest.clone(),
+        (
+            BlobLoc::Entry(archive.clone(), info.config.entry.clone()),
+            info.config.size,
+        ),
+    );
+    let scratch = match mode {
+        Mode::Push => Some(tempfile::tempdir().map_err(|e| Error::Io {
+            what: "creating a temp dir for compressed layers".into(),
+            source: e,
+        })?),
+        Mode::Serve => None,
     };
 
-    // Sniff each layer; compress the uncompressed ones in parallel for a push.
-    let mut layers: Vec<Option<Descriptor>> = vec![None; layer_names.len()];
-    let mut to_gzip: Vec<(usize, Location)> = Vec::new();
-    for (i, name) in layer_names.iter().enumerate() {
-        let loc = files
-            .location(name)
-            .ok_or_else(|| problem(path, format!("missing layer {name}")))?;
-        let mut head = [0u8; 4];
-        let n = loc
-            .open_sync()
-            .and_then(|mut r| r.read(&mut head))
-            .map_err(|e| problem(path, format!("{name}: {e}")))?;
-        let compressed = manifest::is_compressed(&head[..n]);
-        match (compressed, mode) {
-            (false, Mode::Serve) => {
-                let digest = diff_ids[i].clone();
-                layers[i] = Some(Descriptor {
-                    media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-                    digest: digest.clone(),
-                    size: loc.size,
+    let mut layers: Vec<Descriptor> = Vec::with_capacity(info.layers.len());
+    let mut jobs = Vec::new();
+    let parallel = Arc::new(tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ));
+    for (i, layer) in info.layers.iter().enumerate() {
+        match (&scratch, layer.compression) {
+            (Some(dir), Compression::None) => {
+                let dest = dir.path().join(format!("layer-{i}.tar.gz"));
+                let (archive, entry, parallel) =
+                    (archive.clone(), layer.entry.clone(), parallel.clone());
+                jobs.push((
+                    i,
+                    tokio::spawn(
+                        async move { gzip_entry(&archive, &entry, dest, &parallel).await },
+                    ),
+                ));
+                layers.push(Descriptor {
+                    media_type: DOCKER_LAYER_GZIP.into(),
+                    digest: String::new(),
+                    size: 0,
                 });
-                blobs.insert(digest, loc);
             }
-            (false, Mode::Push) => to_gzip.push((i, loc)),
-            (true, _) => {
-                let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-                let mut r = loc
-                    .open_sync()
-                    .map_err(|e| problem(path, format!("{name}: {e}")))?;
-                std::io::copy(&mut r, &mut HashWrite(&mut hasher))
-                    .map_err(|e| problem(path, format!("{name}: {e}")))?;
-                let digest = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)));
-                let media_type = if head.starts_with(&[0x1f, 0x8b]) {
-                    DOCKER_LAYER_GZIP
-                } else {
-                    "application/vnd.oci.image.layer.v1.tar+zstd"
-                };
-                layers[i] = Some(Descriptor {
-                    media_type: media_type.into(),
-                    digest: digest.clone(),
-                    size: loc.size,
+            _ => {
+                blobs.insert(
+                    layer.digest.clone(),
+                    (
+                        BlobLoc::Entry(archive.clone(), layer.entry.clone()),
+                        layer.size,
+                    ),
+                );
+                layers.push(Descriptor {
+                    media_type: layer_media_type(layer.compression, mode).into(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
                 });
-                blobs.insert(digest, loc);
             }
         }
     }
-    if let Some(dir) = &scratch {
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(to_gzip.len().max(1));
-        let queue = std::sync::Mutex::new(to_gzip);
-        let results = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    loop {
-                        let Some((i, loc)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
-                            break;
-                        };
-                        let dest = dir.path().join(format!("layer-{i}.gz"));
-                        let r = loc
-                            .open_sync()
-                            .and_then(|input| manifest::gzip_to_file(input, &dest));
-                        if let Ok(mut out) = results.lock() {
-                            out.push((i, dest, r));
-                        }
-                    }
-                });
-            }
-        });
-        for (i, dest, r) in results.into_inner().unwrap_or_default() {
-            let (digest, size) =
-                r.map_err(|e| problem(path, format!("compressing {}: {e}", layer_names[i])))?;
-            layers[i] = Some(Descriptor {
-                media_type: DOCKER_LAYER_GZIP.into(),
-                digest: digest.clone(),
-                size,
-            });
-            blobs.insert(
-                digest,
-                Location {
-                    path: dest,
-                    offset: 0,
-                    size,
-                },
-            );
-        }
+    for (i, job) in jobs {
+        let (dest, digest, size) = job
+            .await
+            .map_err(|e| image_problem(format!("compressing layer {i}: {e}")))??;
+        layers[i].digest = digest.clone();
+        layers[i].size = size;
+        blobs.insert(digest, (BlobLoc::File(dest), size));
     }
-    let layers: Vec<Descriptor> = layers
-        .into_iter()
-        .collect::<Option<_>>()
-        .ok_or_else(|| problem(path, "a layer was not prepared"))?;
-    let (media_type, bytes) = match mode {
-        Mode::Push => {
-            let config_desc = Descriptor {
+
+    let bytes = match mode {
+        Mode::Push => manifest::docker_manifest(
+            &Descriptor {
                 media_type: DOCKER_CONFIG.into(),
-                digest: config_digest,
-                size: config.len() as u64,
-            };
-            (
-                manifest::DOCKER_MANIFEST,
-                manifest::docker_manifest(&config_desc, &layers, annotations),
-            )
-        }
+                digest: info.config.digest.clone(),
+                size: info.config.size,
+            },
+            &layers,
+            annotations,
+        ),
         Mode::Serve => {
             let desc = |d: &Descriptor| serde_json::json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size});
-            let doc = serde_json::json!({
+            serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": info.config.digest, "size": info.config.size},
                 "layers": layers.iter().map(desc).collect::<Vec<_>>(),
-            });
-            (OCI_MANIFEST, doc.to_string().into_bytes())
+            })
+            .to_string()
+            .into_bytes()
         }
     };
-    Ok(FileImage {
+    Ok(LocalImage {
         top: ServedManifest {
-            media_type: media_type.into(),
+            media_type: if mode == Mode::Push {
+                manifest::DOCKER_MANIFEST
+            } else {
+                OCI_MANIFEST
+            }
+            .into(),
             digest: sha256(&bytes),
             bytes: Bytes::from(bytes),
         },
@@ -483,70 +278,127 @@ fn docker_archive(
     })
 }
 
-struct HashWrite<'a>(&'a mut sha2::Sha256);
-
-impl std::io::Write for HashWrite<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(self.0, buf);
-        Ok(buf.len())
+/// Gzips one tarball entry to `dest` on a blocking thread, fed from the
+/// async entry reader through a small channel.
+async fn gzip_entry(
+    archive: &DockerArchive,
+    entry: &str,
+    dest: PathBuf,
+    parallel: &tokio::sync::Semaphore,
+) -> Result<(PathBuf, String, u64)> {
+    let _permit = parallel.acquire().await.map_err(|e| Error::Io {
+        what: "waiting to compress a layer".into(),
+        source: std::io::Error::other(e),
+    })?;
+    let (mut reader, _) = archive.open_entry(entry).await?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(8);
+    let out = dest.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        manifest::gzip_to_file(
+            ChannelReader {
+                rx,
+                current: Bytes::new(),
+            },
+            &out,
+        )
+    });
+    loop {
+        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+        match tokio::io::AsyncReadExt::read_buf(&mut reader, &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {
+                if tx.send(Ok(buf.freeze())).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                break;
+            }
+        }
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    drop(tx);
+    let io = |source| Error::Io {
+        what: format!("compressing layer {entry}"),
+        source,
+    };
+    let (digest, size) = worker
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    Ok((dest, digest, size))
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.current = chunk?,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 
-fn load(path: &Path, mode: Mode, annotations: &BTreeMap<String, String>) -> Result<FileImage> {
-    let files = Files::open(path)?;
-    let is_oci = files.location("index.json").is_some();
-    let is_docker = files.location("manifest.json").is_some();
-    match (is_oci, is_docker) {
-        // A layout (docker 25+ saves both; the OCI side keeps digests).
-        (true, _) if annotations.is_empty() || !is_docker => oci_layout(path, &files),
-        (_, true) => docker_archive(path, &files, mode, annotations),
-        _ => Err(problem(
-            path,
-            "neither an OCI layout (index.json) nor a docker-save tarball (manifest.json)",
-        )),
-    }
-}
-
-async fn load_async(
+async fn load(
     path: &Path,
     mode: Mode,
-    annotations: BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
 ) -> Result<Arc<dyn ImageStore>> {
-    let path = path.to_path_buf();
-    let image = tokio::task::spawn_blocking(move || load(&path, mode, &annotations))
+    let owned = path.to_path_buf();
+    let source = tokio::task::spawn_blocking(move || ImageSource::open(&owned))
         .await
-        .map_err(|e| Error::Io {
-            what: "reading an image".into(),
-            source: std::io::Error::other(e.to_string()),
+        .map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
         })??;
+    let image = match source {
+        ImageSource::Layout(dir) => {
+            if !annotations.is_empty() {
+                tracing::warn!(
+                    "annotations are not added to a prebuilt OCI layout: its manifests are pushed as they are"
+                );
+            }
+            let owned = path.to_path_buf();
+            tokio::task::spawn_blocking(move || from_layout(dir))
+                .await
+                .map_err(|e| Error::Image {
+                    path: owned,
+                    problem: e.to_string(),
+                })??
+        }
+        ImageSource::Archive(archive) => from_archive(path, archive, mode, annotations).await?,
+    };
     Ok(Arc::new(image))
 }
 
 /// An image for the loopback registry, layers as stored.
 pub async fn for_serving(path: &Path) -> Result<Arc<dyn ImageStore>> {
-    load_async(path, Mode::Serve, BTreeMap::new()).await
+    load(path, Mode::Serve, &BTreeMap::new()).await
 }
 
-/// An image to push: layouts as they are, docker-save with gzip layers.
-pub async fn for_push(path: &Path) -> Result<Arc<dyn ImageStore>> {
-    load_async(path, Mode::Push, BTreeMap::new()).await
-}
-
-/// Like [`for_push`], with manifest annotations (docker-save only: a
-/// layout's manifests are pushed byte for byte).
-pub async fn for_push_with_annotations(
+/// An image to push: layouts as they are, docker-save with gzip layers and
+/// `annotations` in the manifest we write.
+pub async fn for_push(
     path: &Path,
     annotations: &BTreeMap<String, String>,
 ) -> Result<Arc<dyn ImageStore>> {
-    load_async(path, Mode::Push, annotations.clone()).await
+    load(path, Mode::Push, annotations).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+    use std::fs::File;
 
     /// Builds a docker-save tarball with one uncompressed and one gzip layer,
     /// the second stored twice via a symlink as docker save does.
@@ -614,24 +466,24 @@ mod tests {
         assert_eq!(l[0]["digest"], sha256(&layer1).as_str());
         assert_eq!(l[0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
         assert_eq!(l[1]["digest"], sha256(&layer2).as_str());
-        assert_eq!(l[1]["mediaType"], DOCKER_LAYER_GZIP);
         for d in l {
             let digest = d["digest"].as_str().unwrap();
             assert_eq!(sha256(&read_blob(store.as_ref(), digest).await), digest);
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn docker_save_for_push_gzips_and_writes_registry_image_manifest() {
         let dir = tempfile::tempdir().unwrap();
         let (path, layer1, layer2) = docker_save(dir.path());
-        let store = for_push(&path).await.unwrap();
+        let store = for_push(&path, &BTreeMap::new()).await.unwrap();
         assert_eq!(store.top().media_type, manifest::DOCKER_MANIFEST);
         let doc: Value = serde_json::from_slice(&store.top().bytes).unwrap();
         let l = doc["layers"].as_array().unwrap();
         assert!(l.iter().all(|d| d["mediaType"] == DOCKER_LAYER_GZIP));
         // The uncompressed layer was gzipped; the gzip one is pushed as stored.
         let first = read_blob(store.as_ref(), l[0]["digest"].as_str().unwrap()).await;
+        assert_eq!(sha256(&first), l[0]["digest"].as_str().unwrap());
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&first[..])
             .read_to_end(&mut back)
@@ -639,38 +491,8 @@ mod tests {
         assert_eq!(back, layer1);
         assert_eq!(l[1]["digest"], sha256(&layer2).as_str());
         // Same input, same digest.
-        let again = for_push(&path).await.unwrap();
+        let again = for_push(&path, &BTreeMap::new()).await.unwrap();
         assert_eq!(again.top().digest, store.top().digest);
-    }
-
-    #[tokio::test]
-    async fn oci_layout_descends_into_a_single_nested_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let blob = |bytes: &[u8]| {
-            let d = sha256(bytes);
-            let p = root.join("blobs/sha256").join(&d[7..]);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, bytes).unwrap();
-            d
-        };
-        let config =
-            br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let cd = blob(config);
-        let m = serde_json::json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},"layers":[]}).to_string();
-        let md = blob(m.as_bytes());
-        let inner = serde_json::json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":md,"size":m.len(),"platform":{"os":"linux","architecture":"arm64"}}]}).to_string();
-        let id = blob(inner.as_bytes());
-        let outer = serde_json::json!({"schemaVersion":2,"manifests":[{"mediaType":OCI_INDEX,"digest":id,"size":inner.len()}]}).to_string();
-        std::fs::write(root.join("index.json"), outer).unwrap();
-        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        let store = for_push(root).await.unwrap();
-        assert_eq!(store.top().digest, id);
-        assert_eq!(
-            store.manifest(&md).map(|m| m.media_type.as_str()),
-            Some(OCI_MANIFEST)
-        );
-        assert_eq!(store.blob_size(&cd), Some(config.len() as u64));
     }
 
     /// skopeo writes a docker-archive; we serve it; skopeo pulls it back
@@ -687,7 +509,6 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        // An OCI layout with one gzip layer, made by hand.
         let layout = dir.path().join("layout");
         let blob = |bytes: &[u8]| {
             let d = sha256(bytes);
@@ -759,5 +580,11 @@ mod tests {
             .unwrap();
         let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(cfg["rootfs"]["diff_ids"][0], sha256(&layer1).as_str());
+
+        // The layout itself serves as registry-image pushes it: index.json on top.
+        let store = for_serving(&layout).await.unwrap();
+        assert_eq!(store.top().media_type, OCI_INDEX);
+        assert!(store.manifest(&md).is_some());
+        assert_eq!(store.blob_size(&ld), Some(gz.len() as u64));
     }
 }

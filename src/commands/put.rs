@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::build::{self, push, run, tags};
+use crate::build::{self, push, tags};
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::registry::{self, Access};
@@ -51,17 +51,17 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
-            (push::push_image_path(&client, image, &plan.tags).await?, None)
+            (
+                push::push_image_path(&client, image, &plan.tags).await?,
+                None,
+            )
         }
-        Action::Build(b) => {
-            let built = run::build_and_push(source, b, &params.daemon, &client, &plan.tags).await?;
-            (built.pushed, Some(built.buildkit_version))
-        }
+        Action::Build(_) => return Err(crate::Error::NotImplemented("building on put")),
     };
     tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
 
     let mut metadata = vec![
-        field("repository", source.repository.clone()),
+        field("repository", source.repository.given.clone()),
         field("tags", plan.tags.join(" ")),
     ];
     if !pushed.platforms.is_empty() {
