@@ -153,7 +153,7 @@ pub async fn push_store(
             put_manifest(client, &m.digest, m).await?;
         }
     }
-    let platforms_and_config = describe(&top_doc, &images, |digest| {
+    let platforms_and_config = describe(&images, |digest| {
         let store = store.clone();
         async move {
             let mut reader = store.open_blob(&digest).await.ok()?;
@@ -200,7 +200,6 @@ async fn put_manifest(
 
 /// Config digest and platforms of what is being pushed.
 async fn describe<F, Fut>(
-    top: &Value,
     images: &[ServedManifest],
     config: F,
 ) -> Result<(Option<String>, Vec<String>)>
@@ -208,15 +207,9 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,
 {
+    // An index's own platform fields may be absent (umoci, skopeo): the
+    // configs say it for sure.
     let mut platforms = Vec::new();
-    if let Some(children) = top.get("manifests").and_then(Value::as_array) {
-        platforms.extend(
-            children
-                .iter()
-                .filter_map(|c| c.get("platform"))
-                .filter_map(platform_text),
-        );
-    }
     let mut config_digest = None;
     for m in images {
         let doc = parse(m)?;
@@ -226,9 +219,9 @@ where
         if config_digest.is_none() {
             config_digest = Some(digest.clone());
         }
-        if top.get("manifests").is_none()
-            && let Some(cfg) = config(digest).await
+        if let Some(cfg) = config(digest).await
             && let Some(p) = platform_text(&cfg)
+            && !platforms.contains(&p)
         {
             platforms.push(p);
         }
@@ -260,12 +253,26 @@ pub async fn tag_pushed(
         .into());
     }
     let top_doc = parse(&top)?;
-    let images = if is_index(&top.media_type, &top_doc) {
-        Vec::new()
+    let mut images = Vec::new();
+    if is_index(&top.media_type, &top_doc) {
+        for child in top_doc["manifests"].as_array().into_iter().flatten() {
+            let Some((d, _)) = descriptor(child) else {
+                continue;
+            };
+            let m = registry::retry_transient(&format!("fetching manifest {d}"), || {
+                client.fetch_manifest(&d)
+            })
+            .await?;
+            images.push(ServedManifest {
+                media_type: m.media_type,
+                digest: m.digest,
+                bytes: m.bytes,
+            });
+        }
     } else {
-        vec![top.clone()]
-    };
-    let (config_digest, platforms) = describe(&top_doc, &images, |d| async move {
+        images.push(top.clone());
+    }
+    let (config_digest, platforms) = describe(&images, |d| async move {
         let blob = client.fetch_blob(&d).await.ok()?;
         serde_json::from_slice::<Value>(&blob).ok()
     })

@@ -30,7 +30,7 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
     let client = registry::Client::for_source(source, Access::Push)?;
 
     let existing = if tags::needs_tag_list(&params.tags) {
-        registry::retry_transient("listing tags", || client.list_tags()).await?
+        existing_tags(&client).await?
     } else {
         Vec::new()
     };
@@ -84,6 +84,23 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
         },
         metadata,
     })
+}
+
+/// The repository's tags; a repository that does not exist yet has none
+/// (404 with NAME_UNKNOWN or NOT_FOUND, as registry-image treats it).
+async fn existing_tags(client: &registry::Client) -> crate::Result<Vec<String>> {
+    match registry::retry_transient("listing tags", || client.list_tags()).await {
+        Ok(tags) => Ok(tags),
+        Err(e)
+            if e.status() == Some(http::StatusCode::NOT_FOUND)
+                && e.codes()
+                    .first()
+                    .is_some_and(|c| c == "NAME_UNKNOWN" || c == "NOT_FOUND") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn field(name: &str, value: String) -> MetadataField {
