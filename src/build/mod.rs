@@ -2,6 +2,7 @@
 //! read-only registry that serves preloaded images to BuildKit, and pushing
 //! results that do not go straight from BuildKit to the registry.
 
+pub mod engine;
 pub mod manifest;
 pub mod push;
 pub mod serve;

@@ -104,7 +104,7 @@ fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
     if let Some(m) = &source.registry_mirror {
         mirrors.push(m.host.clone());
     }
-    let repo = source.repository_ref();
+    let repo = &source.repository;
     let mut registries = Vec::new();
     let host = buildkit_host(&repo.registry);
     if source.insecure || !source.ca_certs.is_empty() {
@@ -284,7 +284,7 @@ fn ssh_source(s: &crate::config::put::SshSpec) -> Result<buildkit::SshSource> {
 fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
     let mut out = Vec::new();
     if let (Some(user), Some(pass)) = (&source.username, &source.password) {
-        let repo = source.repository_ref();
+        let repo = &source.repository;
         let mut hosts = vec![repo.registry.clone()];
         if buildkit_host(&repo.registry) == "docker.io" {
             hosts.extend(["docker.io".to_string(), "registry-1.docker.io".to_string(), "index.docker.io".to_string()]);
@@ -298,11 +298,13 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
         }
     }
     for r in &source.additional_registries {
-        out.push(buildkit::RegistryAuth {
-            host: r.host.clone(),
-            username: r.username.clone(),
-            password: r.password.clone(),
-        });
+        if let (Some(username), Some(password)) = (&r.username, &r.password) {
+            out.push(buildkit::RegistryAuth {
+                host: r.host.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            });
+        }
     }
     out
 }
