@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::buildkit::daemon::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use crate::buildkit::{self, Address, DaemonKind};
 use crate::config::Source;
-use crate::config::put::{BuildParams, DaemonParams, SecretSpec};
+use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
 use crate::registry;
 
 use super::push::{self, Pushed};
@@ -147,6 +147,15 @@ async fn build_on(
     };
     tracing::info!("building on {} ({})", address_text(address), info.version);
 
+    let mut params = params.clone();
+    if let (Backend::DockerEngine, Address::DockerEngine(socket), Network::Default) =
+        (backend, address, params.network)
+        && super::engine::has_bridge(socket).await == Some(false)
+    {
+        tracing::info!("the Docker Engine has no bridge network: RUN steps get network mode `none`");
+        params.network = Network::None;
+    }
+    let params = &params;
     let (preloaded, _registry) = preload(params).await?;
     let repo = client.repository();
     let dest = Destination {
