@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
@@ -301,4 +302,125 @@ pub async fn push_image_path(
 /// Opens an image for the loopback registry (layers as stored).
 pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
     Ok(super::stores::for_serving(path).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::serve::{MemoryImage, OpenBlob};
+    use crate::registry::Access;
+    use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
+    use std::collections::BTreeMap;
+    use std::process::Command;
+
+    fn tags(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
+        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::tls_auth();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
+        let tar = dir.path().join("image.tar");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("oci:{}:t", layout.display()))
+            .arg(format!("docker-archive:{}:x:latest", tar.display())));
+        let client = reg.client("pushed", Access::Push);
+        let pushed = push_image_path(&client, &tar, &tags(&["1.0", "latest"]))
+            .await
+            .unwrap();
+        for tag in ["1.0", "latest"] {
+            assert_eq!(sha256(&reg.raw_manifest("pushed", tag)), pushed.digest);
+        }
+        assert_eq!(pushed.platforms.len(), 1);
+        assert!(pushed.config_digest.is_some());
+        // Again: every blob is already there; same digest.
+        let again = push_image_path(&client, &tar, &tags(&["1.0"]))
+            .await
+            .unwrap();
+        assert_eq!(again.digest, pushed.digest);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tag_pushed_puts_an_existing_manifest_under_tags() {
+        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "t", "by digest");
+        reg.push_layout(&layout, "t", "bd", "untracked");
+        let digest = sha256(&reg.raw_manifest("bd", "untracked"));
+        let client = reg.client("bd", Access::Push);
+        let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
+            .await
+            .unwrap();
+        assert_eq!(pushed.digest, digest);
+        assert_eq!(sha256(&reg.raw_manifest("bd", "b")), digest);
+    }
+
+    /// An image whose layer cannot be read: the push fails before any tag.
+    struct Broken(MemoryImage);
+
+    impl ImageStore for Broken {
+        fn top(&self) -> &ServedManifest {
+            self.0.top()
+        }
+        fn manifest(&self, digest: &str) -> Option<&ServedManifest> {
+            self.0.manifest(digest)
+        }
+        fn blob_size(&self, digest: &str) -> Option<u64> {
+            self.0.blob_size(digest)
+        }
+        fn open_blob(&self, digest: &str) -> OpenBlob {
+            if self.0.blobs.get(digest).is_some_and(|b| b.len() > 100) {
+                return Box::pin(async { Err(std::io::Error::other("disk on fire")) });
+            }
+            self.0.open_blob(digest)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_push_moves_no_tag() {
+        if !have("docker-registry") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::plain();
+        let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
+        let layer = Bytes::from(vec![1u8; 1000]);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+        })
+        .to_string();
+        let image = MemoryImage {
+            top: ServedManifest {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: sha256(manifest.as_bytes()),
+                bytes: Bytes::from(manifest),
+            },
+            children: Vec::new(),
+            blobs: BTreeMap::from([(sha256(&config), config), (sha256(&layer), layer)]),
+        };
+        let client = reg.client("broken", Access::Push);
+        let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))
+            .await
+            .unwrap_err();
+        assert!(
+            crate::error::chain(&err).contains("disk on fire"),
+            "{}",
+            crate::error::chain(&err)
+        );
+        assert_eq!(client.resolve_tag("stable").await.unwrap(), None);
+    }
 }
