@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
@@ -307,6 +306,7 @@ pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use crate::build::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
     use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
