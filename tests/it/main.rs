@@ -1,2 +1,13 @@
 //! The one integration-test binary: black-box tests of the three commands
 //! against real registries and daemons started by `support`.
+//!
+//! - `support`: the test world (services, peers, fixtures) and its self-tests.
+//! - `check`: `/opt/resource/check` against real registries, asserted against
+//!   what skopeo sees.
+//! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
+//!   and dockerd.
+
+mod support;
+
+mod check;
+mod get;

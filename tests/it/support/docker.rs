@@ -1,0 +1,133 @@
+//! A private `dockerd` (Docker Engine) for tests that load, run or build
+//! images: its own data root, exec root, pidfile and unix socket under the
+//! run's scratch dir, no bridge and no iptables, started once per test binary.
+//!
+//! dockerd trusts registry CAs only from `/etc/docker/certs.d/<host:port>/`
+//! (the directory is not configurable for a root daemon in Engine 20.10), so
+//! the TLS registry's CA is written there under its per-run port and removed
+//! at exit.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::process::{self, Service};
+use super::{ci, registry, which};
+
+/// One running dockerd.
+pub struct Docker {
+    /// Its API socket.
+    pub socket: PathBuf,
+    /// Its data root.
+    pub data_root: PathBuf,
+    service: Service,
+}
+
+/// The shared dockerd, or `None` (after printing `SKIP: ...`) when it is not
+/// installed or cannot start outside CI. Panics when `CI=true`.
+pub fn shared() -> Option<&'static Docker> {
+    static DOCKER: OnceLock<Result<Docker, String>> = OnceLock::new();
+    match DOCKER.get_or_init(start) {
+        Ok(docker) => Some(docker),
+        Err(why) if ci() => panic!("CI=true but dockerd is unusable: {why}"),
+        Err(why) => {
+            eprintln!("SKIP: needs dockerd ({why}; apt-get install docker.io)");
+            None
+        }
+    }
+}
+
+impl Docker {
+    /// A `docker` CLI command talking to this daemon.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(which("docker").expect("docker CLI on PATH"));
+        cmd.arg("--host")
+            .arg(format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.data_root.join("cli-config"));
+        cmd
+    }
+
+    /// Runs `docker <args>` and returns its output (not checked).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli()
+            .args(args)
+            .output()
+            .expect("running the docker CLI")
+    }
+
+    /// `GET <path>` on the Engine API; returns (status, body).
+    pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
+        api_get(&self.socket, path).unwrap_or_else(|e| panic!("GET {path} on dockerd: {e}"))
+    }
+
+    /// The daemon's log tail.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.service.log_tail(lines)
+    }
+}
+
+fn start() -> Result<Docker, String> {
+    let dockerd = which("dockerd").ok_or("dockerd is not on PATH")?;
+    which("docker").ok_or("the docker CLI is not on PATH")?;
+    let plain = registry::plain();
+    let tls = registry::tls_auth();
+    trust_ca(tls)?;
+    let root = process::scratch_dir("dockerd");
+    let socket = root.join("docker.sock");
+    let data_root = root.join("data");
+    let mut cmd = Command::new(dockerd);
+    cmd.arg("--data-root")
+        .arg(&data_root)
+        .arg("--exec-root")
+        .arg(root.join("exec"))
+        .arg("--pidfile")
+        .arg(root.join("dockerd.pid"))
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+        .arg("--insecure-registry")
+        .arg(&plain.host);
+    let service = Service::spawn("dockerd", cmd, root.join("dockerd.log"))
+        .map_err(|e| format!("starting dockerd: {e}"))?;
+    service.wait_ready(Duration::from_secs(60), || {
+        api_get(&socket, "/_ping").is_ok_and(|(status, body)| status == 200 && body == b"OK")
+    })?;
+    Ok(Docker {
+        socket,
+        data_root,
+        service,
+    })
+}
+
+/// Makes dockerd trust the TLS registry's CA (see module docs).
+fn trust_ca(tls: &registry::Registry) -> Result<(), String> {
+    let ca = tls.ca_pem.as_ref().ok_or("the TLS registry has no CA")?;
+    let dir = Path::new("/etc/docker/certs.d").join(&tls.host);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    process::remove_with_root(&dir);
+    std::fs::write(dir.join("ca.crt"), ca)
+        .map_err(|e| format!("writing {}/ca.crt: {e}", dir.display()))
+}
+
+/// A minimal HTTP/1.0 GET over the Engine's unix socket.
+fn api_get(socket: &Path, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok((status, response[split + 4..].to_vec()))
+}
