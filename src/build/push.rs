@@ -306,10 +306,10 @@ pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use crate::build::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
     use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
+    use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::process::Command;
 

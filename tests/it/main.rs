@@ -11,3 +11,4 @@ mod support;
 
 mod check;
 mod get;
+mod put;

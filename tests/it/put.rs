@@ -119,14 +119,18 @@ impl Src {
 
 /// Runs `out` and returns its parsed stdout.
 fn out(d: &Daemon, src: &Src, source: Value, params: Value) -> Value {
-    let output = run_out(d, src, source, params, &[]);
-    let output = output.expect_success();
-    serde_json::from_slice(&output.stdout).expect("out prints JSON")
+    run_out(d, src, source, params, &[]).expect_success().json()
 }
 
-fn run_out(d: &Daemon, src: &Src, source: Value, params: Value, env: &[(&str, &str)]) -> support::cmd::Output {
+fn run_out(
+    d: &Daemon,
+    src: &Src,
+    source: Value,
+    params: Value,
+    env: &[(&str, &str)],
+) -> support::cmd::Output {
     let path = d.path_env();
-    let mut all: Vec<(&str, &str)> = vec![("PATH", path.as_str()), ("TEST", "true")];
+    let mut all: Vec<(&str, &str)> = vec![("PATH", path.as_str())];
     all.extend_from_slice(env);
     support::cmd::run(
         "out",
@@ -136,10 +140,10 @@ fn run_out(d: &Daemon, src: &Src, source: Value, params: Value, env: &[(&str, &s
     )
 }
 
-/// `skopeo inspect --raw | sha256sum`: the digest as the registry serves it.
+/// `skopeo inspect --raw | sha256sum`: the digest as the registry serves it,
+/// or `None` when the reference does not exist.
 fn registry_digest(reg: &Registry, reference: &str) -> Option<String> {
-    let raw = skopeo(reg, &["inspect", "--raw"], reference)?;
-    Some(sha256(&raw))
+    skopeo(reg, &["inspect", "--raw"], reference).map(|raw| sha256(&raw))
 }
 
 fn image_config(reg: &Registry, reference: &str) -> Value {
@@ -148,29 +152,17 @@ fn image_config(reg: &Registry, reference: &str) -> Value {
 }
 
 fn skopeo(reg: &Registry, args: &[&str], reference: &str) -> Option<Vec<u8>> {
-    let mut cmd = Command::new("skopeo");
-    cmd.args(args);
-    cmd.args(creds_args(reg));
-    cmd.arg(format!("docker://{}/{reference}", reg.host));
-    let out = cmd.output().expect("skopeo runs");
+    let out = Command::new("skopeo")
+        .args(args)
+        .args(reg.skopeo_plain_args())
+        .arg(format!("docker://{}/{reference}", reg.host))
+        .output()
+        .expect("skopeo runs");
     out.status.success().then_some(out.stdout)
 }
 
-fn creds_args(reg: &Registry) -> Vec<String> {
-    let mut a = Vec::new();
-    match &reg.ca_path {
-        Some(ca) => a.push(format!("--cert-dir={}", ca.parent().expect("ca dir").display())),
-        None => a.push("--tls-verify=false".into()),
-    }
-    if let (Some(u), Some(p)) = (&reg.username, &reg.password) {
-        a.push(format!("--creds={u}:{p}"));
-    }
-    a
-}
-
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    support::sha256_digest(bytes)
 }
 
 fn metadata(resp: &Value, name: &str) -> Option<String> {
@@ -199,25 +191,55 @@ fn build_params(d: &Daemon, mut params: Value) -> Value {
 fn minimal_build_pushes_and_check_agrees(d: &Daemon) {
     let reg = support::registry::plain();
     let repo = support::unique("put-minimal");
-    let src = Src::new(&[("src/Dockerfile", &from_base(reg, "RUN echo hello > /hello\n"))]);
+    let src = Src::new(&[(
+        "src/Dockerfile",
+        &from_base(reg, "RUN echo hello > /hello\n"),
+    )]);
     let source = reg.source(&repo);
-    let resp = out(d, &src, source.clone(), build_params(d, json!({"context": "src"})));
+    let resp = out(
+        d,
+        &src,
+        source.clone(),
+        build_params(d, json!({"context": "src"})),
+    );
 
     // No tag asked for: `latest`, and the digest is what the registry serves.
     assert_eq!(resp["version"]["tag"], "latest");
-    let digest = resp["version"]["digest"].as_str().expect("digest").to_string();
-    assert_eq!(registry_digest(reg, &format!("{repo}:latest")).as_deref(), Some(digest.as_str()));
-    for name in ["repository", "tags", "platforms", "config_digest", "buildkit_version", "build_duration"] {
-        assert!(metadata(&resp, name).is_some(), "metadata {name} missing: {resp}");
+    let digest = resp["version"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:latest")).as_deref(),
+        Some(digest.as_str())
+    );
+    for name in [
+        "repository",
+        "tags",
+        "platforms",
+        "config_digest",
+        "buildkit_version",
+        "build_duration",
+    ] {
+        assert!(
+            metadata(&resp, name).is_some(),
+            "metadata {name} missing: {resp}"
+        );
     }
-    let raw_config = skopeo(reg, &["inspect", "--config", "--raw"], &format!("{repo}:latest")).expect("config");
+    let raw_config = skopeo(
+        reg,
+        &["inspect", "--config", "--raw"],
+        &format!("{repo}:latest"),
+    )
+    .expect("config");
     assert_eq!(metadata(&resp, "config_digest"), Some(sha256(&raw_config)));
 
     // A following check with the same tag emits exactly this version.
     let mut check_source = source.clone();
     check_source["tag"] = json!("latest");
-    let checked = support::cmd::run("check", &[], &json!({"source": check_source}), &[("TEST", "true")]).expect_success();
-    let versions: Value = serde_json::from_slice(&checked.stdout).expect("check JSON");
+    let versions = support::cmd::run("check", &[], &json!({"source": check_source}), &[])
+        .expect_success()
+        .json();
     assert_eq!(versions, json!([{"tag": "latest", "digest": digest}]));
 }
 
@@ -242,10 +264,21 @@ fn tags_from_every_source_move_together(d: &Daemon) {
     assert_eq!(resp["version"]["tag"], "v1.4.2");
     let digest = resp["version"]["digest"].as_str().expect("digest");
     for tag in ["v1.4.2", "vstable", "vnightly", "vextra", "latest"] {
-        assert_eq!(registry_digest(reg, &format!("{repo}:{tag}")).as_deref(), Some(digest), "tag {tag}");
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:{tag}")).as_deref(),
+            Some(digest),
+            "tag {tag}"
+        );
     }
-    assert_eq!(registry_digest(reg, &format!("{repo}:dev")), None, "source.tag was replaced by tag_file");
-    assert_eq!(metadata(&resp, "tags").as_deref(), Some("v1.4.2 vstable vnightly vextra latest"));
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:dev")),
+        None,
+        "source.tag was replaced by tag_file"
+    );
+    assert_eq!(
+        metadata(&resp, "tags").as_deref(),
+        Some("v1.4.2 vstable vnightly vextra latest")
+    );
 }
 
 fn version_with_bump_aliases(d: &Daemon) {
@@ -254,19 +287,32 @@ fn version_with_bump_aliases(d: &Daemon) {
     let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
     let params = |v: &str| json!({"context": "src", "version": v, "bump_aliases": true});
     let first = out(d, &src, reg.source(&repo), params("1.3.0"));
-    let first_digest = first["version"]["digest"].as_str().expect("digest").to_string();
+    let first_digest = first["version"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
     assert_eq!(first["version"]["tag"], "1.3.0");
     for tag in ["latest", "1", "1.3"] {
-        assert_eq!(registry_digest(reg, &format!("{repo}:{tag}")).as_deref(), Some(first_digest.as_str()));
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:{tag}")).as_deref(),
+            Some(first_digest.as_str())
+        );
     }
     // An older patch line: only its own minor alias moves.
     let src2 = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /x\n")]);
     let second = out(d, &src2, reg.source(&repo), params("v1.2.7"));
     let second_digest = second["version"]["digest"].as_str().expect("digest");
     assert_eq!(second["version"]["tag"], "1.2.7");
-    assert_eq!(registry_digest(reg, &format!("{repo}:1.2")).as_deref(), Some(second_digest));
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:1.2")).as_deref(),
+        Some(second_digest)
+    );
     for tag in ["latest", "1", "1.3"] {
-        assert_eq!(registry_digest(reg, &format!("{repo}:{tag}")).as_deref(), Some(first_digest.as_str()), "{tag}");
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:{tag}")).as_deref(),
+            Some(first_digest.as_str()),
+            "{tag}"
+        );
     }
 }
 
@@ -319,20 +365,34 @@ fn docker_image_params(d: &Daemon) {
     let reg = support::registry::plain();
     let repo = support::unique("put-dir");
     let src = Src::new(&[
-        ("app/Dockerfile", "FROM scratch AS other\nFROM scratch AS main\nARG who\nLABEL who=$who\nCOPY Dockerfile /\n"),
-        ("app/labels.json", r#"{"pipeline": "$BUILD_PIPELINE_NAME", "url": "${ATC_EXTERNAL_URL}/builds/$BUILD_ID"}"#),
+        (
+            "app/Dockerfile",
+            "FROM scratch AS other\nFROM scratch AS main\nARG who\nLABEL who=$who\nCOPY Dockerfile /\n",
+        ),
+        (
+            "app/labels.json",
+            r#"{"pipeline": "$BUILD_PIPELINE_NAME", "url": "${ATC_EXTERNAL_URL}/builds/$BUILD_ID"}"#,
+        ),
     ]);
-    let output = run_out(
+    let resp = run_out(
         d,
         &src,
         reg.source(&repo),
         json!({"build": "app", "target_name": "main", "build_args": {"who": "$BUILD_TEAM_NAME"},
                "labels_file": "app/labels.json", "docker_buildkit": 1}),
-        &[("BUILD_ID", "42"), ("BUILD_PIPELINE_NAME", "pipe"), ("BUILD_TEAM_NAME", "team"), ("ATC_EXTERNAL_URL", "https://ci")],
+        &[
+            ("BUILD_ID", "42"),
+            ("BUILD_PIPELINE_NAME", "pipe"),
+            ("BUILD_TEAM_NAME", "team"),
+            ("ATC_EXTERNAL_URL", "https://ci"),
+        ],
     )
-    .expect_success();
-    let resp: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let config = image_config(reg, &format!("{repo}:{}", resp["version"]["tag"].as_str().expect("tag")));
+    .expect_success()
+    .json();
+    let config = image_config(
+        reg,
+        &format!("{repo}:{}", resp["version"]["tag"].as_str().expect("tag")),
+    );
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["who"], "team");
     assert_eq!(labels["pipeline"], "pipe");
@@ -358,14 +418,17 @@ fn secrets_reach_run_but_not_the_image(d: &Daemon) {
         d,
         &src,
         reg.source(&repo),
-        build_params(d, json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}})),
+        build_params(
+            d,
+            json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}}),
+        ),
     );
     let tag = resp["version"]["tag"].as_str().expect("tag");
     // Pull every blob and look for both secrets in the uncompressed bytes.
     let layout = tempfile::tempdir().expect("dir");
     let status = Command::new("skopeo")
         .arg("copy")
-        .args(creds_args(reg).iter().map(|a| a.replace("--tls-verify", "--src-tls-verify").replace("--creds", "--src-creds")))
+        .args(reg.skopeo_src_args())
         .arg(format!("docker://{}/{repo}:{tag}", reg.host))
         .arg(format!("oci:{}:x", layout.path().display()))
         .status()
@@ -378,14 +441,28 @@ fn secrets_reach_run_but_not_the_image(d: &Daemon) {
         }
         let raw = std::fs::read(entry.path()).expect("blob");
         let mut plain = Vec::new();
-        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut plain).is_err() {
+        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut plain)
+            .is_err()
+        {
             plain = raw;
         }
         let hay = String::from_utf8_lossy(&plain);
-        assert!(!hay.contains(text) && !hay.contains(file), "secret found in {}", entry.path().display());
+        assert!(
+            !hay.contains(text) && !hay.contains(file),
+            "secret found in {}",
+            entry.path().display()
+        );
     }
-    let stderr = String::from_utf8_lossy(&run_out(d, &src, reg.source(&repo), build_params(d, json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}})), &[]).stderr).into_owned();
-    assert!(!stderr.contains(text), "secret text in the log");
+    run_out(
+        d,
+        &src,
+        reg.source(&repo),
+        build_params(d, json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}})),
+        &[],
+    )
+    .expect_success()
+    .expect_not_leaked(text)
+    .expect_not_leaked(file);
 }
 
 fn failed_build_moves_no_tag(d: &Daemon) {
@@ -395,20 +472,42 @@ fn failed_build_moves_no_tag(d: &Daemon) {
     let mut source = reg.source(&repo);
     source["tag"] = json!("stable");
     let resp = out(d, &good, source.clone(), json!({"context": "src"}));
-    let before = resp["version"]["digest"].as_str().expect("digest").to_string();
+    let before = resp["version"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
 
-    let bad = Src::new(&[("src/Dockerfile", &from_base(reg, "RUN echo about to fail && false\n"))]);
-    let failed = run_out(d, &bad, source, build_params(d, json!({"context": "src"})), &[]).expect_failure();
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("false") || stderr.contains("exit code"), "{stderr}");
-    assert_eq!(registry_digest(reg, &format!("{repo}:stable")).as_deref(), Some(before.as_str()));
+    let bad = Src::new(&[(
+        "src/Dockerfile",
+        &from_base(reg, "RUN echo about to fail && false\n"),
+    )]);
+    let failed = run_out(
+        d,
+        &bad,
+        source,
+        build_params(d, json!({"context": "src"})),
+        &[],
+    );
+    failed.expect_failure();
+    assert!(
+        failed.stderr.contains("about to fail"),
+        "the failing step's log is shown\n{}",
+        failed.details()
+    );
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:stable")).as_deref(),
+        Some(before.as_str())
+    );
 }
 
 fn image_args_from_a_tarball(d: &Daemon) {
     let reg = support::registry::plain();
     let repo = support::unique("put-imgarg");
     let base = support::fixtures::busybox_base(reg);
-    let src = Src::new(&[("src/Dockerfile", "ARG first_image\nFROM ${first_image}\nRUN echo layered > /new-file\n")]);
+    let src = Src::new(&[(
+        "src/Dockerfile",
+        "ARG first_image\nFROM ${first_image}\nRUN echo layered > /new-file\n",
+    )]);
     // The base as a docker-save tarball, written by skopeo.
     let tar = src.path().join("base/image.tar");
     std::fs::create_dir_all(tar.parent().expect("parent")).expect("mkdir");
@@ -419,13 +518,25 @@ fn image_args_from_a_tarball(d: &Daemon) {
         .status()
         .expect("skopeo");
     assert!(status.success());
-    let resp = out(d, &src, reg.source(&repo), build_params(d, json!({"context": "src", "IMAGE_ARG_first_image": "base/image.tar"})));
+    let resp = out(
+        d,
+        &src,
+        reg.source(&repo),
+        build_params(
+            d,
+            json!({"context": "src", "IMAGE_ARG_first_image": "base/image.tar"}),
+        ),
+    );
     let tag = resp["version"]["tag"].as_str().expect("tag");
-    let base_layers = image_config(reg, base.split_once('/').expect("host/repo").1)["rootfs"]["diff_ids"]
+    let base_layers =
+        image_config(reg, base.split_once('/').expect("host/repo").1)["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff ids")
+            .clone();
+    let layers = image_config(reg, &format!("{repo}:{tag}"))["rootfs"]["diff_ids"]
         .as_array()
         .expect("diff ids")
         .clone();
-    let layers = image_config(reg, &format!("{repo}:{tag}"))["rootfs"]["diff_ids"].as_array().expect("diff ids").clone();
     assert_eq!(layers.len(), base_layers.len() + 1);
     assert_eq!(layers[..base_layers.len()], base_layers[..]);
 }
@@ -436,21 +547,51 @@ fn registry_cache_is_reused(d: &Daemon) {
         let reg = support::registry::plain();
         let repo = support::unique("put-cache-engine");
         let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
-        out(d, &src, reg.source(&repo), json!({"context": "src", "cache": true}));
+        out(
+            d,
+            &src,
+            reg.source(&repo),
+            json!({"context": "src", "cache": true}),
+        );
         return;
     }
     let reg = support::registry::plain();
     let repo = support::unique("put-cache");
-    let src = Src::new(&[("src/Dockerfile", &from_base(reg, "RUN sleep 2 && date > /slow\n"))]);
-    let first = run_out(d, &src, reg.source(&repo), json!({"context": "src", "cache": true}), &[]).expect_success();
-    assert!(registry_digest(reg, &format!("{repo}:buildcache")).is_some(), "cache manifest pushed");
+    let src = Src::new(&[(
+        "src/Dockerfile",
+        &from_base(reg, "RUN sleep 2 && date > /slow\n"),
+    )]);
+    let first = run_out(
+        d,
+        &src,
+        reg.source(&repo),
+        json!({"context": "src", "cache": true}),
+        &[],
+    );
+    first.expect_success();
+    assert!(
+        registry_digest(reg, &format!("{repo}:buildcache")).is_some(),
+        "cache manifest pushed"
+    );
     // Each `out` starts a fresh embedded daemon: only the registry cache can hit.
-    let second = run_out(d, &src, reg.source(&repo), json!({"context": "src", "cache": true}), &[]).expect_success();
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("CACHED"), "second build did not use the cache:\n{stderr}");
-    let a: Value = serde_json::from_slice(&first.stdout).expect("JSON");
-    let b: Value = serde_json::from_slice(&second.stdout).expect("JSON");
-    assert_eq!(a["version"]["digest"], b["version"]["digest"], "cached build reproduces the image");
+    let second = run_out(
+        d,
+        &src,
+        reg.source(&repo),
+        json!({"context": "src", "cache": true}),
+        &[],
+    );
+    second.expect_success();
+    assert!(
+        second.stderr.contains("CACHED"),
+        "second build did not use the cache:\n{}",
+        second.details()
+    );
+    let (a, b) = (first.json(), second.json());
+    assert_eq!(
+        a["version"]["digest"], b["version"]["digest"],
+        "cached build reproduces the image"
+    );
 }
 
 fn tls_registry_with_credentials(d: &Daemon) {
@@ -459,64 +600,121 @@ fn tls_registry_with_credentials(d: &Daemon) {
     let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
     let resp = out(d, &src, reg.source(&repo), json!({"context": "src"}));
     let digest = resp["version"]["digest"].as_str().expect("digest");
-    assert_eq!(registry_digest(reg, &format!("{repo}:latest")).as_deref(), Some(digest));
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:latest")).as_deref(),
+        Some(digest)
+    );
     // Wrong password: the push fails and says so without echoing it.
     let mut bad = reg.source(&repo);
     bad["password"] = json!("not-the-password-xyz");
-    let failed = run_out(d, &src, bad, json!({"context": "src"}), &[]).expect_failure();
-    assert!(!String::from_utf8_lossy(&failed.stderr).contains("not-the-password-xyz"));
+    run_out(d, &src, bad, json!({"context": "src"}), &[])
+        .expect_failure()
+        .expect_not_leaked("not-the-password-xyz");
 }
 
 // --- backend-independent cases ---------------------------------------------
 
-#[test]
-fn push_mode_pushes_an_oci_layout_and_a_docker_archive() {
-    let reg = support::registry::plain();
+/// Writes the busybox base as a docker-save tarball and as an OCI layout
+/// under `src` (skopeo, an independent writer of both formats).
+fn prebuilt(reg: &Registry, src: &Src) -> (PathBuf, PathBuf) {
     let base = support::fixtures::busybox_base(reg);
-    let src = Src::new(&[]);
+    let tar = src.path().join("img/image.tar");
     let layout = src.path().join("img/oci");
-    let status = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{base}"))
-        .arg(format!("oci:{}:t", layout.display()))
-        .status()
-        .expect("skopeo");
-    assert!(status.success());
+    std::fs::create_dir_all(src.path().join("img")).expect("mkdir");
+    for dest in [
+        format!("docker-archive:{}:x:latest", tar.display()),
+        format!("oci:{}:t", layout.display()),
+    ] {
+        support::run_tool(
+            Command::new("skopeo")
+                .arg("copy")
+                .args(reg.skopeo_src_args())
+                .arg(format!("docker://{base}"))
+                .arg(dest),
+        );
+    }
+    (tar, layout)
+}
+
+#[test]
+fn push_mode_pushes_an_oci_layout_as_registry_image_does() {
+    let reg = support::registry::plain();
+    let src = Src::new(&[]);
+    let (_, layout) = prebuilt(reg, &src);
     let repo = support::unique("put-image");
     let resp = support::cmd::run(
         "out",
         &[src.path()],
-        &json!({"source": reg.source(&repo), "params": {"image": "img/oci", "version": "2.0"}}),
-        &[("TEST", "true")],
+        &json!({"source": reg.source(&repo), "params": {"image": "img/oc*", "version": "2.0"}}),
+        &[],
     )
-    .expect_success();
-    let resp: Value = serde_json::from_slice(&resp.stdout).expect("JSON");
+    .expect_success()
+    .json();
     assert_eq!(resp["version"]["tag"], "2.0.0");
-    // A layout is pushed as registry-image pushes it: its index.json (one
-    // image, no single-image-digest) goes up byte for byte as an index.
+    // One image without single-image-digest: index.json goes up byte for
+    // byte as an index (registry-image's rule), so its digest is the version.
     let index_json = std::fs::read(layout.join("index.json")).expect("index.json");
-    assert_eq!(resp["version"]["digest"].as_str(), Some(sha256(&index_json).as_str()));
-    assert_eq!(registry_digest(reg, &format!("{repo}:2.0.0")).as_deref(), resp["version"]["digest"].as_str());
+    assert_eq!(
+        resp["version"]["digest"].as_str(),
+        Some(sha256(&index_json).as_str())
+    );
+    assert_eq!(
+        registry_digest(reg, &format!("{repo}:2.0.0")).as_deref(),
+        resp["version"]["digest"].as_str()
+    );
+    assert_eq!(metadata(&resp, "platforms").as_deref(), Some("linux/amd64"));
+}
 
-    // docker-image's `load_file`: a docker-save tarball.
-    let tar = src.path().join("img/image.tar");
-    let status = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{base}"))
-        .arg(format!("docker-archive:{}:x:latest", tar.display()))
-        .status()
-        .expect("skopeo");
-    assert!(status.success());
-    let repo2 = support::unique("put-image-tar");
-    let resp = support::cmd::run(
+#[test]
+fn push_mode_pushes_a_docker_save_tarball_and_check_agrees() {
+    let reg = support::registry::tls_auth();
+    let src = Src::new(&[("tags", "x1 x2\n")]);
+    let (_, _) = prebuilt(support::registry::plain(), &src);
+    let repo = support::unique("put-image-tar");
+    let mut source = reg.source(&repo);
+    source["tag"] = json!("stable");
+    // docker-image's `load_file` spelling.
+    let out = support::cmd::run(
         "out",
         &[src.path()],
-        &json!({"source": reg.source(&repo2), "params": {"load_file": "img/image.tar"}}),
-        &[("TEST", "true")],
-    )
-    .expect_success();
-    let resp: Value = serde_json::from_slice(&resp.stdout).expect("JSON");
-    assert_eq!(registry_digest(reg, &format!("{repo2}:latest")).as_deref(), resp["version"]["digest"].as_str());
+        &json!({"source": source, "params": {"load_file": "img/image.tar", "additional_tags": "tags"}}),
+        &[],
+    );
+    out.expect_success()
+        .expect_not_leaked(reg.password.as_deref().unwrap_or("-"));
+    let resp = out.json();
+    let digest = resp["version"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    for tag in ["stable", "x1", "x2"] {
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:{tag}")).as_deref(),
+            Some(digest.as_str()),
+            "{tag}"
+        );
+    }
+    let versions = support::cmd::run("check", &[], &json!({"source": source}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(versions, json!([{"tag": "stable", "digest": digest}]));
+    // Pushing the same tarball again uploads nothing new and yields the same digest.
+    let again = support::cmd::run(
+        "out",
+        &[src.path()],
+        &json!({"source": source, "params": {"image": "img/image.tar"}}),
+        &[],
+    );
+    again.expect_success();
+    assert_eq!(
+        again.json()["version"]["digest"].as_str(),
+        Some(digest.as_str())
+    );
+    assert!(
+        again.stderr.contains("already in the registry"),
+        "{}",
+        again.details()
+    );
 }
 
 #[test]
@@ -526,20 +724,26 @@ fn params_errors_fail_before_any_daemon() {
     let cases: &[(Value, &str)] = &[
         (json!({"context": "nope"}), "does not exist"),
         (json!({"context": "src", "CONTEXT": "src"}), "keep only one"),
-        (json!({"context": "src", "OUTPUT_OCI": "true"}), "oci-layout"),
+        (
+            json!({"context": "src", "OUTPUT_OCI": "true"}),
+            "oci-layout",
+        ),
         (json!({"contxt": "src"}), "did you mean \"context\""),
-        (json!({"context": "src", "version": "hoogily-boogily"}), "invalid semantic version"),
+        (
+            json!({"context": "src", "version": "hoogily-boogily"}),
+            "invalid semantic version",
+        ),
+        (json!({"image": "missing/*.tar"}), "does not exist"),
     ];
     for (params, expected) in cases {
-        let failed = support::cmd::run(
+        support::cmd::run(
             "out",
             &[src.path()],
             &json!({"source": reg.source("never-pushed"), "params": params}),
-            &[("TEST", "true")],
+            &[],
         )
-        .expect_failure();
-        let stderr = String::from_utf8_lossy(&failed.stderr);
-        assert!(stderr.contains(expected), "{params}: {stderr}");
+        .expect_failure()
+        .expect_stderr(expected);
     }
 }
 
@@ -548,27 +752,34 @@ fn no_daemon_configured_names_the_three_options() {
     let reg = support::registry::plain();
     let src = Src::new(&[("src/Dockerfile", "FROM scratch\n")]);
     // A PATH without buildkitd, no BUILDKIT_HOST, no buildkit_host.
+    let empty = tempfile::tempdir().expect("dir");
+    let path = empty.path().display().to_string();
     let failed = support::cmd::run(
         "out",
         &[src.path()],
         &json!({"source": reg.source("never-pushed"), "params": {"context": "src"}}),
-        &[("TEST", "true"), ("PATH", "/usr/bin:/bin")],
-    )
-    .expect_failure();
-    let stderr = String::from_utf8_lossy(&failed.stderr);
+        &[("PATH", path.as_str())],
+    );
+    failed.expect_failure();
     for word in ["buildkit_host", "BUILDKIT_HOST", "buildkitd"] {
-        assert!(stderr.contains(word), "{stderr}");
+        failed.expect_stderr(word);
     }
 }
 
 #[test]
 fn multi_platform_on_the_engine_is_a_clear_error() {
     let Some(d) = Daemon::engine() else {
-        eprintln!("SKIP: needs dockerd");
         return;
     };
     let reg = support::registry::plain();
     let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
-    let failed = run_out(&d, &src, reg.source("never-pushed"), json!({"context": "src", "IMAGE_PLATFORM": "linux/amd64,linux/arm64"}), &[]).expect_failure();
-    assert!(String::from_utf8_lossy(&failed.stderr).contains("multi-platform"));
+    run_out(
+        &d,
+        &src,
+        reg.source("never-pushed"),
+        json!({"context": "src", "IMAGE_PLATFORM": "linux/amd64,linux/arm64"}),
+        &[],
+    )
+    .expect_failure()
+    .expect_stderr("multi-platform");
 }
