@@ -6,9 +6,12 @@
 //!   what skopeo sees.
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
 //!   and dockerd.
+//! - `buildkit`: the BuildKit client library against dockerd's built-in
+//!   BuildKit and, when present, a standalone buildkitd.
 
 mod support;
 
 mod check;
 mod get;
+mod buildkit;
 mod put;

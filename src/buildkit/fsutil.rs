@@ -1,0 +1,776 @@
+//! The sending side of fsutil's DiffCopy protocol: how a local directory is
+//! uploaded to the daemon (`FileSync.DiffCopy`).
+//!
+//! The listing is a depth-first, pre-order walk with each directory's entries
+//! sorted byte-wise by name (the daemon rejects any other order with "changes
+//! out of order"), one `PACKET_STAT` per entry, ended by a STAT packet without
+//! a `stat`. Entry ids are positions in that listing. The daemon then asks for
+//! regular files by id (`PACKET_REQ`), in any order and possibly before the
+//! listing ends; each is answered with `PACKET_DATA` chunks and an empty DATA.
+//! `PACKET_FIN` from the daemon is answered with FIN. Filtering follows
+//! fsutil's `FilterFS` (include/exclude patterns, follow paths, directories
+//! emitted lazily when only something below them is kept).
+//!
+//! Memory stays bounded: file contents are streamed in [`CHUNK_SIZE`] pieces
+//! through a bounded channel; only one small record per listed entry is kept.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::patterns::{MatchInfo, PatternError, PatternMatcher, clean_path};
+use super::proto::fsutil::types::{Packet, Stat, packet::PacketType};
+
+/// Size of the DATA chunks a file is sent in.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+
+// Go os.FileMode bits (fsutil sends those, not POSIX st_mode).
+const MODE_DIR: u32 = 1 << 31;
+const MODE_SYMLINK: u32 = 1 << 27;
+const MODE_DEVICE: u32 = 1 << 26;
+const MODE_NAMED_PIPE: u32 = 1 << 25;
+const MODE_SETUID: u32 = 1 << 23;
+const MODE_SETGID: u32 = 1 << 22;
+const MODE_CHAR_DEVICE: u32 = 1 << 21;
+const MODE_STICKY: u32 = 1 << 20;
+
+/// Why an upload failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The path on the host.
+        path: PathBuf,
+        /// The io error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A name cannot be sent: the protocol carries UTF-8 paths.
+    #[error("file name {0:?} is not valid utf-8")]
+    NonUtf8(PathBuf),
+    /// An include/exclude pattern is malformed.
+    #[error("invalid filter pattern")]
+    Pattern(#[source] PatternError),
+    /// A file's size changed between listing and upload.
+    #[error("{path} changed size during upload: listed with {listed} bytes, read {read}")]
+    ChangedSize {
+        /// The file on the host.
+        path: PathBuf,
+        /// Size at listing time.
+        listed: u64,
+        /// Bytes read (at least) when the change was noticed.
+        read: u64,
+    },
+    /// The daemon asked for an id that is not a listed regular file.
+    #[error("daemon requested unknown file id {0}")]
+    UnknownId(u32),
+    /// The daemon reported an error.
+    #[error("error from receiver: {0}")]
+    Receiver(String),
+    /// The daemon's stream failed.
+    #[error("upload stream failed")]
+    Stream(#[source] Status),
+    /// The daemon went away before the transfer finished.
+    #[error("upload stream closed before the transfer finished")]
+    Closed,
+}
+
+/// Filters for one directory transfer, as the daemon sent them.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Keep only paths matching one of these (or below a match).
+    pub include_patterns: Vec<String>,
+    /// Drop paths matched by these (`.dockerignore` lines).
+    pub exclude_patterns: Vec<String>,
+    /// Paths added to the includes, symlinks resolved inside the root.
+    pub follow_paths: Vec<String>,
+}
+
+/// A listed regular file that may be requested.
+#[derive(Debug, Clone)]
+struct FileRef {
+    path: PathBuf,
+    size: u64,
+}
+
+/// The listed entries by id (`None` for entries that are not requestable).
+type FileTable = Arc<Mutex<Vec<Option<FileRef>>>>;
+
+/// Runs a complete DiffCopy send: lists `root` into `out` and answers the
+/// daemon's requests from `incoming` until FIN. Errors are also reported to
+/// the daemon as `PACKET_ERR`.
+pub async fn send<S>(
+    root: PathBuf,
+    options: WalkOptions,
+    mut incoming: S,
+    out: mpsc::Sender<Result<Packet, Status>>,
+) -> Result<(), Error>
+where
+    S: futures::Stream<Item = Result<Packet, Status>> + Send + Unpin + 'static,
+{
+    use futures::StreamExt;
+
+    let files: FileTable = Arc::default();
+    let walker = {
+        let files = files.clone();
+        let out = out.clone();
+        tokio::task::spawn_blocking(move || walk(&root, &options, &files, &out))
+    };
+    // Drain the daemon's packets eagerly: it may send thousands of tiny
+    // REQ packets at once, and leaving them unread in HTTP/2 buffers while a
+    // big file is streamed makes the server's small-frame protection (h2
+    // "data frame budget") close the whole session connection.
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(packet) = incoming.next().await {
+            let stop = !matches!(&packet, Ok(p) if p.r#type == PacketType::PacketReq as i32);
+            if events_tx.send(packet).is_err() || stop {
+                break;
+            }
+        }
+    });
+    let mut walker = Some(walker);
+    let result = async {
+        loop {
+            let packet = tokio::select! {
+                // Surface listing errors without waiting for the daemon.
+                done = async { walker.as_mut().expect("polled only while set").await }, if walker.is_some() => {
+                    walker = None;
+                    match done {
+                        Ok(result) => result?,
+                        Err(join) => return Err(Error::Receiver(format!("listing task failed: {join}"))),
+                    }
+                    continue;
+                }
+                packet = events.recv() => packet,
+            };
+            let Some(packet) = packet else {
+                return Err(Error::Closed);
+            };
+            let packet = packet.map_err(Error::Stream)?;
+            match PacketType::try_from(packet.r#type) {
+                Ok(PacketType::PacketReq) => {
+                    let file = files
+                        .lock()
+                        .expect("file table lock is never poisoned")
+                        .get(packet.id as usize)
+                        .cloned()
+                        .flatten()
+                        .ok_or(Error::UnknownId(packet.id))?;
+                    send_file(packet.id, &file, &out).await?;
+                }
+                Ok(PacketType::PacketFin) => {
+                    if let Some(walker) = walker.take() {
+                        walker
+                            .await
+                            .map_err(|e| Error::Receiver(format!("listing task failed: {e}")))??;
+                    }
+                    let _ = out.send(Ok(packet_of(PacketType::PacketFin))).await;
+                    return Ok(());
+                }
+                Ok(PacketType::PacketErr) => {
+                    return Err(Error::Receiver(String::from_utf8_lossy(&packet.data).into_owned()));
+                }
+                // STAT/DATA never flow towards the sender; ignore like fsutil.
+                _ => {}
+            }
+        }
+    }
+    .await;
+    reader.abort();
+    if let Err(e) = &result {
+        let mut packet = packet_of(PacketType::PacketErr);
+        packet.data = error_chain(e).into();
+        let _ = out.send(Ok(packet)).await;
+    }
+    result
+}
+
+fn packet_of(kind: PacketType) -> Packet {
+    Packet {
+        r#type: kind as i32,
+        ..Packet::default()
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn send_file(
+    id: u32,
+    file: &FileRef,
+    out: &mpsc::Sender<Result<Packet, Status>>,
+) -> Result<(), Error> {
+    let read_err = |source| Error::Read {
+        path: file.path.clone(),
+        source,
+    };
+    let mut f = tokio::fs::File::open(&file.path).await.map_err(read_err)?;
+    let mut sent: u64 = 0;
+    loop {
+        let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
+        let n = f.read_buf(&mut buf).await.map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+        if sent > file.size {
+            return Err(Error::ChangedSize {
+                path: file.path.clone(),
+                listed: file.size,
+                read: sent,
+            });
+        }
+        let packet = Packet {
+            r#type: PacketType::PacketData as i32,
+            id,
+            data: buf.freeze(),
+            ..Packet::default()
+        };
+        out.send(Ok(packet)).await.map_err(|_| Error::Closed)?;
+    }
+    if sent != file.size {
+        return Err(Error::ChangedSize {
+            path: file.path.clone(),
+            listed: file.size,
+            read: sent,
+        });
+    }
+    let eof = Packet {
+        r#type: PacketType::PacketData as i32,
+        id,
+        ..Packet::default()
+    };
+    out.send(Ok(eof)).await.map_err(|_| Error::Closed)
+}
+
+/// Lists `root` into `out` (blocking; runs on the blocking pool).
+fn walk(
+    root: &Path,
+    options: &WalkOptions,
+    files: &FileTable,
+    out: &mpsc::Sender<Result<Packet, Status>>,
+) -> Result<(), Error> {
+    let mut emit = |stat: Stat, file: Option<FileRef>| -> Result<(), Error> {
+        files
+            .lock()
+            .expect("file table lock is never poisoned")
+            .push(file);
+        let packet = Packet {
+            r#type: PacketType::PacketStat as i32,
+            stat: Some(stat),
+            ..Packet::default()
+        };
+        out.blocking_send(Ok(packet)).map_err(|_| Error::Closed)
+    };
+    list(root, options, &mut emit)?;
+    // The end of the listing is a STAT packet with no stat at all.
+    out.blocking_send(Ok(packet_of(PacketType::PacketStat)))
+        .map_err(|_| Error::Closed)
+}
+
+/// Walks `root` in protocol order and calls `emit` for each entry to send.
+/// Exposed within the crate for tests of the listing alone.
+fn list(
+    root: &Path,
+    options: &WalkOptions,
+    emit: &mut dyn FnMut(Stat, Option<FileRef>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut includes = options.include_patterns.clone();
+    if !options.follow_paths.is_empty() {
+        for p in follow_links(root, &options.follow_paths) {
+            if !includes.contains(&p) {
+                includes.push(p);
+            }
+        }
+    }
+    let include = if includes.is_empty() {
+        None
+    } else {
+        Some(PatternMatcher::new(&includes).map_err(Error::Pattern)?)
+    };
+    let exclude = if options.exclude_patterns.is_empty() {
+        None
+    } else {
+        Some(PatternMatcher::new(&options.exclude_patterns).map_err(Error::Pattern)?)
+    };
+    let mut walker = Walker {
+        root,
+        only_prefix_includes: include.as_ref().is_none_or(|m| m.only_literal(false)),
+        only_prefix_exclude_exceptions: exclude.as_ref().is_none_or(|m| m.only_literal(true)),
+        include,
+        exclude,
+        pending: Vec::new(),
+        inodes: HashMap::new(),
+        emit,
+    };
+    walker.walk_dir("", &MatchInfo::default(), &MatchInfo::default())
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    include: Option<PatternMatcher>,
+    exclude: Option<PatternMatcher>,
+    only_prefix_includes: bool,
+    only_prefix_exclude_exceptions: bool,
+    /// Ancestor directories of the current position, with whether they were
+    /// sent already (filtered-out directories are sent lazily, right before
+    /// their first kept descendant, as fsutil does).
+    pending: Vec<(Stat, bool)>,
+    /// (dev, ino) → first sent path, for hard links.
+    inodes: HashMap<(u64, u64), String>,
+    emit: &'a mut dyn FnMut(Stat, Option<FileRef>) -> Result<(), Error>,
+}
+
+impl Walker<'_> {
+    fn walk_dir(&mut self, rel_dir: &str, inc: &MatchInfo, exc: &MatchInfo) -> Result<(), Error> {
+        let abs_dir = self.root.join(rel_dir);
+        let read_err = |source| Error::Read {
+            path: abs_dir.clone(),
+            source,
+        };
+        let mut names: Vec<OsString> = std::fs::read_dir(&abs_dir)
+            .map_err(read_err)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let abs = abs_dir.join(&name);
+            let name = name.to_str().ok_or_else(|| Error::NonUtf8(abs.clone()))?;
+            let rel = if rel_dir.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let meta = match std::fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                // Removed since the directory was read: nothing to send.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Read { path: abs, source }),
+            };
+            let is_dir = meta.is_dir();
+            let mut skip = false;
+            let mut child_inc = MatchInfo::default();
+            let mut child_exc = MatchInfo::default();
+            if let Some(m) = &self.include {
+                let (hit, info) = m.matches_using_parent(&rel, inc);
+                child_inc = info;
+                if !hit {
+                    if is_dir && self.only_prefix_includes && !m.literal_prefix_below(&rel, false) {
+                        continue;
+                    }
+                    skip = true;
+                }
+            }
+            if let Some(m) = &self.exclude {
+                let (hit, info) = m.matches_using_parent(&rel, exc);
+                child_exc = info;
+                if hit {
+                    if is_dir
+                        && self.only_prefix_exclude_exceptions
+                        && (!m.has_exclusions() || !m.literal_prefix_below(&rel, true))
+                    {
+                        continue;
+                    }
+                    skip = true;
+                }
+            }
+            if meta.file_type().is_socket() {
+                // Sockets cannot be transferred; fsutil drops them too.
+                continue;
+            }
+            let stat = self.stat(&abs, &rel, &meta)?;
+            if is_dir {
+                self.pending.push((stat, false));
+                if !skip {
+                    self.flush_pending()?;
+                }
+                self.walk_dir(&rel, &child_inc, &child_exc)?;
+                self.pending.pop();
+            } else if !skip {
+                self.flush_pending()?;
+                self.emit_entry(stat, &abs, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<(), Error> {
+        for i in 0..self.pending.len() {
+            if !self.pending[i].1 {
+                self.pending[i].1 = true;
+                (self.emit)(self.pending[i].0.clone(), None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_entry(
+        &mut self,
+        mut stat: Stat,
+        abs: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Result<(), Error> {
+        if !meta.file_type().is_file() {
+            return (self.emit)(stat, None);
+        }
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.inodes.get(&key) {
+                // A hard link to a file sent earlier: no data of its own.
+                stat.linkname = first.clone();
+                stat.size = 0;
+                return (self.emit)(stat, None);
+            }
+            self.inodes.insert(key, stat.path.clone());
+        }
+        let file = FileRef {
+            path: abs.to_owned(),
+            size: meta.len(),
+        };
+        (self.emit)(stat, Some(file))
+    }
+
+    fn stat(&self, abs: &Path, rel: &str, meta: &std::fs::Metadata) -> Result<Stat, Error> {
+        let ft = meta.file_type();
+        let mut stat = Stat {
+            path: rel.to_owned(),
+            mode: go_file_mode(meta),
+            // Like buildctl: ownership is not carried into the build.
+            uid: 0,
+            gid: 0,
+            size: if ft.is_file() { meta.len() as i64 } else { 0 },
+            mod_time: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ..Stat::default()
+        };
+        if ft.is_symlink() {
+            let target = std::fs::read_link(abs).map_err(|source| Error::Read {
+                path: abs.to_owned(),
+                source,
+            })?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| Error::NonUtf8(abs.to_owned()))?;
+            stat.size = target.len() as i64;
+            stat.linkname = target.to_owned();
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            let rdev = meta.rdev();
+            stat.devmajor = ((rdev >> 8) & 0xfff) as i64;
+            stat.devminor = ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as i64;
+        }
+        // Extended attributes where the filesystem has them; a filesystem
+        // without xattr support is not an error.
+        if let Ok(names) = xattr::list(abs) {
+            for name in names {
+                let Some(key) = name.to_str() else { continue };
+                if let Ok(Some(value)) = xattr::get(abs, &name) {
+                    stat.xattrs.insert(key.to_owned(), value.into());
+                }
+            }
+        }
+        Ok(stat)
+    }
+}
+
+/// Converts POSIX mode bits into Go's `os.FileMode` encoding.
+fn go_file_mode(meta: &std::fs::Metadata) -> u32 {
+    let raw = meta.mode();
+    let ft = meta.file_type();
+    let mut mode = raw & 0o777;
+    if ft.is_dir() {
+        mode |= MODE_DIR;
+    } else if ft.is_symlink() {
+        mode |= MODE_SYMLINK;
+    } else if ft.is_block_device() {
+        mode |= MODE_DEVICE;
+    } else if ft.is_char_device() {
+        mode |= MODE_DEVICE | MODE_CHAR_DEVICE;
+    } else if ft.is_fifo() {
+        mode |= MODE_NAMED_PIPE;
+    }
+    if raw & 0o4000 != 0 {
+        mode |= MODE_SETUID;
+    }
+    if raw & 0o2000 != 0 {
+        mode |= MODE_SETGID;
+    }
+    if raw & 0o1000 != 0 {
+        mode |= MODE_STICKY;
+    }
+    mode
+}
+
+/// fsutil `FollowLinks`: each path plus, for symlinks inside the root, the
+/// paths they point to (resolved inside the root, chains followed).
+fn follow_links(root: &Path, paths: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in paths {
+        let mut current = clean_path(p.trim_start_matches('/'));
+        for _ in 0..40 {
+            if !out.contains(&current) {
+                out.push(current.clone());
+            }
+            let abs = root.join(&current);
+            let Ok(target) = std::fs::read_link(&abs) else {
+                break;
+            };
+            let Some(target) = target.to_str() else { break };
+            let next = if target.starts_with('/') {
+                clean_path(target.trim_start_matches('/'))
+            } else {
+                let parent = current.rsplit_once('/').map_or("", |(d, _)| d);
+                clean_path(format!("{parent}/{target}").trim_start_matches('/'))
+            };
+            if next.starts_with("..") || next == current {
+                break;
+            }
+            current = next;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn listing(root: &Path, options: &WalkOptions) -> Vec<(String, u32, bool)> {
+        let mut out = Vec::new();
+        list(root, options, &mut |stat, file| {
+            out.push((stat.path, stat.mode, file.is_some()));
+            Ok(())
+        })
+        .expect("listing");
+        out
+    }
+
+    fn paths(root: &Path, options: &WalkOptions) -> Vec<String> {
+        listing(root, options)
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect()
+    }
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in files {
+            let p = dir.path().join(f);
+            if let Some(stripped) = f.strip_suffix('/') {
+                std::fs::create_dir_all(dir.path().join(stripped)).expect("mkdir");
+            } else {
+                std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+                std::fs::write(&p, f.as_bytes()).expect("write");
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn order_is_per_directory_bytewise_preorder() {
+        let dir = tree(&["a/z", "a-b", "a.txt", "B", "empty/"]);
+        assert_eq!(
+            paths(dir.path(), &WalkOptions::default()),
+            ["B", "a", "a/z", "a-b", "a.txt", "empty"]
+        );
+    }
+
+    #[test]
+    fn modes_use_go_file_mode_bits() {
+        let dir = tree(&["d/f"]);
+        std::fs::set_permissions(
+            dir.path().join("d/f"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .expect("chmod");
+        std::os::unix::fs::symlink("d/f", dir.path().join("link")).expect("symlink");
+        let l = listing(dir.path(), &WalkOptions::default());
+        let by: HashMap<_, _> = l.iter().map(|(p, m, f)| (p.as_str(), (*m, *f))).collect();
+        assert_eq!(by["d"].0 & MODE_DIR, MODE_DIR);
+        assert_eq!(by["d/f"], (0o755 | MODE_SETUID, true));
+        assert_eq!(by["link"], (0o777 | MODE_SYMLINK, false));
+    }
+
+    #[test]
+    fn dockerignore_style_excludes_with_exception() {
+        let dir = tree(&[
+            "ignored.txt",
+            "keep.txt",
+            "sub/a.log",
+            "sub/keep.log",
+            "x/y.log",
+            "Dockerfile",
+        ]);
+        let options = WalkOptions {
+            exclude_patterns: vec![
+                "ignored.txt".into(),
+                "**/*.log".into(),
+                "!sub/keep.log".into(),
+            ],
+            ..WalkOptions::default()
+        };
+        assert_eq!(
+            paths(dir.path(), &options),
+            ["Dockerfile", "keep.txt", "sub", "sub/keep.log", "x"]
+        );
+    }
+
+    #[test]
+    fn excluded_directory_is_sent_lazily_for_an_exception() {
+        let dir = tree(&["sub/drop", "sub/keep.log", "top"]);
+        let options = WalkOptions {
+            exclude_patterns: vec!["sub".into(), "!sub/keep.log".into()],
+            ..WalkOptions::default()
+        };
+        assert_eq!(paths(dir.path(), &options), ["sub", "sub/keep.log", "top"]);
+    }
+
+    #[test]
+    fn follow_paths_include_symlink_targets() {
+        let dir = tree(&["real/Dockerfile.prod", "other"]);
+        std::os::unix::fs::symlink("real/Dockerfile.prod", dir.path().join("Dockerfile"))
+            .expect("symlink");
+        let options = WalkOptions {
+            follow_paths: vec!["Dockerfile".into(), "Dockerfile.dockerignore".into()],
+            ..WalkOptions::default()
+        };
+        assert_eq!(
+            paths(dir.path(), &options),
+            ["Dockerfile", "real", "real/Dockerfile.prod"]
+        );
+    }
+
+    #[test]
+    fn hard_links_point_at_the_first_path() {
+        let dir = tree(&["a"]);
+        std::fs::hard_link(dir.path().join("a"), dir.path().join("b")).expect("link");
+        let mut stats = Vec::new();
+        list(dir.path(), &WalkOptions::default(), &mut |s, f| {
+            stats.push((s, f.is_some()));
+            Ok(())
+        })
+        .expect("list");
+        assert_eq!(stats[1].0.linkname, "a");
+        assert_eq!(stats[1].0.size, 0);
+        assert!(stats[0].1 && !stats[1].1);
+    }
+
+    #[test]
+    fn unicode_and_long_paths() {
+        let long: String = (0..30).map(|i| format!("dir{i:02}/")).collect();
+        let dir = tree(&["été/naïve.txt", &format!("{long}deep.txt")]);
+        let got = paths(dir.path(), &WalkOptions::default());
+        assert!(got.contains(&"été/naïve.txt".to_owned()));
+        assert!(got.contains(&format!("{long}deep.txt")));
+        assert_eq!(got.len(), 2 + 30 + 1);
+    }
+
+    #[test]
+    fn end_of_listing_is_a_stat_packet_without_stat() {
+        use prost::Message;
+        let end = packet_of(PacketType::PacketStat);
+        assert!(end.encode_to_vec().is_empty());
+        let with_empty_stat = Packet {
+            stat: Some(Stat::default()),
+            ..end
+        };
+        assert_ne!(with_empty_stat.encode_to_vec(), Vec::<u8>::new());
+    }
+
+    #[tokio::test]
+    async fn serves_requests_and_detects_size_changes() {
+        let dir = tree(&["big", "small"]);
+        std::fs::write(dir.path().join("big"), vec![7u8; 200_000]).expect("write");
+        let (in_tx, in_rx) = mpsc::channel(8);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let task = tokio::spawn(send(
+            dir.path().to_owned(),
+            WalkOptions::default(),
+            tokio_stream::wrappers::ReceiverStream::new(in_rx),
+            out_tx,
+        ));
+        // Listing: big (0), small (1), end.
+        let mut stats = Vec::new();
+        while let Some(Ok(p)) = out_rx.recv().await {
+            match p.stat {
+                Some(s) => stats.push(s.path),
+                None => break,
+            }
+        }
+        assert_eq!(stats, ["big", "small"]);
+        let req = |id| {
+            Ok(Packet {
+                r#type: PacketType::PacketReq as i32,
+                id,
+                ..Packet::default()
+            })
+        };
+        in_tx.send(req(0)).await.expect("send");
+        let mut total = 0;
+        loop {
+            let p = out_rx.recv().await.expect("packet").expect("ok");
+            assert_eq!((p.r#type, p.id), (PacketType::PacketData as i32, 0));
+            if p.data.is_empty() {
+                break;
+            }
+            assert!(p.data.len() <= CHUNK_SIZE);
+            total += p.data.len();
+        }
+        assert_eq!(total, 200_000);
+        // Grow "small" after listing: the request must fail clearly.
+        std::fs::write(dir.path().join("small"), b"now much longer than before").expect("write");
+        in_tx.send(req(1)).await.expect("send");
+        let err = task.await.expect("join").expect_err("size change");
+        assert!(
+            err.to_string().contains("changed size during upload"),
+            "{err}"
+        );
+        let last = std::iter::from_fn(|| out_rx.try_recv().ok())
+            .last()
+            .expect("err packet");
+        let last = last.expect("ok");
+        assert_eq!(last.r#type, PacketType::PacketErr as i32);
+    }
+
+    #[tokio::test]
+    async fn fin_is_answered() {
+        let dir = tree(&["f"]);
+        let (in_tx, in_rx) = mpsc::channel(8);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let task = tokio::spawn(send(
+            dir.path().to_owned(),
+            WalkOptions::default(),
+            tokio_stream::wrappers::ReceiverStream::new(in_rx),
+            out_tx,
+        ));
+        in_tx
+            .send(Ok(packet_of(PacketType::PacketFin)))
+            .await
+            .expect("send");
+        task.await.expect("join").expect("ok");
+        let kinds: Vec<i32> = std::iter::from_fn(|| out_rx.try_recv().ok())
+            .map(|p| p.expect("ok").r#type)
+            .collect();
+        assert_eq!(kinds.last(), Some(&(PacketType::PacketFin as i32)));
+    }
+}

@@ -1,0 +1,524 @@
+//! Where the BuildKit daemon is and how to open a gRPC channel to it: a
+//! buildkitd unix socket, TCP with optional mutual TLS, or the BuildKit built
+//! into a Docker Engine, reached through the Engine API's `POST /grpc` (an
+//! HTTP/1.1 upgrade to cleartext HTTP/2 on the Engine's unix socket).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
+
+use super::Error;
+
+/// Default Docker Engine socket for `docker://` without a path.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// TLS settings for `tcp://` addresses, as PEM text.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// CA certificate(s) that sign the daemon's certificate; without it the
+    /// system roots are used.
+    pub ca_cert: Option<String>,
+    /// Client certificate for mutual TLS (with `key`).
+    pub cert: Option<String>,
+    /// Client private key for mutual TLS (with `cert`).
+    pub key: Option<String>,
+    /// Name to verify the daemon's certificate against (default: the host).
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: show only whether each part is present.
+        f.debug_struct("TlsConfig")
+            .field("ca_cert", &self.ca_cert.is_some())
+            .field("cert", &self.cert.is_some())
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+/// A BuildKit daemon address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `unix://<path>`: a buildkitd socket.
+    Unix(PathBuf),
+    /// `tcp://<host>:<port>`, TLS when `tls` is set.
+    Tcp {
+        /// Host name or IP (IPv6 without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+        /// TLS settings; `None` is cleartext HTTP/2.
+        tls: Option<TlsConfig>,
+    },
+    /// `docker://<socket path>`: a Docker Engine's built-in BuildKit.
+    DockerEngine(PathBuf),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "unix://{}", p.display()),
+            Address::Tcp { host, port, .. } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            Address::Tcp { host, port, .. } => write!(f, "tcp://{host}:{port}"),
+            Address::DockerEngine(p) => write!(f, "docker://{}", p.display()),
+        }
+    }
+}
+
+impl Address {
+    /// Parses `unix://path`, `tcp://host:port` or `docker://path`. `tls` is
+    /// only accepted with `tcp://`.
+    pub fn parse(text: &str, tls: Option<TlsConfig>) -> Result<Address, Error> {
+        let invalid = |reason: &str| Error::InvalidAddress {
+            address: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| invalid("expected unix://, tcp:// or docker://"))?;
+        if scheme != "tcp" && tls.is_some() {
+            return Err(invalid("tls settings apply only to tcp:// addresses"));
+        }
+        let address = match scheme {
+            "unix" => {
+                if rest.is_empty() {
+                    return Err(invalid("missing socket path"));
+                }
+                Address::Unix(PathBuf::from(rest))
+            }
+            "docker" => Address::DockerEngine(PathBuf::from(if rest.is_empty() {
+                DEFAULT_DOCKER_SOCKET
+            } else {
+                rest
+            })),
+            "tcp" => {
+                let rest = rest.trim_end_matches('/');
+                let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+                    let (host, port) = v6
+                        .split_once("]:")
+                        .ok_or_else(|| invalid("expected tcp://[ipv6]:port"))?;
+                    (host, port)
+                } else {
+                    rest.rsplit_once(':')
+                        .ok_or_else(|| invalid("expected tcp://host:port"))?
+                };
+                if host.is_empty() {
+                    return Err(invalid("missing host"));
+                }
+                let port = port.parse().map_err(|_| invalid("invalid port"))?;
+                Address::Tcp {
+                    host: host.to_owned(),
+                    port,
+                    tls,
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "unsupported scheme (use unix://, tcp:// or docker://)",
+                ));
+            }
+        };
+        Ok(address)
+    }
+
+    /// The address from `BUILDKIT_HOST`, the fallback for local use.
+    pub fn from_env(tls: Option<TlsConfig>) -> Result<Address, Error> {
+        match std::env::var("BUILDKIT_HOST") {
+            Ok(v) if !v.is_empty() => Address::parse(&v, tls),
+            _ => Err(Error::NoAddress),
+        }
+    }
+
+    /// The Engine socket for `docker://` addresses.
+    pub fn docker_socket(&self) -> Option<&Path> {
+        match self {
+            Address::DockerEngine(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Opens an HTTP/2 channel to the daemon.
+pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
+        address: address.to_string(),
+        source,
+    };
+    // The URI of unix and Docker channels is only used for `:authority`.
+    // No HTTP/2 keep-alive pings: grpc-go servers (buildkitd, dockerd) by
+    // default answer pings more frequent than every 5 minutes with GOAWAY
+    // "too_many_pings", which would kill builds with long silent steps.
+    let local =
+        || Endpoint::from_static("http://localhost").connect_timeout(Duration::from_secs(10));
+    match address {
+        Address::Unix(path) => {
+            let path = path.clone();
+            local()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(&path).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(|e| fail(Box::new(e)))
+        }
+        Address::DockerEngine(path) => {
+            let path = path.clone();
+            local()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move { upgrade_docker(&path, "/grpc", &[]).await }
+                }))
+                .await
+                .map_err(|e| fail(Box::new(e)))
+        }
+        Address::Tcp { host, port, tls } => {
+            let authority = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
+                .map_err(|e| fail(Box::new(e)))?
+                .connect_timeout(Duration::from_secs(10));
+            if let Some(tls) = tls {
+                let mut config = ClientTlsConfig::new();
+                config = match &tls.ca_cert {
+                    Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+                    None => config.with_native_roots(),
+                };
+                match (&tls.cert, &tls.key) {
+                    (Some(cert), Some(key)) => {
+                        config = config.identity(Identity::from_pem(cert, key));
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(Error::InvalidAddress {
+                            address: address.to_string(),
+                            reason: "mutual tls needs both a client certificate and a key".into(),
+                        });
+                    }
+                }
+                if let Some(name) = &tls.server_name {
+                    config = config.domain_name(name.clone());
+                    // Like buildctl, the server name is also the :authority.
+                    let origin = format!("https://{name}:{port}")
+                        .parse::<Uri>()
+                        .map_err(|e| fail(Box::new(e)))?;
+                    endpoint = endpoint.origin(origin);
+                }
+                crate::tls::install_crypto_provider();
+                endpoint = endpoint.tls_config(config).map_err(|e| fail(Box::new(e)))?;
+            }
+            endpoint.connect().await.map_err(|e| fail(Box::new(e)))
+        }
+    }
+}
+
+/// Dials the Engine socket and upgrades one HTTP/1.1 request to a raw byte
+/// stream: `POST /grpc` (then HTTP/2 with the Engine as server, the Control
+/// API) or `POST /session` (then HTTP/2 with the Engine as *client*, calling
+/// our session services). Both need `Upgrade: h2c` (anything else is
+/// refused) and answer `101 Switching Protocols`. hyper's upgrade keeps bytes
+/// the Engine sent right after the 101 (its SETTINGS frame arrives in the
+/// same read).
+pub(crate) async fn upgrade_docker(
+    socket: &Path,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<hyper::upgrade::Upgraded, std::io::Error> {
+    use std::io::{Error as IoError, ErrorKind};
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| IoError::new(ErrorKind::ConnectionRefused, e))?;
+    tokio::spawn(async move {
+        // Ends when the upgraded stream is dropped.
+        let _ = conn.with_upgrades().await;
+    });
+    let mut request = http::Request::post(path)
+        .header(http::header::HOST, "docker")
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "h2c");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request
+        .body(Empty)
+        .map_err(|e| IoError::new(ErrorKind::InvalidInput, e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| IoError::new(ErrorKind::ConnectionAborted, e))?;
+    if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(IoError::other(format!(
+            "docker engine refused the upgrade of POST {path} to h2c with status {}",
+            response.status()
+        )));
+    }
+    hyper::upgrade::on(response)
+        .await
+        .map_err(|e| IoError::new(ErrorKind::ConnectionAborted, e))
+}
+
+/// A request body with no data (http-body-util is not a dependency).
+pub(crate) struct Empty;
+
+impl hyper::body::Body for Empty {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(
+            Address::parse("unix:///run/buildkit/buildkitd.sock", None).expect("unix"),
+            Address::Unix("/run/buildkit/buildkitd.sock".into())
+        );
+        assert_eq!(
+            Address::parse("docker:///var/run/docker.sock", None).expect("docker"),
+            Address::DockerEngine("/var/run/docker.sock".into())
+        );
+        assert_eq!(
+            Address::parse("docker://", None).expect("docker default"),
+            Address::DockerEngine(DEFAULT_DOCKER_SOCKET.into())
+        );
+        assert_eq!(
+            Address::parse("tcp://[::1]:1234", None).expect("v6"),
+            Address::Tcp {
+                host: "::1".into(),
+                port: 1234,
+                tls: None
+            }
+        );
+        let tls = TlsConfig {
+            server_name: Some("bk".into()),
+            ..TlsConfig::default()
+        };
+        assert_eq!(
+            Address::parse("tcp://buildkit:1234", Some(tls.clone())).expect("tcp"),
+            Address::Tcp {
+                host: "buildkit".into(),
+                port: 1234,
+                tls: Some(tls)
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_addresses() {
+        for bad in [
+            "",
+            "/run/x.sock",
+            "tcp://host",
+            "tcp://:12",
+            "tcp://h:99999",
+            "ssh://x",
+            "unix://",
+        ] {
+            assert!(Address::parse(bad, None).is_err(), "{bad}");
+        }
+        let tls = TlsConfig::default();
+        assert!(Address::parse("unix:///x", Some(tls)).is_err());
+    }
+
+    #[test]
+    fn tls_debug_hides_key() {
+        let tls = TlsConfig {
+            key: Some("PRIVATE KEY".into()),
+            ..TlsConfig::default()
+        };
+        assert!(!format!("{tls:?}").contains("PRIVATE"));
+    }
+
+    /// Generates a CA, a server certificate for `buildkitd.test` and a
+    /// client certificate with openssl; returns (ca, server cert, server key,
+    /// client cert, client key) as PEM.
+    fn certificates(dir: &Path) -> Option<[String; 5]> {
+        let openssl = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()
+                .filter(|s| s.success())
+        };
+        openssl(&["version"]).or_else(|| {
+            eprintln!("SKIP: needs openssl (apt-get install openssl)");
+            None
+        })?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=test-ca",
+            "-days",
+            "1",
+        ];
+        ca.extend(ec);
+        openssl(&ca).expect("ca");
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=DNS:buildkitd.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+            let (key, csr, crt, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            let subj = format!("/CN={name}");
+            let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr, "-subj", &subj];
+            req.extend(ec);
+            openssl(&req).expect("csr");
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
+            ])
+            .expect("sign");
+        }
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("pem");
+        Some([
+            read("ca.crt"),
+            read("server.crt"),
+            read("server.key"),
+            read("client.crt"),
+            read("client.key"),
+        ])
+    }
+
+    /// TCP with mutual TLS against a real TLS gRPC server (tonic serving the
+    /// standard health service): the right CA, client identity and server
+    /// name connect; a missing client certificate or a wrong server name
+    /// do not.
+    #[tokio::test]
+    async fn tcp_with_mutual_tls() {
+        use tonic::transport::{Server, ServerTlsConfig};
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
+
+        crate::tls::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some([ca, server_crt, server_key, client_crt, client_key]) = certificates(dir.path())
+        else {
+            return;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let server = Server::builder()
+            .tls_config(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&server_crt, &server_key))
+                    .client_ca_root(Certificate::from_pem(&ca)),
+            )
+            .expect("server tls")
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        let server = tokio::spawn(server);
+
+        let check = |tls: TlsConfig| async move {
+            let address = Address::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+                tls: Some(tls),
+            };
+            let channel = connect(&address).await.map_err(|e| e.to_string())?;
+            HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let good = TlsConfig {
+            ca_cert: Some(ca.clone()),
+            cert: Some(client_crt.clone()),
+            key: Some(client_key.clone()),
+            server_name: Some("buildkitd.test".into()),
+        };
+        check(good.clone())
+            .await
+            .expect("mutual tls with the right identity");
+        let anonymous = TlsConfig {
+            cert: None,
+            key: None,
+            ..good.clone()
+        };
+        assert!(
+            check(anonymous).await.is_err(),
+            "the server requires a client certificate"
+        );
+        let wrong_name = TlsConfig {
+            server_name: Some("other.test".into()),
+            ..good.clone()
+        };
+        assert!(
+            check(wrong_name).await.is_err(),
+            "the server name is verified"
+        );
+        let half = TlsConfig { key: None, ..good };
+        let err = check(half).await.expect_err("cert without key");
+        assert!(err.contains("both a client certificate and a key"), "{err}");
+        server.abort();
+    }
+}
