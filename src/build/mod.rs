@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod manifest;
 pub mod push;
+pub mod run;
 pub mod serve;
 pub mod solve;
 pub mod stores;
@@ -35,6 +36,9 @@ pub enum Error {
     /// The embedded daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The BuildKit client (connection, solve, Engine API).
+    #[error(transparent)]
+    Buildkit(#[from] crate::buildkit::Error),
     /// An image on disk that cannot be used.
     #[error("image {}: {problem}", path.display())]
     Image {

@@ -20,10 +20,11 @@ use crate::config::Source;
 use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
 use crate::registry;
 
+use super::Error;
 use super::push::{self, Pushed};
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
-use super::{Error, Result};
+use crate::Result;
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -58,7 +59,10 @@ pub async fn build_and_push(
     let result = build_on(&address, source, params, client, tags).await;
     if let Daemon::Embedded(d) = &mut daemon {
         if result.is_err() {
-            tracing::warn!("last lines of the embedded buildkitd's log:\n{}", d.log_tail(20));
+            tracing::warn!(
+                "last lines of the embedded buildkitd's log:\n{}",
+                d.log_tail(20)
+            );
         }
         d.stop().await;
     }
@@ -69,7 +73,7 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
     if let Some(extra) = &daemon_params.extra_config {
         // Checked even when another daemon is used: a typo should not wait
         // for the day the embedded daemon runs.
-        daemon::validate_extra(extra)?;
+        daemon::validate_extra(extra).map_err(Error::from)?;
     }
     if let Some(host) = source.buildkit_host.as_deref().filter(|h| !h.is_empty()) {
         let tls = source.buildkit_tls.as_ref().map(|t| buildkit::TlsConfig {
@@ -78,22 +82,33 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
             key: t.key.as_ref().map(|k| k.expose().to_string()),
             server_name: t.server_name.clone(),
         });
-        return Ok(Daemon::Remote(Address::parse(host, tls)?));
+        return Ok(Daemon::Remote(
+            Address::parse(host, tls).map_err(Error::from)?,
+        ));
     }
-    if let Some(host) = std::env::var("BUILDKIT_HOST").ok().filter(|h| !h.is_empty()) {
-        return Ok(Daemon::Remote(Address::parse(&host, None)?));
+    if let Some(host) = std::env::var("BUILDKIT_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+    {
+        return Ok(Daemon::Remote(
+            Address::parse(&host, None).map_err(Error::from)?,
+        ));
     }
     let Some(binary) = daemon::find_on_path() else {
-        return Err(daemon::DaemonError::NotConfigured.into());
+        return Err(Error::from(daemon::DaemonError::NotConfigured).into());
     };
     let config = daemon_config(source, daemon_params);
-    let embedded = EmbeddedDaemon::start(StartOptions::new(binary, config), |socket: PathBuf| async move {
-        match buildkit::Client::connect(&Address::Unix(socket)).await {
-            Ok(c) => c.info().await.is_ok(),
-            Err(_) => false,
-        }
-    })
-    .await?;
+    let embedded = EmbeddedDaemon::start(
+        StartOptions::new(binary, config),
+        |socket: PathBuf| async move {
+            match buildkit::Client::connect(&Address::Unix(socket)).await {
+                Ok(c) => c.info().await.is_ok(),
+                Err(_) => false,
+            }
+        },
+    )
+    .await
+    .map_err(Error::from)?;
     Ok(Daemon::Embedded(embedded))
 }
 
@@ -139,8 +154,10 @@ async fn build_on(
     client: &registry::Client,
     tags: &[String],
 ) -> Result<Built> {
-    let bk = buildkit::Client::connect(address).await?;
-    let info = bk.info().await?;
+    let bk = buildkit::Client::connect(address)
+        .await
+        .map_err(Error::from)?;
+    let info = bk.info().await.map_err(Error::from)?;
     let backend = match info.kind {
         DaemonKind::DockerEngine => Backend::DockerEngine,
         _ => Backend::Buildkitd,
@@ -152,7 +169,9 @@ async fn build_on(
         (backend, address, params.network)
         && super::engine::has_bridge(socket).await == Some(false)
     {
-        tracing::info!("the Docker Engine has no bridge network: RUN steps get network mode `none`");
+        tracing::info!(
+            "the Docker Engine has no bridge network: RUN steps get network mode `none`"
+        );
         params.network = Network::None;
     }
     let params = &params;
@@ -164,7 +183,7 @@ async fn build_on(
         tags: tags.to_vec(),
         engine_image: format!("oci-build-resource/put-{}:build", random_hex(12)),
     };
-    let plan = solve::plan(params, backend, &dest, &preloaded)?;
+    let plan = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
     let request = buildkit::SolveRequest {
         frontend: plan.frontend.clone(),
         frontend_attrs: plan.frontend_attrs.clone(),
@@ -176,12 +195,18 @@ async fn build_on(
         cache_imports: plan
             .cache_imports
             .iter()
-            .map(|c| buildkit::CacheEntry { kind: c.kind.clone(), attrs: c.attrs.clone() })
+            .map(|c| buildkit::CacheEntry {
+                kind: c.kind.clone(),
+                attrs: c.attrs.clone(),
+            })
             .collect(),
         cache_exports: plan
             .cache_exports
             .iter()
-            .map(|c| buildkit::CacheEntry { kind: c.kind.clone(), attrs: c.attrs.clone() })
+            .map(|c| buildkit::CacheEntry {
+                kind: c.kind.clone(),
+                attrs: c.attrs.clone(),
+            })
             .collect(),
         entitlements: plan.entitlements.clone(),
     };
@@ -202,23 +227,43 @@ async fn build_on(
     };
 
     let started = Instant::now();
-    let outcome = bk.solve(request, session).await?;
+    let outcome = bk.solve(request, session).await.map_err(Error::from)?;
     let pushed = match backend {
         Backend::Buildkitd => {
             let digest = outcome
                 .exporter_response
                 .get("containerimage.digest")
                 .cloned()
-                .ok_or_else(|| Error::NoDigest(outcome.exporter_response.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+                .ok_or_else(|| {
+                    Error::NoDigest(
+                        outcome
+                            .exporter_response
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                })?;
             push::tag_pushed(client, &digest, tags).await?
         }
         Backend::DockerEngine => {
             let Address::DockerEngine(socket) = address else {
                 unreachable!("an Engine backend is only reached through a docker:// address")
             };
-            let result = push::push_from_engine(client, socket, &dest.engine_image, tags, &params.annotations).await;
-            if let Err(e) = buildkit::docker_engine::remove_image(socket, &dest.engine_image).await {
-                tracing::warn!("removing the temporary image {} from the Engine: {e}", dest.engine_image);
+            let result = push::push_from_engine(
+                client,
+                socket,
+                &dest.engine_image,
+                tags,
+                &params.annotations,
+            )
+            .await;
+            if let Err(e) = buildkit::docker_engine::remove_image(socket, &dest.engine_image).await
+            {
+                tracing::warn!(
+                    "removing the temporary image {} from the Engine: {e}",
+                    dest.engine_image
+                );
             }
             result?
         }
@@ -248,7 +293,9 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
         images.insert(name.clone(), push::open_store(&base.image).await?);
         base_names.insert(base.name.clone(), name);
     }
-    let registry = ImageRegistry::start(images).await.map_err(Error::ImageRegistry)?;
+    let registry = ImageRegistry::start(images)
+        .await
+        .map_err(Error::ImageRegistry)?;
     let host = registry.host();
     let preloaded = Preloaded {
         image_args: image_arg_names
@@ -266,7 +313,9 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
 fn secret_source(s: &SecretSpec) -> buildkit::SecretSource {
     match s {
         SecretSpec::File(p) => buildkit::SecretSource::File(p.clone()),
-        SecretSpec::Text(t) => buildkit::SecretSource::Text(crate::config::Secret::new(t.expose().to_string())),
+        SecretSpec::Text(t) => {
+            buildkit::SecretSource::Text(crate::config::Secret::new(t.expose().to_string()))
+        }
         SecretSpec::Env(v) => buildkit::SecretSource::Env(v.clone()),
     }
 }
@@ -275,7 +324,9 @@ fn ssh_source(s: &crate::config::put::SshSpec) -> Result<buildkit::SshSource> {
     use std::os::unix::fs::FileTypeExt;
     let path = match &s.path {
         Some(p) => p.clone(),
-        None => PathBuf::from(std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| Error::NoSshAgent(s.id.clone()))?),
+        None => PathBuf::from(
+            std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| Error::NoSshAgent(s.id.clone()))?,
+        ),
     };
     let is_socket = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
     Ok(buildkit::SshSource {
@@ -296,7 +347,11 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
         let repo = &source.repository;
         let mut hosts = vec![repo.registry.clone()];
         if buildkit_host(&repo.registry) == "docker.io" {
-            hosts.extend(["docker.io".to_string(), "registry-1.docker.io".to_string(), "index.docker.io".to_string()]);
+            hosts.extend([
+                "docker.io".to_string(),
+                "registry-1.docker.io".to_string(),
+                "index.docker.io".to_string(),
+            ]);
         }
         for host in hosts {
             out.push(buildkit::RegistryAuth {
@@ -331,7 +386,9 @@ fn shared_key(context: &Path) -> String {
 fn random_hex(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
+    (0..n)
+        .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+        .collect()
 }
 
 fn address_text(a: &Address) -> String {

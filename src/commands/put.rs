@@ -5,9 +5,8 @@
 //! so a failed build or push leaves every tag where it was.
 
 use std::path::Path;
-use std::time::Instant;
 
-use crate::build::{self, push, tags};
+use crate::build::{self, push, run, tags};
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::registry::{self, Access};
@@ -47,7 +46,6 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
         );
     }
 
-    let started = Instant::now();
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
@@ -56,7 +54,10 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
                 None,
             )
         }
-        Action::Build(_) => return Err(crate::Error::NotImplemented("building on put")),
+        Action::Build(b) => {
+            let built = run::build_and_push(source, b, &params.daemon, &client, &plan.tags).await?;
+            (built.pushed, Some((built.buildkit_version, built.duration)))
+        }
     };
     tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
 
@@ -70,11 +71,11 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
     if let Some(c) = &pushed.config_digest {
         metadata.push(field("config_digest", c.clone()));
     }
-    if let Some(v) = buildkit_version {
-        metadata.push(field("buildkit_version", v));
+    if let Some((version, duration)) = buildkit_version {
+        metadata.push(field("buildkit_version", version));
         metadata.push(field(
             "build_duration",
-            format!("{:.1}s", started.elapsed().as_secs_f64()),
+            format!("{:.1}s", duration.as_secs_f64()),
         ));
     }
     Ok(OutResponse {
