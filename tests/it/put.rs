@@ -322,7 +322,7 @@ fn oci_build_task_params(d: &Daemon) {
     let dockerfile = from_base(
         reg,
         "ARG foo\nARG bar\nARG from_yaml\n\
-         RUN test \"$foo\" = \"fooval\" && test \"$bar\" = \"bar val\" && test \"$from_yaml\" = \"multi\nline\"\n\
+         RUN test \"$foo\" = \"fooval\" && test \"$bar\" = \"bar val\" && test \"$from_yaml\" = \"$(printf 'multi\\nline')\"\n\
          RUN grep -q '1.2.3.4[[:space:]]*test-host' /etc/hosts\n\
          LABEL from_layer=yes\n\
          FROM scratch AS broken\nRUN false\n\
