@@ -303,6 +303,37 @@ pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
     Ok(super::stores::for_serving(path).await?)
 }
 
+/// Reads back what a Docker Engine built and pushes it.
+pub async fn push_from_engine(
+    client: &registry::Client,
+    socket: &Path,
+    name: &str,
+    tags: &[String],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Pushed> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        what: "creating a temp dir for the Engine's image".into(),
+        source: e,
+    })?;
+    let tar = dir.path().join("image.tar");
+    let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
+        .await
+        .map_err(Error::from)?;
+    let mut file = tokio::fs::File::create(&tar).await.map_err(|e| Error::Io {
+        what: format!("writing {}", tar.display()),
+        source: e,
+    })?;
+    tokio::io::copy(&mut reader, &mut file)
+        .await
+        .map_err(|e| Error::Io {
+            what: format!("reading image {name} from the Engine"),
+            source: e,
+        })?;
+    drop(file);
+    let store = super::stores::for_push(&tar, annotations).await?;
+    push_store(client, store, tags).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,34 +454,4 @@ mod tests {
         );
         assert_eq!(client.resolve_tag("stable").await.unwrap(), None);
     }
-}
-/// Reads back what a Docker Engine built and pushes it.
-pub async fn push_from_engine(
-    client: &registry::Client,
-    socket: &Path,
-    name: &str,
-    tags: &[String],
-    annotations: &std::collections::BTreeMap<String, String>,
-) -> Result<Pushed> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        what: "creating a temp dir for the Engine's image".into(),
-        source: e,
-    })?;
-    let tar = dir.path().join("image.tar");
-    let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
-        .await
-        .map_err(Error::from)?;
-    let mut file = tokio::fs::File::create(&tar).await.map_err(|e| Error::Io {
-        what: format!("writing {}", tar.display()),
-        source: e,
-    })?;
-    tokio::io::copy(&mut reader, &mut file)
-        .await
-        .map_err(|e| Error::Io {
-            what: format!("reading image {name} from the Engine"),
-            source: e,
-        })?;
-    drop(file);
-    let store = super::stores::for_push(&tar, annotations).await?;
-    push_store(client, store, tags).await
 }

@@ -217,11 +217,7 @@ async fn build_on(
             .iter()
             .map(|(id, s)| (id.clone(), secret_source(s)))
             .collect(),
-        ssh: params
-            .ssh
-            .iter()
-            .map(|s| ssh_source(s))
-            .collect::<Result<_>>()?,
+        ssh: params.ssh.iter().map(ssh_source).collect::<Result<_>>()?,
         registry_auth: registry_auth(source),
         shared_key: shared_key(&params.context),
     };
