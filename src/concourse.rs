@@ -100,7 +100,10 @@ const IN: Shape = Shape::Object(&[
 const OUT: Shape = Shape::Object(&[("source", Shape::Leaf), ("params", Shape::Leaf)]);
 
 fn top_level(bytes: &[u8], shape: &Shape) -> Result<Map<String, Value>, config::Error> {
-    match decode::canonicalize(decode::parse(bytes)?, shape, "request")? {
+    // `source.tag` keeps a number's literal text (registry-image's Tag is a
+    // json.Number): `42.10` stays `42.10`.
+    let value = decode::parse_keeping_number_text(bytes, &[&["source", "tag"]])?;
+    match decode::canonicalize(value, shape, "request")? {
         Value::Object(map) => Ok(map),
         other => Err(DecodeError::Type {
             path: "request".into(),
@@ -170,6 +173,20 @@ impl OutRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_tags_keep_their_literal_text() {
+        let r =
+            CheckRequest::from_json(br#"{"source": {"repository": "a", "tag": 42.10}}"#).unwrap();
+        assert_eq!(r.source.tag.as_deref(), Some("42.10"));
+        let r = InRequest::from_json(
+            br#"{"SOURCE": {"repository": "a", "Tag": 7}, "version": {"digest": "sha256:x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.source.tag.as_deref(), Some("7"));
+        let r = OutRequest::from_json(br#"{"source": {"repository": "a", "tag": 1.0}}"#).unwrap();
+        assert_eq!(r.source.tag.as_deref(), Some("1.0"));
+    }
 
     #[test]
     fn capitalised_top_level_keys_and_null_version() {

@@ -17,6 +17,9 @@ pub enum Error {
     /// A registry operation failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
+    /// Reading, verifying, unpacking or writing image content failed.
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
     /// A step failed; `context` says which and on what.
     #[error("{context}")]
     Context {

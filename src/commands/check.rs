@@ -26,6 +26,7 @@ use crate::concourse::{CheckRequest, Version};
 use crate::config::semver::{Constraint, Version as SemVer};
 use crate::config::{CheckMode, Source};
 use crate::error::{Result, chain};
+use crate::image::platform::WantedPlatform;
 use crate::registry::{self, Access, Client};
 
 /// Runs check: mirror first (if any), then origin.
@@ -297,7 +298,12 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
         }
     }
     if source.created_at_sort {
-        let wanted = registry::wanted(source.platform.as_ref());
+        let platform = source.platform.as_ref();
+        let wanted = WantedPlatform::new(
+            platform.and_then(|p| p.os.as_deref()),
+            platform.and_then(|p| p.architecture.as_deref()),
+            platform.and_then(|p| p.variant.as_deref()),
+        );
         let mut keyed = Vec::with_capacity(out.len());
         for v in out {
             let created = created_at(client, &v.digest, &wanted).await?;
@@ -316,7 +322,7 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
 async fn created_at(
     client: &Client,
     digest: &str,
-    wanted: &registry::Wanted,
+    wanted: &WantedPlatform,
 ) -> Result<Option<(i64, u32)>> {
     #[derive(serde::Deserialize)]
     struct Doc {
@@ -344,7 +350,7 @@ async fn created_at(
         if let Some(children) = doc.manifests {
             let child = children
                 .iter()
-                .find(|d| registry::platform_matches(d.platform().as_ref(), wanted))
+                .find(|d| wanted.matches(d.platform().as_ref()))
                 .ok_or_else(|| {
                     crate::Error::Other(format!(
                         "no child with platform {wanted} in index {}@{reference}",

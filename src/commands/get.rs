@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
+use crate::image::Error as ImageError;
 use crate::image::fetch::{
     self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome,
 };
@@ -60,10 +61,7 @@ pub async fn run(req: InRequest, dest: &Path) -> Result<InResponse> {
         ("repository", source.repository.given.as_str()),
     ] {
         let path = dest.join(name);
-        std::fs::write(&path, value).map_err(|e| Error::Foreign {
-            context: format!("writing {}", path.display()),
-            source: Box::new(e),
-        })?;
+        std::fs::write(&path, value).map_err(|e| ImageError::io("writing", path, e))?;
     }
 
     Ok(InResponse {
@@ -110,16 +108,12 @@ async fn attempt_with_retries(
     dest: &Path,
     opts: &GetOptions,
 ) -> Result<GetOutcome> {
-    let digest = opts.digest.clone();
     retry_transient("download", || async {
         fetch::download(source.clone(), dest, opts)
             .await
             .map_err(|e| match e {
                 FetchError::Source(e) => Error::Registry(e),
-                FetchError::Image(e) => Error::Foreign {
-                    context: format!("image {digest}"),
-                    source: Box::new(e),
-                },
+                FetchError::Image(e) => Error::Image(e),
             })
     })
     .await

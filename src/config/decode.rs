@@ -69,6 +69,90 @@ pub fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
     serde_json::from_slice(bytes).map_err(DecodeError::Syntax)
 }
 
+/// Parses `bytes` as JSON like [`parse`], except that a number at one of
+/// `paths` (keys matched as [`canonicalize`] matches them) becomes a string
+/// holding its literal text, as Go's `json.Number` keeps it: registry-image
+/// reads `"tag": 42.10` as tag `42.10`, where a parsed number would print
+/// as `42.1`.
+pub fn parse_keeping_number_text(bytes: &[u8], paths: &[&[&str]]) -> Result<Value, DecodeError> {
+    let mut value = parse(bytes)?;
+    for path in paths {
+        if let Some(text) = number_text(bytes, path)
+            && let Some(slot) = member_mut(&mut value, path)
+            && slot.is_number()
+        {
+            *slot = Value::String(text);
+        }
+    }
+    Ok(value)
+}
+
+/// The object members of a JSON text, raw, in document order.
+struct RawMembers<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(RawMembers(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// The key [`canonicalize`] takes for field `name` among `keys` (document
+/// order, `null` members already left out): the exact spelling, else the
+/// first case-insensitive match.
+fn pick_key<'k>(keys: impl Iterator<Item = &'k str> + Clone, name: &str) -> Option<&'k str> {
+    keys.clone()
+        .find(|k| *k == name)
+        .or_else(|| keys.into_iter().find(|k| k.eq_ignore_ascii_case(name)))
+}
+
+/// The literal text of the number at `path` in the JSON text `bytes`.
+fn number_text(bytes: &[u8], path: &[&str]) -> Option<String> {
+    let (first, rest) = path.split_first()?;
+    let members: RawMembers<'_> = serde_json::from_slice(bytes).ok()?;
+    // Duplicate keys: the last one counts, as in `serde_json::Map`.
+    let present = members.0.iter().filter(|(_, v)| v.get() != "null");
+    let key = pick_key(present.clone().map(|(k, _)| k.as_str()), first)?;
+    let raw = present.rev().find(|(k, _)| k == key)?.1.get();
+    if rest.is_empty() {
+        let is_number = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        return is_number.then(|| raw.to_owned());
+    }
+    number_text(raw.as_bytes(), rest)
+}
+
+/// The member of `value` at `path`, keys matched as [`number_text`] does.
+fn member_mut<'v>(value: &'v mut Value, path: &[&str]) -> Option<&'v mut Value> {
+    let Some((first, rest)) = path.split_first() else {
+        return Some(value);
+    };
+    let map = value.as_object_mut()?;
+    let key = pick_key(
+        map.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.as_str()),
+        first,
+    )?
+    .to_owned();
+    member_mut(map.get_mut(&key)?, rest)
+}
+
 /// Rewrites `value` to canonical key spelling per `shape`, dropping `null`
 /// members (Go leaves the field at its zero value). `path` names `value` in
 /// error messages.
@@ -177,6 +261,47 @@ mod tests {
     fn exact_spelling_wins_over_folded() {
         let v = canonicalize(json!({"Tag": "folded", "tag": "exact"}), &OUTER, "source").unwrap();
         assert_eq!(v, json!({"tag": "exact"}));
+    }
+
+    #[test]
+    fn numbers_at_given_paths_keep_their_text() {
+        let parse =
+            |text: &str| parse_keeping_number_text(text.as_bytes(), &[&["source", "tag"]]).unwrap();
+        assert_eq!(
+            parse(r#"{"source": {"tag": 42.10, "other": 42.10}}"#),
+            json!({"source": {"tag": "42.10", "other": 42.1}})
+        );
+        assert_eq!(
+            parse(r#"{"Source": {"TAG": 1e2}}"#),
+            json!({"Source": {"TAG": "1e2"}})
+        );
+        assert_eq!(
+            parse(r#"{"source": {"Tag": 1.50, "tag": 7}}"#),
+            json!({"source": {"Tag": 1.5, "tag": "7"}}),
+            "the exact spelling wins, as in canonicalize"
+        );
+        assert_eq!(
+            parse(r#"{"source": {"tag": null, "Tag": -0.10}}"#),
+            json!({"source": {"tag": null, "Tag": "-0.10"}}),
+            "null members are skipped, as in canonicalize"
+        );
+        assert_eq!(
+            parse(r#"{"source": {"tag": 1.0, "tag": 2.50}}"#),
+            json!({"source": {"tag": "2.50"}}),
+            "the last duplicate counts, as in serde_json"
+        );
+        for unchanged in [
+            r#"{"source": {"tag": "1.10"}}"#,
+            r#"{"source": {"tag": true}}"#,
+            r#"{"source": "x"}"#,
+            r#"[1, 2]"#,
+        ] {
+            assert_eq!(
+                parse(unchanged),
+                serde_json::from_str::<Value>(unchanged).unwrap()
+            );
+        }
+        assert!(parse_keeping_number_text(b"{", &[&["source", "tag"]]).is_err());
     }
 
     #[test]

@@ -428,11 +428,13 @@ impl Source {
         let tag = match raw.tag {
             None => None,
             Some(Value::String(s)) => non_empty(s),
-            // Go's Tag.UnmarshalJSON keeps the number's text; serde_json has
-            // already parsed it, so `42.10` reads back as `42.1` and `1e2` as
-            // `100.0`. Concourse's YAML→JSON step has usually normalised
-            // such numbers already (`tag: 1.10` arrives as 1.1); quote tags
-            // that are not plain integers.
+            // Requests arrive here with a number's literal text already
+            // turned into a string (`decode::parse_keeping_number_text`, as
+            // Go's json.Number keeps it); a `Value` built in code may still
+            // hold a number, printed as serde_json prints it. Concourse's
+            // YAML→JSON step has often normalised such numbers before we see
+            // them (`tag: 1.10` arrives as 1.1): quote tags that are not
+            // plain integers.
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(other) => {
                 return Err(DecodeError::Type {

@@ -168,6 +168,9 @@ pub async fn fetch_verified_manifest<S: BlobSource>(
         .fetch_manifest(digest)
         .await
         .map_err(FetchError::Source)?;
+    if manifest::is_schema1(m.media_type.as_deref(), &m.bytes) {
+        return Err(manifest::schema1_error(digest).into());
+    }
     verify_bytes(&format!("manifest {digest}"), &m.bytes, digest, None)?;
     Ok(FetchedManifest {
         digest: digest.to_owned(),
@@ -259,15 +262,34 @@ pub async fn fetch_config<S: BlobSource>(
     Ok((bytes, config))
 }
 
-/// Runs a whole `get` download into `dest`. Safe to call again after a
-/// failure (the retry loop does): it starts by removing what an earlier
-/// attempt left. Does not write `tag`/`digest`/`repository`.
+/// Runs a whole `get` download into `dest`. Does not write
+/// `tag`/`digest`/`repository`.
+///
+/// A failed download removes everything it wrote (a partial rootfs, spooled
+/// layers, a partial layout or tarball), as registry-image writes nothing
+/// until its download succeeded; so the next attempt (the retry loop, the
+/// origin after a mirror) and the user find the destination as it was. It
+/// also starts by removing what an interrupted earlier run left.
 pub async fn download<S: BlobSource>(
     source: Arc<S>,
     dest: &Path,
     opts: &GetOptions,
 ) -> FResult<GetOutcome, S> {
     clean_attempt(dest).await?;
+    let result = download_into(source, dest, opts).await;
+    if result.is_err()
+        && let Err(e) = clean_attempt(dest).await
+    {
+        tracing::warn!("cleaning up after the failed download: {e}");
+    }
+    result
+}
+
+async fn download_into<S: BlobSource>(
+    source: Arc<S>,
+    dest: &Path,
+    opts: &GetOptions,
+) -> FResult<GetOutcome, S> {
     let top = fetch_verified_manifest(&*source, &opts.digest).await?;
     let format = opts.format.clone().map_err(Error::UnknownFormat)?;
 
@@ -329,19 +351,41 @@ fn outcome(sel: &SelectedImage, config: &RunConfig) -> GetOutcome {
 const SPOOL_DIR: &str = ".layers.partial";
 const ARCHIVE_PARTIAL: &str = ".image.tar.partial";
 
+/// Removes everything [`download`] writes into `dest`.
 async fn clean_attempt(dest: &Path) -> Result<()> {
     for dir in ["rootfs", "oci", SPOOL_DIR] {
-        let path = dest.join(dir);
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("removing the previous attempt's", path, e)),
-        }
+        remove_tree(&dest.join(dir)).await?;
     }
     for file in [ARCHIVE_PARTIAL, "image.tar", "metadata.json", "labels.json"] {
-        let _ = tokio::fs::remove_file(dest.join(file)).await;
+        let path = dest.join(file);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", path, e)),
+        }
     }
     Ok(())
+}
+
+/// Removes a directory tree if it exists.
+///
+/// An abandoned blob write of the OCI layout writer (its future dropped
+/// when another blob failed) may still be creating its temporary file on a
+/// blocking thread, making the directory non-empty again for a moment: a
+/// few retries cover that.
+async fn remove_tree(path: &Path) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match tokio::fs::remove_dir_all(path).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(Error::io("removing", path, e)),
+        }
+    }
 }
 
 /// Layer descriptors (digest, size), digests validated.
@@ -368,6 +412,21 @@ pub async fn unpack_rootfs<S: BlobSource>(
     let layers = layer_list(image)?;
     let spool = dest.join(SPOOL_DIR);
     let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
+    let result = unpack_layers(&mut feed, &layers, rootfs, opts).await;
+    // Whatever happened: no download may outlive this, nor any spool file.
+    feed.close().await;
+    let removed = remove_tree(&spool).await;
+    result?;
+    removed?;
+    Ok(())
+}
+
+async fn unpack_layers<S: BlobSource>(
+    feed: &mut LayerFeed<S>,
+    layers: &[(String, u64)],
+    rootfs: &Path,
+    opts: &GetOptions,
+) -> FResult<(), S> {
     let mut unpacker = Unpacker::new(rootfs, opts.unpack)?;
     let total = layers.len();
     let mut index = 0;
@@ -400,7 +459,6 @@ pub async fn unpack_rootfs<S: BlobSource>(
     tokio::task::spawn_blocking(move || unpacker.finish())
         .await
         .map_err(|e| Error::Task("applying directory metadata", e))??;
-    let _ = tokio::fs::remove_dir_all(&spool).await;
     Ok(())
 }
 
@@ -439,6 +497,28 @@ pub async fn write_docker_archive<S: BlobSource>(
         .await?;
     let spool = dest.join(SPOOL_DIR);
     let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
+    let result = append_layers(&mut feed, &layers, &mut writer).await;
+    feed.close().await;
+    let removed = remove_tree(&spool).await;
+    result?;
+    removed?;
+    let mut out = writer.finish(std::slice::from_ref(&opts.repo_tag)).await?;
+    tokio::io::AsyncWriteExt::shutdown(&mut out)
+        .await
+        .map_err(|e| Error::io("writing", &partial, e))?;
+    drop(out);
+    let final_path = dest.join("image.tar");
+    tokio::fs::rename(&partial, &final_path)
+        .await
+        .map_err(|e| Error::io("renaming into place", final_path, e))?;
+    Ok(())
+}
+
+async fn append_layers<S: BlobSource, W: tokio::io::AsyncWrite + Unpin>(
+    feed: &mut LayerFeed<S>,
+    layers: &[(String, u64)],
+    writer: &mut DockerArchiveWriter<W>,
+) -> FResult<(), S> {
     let mut index = 0;
     while let Some(input) = feed.next().await {
         let (digest, size) = &layers[index];
@@ -455,16 +535,6 @@ pub async fn write_docker_archive<S: BlobSource>(
             }
         }
     }
-    let mut out = writer.finish(std::slice::from_ref(&opts.repo_tag)).await?;
-    tokio::io::AsyncWriteExt::shutdown(&mut out)
-        .await
-        .map_err(|e| Error::io("writing", &partial, e))?;
-    drop(out);
-    let _ = tokio::fs::remove_dir_all(&spool).await;
-    let final_path = dest.join("image.tar");
-    tokio::fs::rename(&partial, &final_path)
-        .await
-        .map_err(|e| Error::io("renaming into place", final_path, e))?;
     Ok(())
 }
 

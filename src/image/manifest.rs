@@ -58,35 +58,45 @@ struct Shape {
     manifests: Option<serde_json::Value>,
 }
 
+/// Whether a manifest is Docker schema 1 (by media type or
+/// `schemaVersion`). Check it before the digest: a signed schema 1
+/// manifest's digest covers its payload without the signatures.
+pub fn is_schema1(media_type: Option<&str>, bytes: &[u8]) -> bool {
+    media_type.is_some_and(|t| DOCKER_SCHEMA1.contains(&t))
+        || serde_json::from_slice::<Shape>(bytes).is_ok_and(|s| {
+            s.schema_version == Some(1)
+                || s.media_type
+                    .is_some_and(|t| DOCKER_SCHEMA1.contains(&t.as_str()))
+        })
+}
+
+/// The error for a schema 1 manifest named `what`.
+pub fn schema1_error(what: &str) -> Error {
+    Error::Unsupported {
+        what: what.to_owned(),
+        reason: "docker schema 1 manifests are not supported".into(),
+    }
+}
+
 /// Classifies a manifest document; `what` names it in errors.
 pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Kind> {
     let shape: Shape = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
         what: format!("manifest {what}"),
         message: e.to_string(),
     })?;
-    let schema1 = |t: &str| DOCKER_SCHEMA1.contains(&t);
+    if is_schema1(media_type, bytes) {
+        return Err(schema1_error(what));
+    }
     for t in [media_type, shape.media_type.as_deref()]
         .into_iter()
         .flatten()
     {
-        if schema1(t) {
-            return Err(Error::Unsupported {
-                what: what.to_owned(),
-                reason: "docker schema 1 manifests are not supported".into(),
-            });
-        }
         if is_index_type(t) {
             return Ok(Kind::Index);
         }
         if is_image_type(t) {
             return Ok(Kind::Image);
         }
-    }
-    if shape.schema_version == Some(1) {
-        return Err(Error::Unsupported {
-            what: what.to_owned(),
-            reason: "docker schema 1 manifests are not supported".into(),
-        });
     }
     if let Some(t) = media_type.filter(|t| !t.is_empty()) {
         tracing::warn!(

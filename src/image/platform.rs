@@ -198,6 +198,42 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_v8_variant_matches_both_spellings() {
+        let idx = index(
+            &[
+                entry(
+                    1,
+                    r#","platform":{"os":"linux","architecture":"arm64","variant":"v9"}"#,
+                ),
+                entry(
+                    2,
+                    r#","platform":{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+                ),
+            ]
+            .join(","),
+        );
+        let pick = |w: WantedPlatform| w.candidates(&idx).next().map(|d| d.digest().to_string());
+        let d = |n: u8| Some(format!("sha256:{}", format!("{n:x}").repeat(64)));
+        // No variant wanted: the first arm64 entry, whatever its variant.
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm64"), None)),
+            d(1)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(Some("linux"), Some("arm64/v8"), None)),
+            d(2)
+        );
+        assert_eq!(
+            pick(WantedPlatform::new(
+                Some("linux"),
+                Some("arm64"),
+                Some("v8")
+            )),
+            d(2)
+        );
+    }
+
+    #[test]
     fn entries_without_platform_are_linux_amd64() {
         let idx = index(&entry(5, ""));
         assert_eq!(idx.manifests().len(), 1);

@@ -10,8 +10,11 @@
 //! - every path is resolved component by component under the root; symlinks
 //!   met on the way are expanded with absolute targets starting again at the
 //!   root and `..` clamped at it, so nothing can name a host path;
-//! - an entry path that is absolute or contains `..` is an error (a hostile
-//!   or broken layer), as is a hard link whose source is;
+//! - entry paths are relative to the root: a leading `/` is dropped (`/`,
+//!   `/bin/sh` from `umoci insert DIR /` and other Go-written layers), as Go's
+//!   archive/tar users (ggcr and so registry-image, dockerd, umoci) join
+//!   every name under the rootfs; an entry path containing `..` is an error
+//!   (a hostile or broken layer), as is a hard link whose source does;
 //! - an existing path is removed before an entry is created in its place,
 //!   unless both are directories, and files are created with `O_EXCL`, so a
 //!   symlink planted by an earlier entry is never written through;
@@ -101,15 +104,17 @@ pub fn unpack_layer<R: Read>(reader: R, root: &Path) -> Result<LayerStats> {
 /// Why an entry was refused; becomes [`Error::UnsafeEntry`].
 struct Refused(String);
 
-/// The normal components of an entry path; absolute paths and `..` are
-/// refused rather than skipped, because no honest layer contains them.
+/// The normal components of an entry path, relative to the root.
+///
+/// A leading `/` names the root itself, as in every Go tool that writes or
+/// reads layers (`umoci insert DIR /` writes an entry named `/`). `..` is
+/// refused rather than skipped, because no honest layer contains it.
 fn entry_components(path: &Path) -> std::result::Result<Vec<&OsStr>, Refused> {
     let mut out = Vec::new();
     for c in path.components() {
         match c {
-            Component::Prefix(_) | Component::RootDir => {
-                return Err(Refused("absolute path".into()));
-            }
+            // `Path::components` yields these only first (Prefix never on Unix).
+            Component::Prefix(_) | Component::RootDir => {}
             Component::ParentDir => return Err(Refused("path contains `..`".into())),
             Component::CurDir => {}
             Component::Normal(n) => out.push(n),
@@ -251,10 +256,11 @@ impl Unpacker {
             failed: reader_failed.clone(),
         };
         let decoder = compression::decompress(reader).map_err(stream_err)?;
-        let mut archive = tar::Archive::new(decoder);
+        let data_end = Rc::new(Cell::new(None));
+        let mut archive = tar::Archive::new(UnpaddedEnd::new(decoder, data_end.clone()));
         let mut stats = LayerStats::default();
-        let result = self.apply_all(layer, &mut archive, &mut stats, &classify);
-        let decoder = archive.into_inner();
+        let result = self.apply_all(layer, &mut archive, &data_end, &mut stats, &classify);
+        let decoder = archive.into_inner().inner;
         match result {
             Ok(()) => decoder.finish().map_err(stream_err)?,
             Err(e) if !reader_failed.get() => {
@@ -274,7 +280,8 @@ impl Unpacker {
     fn apply_all<D: Read>(
         &mut self,
         layer: &str,
-        archive: &mut tar::Archive<D>,
+        archive: &mut tar::Archive<UnpaddedEnd<D>>,
+        data_end: &Cell<Option<u64>>,
         stats: &mut LayerStats,
         classify: &dyn Fn(io::Error) -> io::Error,
     ) -> Result<()> {
@@ -287,6 +294,12 @@ impl Unpacker {
         let mut written: HashSet<PathBuf> = HashSet::new();
         for entry in archive.entries().map_err(stream_err)? {
             let mut entry = entry.map_err(stream_err)?;
+            // A sparse entry's size is its logical size, not what follows
+            // in the stream: it never gets its padding supplied.
+            data_end.set(
+                (entry.header().entry_type() != EntryType::GNUSparse)
+                    .then(|| entry.raw_file_position().saturating_add(entry.size())),
+            );
             let raw = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw).into_owned();
             match self.apply(&mut entry, &raw, &mut written) {
@@ -658,6 +671,73 @@ impl<R: Read> Read for Tap<R> {
         })
     }
 }
+
+/// Supplies the end of a tar stream that stops right after its last entry's
+/// data, without the padding to a 512-byte block and the two zero blocks
+/// that should follow (umoci 0.4.7 `insert` writes such layers).
+///
+/// Go's archive/tar, which ggcr (so registry-image), dockerd and umoci use,
+/// reads a clean EOF exactly where the padding should start as the end of
+/// the archive; `tar` calls it "unexpected EOF during skip". We accept the
+/// same streams and nothing more: the padding and end blocks are supplied
+/// only when the underlying stream ended cleanly (`Ok(0)`, not an error)
+/// exactly at [`UnpaddedEnd::data_end`], the end of the current entry's
+/// data. A stream cut inside an entry's data or inside its padding still
+/// fails. The blob's digest is verified by the source independently, so
+/// this only decides how a complete blob is read.
+struct UnpaddedEnd<R> {
+    inner: R,
+    /// Bytes handed to the tar reader so far (its stream position).
+    pos: u64,
+    /// Where the data of the entry being read ends; set by the unpacker for
+    /// each entry, `None` when unknown.
+    data_end: Rc<Cell<Option<u64>>>,
+    /// Zero bytes still to supply once the end was accepted.
+    supplied: Option<u64>,
+}
+
+impl<R> UnpaddedEnd<R> {
+    fn new(inner: R, data_end: Rc<Cell<Option<u64>>>) -> Self {
+        UnpaddedEnd {
+            inner,
+            pos: 0,
+            data_end,
+            supplied: None,
+        }
+    }
+}
+
+impl<R: Read> Read for UnpaddedEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.supplied.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            let partial = self.pos % BLOCK;
+            if partial == 0 || self.data_end.get() != Some(self.pos) {
+                // A clean end on a block boundary is `tar`'s to judge; one
+                // anywhere else is a truncated entry.
+                return Ok(0);
+            }
+            tracing::debug!(
+                "layer stream ends without tar padding after {} bytes; treating it as the end of the archive",
+                self.pos
+            );
+            self.supplied = Some(BLOCK - partial + 2 * BLOCK);
+        }
+        let left = self.supplied.unwrap_or(0);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        buf[..n].fill(0);
+        self.supplied = Some(left - n as u64);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The tar block size.
+const BLOCK: u64 = 512;
 
 /// Copies file content with a buffer large enough to keep syscalls rare.
 fn copy<R: Read>(from: &mut R, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {

@@ -103,6 +103,24 @@ pub const MANIFEST_ACCEPT: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
 ];
 
+/// Docker schema 1 manifest media types (signed and unsigned).
+const SCHEMA1_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// Whether a manifest is Docker schema 1, by its `Content-Type` or, when the
+/// registry sent a generic one, by its `schemaVersion`.
+fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default, rename = "schemaVersion")]
+        schema_version: Option<u64>,
+    }
+    SCHEMA1_TYPES.contains(&content_type)
+        || serde_json::from_slice::<Version>(bytes).is_ok_and(|v| v.schema_version == Some(1))
+}
+
 /// Page size for tag listing; registry-image asks for 1000.
 const TAG_PAGE: usize = 1000;
 
@@ -648,6 +666,15 @@ impl Client {
             request: format!("GET {url}"),
             source,
         })?;
+        // Before the digest check: a signed schema 1 manifest's digest
+        // covers its payload without the signatures, so it would look
+        // corrupt rather than unsupported.
+        if is_schema1(&content_type, &bytes) {
+            let sep = if is_digest(reference) { '@' } else { ':' };
+            return Err(Error::Schema1 {
+                reference: format!("{}{sep}{reference}", self.repo.qualified()),
+            });
+        }
         let digest = sha256_digest(&bytes);
         if is_digest(reference) && digest != reference {
             return Err(Error::DigestMismatch {

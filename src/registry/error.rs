@@ -61,6 +61,15 @@ pub enum Error {
         /// The digest of what was received.
         actual: String,
     },
+    /// A Docker schema 1 manifest: nothing here can use one, and a signed
+    /// one's digest does not even cover its bytes.
+    #[error(
+        "manifest {reference}: docker schema 1 manifests are not supported (push the image again with a current docker, or convert it with `skopeo copy --format v2s2`)"
+    )]
+    Schema1 {
+        /// `repository@digest` or `repository:tag`.
+        reference: String,
+    },
     /// A digest string that is not `sha256:<64 hex>`.
     #[error("invalid digest {0:?}: only sha256 digests are supported")]
     InvalidDigest(String),

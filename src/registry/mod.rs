@@ -4,12 +4,12 @@
 //! - [`Client`]: one repository on one registry (auth, TLS, scheme), with
 //!   digest resolution, tag listing, manifest/blob fetch and push.
 //! - [`retry_transient`]: registry-image's back-off for get and put.
-//! - [`select_platform`]: picking an index child for a platform.
+//!
+//! Which child of an index to use is [`crate::image::platform`]'s business.
 
 mod blob;
 mod client;
 mod error;
-mod platform;
 mod retry;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -20,7 +20,6 @@ pub use client::{
     implicitly_insecure, is_valid_digest, sha256_digest,
 };
 pub use error::{Error, Result, chain_is_transient};
-pub use platform::{Wanted, host_architecture, platform_matches, select_platform, wanted};
 pub use retry::{Transient, retry_transient};
 #[cfg(test)]
 mod tests;

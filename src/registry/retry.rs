@@ -27,6 +27,9 @@ impl Transient for crate::Error {
         // registry error itself, so match the variants before walking.
         match self {
             crate::Error::Registry(e) => e.is_transient(),
+            // Transparent too: a download cut short surfaces as an io error
+            // inside an image error (unpacking, spooling).
+            crate::Error::Image(e) => super::error::chain_is_transient(e),
             crate::Error::Context { source, .. } => source.is_transient(),
             crate::Error::Foreign { source, .. } => {
                 super::error::chain_is_transient(source.as_ref())
@@ -121,6 +124,20 @@ mod tests {
             source: Box::new(std::io::Error::from(std::io::ErrorKind::InvalidData)),
         };
         assert!(!Transient::is_transient(&bad));
+        let unpack = |kind| {
+            crate::Error::from(crate::image::Error::Unpack {
+                layer: "sha256:x".into(),
+                entry: String::new(),
+                source: std::io::Error::from(kind),
+            })
+            .context("download failed")
+        };
+        assert!(Transient::is_transient(&unpack(
+            std::io::ErrorKind::ConnectionReset
+        )));
+        assert!(!Transient::is_transient(&unpack(
+            std::io::ErrorKind::InvalidData
+        )));
     }
 
     /// Runs only in the child process spawned by `test_env_shortens_backoff`.

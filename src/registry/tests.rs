@@ -564,3 +564,64 @@ async fn refused_token_is_refreshed_once() {
     );
     assert!(crate::error::hint(&crate::error::chain(&err)).is_some());
 }
+
+#[tokio::test]
+async fn schema1_manifests_are_unsupported_not_corrupt() {
+    // A signed schema 1 manifest: its digest covers the payload without the
+    // `signatures`, so the body never hashes to the digest it was asked by.
+    let signed = br#"{"schemaVersion":1,"name":"s1","tag":"v1","fsLayers":[],"signatures":[{"protected":"x"}]}"#;
+    let unsigned = br#"{"schemaVersion": 1, "name": "s1", "tag": "v1", "fsLayers": []}"#;
+    let payload_digest = sha256_digest(b"the payload without signatures");
+    let unsigned_digest = sha256_digest(unsigned);
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p.starts_with("/v2/signed/manifests/") => response(
+            "200 OK",
+            &[(
+                "Content-Type",
+                "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            )],
+            signed,
+        ),
+        // Some registries send a generic type: the body says schema 1.
+        p if p.starts_with("/v2/generic/manifests/") => {
+            response("200 OK", &[("Content-Type", "application/json")], unsigned)
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = |name: &str| {
+        let repo = crate::config::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
+    };
+    for (name, reference, shown) in [
+        (
+            "signed",
+            payload_digest.clone(),
+            format!("signed@{payload_digest}"),
+        ),
+        ("signed", "v1".to_owned(), "signed:v1".to_owned()),
+        (
+            "generic",
+            unsigned_digest.clone(),
+            format!("generic@{unsigned_digest}"),
+        ),
+    ] {
+        let err = client(name).fetch_manifest(&reference).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Schema1 { .. }),
+            "{name} {reference}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("docker schema 1 manifests are not supported") && text.contains(&shown),
+            "{text}"
+        );
+    }
+}

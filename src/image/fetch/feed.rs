@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::{BlobSource, FResult, FetchError};
@@ -154,7 +154,9 @@ type HandleSlot<S> = oneshot::Receiver<FResult<SpoolHandle<S>, S>>;
 type HandleSender<S> = oneshot::Sender<FResult<SpoolHandle<S>, S>>;
 
 /// Hands out a manifest's layers in order while fetching ahead (see the
-/// module docs). Dropping it cancels the prefetcher and its downloads.
+/// module docs). Dropping it cancels the prefetcher and its downloads;
+/// [`LayerFeed::close`] also waits until they are gone, so the spool
+/// directory can be removed without a download writing into it afterwards.
 pub struct LayerFeed<S: BlobSource> {
     source: Arc<S>,
     layers: Vec<(String, u64)>,
@@ -162,6 +164,9 @@ pub struct LayerFeed<S: BlobSource> {
     handles: Vec<Option<HandleSlot<S>>>,
     next: usize,
     prefetcher: tokio::task::JoinHandle<()>,
+    /// Closed when the prefetcher and every download task it started have
+    /// been dropped: each holds a sender, nobody sends.
+    tasks_gone: mpsc::Receiver<()>,
 }
 
 impl<S: BlobSource> LayerFeed<S> {
@@ -184,6 +189,7 @@ impl<S: BlobSource> LayerFeed<S> {
             senders.push(Some(tx));
             handles.push(Some(rx));
         }
+        let (alive, tasks_gone) = mpsc::channel(1);
         let prefetcher = tokio::spawn(prefetch(
             source.clone(),
             layers.clone(),
@@ -191,6 +197,7 @@ impl<S: BlobSource> LayerFeed<S> {
             senders,
             spool_dir.to_owned(),
             parallel.saturating_sub(1),
+            alive,
         ));
         Ok(LayerFeed {
             source,
@@ -199,7 +206,17 @@ impl<S: BlobSource> LayerFeed<S> {
             handles,
             next: 0,
             prefetcher,
+            tasks_gone,
         })
+    }
+
+    /// Cancels whatever is still downloading and waits until no download
+    /// task is left, so nothing writes into the spool directory any more.
+    /// Spool files already handed out stay readable (open files survive
+    /// removal).
+    pub async fn close(mut self) {
+        self.prefetcher.abort();
+        while self.tasks_gone.recv().await.is_some() {}
     }
 
     /// The next layer, in manifest order.
@@ -246,6 +263,7 @@ async fn prefetch<S: BlobSource>(
     mut senders: Vec<Option<HandleSender<S>>>,
     spool_dir: PathBuf,
     slots: usize,
+    alive: mpsc::Sender<()>,
 ) {
     if slots == 0 {
         return;
@@ -267,9 +285,11 @@ async fn prefetch<S: BlobSource>(
         let tx = senders[i].take().expect("each layer is claimed once");
         let source = source.clone();
         let spool_dir = spool_dir.clone();
+        let alive = alive.clone();
         tasks.spawn(async move {
             spool_layer(&*source, &digest, size, &spool_dir, tx).await;
             drop(permit);
+            drop(alive);
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -289,8 +309,11 @@ async fn spool_layer<S: BlobSource>(
             return;
         }
     };
-    let file = match tokio::fs::File::create(&path).await {
-        Ok(f) => f,
+    // Created synchronously (a quick local call): an async create runs on a
+    // blocking thread that would outlive a cancelled task and could create
+    // the file after `LayerFeed::close` returned.
+    let file = match std::fs::File::create(&path) {
+        Ok(f) => tokio::fs::File::from_std(f),
         Err(e) => {
             let _ = handle_tx.send(Err(Error::io("creating", &path, e).into()));
             return;

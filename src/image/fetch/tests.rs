@@ -166,6 +166,86 @@ async fn a_corrupted_layer_fails_the_download() {
     }
 }
 
+#[tokio::test]
+async fn a_failed_download_leaves_nothing_behind() {
+    // registry-image writes nothing until its download succeeded; a retry
+    // (or the origin after a mirror) must find the destination clean.
+    for format in [Format::Rootfs, Format::Oci, Format::OciLayout] {
+        for parallel in [1, 3] {
+            let f = three_layer_image().await;
+            let image =
+                manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
+            // The last layer: the others are unpacked, spooled or written.
+            let layer = &image.layers()[2];
+            let path = f.source.blob_path(layer.digest().as_ref()).unwrap();
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&path, &bytes).unwrap();
+            let dest = f.dest();
+            std::fs::write(dest.join("unrelated"), "kept").unwrap();
+            let opts = GetOptions {
+                parallel,
+                ..options(&f.digest, format)
+            };
+            let err = download(f.source.clone(), &dest, &opts).await.unwrap_err();
+            assert!(
+                error_chain(&err).contains("digest mismatch"),
+                "{format:?} parallel {parallel}: {err}"
+            );
+            let left: Vec<_> = std::fs::read_dir(&dest)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert_eq!(left, ["unrelated"], "{format:?} parallel {parallel}");
+        }
+    }
+}
+
+/// Serves one manifest for any digest, as a registry serving a signed
+/// schema 1 manifest does (its digest covers the payload only, so the bytes
+/// never hash to the digest they are fetched by).
+struct OneManifest(&'static [u8]);
+
+impl BlobSource for OneManifest {
+    type Error = Error;
+    type Reader = std::io::Cursor<Vec<u8>>;
+
+    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest> {
+        Ok(FetchedManifest {
+            bytes: Bytes::from_static(self.0),
+            media_type: Some("application/vnd.docker.distribution.manifest.v1+prettyjws".into()),
+            digest: digest.to_owned(),
+        })
+    }
+
+    async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
+        Err(Error::InvalidDigest(digest.to_owned()))
+    }
+
+    async fn blob_reader(&self, digest: &str, _size: u64) -> Result<Self::Reader> {
+        Err(Error::InvalidDigest(digest.to_owned()))
+    }
+}
+
+#[tokio::test]
+async fn signed_schema1_manifests_are_unsupported_not_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = Arc::new(OneManifest(
+        br#"{"schemaVersion":1,"name":"x","tag":"v1","fsLayers":[],"signatures":[]}"#,
+    ));
+    let digest = crate::image::digest::sha256_digest(b"payload without signatures");
+    let err = download(source, tmp.path(), &options(&digest, Format::Rootfs))
+        .await
+        .unwrap_err();
+    let chain = error_chain(&err);
+    assert!(
+        chain.contains("docker schema 1 manifests are not supported") && chain.contains(&digest),
+        "{chain}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -809,6 +889,37 @@ async fn dropping_the_feed_wakes_blocked_spool_readers() {
         .unwrap();
     assert!(result.unwrap_err().to_string().contains("cancelled"));
     assert!(second.finished().await.is_err());
+}
+
+#[tokio::test]
+async fn closing_the_feed_waits_for_its_downloads() {
+    let f = three_layer_image().await;
+    let image = manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
+    let layers: Vec<(String, u64)> = image
+        .layers()
+        .iter()
+        .map(|l| (l.digest().to_string(), l.size()))
+        .collect();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let source = Arc::new(GatedSource {
+        inner: OciLayoutDir::open(&f.tmp.path().join("src")).unwrap(),
+        open: 10,
+        gate: gate.clone(),
+    });
+    let spool = f.tmp.path().join("spool");
+    let mut feed = LayerFeed::start(source, layers, &spool, 3).await.unwrap();
+    let _first = feed.next().await.unwrap().unwrap();
+    // Layers 1 and 2 are spooling, stuck at the gate.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 2);
+    tokio::time::timeout(std::time::Duration::from_secs(10), feed.close())
+        .await
+        .expect("close must not wait for blocked downloads");
+    std::fs::remove_dir_all(&spool).unwrap();
+    // Opening the gate now reaches no download: nothing writes again.
+    gate.add_permits(10);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!exists(&spool));
 }
 
 #[tokio::test]

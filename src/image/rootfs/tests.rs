@@ -166,11 +166,56 @@ fn parent_components_in_entry_names_are_errors() {
 }
 
 #[test]
-fn absolute_entry_names_are_errors() {
+fn absolute_entry_names_land_inside_the_root() {
+    // Like Go's archive/tar users (registry-image, dockerd, umoci): a name
+    // naming a host path is joined under the root, never written there.
     let w = World::new();
-    let name = format!("{}/pwned", w.outside.display());
+    let name = format!("{}/sentinel", w.outside.display());
     let layer = Layer::new().file(&name, b"pwned").bytes();
-    expect_unsafe(w.apply(&[layer]), "absolute");
+    w.apply(&[layer]).unwrap();
+    w.assert_outside_untouched();
+    assert_eq!(w.read(name.trim_start_matches('/')), "pwned");
+}
+
+#[test]
+fn leading_slashes_name_the_root() {
+    // `umoci insert DIR /` writes `/` for the target itself, then `/bin/sh`.
+    let w = World::new();
+    let layer = Layer::new()
+        .dir("/", 0o700)
+        .dir("/etc", 0o750)
+        .file("/etc/abs", b"abs")
+        .file("//etc/double", b"double")
+        .file("./dot", b"dot")
+        .symlink("/etc/link", "/etc/abs")
+        .hardlink("/etc/hard", "/etc/abs")
+        .hardlink("rel-hard", "//etc/double")
+        .bytes();
+    w.apply(&[layer]).unwrap();
+    w.assert_outside_untouched();
+    assert_eq!(w.read("etc/abs"), "abs");
+    assert_eq!(w.read("etc/double"), "double");
+    assert_eq!(w.read("dot"), "dot");
+    assert_eq!(
+        fs::read_link(w.root.join("etc/link")).unwrap(),
+        Path::new("/etc/abs")
+    );
+    assert_eq!(
+        w.lstat("etc/hard").unwrap().ino(),
+        w.lstat("etc/abs").unwrap().ino()
+    );
+    assert_eq!(
+        w.lstat("rel-hard").unwrap().ino(),
+        w.lstat("etc/double").unwrap().ino()
+    );
+    assert_eq!(w.lstat("etc").unwrap().mode() & 0o7777, 0o750);
+    // The root's own metadata is the destination's, not the layer's.
+    assert_eq!(w.lstat("").unwrap().mode() & 0o7777, 0o755);
+
+    // `..` after a leading slash is still refused.
+    let w = World::new();
+    let layer = Layer::new().file("/../outside/sentinel", b"pwned").bytes();
+    expect_unsafe(w.apply(&[layer]), "..");
     w.assert_outside_untouched();
 }
 
@@ -256,10 +301,13 @@ fn hard_links_out_of_the_root_are_errors() {
     expect_unsafe(w.apply(&[layer]), "..");
     w.assert_outside_untouched();
 
+    // An absolute source names a path under the root, which does not exist
+    // here: the link fails rather than linking the host file.
     let w = World::new();
     let abs = w.outside.join("sentinel");
     let layer = Layer::new().hardlink("h", abs.to_str().unwrap()).bytes();
-    expect_unsafe(w.apply(&[layer]), "absolute");
+    let err = w.apply(&[layer]).unwrap_err();
+    assert!(matches!(err, Error::Unpack { .. }), "{err:?}");
     w.assert_outside_untouched();
     assert!(w.lstat("h").is_none());
 }
@@ -731,4 +779,68 @@ fn pax_records_override_header_fields() {
     }
     assert_eq!(parse_pax_time("12"), Some(FileTime::from_unix_time(12, 0)));
     assert_eq!(parse_pax_time("12.5x"), None);
+}
+
+/// A tar of one directory and one short file, cut right after the file's
+/// data: no padding, no end-of-archive blocks (umoci 0.4.7 `insert`).
+fn unpadded_layer(data: &[u8]) -> Vec<u8> {
+    let mut tar = Layer::new().dir("d", 0o755).file("d/short", data).bytes();
+    tar.truncate(2 * 512 + data.len());
+    tar
+}
+
+#[test]
+fn a_layer_without_final_padding_ends_after_its_last_file() {
+    let tarball = unpadded_layer(b"hello");
+    let gz = super::super::fetch::testutil::gzip(&tarball);
+    for blob in [tarball, gz] {
+        let w = World::new();
+        w.apply(&[blob]).unwrap();
+        assert_eq!(w.read("d/short"), "hello");
+    }
+    // Data that fills its last block needs no padding: only the end blocks
+    // are missing, which `tar` has always accepted.
+    let w = World::new();
+    w.apply(&[unpadded_layer(&[b'x'; 512])]).unwrap();
+    assert_eq!(w.read("d/short").len(), 512);
+}
+
+#[test]
+fn truncated_entries_are_still_errors() {
+    let whole = Layer::new()
+        .dir("d", 0o755)
+        .file("d/short", &[b'x'; 510])
+        .bytes();
+    for (cut, what) in [
+        // Inside the data, where the rest would fit in the missing padding.
+        (2 * 512 + 505, "data short of the block end"),
+        // Right after the header.
+        (2 * 512, "data missing"),
+        // Inside the padding.
+        (2 * 512 + 511, "partial padding"),
+        // Inside a header.
+        (512 + 100, "partial header"),
+    ] {
+        let w = World::new();
+        let res = w.apply(&[whole[..cut].to_vec()]);
+        assert!(res.is_err(), "{what}: accepted");
+    }
+    // A reader that fails (rather than ending) gets no padding either.
+    struct FailAtEnd(io::Cursor<Vec<u8>>);
+    impl Read for FailAtEnd {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
+                n => Ok(n),
+            }
+        }
+    }
+    let w = World::new();
+    let mut u = w.unpacker(false);
+    match u.unpack_layer("l", FailAtEnd(io::Cursor::new(unpadded_layer(b"hello")))) {
+        Err(Error::Unpack { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::ConnectionReset)
+        }
+        other => panic!("{other:?}"),
+    }
 }
