@@ -11,7 +11,7 @@
 
 mod support;
 
+mod buildkit;
 mod check;
 mod get;
-mod buildkit;
 mod put;

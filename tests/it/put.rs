@@ -179,15 +179,6 @@ fn from_base(reg: &Registry, rest: &str) -> String {
     format!("FROM {}\n{rest}", support::fixtures::busybox_base(reg))
 }
 
-/// Params every build here uses: with an Engine started with
-/// `--bridge=none`, RUN needs the network mode forced to `none`.
-fn build_params(d: &Daemon, mut params: Value) -> Value {
-    if d.is_engine() {
-        params["network"] = json!("none");
-    }
-    params
-}
-
 fn minimal_build_pushes_and_check_agrees(d: &Daemon) {
     let reg = support::registry::plain();
     let repo = support::unique("put-minimal");
@@ -196,12 +187,7 @@ fn minimal_build_pushes_and_check_agrees(d: &Daemon) {
         &from_base(reg, "RUN echo hello > /hello\n"),
     )]);
     let source = reg.source(&repo);
-    let resp = out(
-        d,
-        &src,
-        source.clone(),
-        build_params(d, json!({"context": "src"})),
-    );
+    let resp = out(d, &src, source.clone(), json!({"context": "src"}));
 
     // No tag asked for: `latest`, and the digest is what the registry serves.
     assert_eq!(resp["version"]["tag"], "latest");
@@ -338,20 +324,17 @@ fn oci_build_task_params(d: &Daemon) {
         d,
         &src,
         reg.source(&repo),
-        build_params(
-            d,
-            json!({
-                "CONTEXT": "repo",
-                "DOCKERFILE": "repo/docker/hello.Dockerfile",
-                "BUILD_ARG_foo": "fooval",
-                "BUILD_ARG_bar": "bar val",
-                "BUILD_ARGS_FILE": "repo/args.yml",
-                "LABEL_l1": "one",
-                "LABELS_FILE": "repo/labels",
-                "TARGET_FILE": "target",
-                "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4",
-            }),
-        ),
+        json!({
+            "CONTEXT": "repo",
+            "DOCKERFILE": "repo/docker/hello.Dockerfile",
+            "BUILD_ARG_foo": "fooval",
+            "BUILD_ARG_bar": "bar val",
+            "BUILD_ARGS_FILE": "repo/args.yml",
+            "LABEL_l1": "one",
+            "LABELS_FILE": "repo/labels",
+            "TARGET_FILE": "target",
+            "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4",
+        }),
     );
     let tag = resp["version"]["tag"].as_str().expect("tag");
     let config = image_config(reg, &format!("{repo}:{tag}"));
@@ -418,10 +401,7 @@ fn secrets_reach_run_but_not_the_image(d: &Daemon) {
         d,
         &src,
         reg.source(&repo),
-        build_params(
-            d,
-            json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}}),
-        ),
+        json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}}),
     );
     let tag = resp["version"]["tag"].as_str().expect("tag");
     // Pull every blob and look for both secrets in the uncompressed bytes.
@@ -457,7 +437,7 @@ fn secrets_reach_run_but_not_the_image(d: &Daemon) {
         d,
         &src,
         reg.source(&repo),
-        build_params(d, json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}})),
+        json!({"context": "src", "BUILDKIT_SECRETTEXT_t": text, "secrets": {"f": {"file": "secret.txt"}}}),
         &[],
     )
     .expect_success()
@@ -481,13 +461,7 @@ fn failed_build_moves_no_tag(d: &Daemon) {
         "src/Dockerfile",
         &from_base(reg, "RUN echo about to fail && false\n"),
     )]);
-    let failed = run_out(
-        d,
-        &bad,
-        source,
-        build_params(d, json!({"context": "src"})),
-        &[],
-    );
+    let failed = run_out(d, &bad, source, json!({"context": "src"}), &[]);
     failed.expect_failure();
     assert!(
         failed.stderr.contains("about to fail"),
@@ -522,10 +496,7 @@ fn image_args_from_a_tarball(d: &Daemon) {
         d,
         &src,
         reg.source(&repo),
-        build_params(
-            d,
-            json!({"context": "src", "IMAGE_ARG_first_image": "base/image.tar"}),
-        ),
+        json!({"context": "src", "IMAGE_ARG_first_image": "base/image.tar"}),
     );
     let tag = resp["version"]["tag"].as_str().expect("tag");
     let base_layers =
