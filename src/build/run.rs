@@ -158,11 +158,25 @@ async fn build_on(
         .await
         .map_err(Error::from)?;
     let info = bk.info().await.map_err(Error::from)?;
-    let backend = match info.kind {
-        DaemonKind::DockerEngine => Backend::DockerEngine,
-        _ => Backend::Buildkitd,
+    // The Engine path needs the Engine's API socket (to read the image
+    // back), so the address decides, not only what the daemon says it is.
+    let engine_socket = match (address, info.kind) {
+        (Address::DockerEngine(socket), _) => Some(socket.clone()),
+        (_, DaemonKind::DockerEngine) => {
+            return Err(Error::from(buildkit::Error::InvalidAddress {
+                address: address.to_string(),
+                reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock".into(),
+            })
+            .into());
+        }
+        _ => None,
     };
-    tracing::info!("building on {} ({})", address_text(address), info.version);
+    let backend = if engine_socket.is_some() {
+        Backend::DockerEngine
+    } else {
+        Backend::Buildkitd
+    };
+    tracing::info!("building on {address} ({})", info.version);
 
     let mut params = params.clone();
     if let (Backend::DockerEngine, Address::DockerEngine(socket), Network::Default) =
@@ -224,8 +238,8 @@ async fn build_on(
 
     let started = Instant::now();
     let outcome = bk.solve(request, session).await.map_err(Error::from)?;
-    let pushed = match backend {
-        Backend::Buildkitd => {
+    let pushed = match &engine_socket {
+        None => {
             let digest = outcome
                 .exporter_response
                 .get("containerimage.digest")
@@ -242,10 +256,7 @@ async fn build_on(
                 })?;
             push::tag_pushed(client, &digest, tags).await?
         }
-        Backend::DockerEngine => {
-            let Address::DockerEngine(socket) = address else {
-                unreachable!("an Engine backend is only reached through a docker:// address")
-            };
+        Some(socket) => {
             let result = push::push_from_engine(
                 client,
                 socket,
@@ -385,12 +396,4 @@ fn random_hex(n: usize) -> String {
     (0..n)
         .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
         .collect()
-}
-
-fn address_text(a: &Address) -> String {
-    match a {
-        Address::Unix(p) => format!("unix://{}", p.display()),
-        Address::Tcp { host, port, .. } => format!("tcp://{host}:{port}"),
-        Address::DockerEngine(p) => format!("docker://{}", p.display()),
-    }
 }
