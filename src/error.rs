@@ -38,6 +38,9 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A put-specific failure (params, tags, daemon, local images).
+    #[error(transparent)]
+    Put(#[from] crate::build::Error),
     /// A step that is not implemented yet.
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),

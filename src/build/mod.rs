@@ -1,1 +1,98 @@
-//! TODO: module build (owned by its issue).
+//! The `put` build: params → BuildKit solve request, the tags to move, the
+//! read-only registry that serves preloaded images to BuildKit, and pushing
+//! results that do not go straight from BuildKit to the registry.
+
+pub mod engine;
+pub mod manifest;
+pub mod push;
+pub mod run;
+pub mod serve;
+pub mod solve;
+pub mod stores;
+pub mod tags;
+
+use std::path::PathBuf;
+
+use crate::buildkit::daemon::DaemonError;
+use crate::config::put::ParamsError;
+
+/// A failure of the put-specific parts (params, tags, daemon, images,
+/// pushes we do ourselves). Registry and BuildKit client errors keep their
+/// own types.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid params.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// A local image (params.image, IMAGE_ARG_*) could not be read.
+    #[error(transparent)]
+    LocalImage(#[from] crate::image::Error),
+    /// Invalid tags.
+    #[error(transparent)]
+    Tags(#[from] tags::TagError),
+    /// A build the daemon cannot do.
+    #[error(transparent)]
+    Plan(#[from] solve::PlanError),
+    /// The embedded daemon.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The BuildKit client (connection, solve, Engine API).
+    #[error(transparent)]
+    Buildkit(#[from] crate::buildkit::Error),
+    /// An image on disk that cannot be used.
+    #[error("image {}: {problem}", path.display())]
+    Image {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Local I/O.
+    #[error("{what}")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The loopback registry could not listen.
+    #[error("starting the loopback registry for preloaded images")]
+    ImageRegistry(#[source] std::io::Error),
+    /// A manifest we were about to push is not valid.
+    #[error("manifest {digest}: {problem}")]
+    BadManifest {
+        /// Its digest.
+        digest: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A blob could not be read for pushing.
+    #[error("reading blob {digest}")]
+    ReadBlob {
+        /// Its digest.
+        digest: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The registry's digest for a manifest differs from its bytes' digest.
+    #[error("the registry stored {reference} as {got}, but the manifest pushed is {expected}")]
+    DigestMismatch {
+        /// Tag or digest pushed.
+        reference: String,
+        /// sha256 of the bytes.
+        expected: String,
+        /// What the registry said.
+        got: String,
+    },
+    /// BuildKit finished without telling the pushed digest.
+    #[error("BuildKit reported no image digest (its exporter response had: {0})")]
+    NoDigest(String),
+    /// `ssh: default` without an agent.
+    #[error("ssh id {0:?} names no key or socket, and SSH_AUTH_SOCK is not set")]
+    NoSshAgent(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

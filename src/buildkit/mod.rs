@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+pub mod daemon;
 pub mod docker_engine;
 pub mod fsutil;
 pub mod patterns;

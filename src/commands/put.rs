@@ -1,9 +1,112 @@
-//! `out`: placeholder until the put issue lands (owned by the `put` helper).
+//! `out`: build on put (or push a prebuilt image), then move the tags.
+//!
+//! Order matters for users: params and tags are validated before any daemon
+//! starts or any byte is pushed, and the manifest goes under the tags last,
+//! so a failed build or push leaves every tag where it was.
 
-use crate::concourse::{OutRequest, OutResponse};
+use std::path::Path;
 
-/// Builds and pushes from `src_dir`.
-pub async fn run(req: OutRequest, src_dir: &std::path::Path) -> crate::Result<OutResponse> {
-    let _ = (req, src_dir);
-    Err(crate::Error::NotImplemented("out"))
+use crate::build::{self, push, run, tags};
+use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
+use crate::config::put::{Action, Env, PutParams};
+use crate::registry::{self, Access};
+
+/// Runs `out` for `req` with the put's inputs under `src_dir`.
+pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let params = PutParams::from_value(
+        &req.params,
+        &Env {
+            src_dir,
+            var: &lookup,
+        },
+    )
+    .map_err(build::Error::from)?;
+    for note in &params.notes {
+        tracing::warn!("{note}");
+    }
+    let source = &req.source;
+    let client = registry::Client::for_source(source, Access::Push)?;
+
+    let existing = if tags::needs_tag_list(&params.tags) {
+        existing_tags(&client).await?
+    } else {
+        Vec::new()
+    };
+    let plan = tags::plan(
+        source.tag.as_deref(),
+        source.variant.as_deref(),
+        &params.tags,
+        &existing,
+    )
+    .map_err(build::Error::from)?;
+    if plan.defaulted_to_latest {
+        tracing::info!(
+            "no tag given (source.tag, version, tag_file, additional_tags or tag_as_latest): pushing `latest`"
+        );
+    }
+
+    let (pushed, buildkit_version) = match &params.action {
+        Action::Push { image } => {
+            tracing::info!("pushing {} (no build)", image.display());
+            (
+                push::push_image_path(&client, image, &plan.tags).await?,
+                None,
+            )
+        }
+        Action::Build(b) => {
+            let built = run::build_and_push(source, b, &params.daemon, &client, &plan.tags).await?;
+            (built.pushed, Some((built.buildkit_version, built.duration)))
+        }
+    };
+    tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
+
+    let mut metadata = vec![
+        field("repository", source.repository.given.clone()),
+        field("tags", plan.tags.join(" ")),
+    ];
+    if !pushed.platforms.is_empty() {
+        metadata.push(field("platforms", pushed.platforms.join(",")));
+    }
+    if let Some(c) = &pushed.config_digest {
+        metadata.push(field("config_digest", c.clone()));
+    }
+    if let Some((version, duration)) = buildkit_version {
+        metadata.push(field("buildkit_version", version));
+        metadata.push(field(
+            "build_duration",
+            format!("{:.1}s", duration.as_secs_f64()),
+        ));
+    }
+    Ok(OutResponse {
+        version: Version {
+            tag: plan.tags[0].clone(),
+            digest: pushed.digest,
+        },
+        metadata,
+    })
+}
+
+/// The repository's tags; a repository that does not exist yet has none
+/// (404 with NAME_UNKNOWN or NOT_FOUND, as registry-image treats it).
+async fn existing_tags(client: &registry::Client) -> crate::Result<Vec<String>> {
+    match registry::retry_transient("listing tags", || client.list_tags()).await {
+        Ok(tags) => Ok(tags),
+        Err(e)
+            if e.status() == Some(http::StatusCode::NOT_FOUND)
+                && e.codes()
+                    .first()
+                    .is_some_and(|c| c == "NAME_UNKNOWN" || c == "NOT_FOUND") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn field(name: &str, value: String) -> MetadataField {
+    MetadataField {
+        name: name.into(),
+        value,
+    }
 }

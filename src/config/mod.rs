@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod get;
+pub mod put;
 pub mod semver;
 pub mod source;
 

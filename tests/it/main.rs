@@ -8,9 +8,12 @@
 //!   and dockerd.
 //! - `buildkit`: the BuildKit client library against dockerd's built-in
 //!   BuildKit and, when present, a standalone buildkitd.
+//! - `put`: `/opt/resource/out` building and pushing on each backend, checked
+//!   with skopeo and a following `check`.
 
 mod support;
 
 mod buildkit;
 mod check;
 mod get;
+mod put;

@@ -1,0 +1,457 @@
+//! Pushing images we hold (a `params.image` path, or what a Docker Engine
+//! built) and putting manifests under tags.
+//!
+//! Every image we push is first an [`ImageStore`] (the same view the
+//! loopback registry serves), so one walk pushes single images and indexes
+//! alike: blobs first (each skipped when the registry has it), child
+//! manifests by digest, and only then the top manifest under each tag.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
+
+use super::Error;
+use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX, sha256};
+use super::serve::{ImageStore, ServedManifest};
+use crate::Result;
+use crate::registry;
+
+/// What ended up in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// Digest of the manifest or index under the tags.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Config digest (image ID) of a single image; of the first child for an index.
+    pub config_digest: Option<String>,
+    /// `os/arch[/variant]` of each image.
+    pub platforms: Vec<String>,
+}
+
+/// Blobs pushed at once: enough to overlap round trips, few enough for
+/// small registries.
+const PARALLEL_BLOBS: usize = 4;
+
+fn is_index(media_type: &str, doc: &Value) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST || doc.get("manifests").is_some()
+}
+
+fn parse(m: &ServedManifest) -> Result<Value> {
+    serde_json::from_slice(&m.bytes).map_err(|e| {
+        Error::BadManifest {
+            digest: m.digest.clone(),
+            problem: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// `(digest, size)` of a descriptor.
+fn descriptor(v: &Value) -> Option<(String, u64)> {
+    Some((
+        v.get("digest")?.as_str()?.to_string(),
+        v.get("size")?.as_u64()?,
+    ))
+}
+
+fn platform_text(p: &Value) -> Option<String> {
+    let os = p.get("os")?.as_str()?;
+    let arch = p.get("architecture")?.as_str()?;
+    Some(match p.get("variant").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
+        _ => format!("{os}/{arch}"),
+    })
+}
+
+/// Pushes everything in `store` and puts its top manifest under `tags`.
+pub async fn push_store(
+    client: &registry::Client,
+    store: Arc<dyn ImageStore>,
+    tags: &[String],
+) -> Result<Pushed> {
+    let top = store.top().clone();
+    let top_doc = parse(&top)?;
+    let mut images: Vec<ServedManifest> = Vec::new();
+    if is_index(&top.media_type, &top_doc) {
+        for child in top_doc["manifests"].as_array().into_iter().flatten() {
+            let Some((digest, _)) = descriptor(child) else {
+                continue;
+            };
+            match store.manifest(&digest) {
+                Some(m) => images.push(m.clone()),
+                None => {
+                    return Err(Error::BadManifest {
+                        digest: top.digest.clone(),
+                        problem: format!("child manifest {digest} is not in the image"),
+                    }
+                    .into());
+                }
+            }
+        }
+    } else {
+        images.push(top.clone());
+    }
+
+    // Blobs, deduplicated across images.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
+    for m in &images {
+        let doc = parse(m)?;
+        let config = doc.get("config").and_then(descriptor);
+        let layers = doc["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(descriptor);
+        for (digest, size) in config.into_iter().chain(layers) {
+            if store.blob_size(&digest).is_none() {
+                // Foreign / non-distributable layers live elsewhere.
+                tracing::warn!(
+                    "blob {digest} of {} is not in the image; not pushing it",
+                    m.digest
+                );
+                continue;
+            }
+            if !blobs.iter().any(|(d, _)| *d == digest) {
+                blobs.push((digest, size));
+            }
+        }
+    }
+    futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
+        let store = store.clone();
+        async move {
+            registry::retry_transient(&format!("pushing blob {digest}"), || {
+                let store = store.clone();
+                let digest = digest.clone();
+                async move {
+                    if client.blob_exists(&digest).await? {
+                        tracing::info!("{digest}: already in the registry");
+                        return Ok::<(), crate::Error>(());
+                    }
+                    let reader = store.open_blob(&digest).await.map_err(|e| {
+                        crate::Error::from(Error::ReadBlob {
+                            digest: digest.clone(),
+                            source: e,
+                        })
+                    })?;
+                    client.push_blob(&digest, size, reader).await?;
+                    tracing::info!("{digest}: pushed ({size} bytes)");
+                    Ok(())
+                }
+            })
+            .await
+        }
+    }))
+    .buffer_unordered(PARALLEL_BLOBS)
+    .try_collect::<Vec<()>>()
+    .await?;
+
+    if images.len() > 1 || images.first().map(|m| &m.digest) != Some(&top.digest) {
+        for m in &images {
+            put_manifest(client, &m.digest, m).await?;
+        }
+    }
+    let platforms_and_config = describe(&images, |digest| {
+        let store = store.clone();
+        async move {
+            let mut reader = store.open_blob(&digest).await.ok()?;
+            let mut buf = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut buf)
+                .await
+                .ok()?;
+            serde_json::from_slice::<Value>(&buf).ok()
+        }
+    })
+    .await?;
+    for tag in tags {
+        put_manifest(client, tag, &top).await?;
+    }
+    Ok(Pushed {
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        config_digest: platforms_and_config.0,
+        platforms: platforms_and_config.1,
+    })
+}
+
+/// Puts a manifest under `reference` and checks the registry stored the
+/// bytes we sent (the digest is what `check` and skopeo will see).
+async fn put_manifest(
+    client: &registry::Client,
+    reference: &str,
+    m: &ServedManifest,
+) -> Result<()> {
+    let got = registry::retry_transient(&format!("pushing manifest {reference}"), || {
+        client.push_manifest(reference, &m.media_type, m.bytes.clone())
+    })
+    .await?;
+    if got != m.digest {
+        return Err(Error::DigestMismatch {
+            reference: reference.into(),
+            expected: m.digest.clone(),
+            got,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Config digest and platforms of what is being pushed.
+async fn describe<F, Fut>(
+    images: &[ServedManifest],
+    config: F,
+) -> Result<(Option<String>, Vec<String>)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    // An index's own platform fields may be absent (umoci, skopeo): the
+    // configs say it for sure.
+    let mut platforms = Vec::new();
+    let mut config_digest = None;
+    for m in images {
+        let doc = parse(m)?;
+        let Some((digest, _)) = doc.get("config").and_then(descriptor) else {
+            continue;
+        };
+        if config_digest.is_none() {
+            config_digest = Some(digest.clone());
+        }
+        if let Some(cfg) = config(digest).await
+            && let Some(p) = platform_text(&cfg)
+            && !platforms.contains(&p)
+        {
+            platforms.push(p);
+        }
+    }
+    Ok((config_digest, platforms))
+}
+
+/// After BuildKit pushed by digest: put that manifest under each tag.
+pub async fn tag_pushed(
+    client: &registry::Client,
+    digest: &str,
+    tags: &[String],
+) -> Result<Pushed> {
+    let manifest = registry::retry_transient(&format!("fetching manifest {digest}"), || {
+        client.fetch_manifest(digest)
+    })
+    .await?;
+    let top = ServedManifest {
+        media_type: manifest.media_type.clone(),
+        digest: sha256(&manifest.bytes),
+        bytes: manifest.bytes.clone(),
+    };
+    if top.digest != digest {
+        return Err(Error::DigestMismatch {
+            reference: digest.into(),
+            expected: digest.into(),
+            got: top.digest,
+        }
+        .into());
+    }
+    let top_doc = parse(&top)?;
+    let mut images = Vec::new();
+    if is_index(&top.media_type, &top_doc) {
+        for child in top_doc["manifests"].as_array().into_iter().flatten() {
+            let Some((d, _)) = descriptor(child) else {
+                continue;
+            };
+            let m = registry::retry_transient(&format!("fetching manifest {d}"), || {
+                client.fetch_manifest(&d)
+            })
+            .await?;
+            images.push(ServedManifest {
+                media_type: m.media_type,
+                digest: m.digest,
+                bytes: m.bytes,
+            });
+        }
+    } else {
+        images.push(top.clone());
+    }
+    let (config_digest, platforms) = describe(&images, |d| async move {
+        let blob = client.fetch_blob(&d).await.ok()?;
+        serde_json::from_slice::<Value>(&blob).ok()
+    })
+    .await?;
+    for tag in tags {
+        put_manifest(client, tag, &top).await?;
+    }
+    Ok(Pushed {
+        digest: top.digest,
+        media_type: top.media_type,
+        config_digest,
+        platforms,
+    })
+}
+
+/// `params.image`: a docker-save tarball, an OCI tarball or an OCI layout.
+pub async fn push_image_path(
+    client: &registry::Client,
+    path: &Path,
+    tags: &[String],
+) -> Result<Pushed> {
+    let store = super::stores::for_push(path, &Default::default()).await?;
+    push_store(client, store, tags).await
+}
+
+/// Opens an image for the loopback registry (layers as stored).
+pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
+    Ok(super::stores::for_serving(path).await?)
+}
+
+/// Reads back what a Docker Engine built and pushes it.
+pub async fn push_from_engine(
+    client: &registry::Client,
+    socket: &Path,
+    name: &str,
+    tags: &[String],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Pushed> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        what: "creating a temp dir for the Engine's image".into(),
+        source: e,
+    })?;
+    let tar = dir.path().join("image.tar");
+    let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
+        .await
+        .map_err(Error::from)?;
+    let mut file = tokio::fs::File::create(&tar).await.map_err(|e| Error::Io {
+        what: format!("writing {}", tar.display()),
+        source: e,
+    })?;
+    tokio::io::copy(&mut reader, &mut file)
+        .await
+        .map_err(|e| Error::Io {
+            what: format!("reading image {name} from the Engine"),
+            source: e,
+        })?;
+    drop(file);
+    let store = super::stores::for_push(&tar, annotations).await?;
+    push_store(client, store, tags).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::serve::{MemoryImage, OpenBlob};
+    use crate::registry::Access;
+    use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
+    use bytes::Bytes;
+    use std::collections::BTreeMap;
+    use std::process::Command;
+
+    fn tags(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
+        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::tls_auth();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
+        let tar = dir.path().join("image.tar");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("oci:{}:t", layout.display()))
+            .arg(format!("docker-archive:{}:x:latest", tar.display())));
+        let client = reg.client("pushed", Access::Push);
+        let pushed = push_image_path(&client, &tar, &tags(&["1.0", "latest"]))
+            .await
+            .unwrap();
+        for tag in ["1.0", "latest"] {
+            assert_eq!(sha256(&reg.raw_manifest("pushed", tag)), pushed.digest);
+        }
+        assert_eq!(pushed.platforms.len(), 1);
+        assert!(pushed.config_digest.is_some());
+        // Again: every blob is already there; same digest.
+        let again = push_image_path(&client, &tar, &tags(&["1.0"]))
+            .await
+            .unwrap();
+        assert_eq!(again.digest, pushed.digest);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tag_pushed_puts_an_existing_manifest_under_tags() {
+        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "t", "by digest");
+        reg.push_layout(&layout, "t", "bd", "untracked");
+        let digest = sha256(&reg.raw_manifest("bd", "untracked"));
+        let client = reg.client("bd", Access::Push);
+        let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
+            .await
+            .unwrap();
+        assert_eq!(pushed.digest, digest);
+        assert_eq!(sha256(&reg.raw_manifest("bd", "b")), digest);
+    }
+
+    /// An image whose layer cannot be read: the push fails before any tag.
+    struct Broken(MemoryImage);
+
+    impl ImageStore for Broken {
+        fn top(&self) -> &ServedManifest {
+            self.0.top()
+        }
+        fn manifest(&self, digest: &str) -> Option<&ServedManifest> {
+            self.0.manifest(digest)
+        }
+        fn blob_size(&self, digest: &str) -> Option<u64> {
+            self.0.blob_size(digest)
+        }
+        fn open_blob(&self, digest: &str) -> OpenBlob {
+            if self.0.blobs.get(digest).is_some_and(|b| b.len() > 100) {
+                return Box::pin(async { Err(std::io::Error::other("disk on fire")) });
+            }
+            self.0.open_blob(digest)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_push_moves_no_tag() {
+        if !have("docker-registry") {
+            return;
+        }
+        crate::tls::install_crypto_provider();
+        let reg = TestRegistry::plain();
+        let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
+        let layer = Bytes::from(vec![1u8; 1000]);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+        })
+        .to_string();
+        let image = MemoryImage {
+            top: ServedManifest {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: sha256(manifest.as_bytes()),
+                bytes: Bytes::from(manifest),
+            },
+            children: Vec::new(),
+            blobs: BTreeMap::from([(sha256(&config), config), (sha256(&layer), layer)]),
+        };
+        let client = reg.client("broken", Access::Push);
+        let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))
+            .await
+            .unwrap_err();
+        assert!(
+            crate::error::chain(&err).contains("disk on fire"),
+            "{}",
+            crate::error::chain(&err)
+        );
+        assert_eq!(client.resolve_tag("stable").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! A read-only registry on 127.0.0.1 that serves preloaded images to
+//! BuildKit: `IMAGE_ARG_<name>` (oci-build-task's mechanism, where the
+//! Dockerfile says `ARG <name>` + `FROM ${<name>}`) and docker-image's
+//! `load_base(s)` (served as named contexts).
+//!
+//! Only what a puller needs: `GET /v2/`, `GET|HEAD /v2/<name>/manifests/<ref>`
+//! (a tag returns the image's top manifest or index, a digest any manifest
+//! of that image) and `GET|HEAD /v2/<name>/blobs/<digest>`, streamed. Plain
+//! HTTP on loopback, which BuildKit and dockerd both accept without any
+//! insecure-registry setting. It listens only on 127.0.0.1 (oci-build-task
+//! listens on all interfaces; nothing else needs to reach it).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::AsyncRead;
+
+/// A manifest or index held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedManifest {
+    /// Its media type (sent as Content-Type).
+    pub media_type: String,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+    /// The exact bytes.
+    pub bytes: Bytes,
+}
+
+/// An open blob.
+pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Future returned by [`ImageStore::open_blob`].
+pub type OpenBlob = Pin<Box<dyn Future<Output = std::io::Result<BlobReader>> + Send>>;
+
+/// One image as the registry sees it.
+pub trait ImageStore: Send + Sync + 'static {
+    /// What a tag resolves to: the top manifest or index.
+    fn top(&self) -> &ServedManifest;
+    /// A manifest or index of this image, by digest.
+    fn manifest(&self, digest: &str) -> Option<&ServedManifest>;
+    /// A blob's size, if this image has it.
+    fn blob_size(&self, digest: &str) -> Option<u64>;
+    /// Opens a blob that [`ImageStore::blob_size`] knows.
+    fn open_blob(&self, digest: &str) -> OpenBlob;
+}
+
+/// A running loopback registry; stops when dropped.
+pub struct ImageRegistry {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ImageRegistry {
+    /// Serves `images` (repository name → image) on 127.0.0.1, random port.
+    pub async fn start(
+        images: BTreeMap<String, Arc<dyn ImageStore>>,
+    ) -> std::io::Result<ImageRegistry> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let images = Arc::new(images);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let images = images.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let images = images.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&images, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(ImageRegistry { addr, task })
+    }
+
+    /// `127.0.0.1:<port>`, the registry part of the references to hand out.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for ImageRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    images: &BTreeMap<String, Arc<dyn ImageStore>>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<ServeBody> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "read-only registry",
+        );
+    }
+    let path = req.uri().path();
+    if path == "/v2/" || path == "/v2" {
+        return json(StatusCode::OK, "{}");
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "not a registry path");
+    };
+    let (name, kind, reference) = match (rest.rfind("/manifests/"), rest.rfind("/blobs/")) {
+        (Some(i), _) => (&rest[..i], "manifests", &rest[i + "/manifests/".len()..]),
+        (None, Some(i)) => (&rest[..i], "blobs", &rest[i + "/blobs/".len()..]),
+        _ => return error(StatusCode::NOT_FOUND, "NOT_FOUND", "not a registry path"),
+    };
+    let Some(image) = images.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "repository name not known to registry",
+        );
+    };
+    if kind == "manifests" {
+        let manifest = if reference.starts_with("sha256:") {
+            image.manifest(reference)
+        } else {
+            Some(image.top())
+        };
+        let Some(m) = manifest else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown",
+            );
+        };
+        let body = if head {
+            ServeBody::Empty
+        } else {
+            ServeBody::Full(Some(m.bytes.clone()))
+        };
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("Content-Type", &m.media_type)
+            .header("Docker-Content-Digest", &m.digest)
+            .header("Content-Length", m.bytes.len())
+            .body(body)
+            .unwrap_or_else(|_| Response::new(ServeBody::Empty));
+    }
+    let Some(size) = image.blob_size(reference) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            "blob unknown to registry",
+        );
+    };
+    let body = if head {
+        ServeBody::Empty
+    } else {
+        match image.open_blob(reference).await {
+            Ok(reader) => ServeBody::Reader {
+                reader,
+                remaining: size,
+            },
+            Err(e) => {
+                tracing::warn!("image registry: opening blob {reference}: {e}");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "blob unreadable",
+                );
+            }
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", "application/octet-stream")
+        .header("Docker-Content-Digest", reference)
+        .header("Content-Length", size)
+        .body(body)
+        .unwrap_or_else(|_| Response::new(ServeBody::Empty))
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<ServeBody> {
+    let mut r = Response::new(ServeBody::Full(Some(Bytes::from_static(body.as_bytes()))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        hyper::header::HeaderValue::from_static("registry/2.0"),
+    );
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<ServeBody> {
+    let body = serde_json::json!({"errors": [{"code": code, "message": message}]}).to_string();
+    let mut r = Response::new(ServeBody::Full(Some(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Response bodies: nothing, bytes, or a streamed blob.
+pub enum ServeBody {
+    /// HEAD responses.
+    Empty,
+    /// Small bodies.
+    Full(Option<Bytes>),
+    /// A blob read in chunks.
+    Reader {
+        /// The blob.
+        reader: BlobReader,
+        /// Bytes still expected (a short blob is an error, not a short body).
+        remaining: u64,
+    },
+}
+
+impl Body for ServeBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ServeBody::Empty => Poll::Ready(None),
+            ServeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ServeBody::Reader { reader, remaining } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let mut buf = BytesMut::with_capacity(64 * 1024);
+                match tokio_util::io::poll_read_buf(Pin::new(reader), cx, &mut buf) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                    Poll::Ready(Ok(0)) => Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its descriptor",
+                    )))),
+                    Poll::Ready(Ok(n)) => {
+                        *remaining = remaining.saturating_sub(n as u64);
+                        Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ServeBody::Empty => true,
+            ServeBody::Full(b) => b.is_none(),
+            ServeBody::Reader { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ServeBody::Empty => SizeHint::with_exact(0),
+            ServeBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ServeBody::Reader { remaining, .. } => SizeHint::with_exact(*remaining),
+        }
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// An image held entirely in memory (tests, and small synthesized images).
+#[derive(Debug, Clone)]
+pub struct MemoryImage {
+    /// The top manifest or index.
+    pub top: ServedManifest,
+    /// Child manifests of an index.
+    pub children: Vec<ServedManifest>,
+    /// Blobs by digest.
+    pub blobs: BTreeMap<String, Bytes>,
+}
+
+impl ImageStore for MemoryImage {
+    fn top(&self) -> &ServedManifest {
+        &self.top
+    }
+    fn manifest(&self, digest: &str) -> Option<&ServedManifest> {
+        std::iter::once(&self.top)
+            .chain(&self.children)
+            .find(|m| m.digest == digest)
+    }
+    fn blob_size(&self, digest: &str) -> Option<u64> {
+        self.blobs.get(digest).map(|b| b.len() as u64)
+    }
+    fn open_blob(&self, digest: &str) -> OpenBlob {
+        let blob = self.blobs.get(digest).cloned();
+        Box::pin(async move {
+            let blob = blob.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+            Ok(Box::new(std::io::Cursor::new(blob)) as BlobReader)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> MemoryImage {
+        let config = Bytes::from_static(
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        let layer = Bytes::from(vec![7u8; 200_000]);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(&layer), "size": layer.len()}],
+        })
+        .to_string();
+        MemoryImage {
+            top: ServedManifest {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: sha256_digest(manifest.as_bytes()),
+                bytes: Bytes::from(manifest),
+            },
+            children: Vec::new(),
+            blobs: BTreeMap::from([
+                (sha256_digest(&config), config),
+                (sha256_digest(&layer), layer),
+            ]),
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_manifests_and_blobs_by_name() {
+        crate::tls::install_crypto_provider();
+        let img = image();
+        let layer_digest = sha256_digest(&vec![7u8; 200_000]);
+        let reg = ImageRegistry::start(BTreeMap::from([(
+            "first_image".to_string(),
+            Arc::new(img.clone()) as Arc<dyn ImageStore>,
+        )]))
+        .await
+        .unwrap();
+        let base = format!("http://{}", reg.host());
+        let http = reqwest::Client::new();
+
+        let ping = http.get(format!("{base}/v2/")).send().await.unwrap();
+        assert_eq!(ping.status(), 200);
+
+        let m = http
+            .get(format!("{base}/v2/first_image/manifests/latest"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(m.status(), 200);
+        assert_eq!(
+            m.headers()["content-type"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            m.headers()["docker-content-digest"].to_str().unwrap(),
+            img.top.digest
+        );
+        assert_eq!(m.bytes().await.unwrap(), img.top.bytes);
+
+        let by_digest = http
+            .head(format!(
+                "{base}/v2/first_image/manifests/{}",
+                img.top.digest
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_digest.status(), 200);
+        assert_eq!(
+            by_digest.headers()["content-length"],
+            img.top.bytes.len().to_string().as_str()
+        );
+
+        let blob = http
+            .get(format!("{base}/v2/first_image/blobs/{layer_digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blob.status(), 200);
+        let body = blob.bytes().await.unwrap();
+        assert_eq!(sha256_digest(&body), layer_digest);
+
+        for missing in [
+            format!("{base}/v2/other/manifests/latest"),
+            format!("{base}/v2/first_image/manifests/sha256:{}", "0".repeat(64)),
+            format!("{base}/v2/first_image/blobs/sha256:{}", "0".repeat(64)),
+        ] {
+            assert_eq!(
+                http.get(&missing).send().await.unwrap().status(),
+                404,
+                "{missing}"
+            );
+        }
+        let put = http
+            .put(format!("{base}/v2/first_image/manifests/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 405);
+    }
+
+    /// A real client pulls through it: skopeo copies the image into an OCI
+    /// layout and the manifest digest survives.
+    #[tokio::test]
+    async fn skopeo_can_pull_from_it() {
+        if std::process::Command::new("skopeo")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIP: needs skopeo");
+            return;
+        }
+        let img = image();
+        let reg = ImageRegistry::start(BTreeMap::from([(
+            "lib/base".to_string(),
+            Arc::new(img.clone()) as Arc<dyn ImageStore>,
+        )]))
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = tokio::process::Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false", "--preserve-digests"])
+            .arg(format!("docker://{}/lib/base:some-tag", reg.host()))
+            .arg(format!("oci:{}:t", dir.path().display()))
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], img.top.digest.as_str());
+    }
+}

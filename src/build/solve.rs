@@ -1,0 +1,513 @@
+//! Build params → what to ask BuildKit for: frontend attributes, the
+//! exporter, cache imports/exports and entitlements, per backend.
+//!
+//! Two backends differ in what they can export (buildkit-protocol.md §7-8):
+//! a standalone buildkitd pushes the image itself (`image` exporter with
+//! `push-by-digest`, so no tag moves until we put the manifest under each tag
+//! at the very end), and exports registry caches. Docker Engine 20.10 only
+//! has `moby` (its image store, one platform) and inline cache export, so
+//! there we build into a uniquely named local image that the caller reads
+//! back and pushes itself; `cache: true` falls back to inline cache there.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::put::{BuildParams, CacheSpec, Network, NoCache};
+
+/// The daemon family, which decides exporters and cache support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A standalone (or embedded) buildkitd.
+    Buildkitd,
+    /// BuildKit inside a Docker Engine (`/grpc` on its socket).
+    DockerEngine,
+}
+
+/// Where the result goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Repository as BuildKit dials it: `host[:port]/path` (`docker.io/...`
+    /// for Docker Hub).
+    pub repository: String,
+    /// The registry needs plain HTTP / unverified TLS (`source.insecure`).
+    pub insecure: bool,
+    /// The tags that will be put last (the Engine's inline cache imports
+    /// the first one).
+    pub tags: Vec<String>,
+    /// Name of the temporary image in the Engine's store (Engine only).
+    pub engine_image: String,
+}
+
+/// References served by our loopback registry for preloaded images.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preloaded {
+    /// `IMAGE_ARG_<name>` → `127.0.0.1:<port>/<name lowercased>`.
+    pub image_args: BTreeMap<String, String>,
+    /// `FROM <name>` → served reference (named contexts).
+    pub bases: BTreeMap<String, String>,
+}
+
+/// One cache import/export entry (`CacheOptionsEntry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// `registry`, `inline`, ...
+    pub kind: String,
+    /// Attributes.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// The exporter to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExporterPlan {
+    /// `image` or `moby`.
+    pub kind: String,
+    /// Its attributes.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// Everything for one `Control.Solve` except the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SolvePlan {
+    /// `dockerfile.v0`.
+    pub frontend: String,
+    /// Frontend attributes.
+    pub frontend_attrs: BTreeMap<String, String>,
+    /// The exporter.
+    pub exporter: ExporterPlan,
+    /// Cache imports.
+    pub cache_imports: Vec<CacheEntry>,
+    /// Cache exports.
+    pub cache_exports: Vec<CacheEntry>,
+    /// Entitlements (`network.host`).
+    pub entitlements: Vec<String>,
+    /// Session directories: `context`, `dockerfile`.
+    pub local_dirs: BTreeMap<String, PathBuf>,
+}
+
+/// A build the chosen backend cannot do.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Several platforms on an Engine.
+    #[error(
+        "the Docker Engine backend builds one platform at a time, and {0} were asked for: use a standalone \
+         buildkitd (the embedded one, or source.buildkit_host unix:// or tcp://) for a multi-platform image"
+    )]
+    MultiPlatformOnEngine(usize),
+    /// Named-context overrides on an Engine.
+    #[error(
+        "load_base/load_bases need named build contexts, which Docker Engine 20.10's BuildKit lacks: use a \
+         standalone buildkitd, or IMAGE_ARG_<name> with `ARG <name>` + `FROM ${{<name>}}`"
+    )]
+    LoadBaseOnEngine,
+    /// A build arg that an image arg also sets.
+    #[error("build arg {0:?} is also an image arg; image args set that build arg themselves")]
+    ImageArgClash(String),
+    /// The Dockerfile path has no file name (cannot happen after param checks).
+    #[error("dockerfile {} has no file name", .0.display())]
+    DockerfileName(PathBuf),
+}
+
+/// Builds the plan for `params` on `backend`.
+pub fn plan(
+    params: &BuildParams,
+    backend: Backend,
+    dest: &Destination,
+    preloaded: &Preloaded,
+) -> Result<SolvePlan, PlanError> {
+    if backend == Backend::DockerEngine {
+        if params.platforms.len() > 1 {
+            return Err(PlanError::MultiPlatformOnEngine(params.platforms.len()));
+        }
+        if !params.load_bases.is_empty() {
+            return Err(PlanError::LoadBaseOnEngine);
+        }
+    }
+    let mut attrs = BTreeMap::new();
+    let filename = params
+        .dockerfile
+        .file_name()
+        .ok_or_else(|| PlanError::DockerfileName(params.dockerfile.clone()))?;
+    attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
+    let dockerfile_dir = params
+        .dockerfile
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| params.context.clone());
+    if let Some(t) = &params.target {
+        attrs.insert("target".into(), t.clone());
+    }
+    for (k, v) in &params.build_args {
+        attrs.insert(format!("build-arg:{k}"), v.clone());
+    }
+    for (name, reference) in &preloaded.image_args {
+        if params.build_args.contains_key(name) {
+            return Err(PlanError::ImageArgClash(name.clone()));
+        }
+        attrs.insert(format!("build-arg:{name}"), reference.clone());
+    }
+    for (name, reference) in &preloaded.bases {
+        attrs.insert(
+            format!("context:{name}"),
+            format!("docker-image://{reference}"),
+        );
+    }
+    for (k, v) in &params.labels {
+        attrs.insert(format!("label:{k}"), v.clone());
+    }
+    if !params.platforms.is_empty() {
+        attrs.insert("platform".into(), params.platforms.join(","));
+    }
+    if !params.add_hosts.is_empty() {
+        let hosts: Vec<String> = params
+            .add_hosts
+            .iter()
+            .map(|(h, ip)| format!("{h}={ip}"))
+            .collect();
+        attrs.insert("add-hosts".into(), hosts.join(","));
+    }
+    match &params.no_cache {
+        NoCache::Off => {}
+        NoCache::All => {
+            attrs.insert("no-cache".into(), String::new());
+        }
+        NoCache::Stages(s) => {
+            attrs.insert("no-cache".into(), s.join(","));
+        }
+    }
+    let mut entitlements = Vec::new();
+    match params.network {
+        Network::Default => {}
+        Network::None => {
+            attrs.insert("force-network-mode".into(), "none".into());
+        }
+        Network::Host => {
+            attrs.insert("force-network-mode".into(), "host".into());
+            entitlements.push("network.host".to_string());
+        }
+    }
+    if let Some(epoch) = params.source_date_epoch {
+        attrs.insert("build-arg:SOURCE_DATE_EPOCH".into(), epoch.to_string());
+    }
+
+    let exporter = match backend {
+        Backend::Buildkitd => {
+            let mut e = BTreeMap::from([
+                ("name".to_string(), dest.repository.clone()),
+                ("push".to_string(), "true".to_string()),
+                // Blobs and the manifest go up by digest; tags are put last.
+                ("push-by-digest".to_string(), "true".to_string()),
+            ]);
+            if dest.insecure {
+                e.insert("registry.insecure".into(), "true".into());
+            }
+            if params.source_date_epoch.is_some() {
+                e.insert("rewrite-timestamp".into(), "true".into());
+            }
+            if !params.annotations.is_empty() {
+                // Docker media types cannot carry annotations.
+                e.insert("oci-mediatypes".into(), "true".into());
+                for (k, v) in &params.annotations {
+                    e.insert(format!("annotation.{k}"), v.clone());
+                    if params.platforms.len() > 1 {
+                        e.insert(format!("annotation-index.{k}"), v.clone());
+                    }
+                }
+            }
+            ExporterPlan {
+                kind: "image".into(),
+                attrs: e,
+            }
+        }
+        Backend::DockerEngine => ExporterPlan {
+            kind: "moby".into(),
+            attrs: BTreeMap::from([("name".to_string(), dest.engine_image.clone())]),
+        },
+    };
+
+    let registry = |reference: String| CacheEntry {
+        kind: "registry".into(),
+        attrs: BTreeMap::from([("ref".to_string(), reference)]),
+    };
+    let mut cache_imports: Vec<CacheEntry> = Vec::new();
+    let mut cache_exports: Vec<CacheEntry> = Vec::new();
+    if let Some(tag) = &params.cache_tag {
+        let reference = format!("{}:{tag}", dest.repository);
+        let mut import = registry(reference.clone());
+        if dest.insecure {
+            import
+                .attrs
+                .insert("registry.insecure".into(), "true".into());
+        }
+        cache_imports.push(import);
+        match backend {
+            Backend::Buildkitd => {
+                let mut export = registry(reference);
+                export.attrs.extend([
+                    ("mode".to_string(), "max".to_string()),
+                    ("image-manifest".to_string(), "true".to_string()),
+                    ("oci-mediatypes".to_string(), "true".to_string()),
+                    // A cache that cannot be written must not fail the build.
+                    ("ignore-error".to_string(), "true".to_string()),
+                ]);
+                if dest.insecure {
+                    export
+                        .attrs
+                        .insert("registry.insecure".into(), "true".into());
+                }
+                cache_exports.push(export);
+            }
+            Backend::DockerEngine => {
+                // Engine 20.10 exports only inline cache: it travels inside the
+                // pushed image, so the next build imports the image itself.
+                if let Some(first) = dest.tags.first() {
+                    cache_imports.push(registry(format!("{}:{first}", dest.repository)));
+                }
+                cache_exports.push(CacheEntry {
+                    kind: "inline".into(),
+                    attrs: BTreeMap::new(),
+                });
+            }
+        }
+    }
+    let convert = |c: &CacheSpec| CacheEntry {
+        kind: c.kind.clone(),
+        attrs: c.attrs.clone(),
+    };
+    for c in &params.cache_from {
+        let entry = convert(c);
+        if !cache_imports.contains(&entry) {
+            cache_imports.push(entry);
+        }
+    }
+    for c in &params.cache_to {
+        let entry = convert(c);
+        // BuildKit refuses two exports of one type.
+        if !cache_exports.iter().any(|e| e.kind == entry.kind) {
+            cache_exports.push(entry);
+        }
+    }
+    if !cache_imports.is_empty() {
+        // The frontend resolves cache for its own sub-solves from this attr.
+        let json: Vec<serde_json::Value> = cache_imports
+            .iter()
+            .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
+            .collect();
+        attrs.insert(
+            "cache-imports".into(),
+            serde_json::Value::Array(json).to_string(),
+        );
+    }
+
+    Ok(SolvePlan {
+        frontend: "dockerfile.v0".into(),
+        frontend_attrs: attrs,
+        exporter,
+        cache_imports,
+        cache_exports,
+        entitlements,
+        local_dirs: BTreeMap::from([
+            ("context".to_string(), params.context.clone()),
+            ("dockerfile".to_string(), dockerfile_dir),
+        ]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::put::{LoadBase, SecretSpec};
+
+    fn params() -> BuildParams {
+        BuildParams {
+            context: "/src/ctx".into(),
+            dockerfile: "/src/ctx/docker/hello.Dockerfile".into(),
+            target: None,
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            secrets: BTreeMap::<String, SecretSpec>::new(),
+            ssh: Vec::new(),
+            platforms: Vec::new(),
+            add_hosts: Vec::new(),
+            image_args: BTreeMap::new(),
+            load_bases: Vec::new(),
+            no_cache: NoCache::Off,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            cache_tag: None,
+            source_date_epoch: None,
+            network: Network::Default,
+        }
+    }
+
+    fn dest() -> Destination {
+        Destination {
+            repository: "127.0.0.1:5000/app".into(),
+            insecure: false,
+            tags: vec!["1.0".into(), "latest".into()],
+            engine_image: "oci-build-resource/put-1234:build".into(),
+        }
+    }
+
+    #[test]
+    fn frontend_attrs_carry_every_build_setting() {
+        let mut p = params();
+        p.target = Some("final".into());
+        p.build_args.insert("A".into(), "1".into());
+        p.labels.insert("l".into(), "v".into());
+        p.platforms = vec!["linux/arm64".into()];
+        p.add_hosts = vec![
+            ("test-host".into(), "1.2.3.4".into()),
+            ("h2".into(), "::1".into()),
+        ];
+        p.no_cache = NoCache::Stages(vec!["a".into(), "b".into()]);
+        p.network = Network::Host;
+        p.source_date_epoch = Some(0);
+        let pre = Preloaded {
+            image_args: BTreeMap::from([("base".into(), "127.0.0.1:9/base".into())]),
+            bases: BTreeMap::new(),
+        };
+        let plan = plan(&p, Backend::Buildkitd, &dest(), &pre).unwrap();
+        let a = &plan.frontend_attrs;
+        assert_eq!(a["filename"], "hello.Dockerfile");
+        assert_eq!(a["target"], "final");
+        assert_eq!(a["build-arg:A"], "1");
+        assert_eq!(a["build-arg:base"], "127.0.0.1:9/base");
+        assert_eq!(a["label:l"], "v");
+        assert_eq!(a["platform"], "linux/arm64");
+        assert_eq!(a["add-hosts"], "test-host=1.2.3.4,h2=::1");
+        assert_eq!(a["no-cache"], "a,b");
+        assert_eq!(a["force-network-mode"], "host");
+        assert_eq!(a["build-arg:SOURCE_DATE_EPOCH"], "0");
+        assert_eq!(plan.entitlements, vec!["network.host"]);
+        assert_eq!(plan.local_dirs["context"], PathBuf::from("/src/ctx"));
+        assert_eq!(
+            plan.local_dirs["dockerfile"],
+            PathBuf::from("/src/ctx/docker")
+        );
+        assert_eq!(plan.exporter.attrs["rewrite-timestamp"], "true");
+    }
+
+    #[test]
+    fn buildkitd_pushes_by_digest_and_engine_exports_to_its_store() {
+        let mut d = dest();
+        d.insecure = true;
+        let p = plan(&params(), Backend::Buildkitd, &d, &Preloaded::default()).unwrap();
+        assert_eq!(p.exporter.kind, "image");
+        assert_eq!(p.exporter.attrs["name"], "127.0.0.1:5000/app");
+        assert_eq!(p.exporter.attrs["push-by-digest"], "true");
+        assert_eq!(p.exporter.attrs["registry.insecure"], "true");
+        let p = plan(&params(), Backend::DockerEngine, &d, &Preloaded::default()).unwrap();
+        assert_eq!(p.exporter.kind, "moby");
+        assert_eq!(
+            p.exporter.attrs,
+            BTreeMap::from([(
+                "name".to_string(),
+                "oci-build-resource/put-1234:build".to_string()
+            )])
+        );
+    }
+
+    #[test]
+    fn cache_shorthand_per_backend() {
+        let mut p = params();
+        p.cache_tag = Some("buildcache".into());
+        p.cache_from = vec![CacheSpec {
+            kind: "registry".into(),
+            attrs: BTreeMap::from([("ref".to_string(), "other:cache".to_string())]),
+        }];
+        let k = plan(&p, Backend::Buildkitd, &dest(), &Preloaded::default()).unwrap();
+        assert_eq!(
+            k.cache_imports[0].attrs["ref"],
+            "127.0.0.1:5000/app:buildcache"
+        );
+        assert_eq!(k.cache_imports[1].attrs["ref"], "other:cache");
+        assert_eq!(k.cache_exports.len(), 1);
+        assert_eq!(k.cache_exports[0].kind, "registry");
+        assert_eq!(k.cache_exports[0].attrs["mode"], "max");
+        let imports: serde_json::Value =
+            serde_json::from_str(&k.frontend_attrs["cache-imports"]).unwrap();
+        assert_eq!(imports[0]["Type"], "registry");
+        assert_eq!(imports[1]["Attrs"]["ref"], "other:cache");
+
+        let e = plan(&p, Backend::DockerEngine, &dest(), &Preloaded::default()).unwrap();
+        let refs: Vec<&str> = e
+            .cache_imports
+            .iter()
+            .map(|c| c.attrs["ref"].as_str())
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                "127.0.0.1:5000/app:buildcache",
+                "127.0.0.1:5000/app:1.0",
+                "other:cache"
+            ]
+        );
+        assert_eq!(
+            e.cache_exports,
+            vec![CacheEntry {
+                kind: "inline".into(),
+                attrs: BTreeMap::new()
+            }]
+        );
+    }
+
+    #[test]
+    fn annotations_need_oci_media_types() {
+        let mut p = params();
+        p.annotations
+            .insert("org.opencontainers.image.title".into(), "t".into());
+        p.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        let k = plan(&p, Backend::Buildkitd, &dest(), &Preloaded::default()).unwrap();
+        assert_eq!(k.exporter.attrs["oci-mediatypes"], "true");
+        assert_eq!(
+            k.exporter.attrs["annotation.org.opencontainers.image.title"],
+            "t"
+        );
+        assert_eq!(
+            k.exporter.attrs["annotation-index.org.opencontainers.image.title"],
+            "t"
+        );
+    }
+
+    #[test]
+    fn engine_limits_are_explained() {
+        let mut p = params();
+        p.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        let err = plan(&p, Backend::DockerEngine, &dest(), &Preloaded::default()).unwrap_err();
+        assert!(err.to_string().contains("multi-platform"), "{err}");
+        let mut p = params();
+        p.load_bases = vec![LoadBase {
+            name: "base:1".into(),
+            image: "/x".into(),
+        }];
+        assert!(matches!(
+            plan(&p, Backend::DockerEngine, &dest(), &Preloaded::default()),
+            Err(PlanError::LoadBaseOnEngine)
+        ));
+        let pre = Preloaded {
+            image_args: BTreeMap::new(),
+            bases: BTreeMap::from([("base:1".into(), "127.0.0.1:9/load-base-0:1".into())]),
+        };
+        let k = plan(&p, Backend::Buildkitd, &dest(), &pre).unwrap();
+        assert_eq!(
+            k.frontend_attrs["context:base:1"],
+            "docker-image://127.0.0.1:9/load-base-0:1"
+        );
+    }
+
+    #[test]
+    fn an_image_arg_may_not_shadow_a_build_arg() {
+        let mut p = params();
+        p.build_args.insert("base".into(), "x".into());
+        let pre = Preloaded {
+            image_args: BTreeMap::from([("base".into(), "127.0.0.1:9/base".into())]),
+            bases: BTreeMap::new(),
+        };
+        assert!(matches!(
+            plan(&p, Backend::Buildkitd, &dest(), &pre),
+            Err(PlanError::ImageArgClash(_))
+        ));
+    }
+}
