@@ -607,7 +607,7 @@ async fn ssh_agent_is_forwarded(target: Target) {
         support::which("ssh-add"),
         support::which("ssh-keygen"),
     ) else {
-        eprintln!("SKIP: needs ssh-agent, ssh-add and ssh-keygen (apt-get install openssh-client)");
+        support::skip("needs ssh-agent, ssh-add and ssh-keygen (apt-get install openssh-client)");
         return;
     };
     let dir = tempfile::tempdir().expect("agent dir");
@@ -661,7 +661,7 @@ async fn ssh_agent_is_forwarded(target: Target) {
     if !stage_host_tool(&ssh_add, ctx.path(), "ssh-add")
         || !stage_host_tool(&keygen, ctx.path(), "ssh-keygen")
     {
-        eprintln!("SKIP: needs ldd to stage ssh-add into the build");
+        support::skip("needs ldd to stage ssh-add into the build");
         let _ = child.kill();
         let _ = child.wait();
         return;

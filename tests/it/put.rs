@@ -69,7 +69,7 @@ macro_rules! on_each_daemon {
             $(#[test] fn $name() {
                 match super::Daemon::engine() {
                     Some(d) => super::$name(&d),
-                    None => eprintln!("SKIP: {}: needs dockerd", stringify!($name)),
+                    None => crate::support::skip(format!("{}: needs dockerd", stringify!($name))),
                 }
             })*
         }
@@ -77,7 +77,7 @@ macro_rules! on_each_daemon {
             $(#[test] fn $name() {
                 match super::Daemon::embedded() {
                     Some(d) => super::$name(&d),
-                    None => eprintln!("SKIP: {}: needs buildkitd on PATH or $BUILDKITD", stringify!($name)),
+                    None => crate::support::skip(format!("{}: needs buildkitd on PATH or $BUILDKITD", stringify!($name))),
                 }
             })*
         }

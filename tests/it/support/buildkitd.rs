@@ -18,7 +18,7 @@ pub fn find() -> Option<PathBuf> {
         _ => super::which("buildkitd"),
     };
     if found.is_none() {
-        eprintln!("SKIP: needs buildkitd (set BUILDKITD or put it on PATH)");
+        super::skip("needs buildkitd (set BUILDKITD or put it on PATH)");
     }
     found
 }

@@ -34,7 +34,7 @@ pub fn shared() -> Option<&'static Docker> {
         Ok(docker) => Some(docker),
         Err(why) if ci() => panic!("CI=true but dockerd is unusable: {why}"),
         Err(why) => {
-            eprintln!("SKIP: needs dockerd ({why}; apt-get install docker.io)");
+            super::skip(format!("needs dockerd ({why}; apt-get install docker.io)"));
             None
         }
     }

@@ -22,6 +22,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Prints a `SKIP: ...` line straight to the process's stderr.
+///
+/// `eprintln!` output of a passing test is captured by the test harness and
+/// never shown, which would make a skipped test look like a passing one; a
+/// direct write to the stderr handle bypasses that capture.
+pub fn skip(why: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP: {why}");
+}
+
 /// `true` when running in CI (`CI=true`): missing prerequisites then fail.
 pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
