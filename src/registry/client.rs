@@ -31,6 +31,9 @@ use super::blob::BlobReader;
 use super::error::{Error, Result};
 use crate::config::{Repository, Secret, Source};
 
+/// Read size for streamed blob uploads.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
 /// What the client will do; decides the token scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -790,10 +793,14 @@ impl Client {
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         let digest_owned = digest.to_owned();
-        let stream = tokio_util::io::ReaderStream::new(body).map_err(move |source| Error::Read {
-            digest: digest_owned.clone(),
-            source,
-        });
+        // 256 KiB reads: ReaderStream's 4 KiB default makes a large upload
+        // tens of thousands of tiny body frames for a large layer.
+        let stream = tokio_util::io::ReaderStream::with_capacity(body, UPLOAD_CHUNK).map_err(
+            move |source| Error::Read {
+                digest: digest_owned.clone(),
+                source,
+            },
+        );
         let resp = self
             .send(
                 Method::PATCH,
