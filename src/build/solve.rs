@@ -416,11 +416,11 @@ pub fn named_context_key(name: &str) -> Result<String, PlanError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::put::{LoadBase, SecretSpec};
 
-    fn params() -> BuildParams {
+    pub(crate) fn params() -> BuildParams {
         BuildParams {
             context: "/src/ctx".into(),
             dockerfile: "/src/ctx/docker/hello.Dockerfile".into(),
