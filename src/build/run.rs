@@ -266,6 +266,8 @@ async fn build_on(
     client: &registry::Client,
     tags: &[String],
 ) -> Result<Built> {
+    // Before connecting: nothing about the daemon's answer changes this.
+    check_preload_reachable(address, params)?;
     let bk = buildkit::Client::connect(address)
         .await
         .map_err(Error::from)?;
@@ -301,7 +303,6 @@ async fn build_on(
         params.network = Network::None;
     }
     let params = &params;
-    check_preload_reachable(address, params)?;
     let (preloaded, _registry) = preload(params).await?;
     let repo = client.repository();
     let dest = Destination {
