@@ -29,7 +29,9 @@ pub struct Destination {
     /// Repository as BuildKit dials it: `host[:port]/path` (`docker.io/...`
     /// for Docker Hub).
     pub repository: String,
-    /// The registry needs plain HTTP / unverified TLS (`source.insecure`).
+    /// Send `registry.insecure=true` with the push and registry caches
+    /// (decided by `run::request_insecure`: never with `ca_certs`, never on
+    /// the embedded daemon, whose buildkitd.toml says it per host).
     pub insecure: bool,
     /// The tags that will be put last (the Engine's inline cache imports
     /// the first one).
