@@ -311,6 +311,15 @@ async fn build_on(
         tags: tags.to_vec(),
         engine_image: format!("oci-build-resource/put-{}:build", random_hex(12)),
     };
+    if dest.insecure && backend == Backend::Buildkitd {
+        // Not silent: this is the one case where TLS may go unverified.
+        tracing::warn!(
+            "source.insecure on a buildkitd this put did not start: BuildKit's registry.insecure allows plain \
+             HTTP to {} and also skips TLS verification there; give source.ca_certs (and trust that CA in the \
+             daemon's buildkitd.toml) to keep TLS verified",
+            repo.registry
+        );
+    }
     let plan = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
     let request = buildkit::SolveRequest {
         frontend: plan.frontend.clone(),
