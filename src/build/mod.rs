@@ -89,6 +89,19 @@ pub enum Error {
     /// BuildKit finished without telling the pushed digest.
     #[error("BuildKit reported no image digest (its exporter response had: {0})")]
     NoDigest(String),
+    /// Preloaded images that a remote daemon cannot reach.
+    #[error(
+        "{params} cannot be used with the buildkitd at {address}: their images are served on this \
+         container's 127.0.0.1, which a daemon reached over TCP cannot reach; push them to a registry and \
+         name them in FROM/build_args, or build on the embedded buildkitd or a unix:// or docker:// socket \
+         on this host"
+    )]
+    PreloadUnreachable {
+        /// The params that need the loopback registry.
+        params: String,
+        /// The daemon address.
+        address: String,
+    },
     /// `ssh: default` without an agent.
     #[error("ssh id {0:?} names no key or socket, and SSH_AUTH_SOCK is not set")]
     NoSshAgent(String),

@@ -288,7 +288,7 @@ pub async fn tag_pushed(
     })
 }
 
-/// `params.image`: a docker-save tarball, an OCI tarball or an OCI layout.
+/// `params.image`: a docker-save tarball (a file) or an OCI layout (a directory).
 pub async fn push_image_path(
     client: &registry::Client,
     path: &Path,

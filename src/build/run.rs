@@ -56,7 +56,8 @@ pub async fn build_and_push(
         Daemon::Remote(a) => a.clone(),
         Daemon::Embedded(d) => Address::Unix(d.socket().to_path_buf()),
     };
-    let result = build_on(&address, source, params, client, tags).await;
+    let embedded = matches!(daemon, Daemon::Embedded(_));
+    let result = build_on(&address, embedded, source, params, client, tags).await;
     if let Daemon::Embedded(d) = &mut daemon {
         if result.is_err() {
             tracing::warn!(
@@ -75,7 +76,18 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
         // for the day the embedded daemon runs.
         daemon::validate_extra(extra).map_err(Error::from)?;
     }
-    if let Some(host) = source.buildkit_host.as_deref().filter(|h| !h.is_empty()) {
+    let given_host = source.buildkit_host.as_deref().filter(|h| !h.is_empty());
+    let env_host = std::env::var("BUILDKIT_HOST")
+        .ok()
+        .filter(|h| !h.is_empty());
+    for warning in ineffective_params(
+        source,
+        daemon_params,
+        given_host.is_some() || env_host.is_some(),
+    ) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(host) = given_host {
         let tls = source.buildkit_tls.as_ref().map(|t| buildkit::TlsConfig {
             ca_cert: t.ca_cert.clone(),
             cert: t.cert.clone(),
@@ -86,10 +98,7 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
             Address::parse(host, tls).map_err(Error::from)?,
         ));
     }
-    if let Some(host) = std::env::var("BUILDKIT_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-    {
+    if let Some(host) = env_host {
         return Ok(Daemon::Remote(
             Address::parse(&host, None).map_err(Error::from)?,
         ));
@@ -112,31 +121,133 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
     Ok(Daemon::Embedded(embedded))
 }
 
+/// Params that only the embedded buildkitd honours (it is the only daemon
+/// whose buildkitd.toml we write) or that only `source.buildkit_host` uses,
+/// each with why it has no effect. These are warnings, not errors: one
+/// `source` is often shared by pipelines that run on different daemons.
+fn ineffective_params(source: &Source, params: &DaemonParams, remote: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if remote {
+        let daemon = "a buildkitd or Docker Engine given by source.buildkit_host or $BUILDKIT_HOST \
+                      uses its own configuration";
+        if !params.registry_mirrors.is_empty() {
+            out.push(format!(
+                "params.registry_mirrors is ignored: it configures the embedded buildkitd only, and {daemon}"
+            ));
+        }
+        if params.extra_config.is_some() {
+            out.push(format!(
+                "params.buildkit_extra_config is ignored: it configures the embedded buildkitd only, and {daemon}"
+            ));
+        }
+        if source.registry_mirror.is_some() {
+            out.push(format!(
+                "source.registry_mirror does not apply to the build's pulls: {daemon}"
+            ));
+        }
+    }
+    if source.buildkit_tls.is_some() && source.buildkit_host.as_deref().is_none_or(str::is_empty) {
+        out.push(
+            "source.buildkit_tls is ignored: it is the client TLS for source.buildkit_host (tcp://), \
+             which is not set"
+                .to_string(),
+        );
+    }
+    out
+}
+
 /// The embedded daemon's registry settings: Docker Hub mirrors, and TLS /
-/// plain-HTTP for the source registry (pushes and caches go there).
+/// plain-HTTP for the source registry (pushes and caches go there) and for
+/// every `additional_registries` host (FROM pulls, caches).
 fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
     let mut mirrors = params.registry_mirrors.clone();
     if let Some(m) = &source.registry_mirror {
         mirrors.push(m.host.clone());
     }
-    let repo = &source.repository;
-    let mut registries = Vec::new();
-    let host = buildkit_host(&repo.registry);
-    if source.insecure || !source.ca_certs.is_empty() {
-        registries.push(RegistryHost {
-            host,
-            ca_pems: source.ca_certs.clone(),
-            // registry-image's `insecure` means "plain HTTP allowed".
-            http: source.insecure && source.ca_certs.is_empty(),
-            insecure: source.insecure,
-        });
+    let mut hosts = vec![buildkit_host(&source.repository.registry)];
+    for r in &source.additional_registries {
+        let host = buildkit_host(&r.host);
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
     }
+    let registries = hosts
+        .into_iter()
+        .filter_map(|host| registry_host(host, source))
+        .collect();
     DaemonConfig {
         mirrors,
         registries,
         extra: params.extra_config.clone(),
         debug: source.debug,
     }
+}
+
+/// One `[registry."<host>"]` entry from `ca_certs` and `insecure`, or `None`
+/// when BuildKit's defaults already fit.
+///
+/// BuildKit's resolver reads `http = true` as "speak plain HTTP to this
+/// host" and `insecure = true` as "speak HTTPS without verifying the
+/// certificate" (tried first, with a plain-HTTP fallback when `http` is also
+/// set). registry-image's `insecure` means "plain HTTP is allowed", and TLS
+/// is never left unverified. So:
+/// - `ca_certs` given: `http = false` + `ca`, never `insecure`: a CA says the
+///   registry speaks TLS, and it is verified against that CA. `http = false`
+///   must be explicit, or BuildKit tries loopback hosts over plain HTTP
+///   (test-world.md).
+/// - `insecure` without `ca_certs`: `http = true` only (plain HTTP), never
+///   `insecure = true`.
+/// - neither: no entry (HTTPS verified against the system roots).
+fn registry_host(host: String, source: &Source) -> Option<RegistryHost> {
+    if !source.ca_certs.is_empty() {
+        Some(RegistryHost {
+            host,
+            ca_pems: source.ca_certs.clone(),
+            http: false,
+            insecure: false,
+        })
+    } else if source.insecure {
+        Some(RegistryHost {
+            host,
+            ca_pems: Vec::new(),
+            http: true,
+            insecure: false,
+        })
+    } else {
+        None
+    }
+}
+
+/// Whether solve requests carry `registry.insecure=true` (pushes, registry
+/// caches). The embedded daemon never needs it: its buildkitd.toml says
+/// `http`/`ca` per host, and the attribute would override that with
+/// "unverified HTTPS, then plain HTTP" for the host, dropping the CA. Another
+/// daemon's configuration is not ours, so there `insecure` (without a CA)
+/// maps to the attribute, the only per-request switch BuildKit has: for that
+/// host it allows plain HTTP and, on HTTPS, skips verification. With
+/// `ca_certs` it is never sent: that daemon must trust the CA itself.
+fn request_insecure(source: &Source, embedded: bool) -> bool {
+    !embedded && source.insecure && source.ca_certs.is_empty()
+}
+
+/// Preloaded images (`IMAGE_ARG_*`, `load_base(s)`) are served on this
+/// container's 127.0.0.1, which a buildkitd reached over TCP resolves in its
+/// own network namespace: the pull would hit the wrong host or nothing.
+fn check_preload_reachable(address: &Address, params: &BuildParams) -> Result<(), Error> {
+    let names: Vec<&str> = [
+        (!params.image_args.is_empty()).then_some("IMAGE_ARG_* (image_args)"),
+        (!params.load_bases.is_empty()).then_some("load_base/load_bases"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if names.is_empty() || !matches!(address, Address::Tcp { .. }) {
+        return Ok(());
+    }
+    Err(Error::PreloadUnreachable {
+        params: names.join(" and "),
+        address: address.to_string(),
+    })
 }
 
 /// Docker Hub as BuildKit names it.
@@ -149,11 +260,14 @@ fn buildkit_host(registry: &str) -> String {
 
 async fn build_on(
     address: &Address,
+    embedded: bool,
     source: &Source,
     params: &BuildParams,
     client: &registry::Client,
     tags: &[String],
 ) -> Result<Built> {
+    // Before connecting: nothing about the daemon's answer changes this.
+    check_preload_reachable(address, params)?;
     let bk = buildkit::Client::connect(address)
         .await
         .map_err(Error::from)?;
@@ -193,10 +307,19 @@ async fn build_on(
     let repo = client.repository();
     let dest = Destination {
         repository: format!("{}/{}", buildkit_host(&repo.registry), repo.path),
-        insecure: source.insecure,
+        insecure: request_insecure(source, embedded),
         tags: tags.to_vec(),
         engine_image: format!("oci-build-resource/put-{}:build", random_hex(12)),
     };
+    if dest.insecure && backend == Backend::Buildkitd {
+        // Not silent: this is the one case where TLS may go unverified.
+        tracing::warn!(
+            "source.insecure on a buildkitd this put did not start: BuildKit's registry.insecure allows plain \
+             HTTP to {} and also skips TLS verification there; give source.ca_certs (and trust that CA in the \
+             daemon's buildkitd.toml) to keep TLS verified",
+            repo.registry
+        );
+    }
     let plan = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
     let request = buildkit::SolveRequest {
         frontend: plan.frontend.clone(),
@@ -396,4 +519,129 @@ fn random_hex(n: usize) -> String {
     (0..n)
         .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::put::LoadBase;
+    use serde_json::json;
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn source(extra: serde_json::Value) -> Source {
+        let mut v = json!({
+            "repository": "127.0.0.1:5443/app",
+            "additional_registries": [
+                {"host": "reg.example:5000"},
+                {"host": "docker.io", "username": "u", "password": "p"},
+            ],
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        Source::from_value(v).unwrap()
+    }
+
+    fn hosts(cfg: &DaemonConfig) -> Vec<(&str, bool, bool, usize)> {
+        cfg.registries
+            .iter()
+            .map(|r| (r.host.as_str(), r.http, r.insecure, r.ca_pems.len()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_config_covers_additional_registries_and_never_skips_verification() {
+        let none = DaemonParams {
+            registry_mirrors: Vec::new(),
+            extra_config: None,
+        };
+        // A CA (even with insecure): TLS verified against it, `http = false`
+        // said explicitly for the loopback host.
+        let s = source(json!({"insecure": true, "ca_certs": [PEM]}));
+        assert_eq!(
+            hosts(&daemon_config(&s, &none)),
+            vec![
+                ("127.0.0.1:5443", false, false, 1),
+                ("reg.example:5000", false, false, 1),
+                ("docker.io", false, false, 1),
+            ]
+        );
+        assert!(!request_insecure(&s, true));
+        assert!(!request_insecure(&s, false));
+        // insecure alone: plain HTTP allowed, unverified TLS never.
+        let s = source(json!({"insecure": true}));
+        assert_eq!(
+            hosts(&daemon_config(&s, &none)),
+            vec![
+                ("127.0.0.1:5443", true, false, 0),
+                ("reg.example:5000", true, false, 0),
+                ("docker.io", true, false, 0),
+            ]
+        );
+        assert!(!request_insecure(&s, true));
+        assert!(request_insecure(&s, false));
+        // Neither: BuildKit's defaults.
+        let s = source(json!({}));
+        assert!(daemon_config(&s, &none).registries.is_empty());
+        assert!(!request_insecure(&s, false));
+        // The rendered TOML has the additional registry's CA file.
+        let s = source(json!({"ca_certs": [PEM]}));
+        let (text, files) =
+            daemon::render_config(&daemon_config(&s, &none), Path::new("/c")).unwrap();
+        let parsed: toml::Table = text.parse().unwrap();
+        let reg = parsed["registry"]["reg.example:5000"].as_table().unwrap();
+        assert_eq!(reg["http"].as_bool(), Some(false));
+        assert!(!reg.contains_key("insecure"));
+        assert_eq!(reg["ca"].as_array().unwrap().len(), 1);
+        assert_eq!(files.len(), 3);
+    }
+
+    #[test]
+    fn params_without_effect_on_the_chosen_daemon_are_named() {
+        let p = DaemonParams {
+            registry_mirrors: vec!["mirror.local:5000".into()],
+            extra_config: Some("debug = true".into()),
+        };
+        let s = source(json!({}));
+        let w = ineffective_params(&s, &p, true);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("params.registry_mirrors is ignored"), "{w:?}");
+        assert!(
+            w[1].contains("params.buildkit_extra_config is ignored"),
+            "{w:?}"
+        );
+        assert!(ineffective_params(&s, &p, false).is_empty());
+
+        let s = source(json!({"buildkit_tls": {"ca_cert": PEM}}));
+        let w = ineffective_params(&s, &p, false);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("source.buildkit_tls is ignored"), "{w:?}");
+        let s = source(json!({"buildkit_tls": {"ca_cert": PEM}, "buildkit_host": "tcp://b:1234"}));
+        assert_eq!(ineffective_params(&s, &p, true).len(), 2);
+    }
+
+    #[test]
+    fn preloaded_images_need_a_daemon_on_this_host() {
+        let tcp = Address::parse("tcp://buildkitd:1234", None).unwrap();
+        let unix = Address::parse("unix:///run/buildkit/buildkitd.sock", None).unwrap();
+        let docker = Address::parse("docker:///var/run/docker.sock", None).unwrap();
+        let mut p = super::solve::tests::params();
+        for a in [&tcp, &unix, &docker] {
+            assert!(check_preload_reachable(a, &p).is_ok());
+        }
+        p.image_args.insert("BASE".into(), "/img".into());
+        p.load_bases.push(LoadBase {
+            name: "base:1".into(),
+            image: "/b".into(),
+        });
+        let err = check_preload_reachable(&tcp, &p).unwrap_err().to_string();
+        assert!(
+            err.contains("IMAGE_ARG_* (image_args) and load_base/load_bases")
+                && err.contains("tcp://buildkitd:1234"),
+            "{err}"
+        );
+        assert!(check_preload_reachable(&unix, &p).is_ok());
+        assert!(check_preload_reachable(&docker, &p).is_ok());
+    }
 }

@@ -29,7 +29,9 @@ pub struct Destination {
     /// Repository as BuildKit dials it: `host[:port]/path` (`docker.io/...`
     /// for Docker Hub).
     pub repository: String,
-    /// The registry needs plain HTTP / unverified TLS (`source.insecure`).
+    /// Send `registry.insecure=true` with the push and registry caches
+    /// (decided by `run::request_insecure`: never with `ca_certs`, never on
+    /// the embedded daemon, whose buildkitd.toml says it per host).
     pub insecure: bool,
     /// The tags that will be put last (the Engine's inline cache imports
     /// the first one).
@@ -102,6 +104,22 @@ pub enum PlanError {
     /// A build arg that an image arg also sets.
     #[error("build arg {0:?} is also an image arg; image args set that build arg themselves")]
     ImageArgClash(String),
+    /// `cache: true` and a `cache_to` entry both ask for one export type.
+    #[error(
+        "cache: true already exports a {kind:?} cache (to {reference}) and cache_to asks for another {kind:?} \
+         cache export; BuildKit accepts one cache export per type: drop cache: true or that cache_to entry"
+    )]
+    DuplicateCacheExport {
+        /// The cache type both ask for.
+        kind: String,
+        /// Where `cache: true` exports it.
+        reference: String,
+    },
+    /// A `load_base` whose repository is no valid image reference.
+    #[error(
+        "load_base names {0:?}, which is no valid image reference (repository file, then tag file)"
+    )]
+    LoadBaseName(String),
     /// The Dockerfile path has no file name (cannot happen after param checks).
     #[error("dockerfile {} has no file name", .0.display())]
     DockerfileName(PathBuf),
@@ -147,7 +165,7 @@ pub fn plan(
     }
     for (name, reference) in &preloaded.bases {
         attrs.insert(
-            format!("context:{name}"),
+            named_context_key(name)?,
             format!("docker-image://{reference}"),
         );
     }
@@ -232,13 +250,7 @@ pub fn plan(
     let mut cache_exports: Vec<CacheEntry> = Vec::new();
     if let Some(tag) = &params.cache_tag {
         let reference = format!("{}:{tag}", dest.repository);
-        let mut import = registry(reference.clone());
-        if dest.insecure {
-            import
-                .attrs
-                .insert("registry.insecure".into(), "true".into());
-        }
-        cache_imports.push(import);
+        cache_imports.push(insecure_if(dest.insecure, registry(reference.clone())));
         match backend {
             Backend::Buildkitd => {
                 let mut export = registry(reference);
@@ -260,7 +272,10 @@ pub fn plan(
                 // Engine 20.10 exports only inline cache: it travels inside the
                 // pushed image, so the next build imports the image itself.
                 if let Some(first) = dest.tags.first() {
-                    cache_imports.push(registry(format!("{}:{first}", dest.repository)));
+                    cache_imports.push(insecure_if(
+                        dest.insecure,
+                        registry(format!("{}:{first}", dest.repository)),
+                    ));
                 }
                 cache_exports.push(CacheEntry {
                     kind: "inline".into(),
@@ -281,9 +296,22 @@ pub fn plan(
     }
     for c in &params.cache_to {
         let entry = convert(c);
-        // BuildKit refuses two exports of one type.
-        if !cache_exports.iter().any(|e| e.kind == entry.kind) {
-            cache_exports.push(entry);
+        // BuildKit refuses two exports of one type (`duplicate cache
+        // exports`); only an identical entry (e.g. a second `inline`) can be
+        // folded into the one `cache: true` added.
+        match cache_exports.iter().find(|e| e.kind == entry.kind) {
+            None => cache_exports.push(entry),
+            Some(existing) if *existing == entry => {}
+            Some(existing) => {
+                return Err(PlanError::DuplicateCacheExport {
+                    kind: entry.kind,
+                    reference: existing
+                        .attrs
+                        .get("ref")
+                        .cloned()
+                        .unwrap_or_else(|| "the pushed image".into()),
+                });
+            }
         }
     }
     if !cache_imports.is_empty() {
@@ -312,12 +340,89 @@ pub fn plan(
     })
 }
 
+/// Adds `registry.insecure=true` to a registry cache entry when asked.
+fn insecure_if(insecure: bool, mut entry: CacheEntry) -> CacheEntry {
+    if insecure {
+        entry
+            .attrs
+            .insert("registry.insecure".into(), "true".into());
+    }
+    entry
+}
+
+/// The `context:<name>` attribute the dockerfile frontend looks up for
+/// `FROM <name>`: it parses the FROM reference as a normalised name and
+/// takes its familiar form without a `:latest` suffix
+/// (`strings.TrimSuffix(reference.FamiliarString(named), ":latest")` in
+/// dockerfile2llb / dockerui since dockerfile 1.4). So `alpine`,
+/// `alpine:latest` and `docker.io/library/alpine:latest` all look up
+/// `context:alpine`, and a key spelt any other way is silently ignored.
+pub fn named_context_key(name: &str) -> Result<String, PlanError> {
+    let invalid = || PlanError::LoadBaseName(name.to_string());
+    // Split off a digest, then a tag (a `:` after the last `/`).
+    let (rest, digest) = match name.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (name, None),
+    };
+    let (repo, tag) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    if repo.is_empty() || tag == Some("") || digest == Some("") {
+        return Err(invalid());
+    }
+    // Domain detection as in distribution/reference: the first component is
+    // a registry when it has a `.` or `:`, is `localhost`, or has upper case.
+    let (domain, path) = match repo.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            (first, rest)
+        }
+        _ => ("docker.io", repo),
+    };
+    let domain = if domain == "index.docker.io" {
+        "docker.io"
+    } else {
+        domain
+    };
+    let valid_path = !path.is_empty()
+        && path.split('/').all(|c| {
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        });
+    if !valid_path {
+        return Err(invalid());
+    }
+    let familiar = if domain == "docker.io" {
+        match path.strip_prefix("library/") {
+            Some(short) if !short.contains('/') => short.to_string(),
+            _ => path.to_string(),
+        }
+    } else {
+        format!("{domain}/{path}")
+    };
+    let mut key = format!("context:{familiar}");
+    if let Some(t) = tag.filter(|t| *t != "latest" || digest.is_some()) {
+        key.push(':');
+        key.push_str(t);
+    }
+    if let Some(d) = digest {
+        key.push('@');
+        key.push_str(d);
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::put::{LoadBase, SecretSpec};
 
-    fn params() -> BuildParams {
+    pub(crate) fn params() -> BuildParams {
         BuildParams {
             context: "/src/ctx".into(),
             dockerfile: "/src/ctx/docker/hello.Dockerfile".into(),
@@ -509,5 +614,96 @@ mod tests {
             plan(&p, Backend::Buildkitd, &dest(), &pre),
             Err(PlanError::ImageArgClash(_))
         ));
+    }
+
+    #[test]
+    fn named_context_keys_are_what_the_frontend_looks_up() {
+        for (name, key) in [
+            ("alpine:latest", "context:alpine"),
+            ("alpine", "context:alpine"),
+            ("alpine:3.18", "context:alpine:3.18"),
+            ("docker.io/library/alpine:latest", "context:alpine"),
+            ("index.docker.io/library/alpine:3", "context:alpine:3"),
+            ("docker.io/user/app:1", "context:user/app:1"),
+            ("library/alpine:edge", "context:alpine:edge"),
+            ("localhost:5000/app:latest", "context:localhost:5000/app"),
+            ("reg.example/a/b:v2", "context:reg.example/a/b:v2"),
+            ("localhost/app:1", "context:localhost/app:1"),
+            (
+                "alpine:latest@sha256:0123",
+                "context:alpine:latest@sha256:0123",
+            ),
+        ] {
+            assert_eq!(named_context_key(name).unwrap(), key, "{name}");
+        }
+        for bad in ["", "Alpine:1", "a//b:1", "alpine:", "reg.example/:1"] {
+            assert!(
+                matches!(named_context_key(bad), Err(PlanError::LoadBaseName(_))),
+                "{bad}"
+            );
+        }
+        let pre = Preloaded {
+            image_args: BTreeMap::new(),
+            bases: BTreeMap::from([(
+                "docker.io/library/busybox:latest".into(),
+                "127.0.0.1:9/load-base-0:latest".into(),
+            )]),
+        };
+        let k = plan(&params(), Backend::Buildkitd, &dest(), &pre).unwrap();
+        assert_eq!(
+            k.frontend_attrs["context:busybox"],
+            "docker-image://127.0.0.1:9/load-base-0:latest"
+        );
+        assert!(
+            !k.frontend_attrs
+                .contains_key("context:docker.io/library/busybox:latest")
+        );
+    }
+
+    #[test]
+    fn cache_true_and_a_registry_cache_to_clash_loudly() {
+        let mut p = params();
+        p.cache_tag = Some("buildcache".into());
+        p.cache_to = vec![CacheSpec {
+            kind: "registry".into(),
+            attrs: BTreeMap::from([("ref".to_string(), "other:cache".to_string())]),
+        }];
+        let err = plan(&p, Backend::Buildkitd, &dest(), &Preloaded::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cache: true") && msg.contains("cache_to"),
+            "{msg}"
+        );
+        assert!(msg.contains("127.0.0.1:5000/app:buildcache"), "{msg}");
+        // Another type is kept alongside; an identical inline entry folds in.
+        p.cache_to[0].kind = "local".into();
+        let k = plan(&p, Backend::Buildkitd, &dest(), &Preloaded::default()).unwrap();
+        let kinds: Vec<&str> = k.cache_exports.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["registry", "local"]);
+        p.cache_to = vec![CacheSpec {
+            kind: "inline".into(),
+            attrs: BTreeMap::new(),
+        }];
+        let e = plan(&p, Backend::DockerEngine, &dest(), &Preloaded::default()).unwrap();
+        assert_eq!(e.cache_exports.len(), 1);
+    }
+
+    #[test]
+    fn engine_inline_cache_import_is_insecure_like_the_cache_tag() {
+        let mut p = params();
+        p.cache_tag = Some("buildcache".into());
+        let mut d = dest();
+        d.insecure = true;
+        let e = plan(&p, Backend::DockerEngine, &d, &Preloaded::default()).unwrap();
+        assert_eq!(e.cache_imports.len(), 2);
+        for c in &e.cache_imports {
+            assert_eq!(c.attrs["registry.insecure"], "true", "{c:?}");
+        }
+        let e = plan(&p, Backend::DockerEngine, &dest(), &Preloaded::default()).unwrap();
+        assert!(
+            e.cache_imports
+                .iter()
+                .all(|c| !c.attrs.contains_key("registry.insecure"))
+        );
     }
 }

@@ -193,9 +193,10 @@ async fn from_archive(
 
     let mut layers: Vec<Descriptor> = Vec::with_capacity(info.layers.len());
     let mut jobs = Vec::new();
-    let parallel = Arc::new(tokio::sync::Semaphore::new(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
+    // Each layer's gzip already uses every core (manifest::gzip_to_file);
+    // a second layer in flight fills the gaps between its batches while
+    // bounding memory (two batches of 2 MiB per core).
+    let parallel = Arc::new(tokio::sync::Semaphore::new(2));
     for (i, layer) in info.layers.iter().enumerate() {
         match (&scratch, layer.compression) {
             (Some(dir), Compression::None) => {
@@ -291,7 +292,9 @@ async fn gzip_entry(
         source: std::io::Error::other(e),
     })?;
     let (mut reader, _) = archive.open_entry(entry).await?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(8);
+    // A tokio channel: the async side awaits room instead of blocking a
+    // runtime thread while the compressor catches up.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let out = dest.clone();
     let worker = tokio::task::spawn_blocking(move || {
         manifest::gzip_to_file(
@@ -307,12 +310,12 @@ async fn gzip_entry(
         match tokio::io::AsyncReadExt::read_buf(&mut reader, &mut buf).await {
             Ok(0) => break,
             Ok(_) => {
-                if tx.send(Ok(buf.freeze())).is_err() {
+                if tx.send(Ok(buf.freeze())).await.is_err() {
                     break;
                 }
             }
             Err(e) => {
-                let _ = tx.send(Err(e));
+                let _ = tx.send(Err(e)).await;
                 break;
             }
         }
@@ -330,16 +333,17 @@ async fn gzip_entry(
 }
 
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.current = chunk?,
-                Err(_) => return Ok(0),
+            // Runs on a blocking thread (spawn_blocking), where this is allowed.
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

@@ -37,7 +37,9 @@ pub enum TagError {
 /// The tags to push and how they were chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagPlan {
-    /// In push order; the first is the version's tag.
+    /// In push order, without duplicates: `tag_file` (else `source.tag`),
+    /// the version's tag, its `bump_aliases`, `additional_tags`, then
+    /// `latest` (from `tag_as_latest`, or alone when nothing asked for a tag).
     pub tags: Vec<String>,
     /// Nothing asked for a tag, so `latest` was chosen.
     pub defaulted_to_latest: bool,

@@ -86,7 +86,9 @@ pub struct RegistryHost {
     pub ca_pems: Vec<String>,
     /// Talk plain HTTP to it.
     pub http: bool,
-    /// Skip TLS verification.
+    /// Skip TLS verification (BuildKit's `insecure`). The put params never
+    /// set it (`source.insecure` means plain HTTP allowed, see
+    /// `build::run::registry_host`); only a user's extra TOML can.
     pub insecure: bool,
 }
 

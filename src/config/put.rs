@@ -180,7 +180,9 @@ pub enum Network {
 pub struct LoadBase {
     /// The `FROM` name it stands for (`<repository>:<tag>`).
     pub name: String,
-    /// The image: docker-save tarball, OCI tarball or OCI layout dir.
+    /// The image: a docker-save tarball (a file) or an OCI layout (a
+    /// directory); an OCI layout packed in a tarball is refused by
+    /// `image::load`, as registry-image refuses it.
     pub image: PathBuf,
 }
 
@@ -230,7 +232,8 @@ pub struct BuildParams {
 pub enum Action {
     /// Build with BuildKit and push the result.
     Build(Box<BuildParams>),
-    /// Push a prebuilt image (docker-save tarball, OCI tarball or layout dir).
+    /// Push a prebuilt image: a docker-save tarball (a file) or an OCI
+    /// layout (a directory); not an OCI layout packed in a tarball.
     Push {
         /// The one path the glob matched.
         image: PathBuf,

@@ -754,3 +754,58 @@ fn multi_platform_on_the_engine_is_a_clear_error() {
     .expect_failure()
     .expect_stderr("multi-platform");
 }
+
+#[test]
+fn params_the_engine_ignores_are_warned_about() {
+    let Some(d) = Daemon::engine() else {
+        crate::support::skip("params_the_engine_ignores_are_warned_about: needs dockerd");
+        return;
+    };
+    let reg = support::registry::plain();
+    let repo = support::unique("put-ignored-params");
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    let mut source = reg.source(&repo);
+    source["insecure"] = json!(true);
+    let params = json!({
+        "context": "src",
+        "cache": true,
+        "registry_mirrors": ["mirror.invalid:5000"],
+        "buildkit_extra_config": "debug = true",
+    });
+    // Twice: the second build imports the first's pushed tag as inline cache
+    // (with registry.insecure, the source being insecure).
+    for _ in 0..2 {
+        let run = run_out(&d, &src, source.clone(), params.clone(), &[]);
+        run.expect_success();
+        for warning in [
+            "params.registry_mirrors is ignored",
+            "params.buildkit_extra_config is ignored",
+        ] {
+            assert!(
+                run.stderr.contains(warning),
+                "no {warning:?} warning:\n{}",
+                run.details()
+            );
+        }
+    }
+}
+
+#[test]
+fn preloaded_images_with_a_tcp_daemon_fail_before_connecting() {
+    let reg = support::registry::plain();
+    let src = Src::new(&[
+        ("src/Dockerfile", "ARG base\nFROM ${base}\n"),
+        ("base/image.tar", "not read: the check comes first"),
+    ]);
+    let mut source = reg.source("never-pushed");
+    // Nothing listens on port 1: a connection attempt would fail differently.
+    source["buildkit_host"] = json!("tcp://127.0.0.1:1");
+    support::cmd::run(
+        "out",
+        &[src.path()],
+        &json!({"source": source, "params": {"context": "src", "IMAGE_ARG_base": "base/image.tar"}}),
+        &[],
+    )
+    .expect_failure()
+    .expect_stderr("cannot be used with the buildkitd at tcp://127.0.0.1:1");
+}
