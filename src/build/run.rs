@@ -469,8 +469,9 @@ fn ssh_source(s: &crate::config::put::SshSpec) -> Result<buildkit::SshSource> {
     })
 }
 
-/// Credentials BuildKit may ask for: the source registry (push, cache) and
-/// `additional_registries` (FROM pulls, caches).
+/// Credentials BuildKit may ask for: the source registry (push, cache),
+/// `additional_registries` (FROM pulls, caches) and the `registry_mirror`
+/// host (the embedded daemon pulls Docker Hub images through it).
 fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
     let mut out = Vec::new();
     if let (Some(user), Some(pass)) = (&source.username, &source.password) {
@@ -491,7 +492,11 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
             });
         }
     }
-    for r in &source.additional_registries {
+    for r in source
+        .additional_registries
+        .iter()
+        .chain(source.registry_mirror.as_ref())
+    {
         if let (Some(username), Some(password)) = (&r.username, &r.password) {
             out.push(buildkit::RegistryAuth {
                 host: r.host.clone(),
@@ -548,6 +553,28 @@ mod tests {
             .iter()
             .map(|r| (r.host.as_str(), r.http, r.insecure, r.ca_pems.len()))
             .collect()
+    }
+
+    #[test]
+    fn session_credentials_cover_source_additional_registries_and_mirror() {
+        let src = source(json!({
+            "username": "pusher",
+            "password": "push-pw",
+            "registry_mirror": {"host": "mirror.local:5000", "username": "m", "password": "mirror-pw"},
+        }));
+        let auth: Vec<(String, String, String)> = registry_auth(&src)
+            .into_iter()
+            .map(|a| (a.host, a.username, a.password.expose().to_owned()))
+            .collect();
+        let want = |h: &str, u: &str, p: &str| (h.to_owned(), u.to_owned(), p.to_owned());
+        assert_eq!(
+            auth,
+            vec![
+                want("127.0.0.1:5443", "pusher", "push-pw"),
+                want("docker.io", "u", "p"),
+                want("mirror.local:5000", "m", "mirror-pw"),
+            ]
+        );
     }
 
     #[test]
