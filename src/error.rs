@@ -41,9 +41,6 @@ pub enum Error {
     /// A put-specific failure (params, tags, daemon, local images).
     #[error(transparent)]
     Put(#[from] crate::build::Error),
-    /// A step that is not implemented yet.
-    #[error("{0} is not implemented yet")]
-    NotImplemented(&'static str),
     /// Some other failure, already described.
     #[error("{0}")]
     Other(String),

@@ -429,7 +429,7 @@ mod tests {
             .output()
             .is_err()
         {
-            eprintln!("SKIP: needs skopeo");
+            crate::registry::testutil::skip("needs skopeo");
             return;
         }
         let img = image();

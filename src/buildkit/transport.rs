@@ -369,7 +369,7 @@ mod tests {
                 .filter(|s| s.success())
         };
         openssl(&["version"]).or_else(|| {
-            eprintln!("SKIP: needs openssl (apt-get install openssl)");
+            crate::registry::testutil::skip("needs openssl (apt-get install openssl)");
             None
         })?;
         let ec = [

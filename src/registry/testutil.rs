@@ -16,6 +16,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{Access, Client, Credentials, TlsOptions};
 use crate::config::{Repository, Secret};
 
+/// Prints `SKIP: <why>` straight to stderr: the test harness hides the
+/// `eprintln!` output of passing tests, so a skip would look like a pass.
+pub fn skip(why: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP: {why}");
+}
+
 /// Panics with the command line and its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
@@ -44,7 +51,7 @@ pub fn have(tool: &str) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "{tool} is required when CI=true"
         );
-        eprintln!("SKIP: needs {tool} on PATH");
+        skip(format!("needs {tool} on PATH"));
     }
     found
 }

@@ -422,12 +422,39 @@ async fn info_and_feature_detection(target: Target) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_context_options_and_secret() {
-    if let Some(t) = docker_target() {
-        context_options_and_secret(t).await;
-    }
+/// One `#[tokio::test]` per scenario and daemon: `docker_engine::<scenario>`
+/// always runs (CI has dockerd), `buildkitd::<scenario>` when a buildkitd is
+/// found (a SKIP line otherwise).
+macro_rules! on_each_daemon {
+    ($($scenario:ident),* $(,)?) => {
+        mod docker_engine {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $scenario() {
+                if let Some(t) = super::docker_target() {
+                    super::$scenario(t).await;
+                }
+            })*
+        }
+        mod buildkitd {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $scenario() {
+                if let Some(t) = super::buildkitd_target() {
+                    super::$scenario(t).await;
+                }
+            })*
+        }
+    };
 }
+
+on_each_daemon!(
+    context_options_and_secret,
+    failing_run_reports_step_and_logs,
+    info_and_feature_detection,
+    tar_exporter_writes_output_file,
+    ssh_agent_is_forwarded,
+    registry_credentials_come_from_the_session,
+    cache_options,
+);
 
 /// The same scenario with the session attached through the Engine's
 /// `POST /session` endpoint instead of `Control.Session`.
@@ -436,20 +463,6 @@ async fn docker_engine_session_endpoint() {
     if let Some(mut t) = docker_target() {
         t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
         context_options_and_secret(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_failing_run() {
-    if let Some(t) = docker_target() {
-        failing_run_reports_step_and_logs(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_info_and_feature_detection() {
-    if let Some(t) = docker_target() {
-        info_and_feature_detection(t).await;
     }
 }
 
@@ -495,27 +508,6 @@ async fn docker_engine_image_export_and_removal() {
         .await
         .expect_err("already removed");
     assert!(missing.to_string().contains("404"), "{missing}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_context_options_and_secret() {
-    if let Some(t) = buildkitd_target() {
-        context_options_and_secret(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_failing_run() {
-    if let Some(t) = buildkitd_target() {
-        failing_run_reports_step_and_logs(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_info_and_feature_detection() {
-    if let Some(t) = buildkitd_target() {
-        info_and_feature_detection(t).await;
-    }
 }
 
 /// A `tar` exporter streams the result filesystem back through the
@@ -761,34 +753,6 @@ fn file_in_tar(tarball: &Path, name: &str) -> String {
     String::new()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_tar_exporter() {
-    if let Some(t) = docker_target() {
-        tar_exporter_writes_output_file(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_ssh_agent() {
-    if let Some(t) = docker_target() {
-        ssh_agent_is_forwarded(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_tar_exporter() {
-    if let Some(t) = buildkitd_target() {
-        tar_exporter_writes_output_file(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_ssh_agent() {
-    if let Some(t) = buildkitd_target() {
-        ssh_agent_is_forwarded(t).await;
-    }
-}
-
 /// A plain-HTTP docker-registry with htpasswd auth, for this module only:
 /// Docker 20.10's BuildKit talks plain HTTP to loopback registries (they are
 /// insecure by default), so the shared TLS+auth registry cannot serve it.
@@ -930,20 +894,6 @@ async fn registry_credentials_come_from_the_session(target: Target) {
     .unwrap_or_else(|e| panic!("pull with session credentials failed: {e}"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_registry_credentials() {
-    if let Some(t) = docker_target() {
-        registry_credentials_come_from_the_session(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_registry_credentials() {
-    if let Some(t) = buildkitd_target() {
-        registry_credentials_come_from_the_session(t).await;
-    }
-}
-
 /// Cache options in the shapes each daemon accepts: a registry import (sent
 /// both as `Cache.Imports` and as the frontend's `cache-imports`; a missing
 /// cache image is not an error), and a registry export, which Docker 20.10
@@ -1015,19 +965,5 @@ async fn cache_options(target: Target) {
         DaemonKind::Buildkitd => {
             result.unwrap_or_else(|e| panic!("registry cache export failed: {e}"));
         }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_engine_cache_options() {
-    if let Some(t) = docker_target() {
-        cache_options(t).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn buildkitd_cache_options() {
-    if let Some(t) = buildkitd_target() {
-        cache_options(t).await;
     }
 }

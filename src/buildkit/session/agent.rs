@@ -437,7 +437,7 @@ mod tests {
     #[test]
     fn signatures_verify_with_ssh_keygen() {
         let Ok(out) = Command::new("ssh-keygen").arg("-?").output() else {
-            eprintln!("SKIP: needs ssh-keygen (apt-get install openssh-client)");
+            crate::registry::testutil::skip("needs ssh-keygen (apt-get install openssh-client)");
             return;
         };
         drop(out);

@@ -516,7 +516,7 @@ async fn rootfs_matches_umoci_unpack() {
 #[tokio::test]
 async fn rootfs_matches_umoci_unpack_as_root() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: needs root");
+        crate::registry::testutil::skip("needs root");
         return;
     }
     if !have_tool("umoci") {

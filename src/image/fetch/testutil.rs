@@ -128,37 +128,12 @@ pub async fn add_index(
     (d, index)
 }
 
-/// Whether an external tool is available; prints a SKIP line if not, and
-/// panics when `CI=true` (CI installs it, so absence is a broken setup).
-pub fn have_tool(name: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is required when CI=true"
-        );
-        eprintln!("SKIP: needs {name} on PATH");
-    }
-    found
-}
+// The external-tool helpers are the registry tests' own.
+pub use crate::registry::testutil::have as have_tool;
 
-/// Runs a command, panicking with its output when it fails.
+/// Runs a command, panicking with its output when it fails; stdout as text.
 pub fn run(cmd: &mut std::process::Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&crate::registry::testutil::run(cmd)).into_owned()
 }
 
 /// Whether `path` exists (not following symlinks).

@@ -562,7 +562,7 @@ fn modes_and_mtimes_are_preserved_directories_last() {
 #[test]
 fn ownership_is_applied_as_root() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: ownership test needs root");
+        crate::registry::testutil::skip("ownership test needs root");
         return;
     }
     let w = World::new();
@@ -598,7 +598,7 @@ fn extended_attributes_are_applied() {
     let probe = w.root.join("probe");
     fs::write(&probe, "").unwrap();
     if xattr::set(&probe, "user.probe", b"1").is_err() {
-        eprintln!("SKIP: filesystem without user xattrs");
+        crate::registry::testutil::skip("filesystem without user xattrs");
         return;
     }
     fs::remove_file(&probe).unwrap();
