@@ -66,6 +66,23 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
         Ok(())
     }
 
+    /// Lists an already written layer again, at the next position. An image
+    /// may hold one layer twice; `docker save` and ggcr store it once.
+    /// Returns false when `digest` has not been written yet.
+    pub fn repeat_layer(&mut self, digest: &str) -> Result<bool> {
+        let hex = sha256_hex(digest)?;
+        let Some(name) = self
+            .layers
+            .iter()
+            .find(|n| n.split('.').next() == Some(hex))
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        self.layers.push(name);
+        Ok(true)
+    }
+
     /// Streams a layer of exactly `size` bytes into the archive; the entry
     /// suffix follows the compression found in its first bytes.
     pub async fn append_layer<R: AsyncRead + Unpin>(

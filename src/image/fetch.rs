@@ -495,8 +495,13 @@ pub async fn write_docker_archive<S: BlobSource>(
     writer
         .append_config(image.config().digest().as_ref(), config_bytes)
         .await?;
+    // Each distinct layer is downloaded and stored once, listed at every
+    // position it has in the manifest.
+    let mut distinct = layers.clone();
+    let mut seen = HashSet::new();
+    distinct.retain(|(digest, _)| seen.insert(digest.clone()));
     let spool = dest.join(SPOOL_DIR);
-    let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
+    let mut feed = LayerFeed::start(source, distinct.clone(), &spool, opts.parallel).await?;
     let result = append_layers(&mut feed, &layers, &mut writer).await;
     feed.close().await;
     let removed = remove_tree(&spool).await;
@@ -519,10 +524,13 @@ async fn append_layers<S: BlobSource, W: tokio::io::AsyncWrite + Unpin>(
     layers: &[(String, u64)],
     writer: &mut DockerArchiveWriter<W>,
 ) -> FResult<(), S> {
-    let mut index = 0;
-    while let Some(input) = feed.next().await {
-        let (digest, size) = &layers[index];
-        index += 1;
+    for (digest, size) in layers {
+        if writer.repeat_layer(digest)? {
+            continue;
+        }
+        let Some(input) = feed.next().await else {
+            break;
+        };
         match input? {
             LayerInput::Stream(reader) => writer.append_layer(digest, *size, reader).await?,
             LayerInput::Spooled(handle) => {

@@ -1209,3 +1209,68 @@ fn layer_entries_with_a_leading_slash_stay_in_the_rootfs() {
     assert_eq!(read(&rootfs, "dot-relative"), "dot\n");
     assert_same_tree(&rootfs, &pushed.layout.unpack());
 }
+
+/// `COPY f` / `RUN rm f` / `COPY f` gives the layers [B, A, W, A]: one
+/// layer listed twice. Each format must fetch it (issue 10, item 1).
+#[test]
+fn image_listing_one_layer_twice_is_fetched_in_every_format() {
+    use fixtures::{LAYER_GZIP, RawImage, RawTar};
+    let base = RawTar::new().file("base", b"base\n", 0o644).finish();
+    let add = RawTar::new().file("f", b"f\n", 0o644).finish();
+    let remove = RawTar::new().file(".wh.f", b"", 0o644).finish();
+    let image = RawImage::new()
+        .layer(base, "gzip", LAYER_GZIP)
+        .layer(add.clone(), "gzip", LAYER_GZIP)
+        .layer(remove, "gzip", LAYER_GZIP)
+        .layer(add, "gzip", LAYER_GZIP);
+    let reg = registry::plain();
+    let pushed = image.push(reg, "get-repeated-layer");
+    let layers: Vec<String> = pushed.layout.manifest()["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest").to_string())
+        .collect();
+    assert_eq!(layers[1], layers[3], "the fixture repeats a layer");
+    let source = reg.source(&pushed.repo);
+
+    let dest = new_dest();
+    get_ok(&source, json!({}), &pushed, &dest);
+    assert_eq!(
+        read(&dest.join("rootfs"), "f"),
+        "f\n",
+        "re-added after the whiteout"
+    );
+    assert_same_tree(&dest.join("rootfs"), &pushed.layout.unpack());
+    assert!(!dest.join(".layers.partial").exists());
+
+    let dest = new_dest();
+    get_ok(&source, json!({"format": "oci"}), &pushed, &dest);
+    let tarball = dest.join("image.tar");
+    let entries = tar_entries(&tarball);
+    let manifest: Value = serde_json::from_slice(&entries["manifest.json"]).expect("JSON");
+    let stored: Vec<String> = manifest[0]["Layers"]
+        .as_array()
+        .expect("Layers")
+        .iter()
+        .map(|l| sha256_digest(&entries[l.as_str().expect("name")]))
+        .collect();
+    assert_eq!(stored, layers, "every position lists its layer");
+    let seen: Value = serde_json::from_slice(&run_tool(
+        Command::new(registry::skopeo())
+            .args(["inspect", "--config"])
+            .arg(format!("docker-archive:{}", tarball.display())),
+    ))
+    .expect("config JSON");
+    assert_eq!(seen, pushed.layout.config_json());
+
+    let dest = new_dest();
+    get_ok(&source, json!({"format": "oci-layout"}), &pushed, &dest);
+    let raw = run_tool(
+        Command::new(registry::skopeo())
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}", dest.join("oci").display())),
+    );
+    assert_eq!(raw, reg.inspect_raw(&pushed.reference()));
+    assert_blobs_verified(&dest.join("oci"));
+}

@@ -287,7 +287,7 @@ async fn prefetch<S: BlobSource>(
         let spool_dir = spool_dir.clone();
         let alive = alive.clone();
         tasks.spawn(async move {
-            spool_layer(&*source, &digest, size, &spool_dir, tx).await;
+            spool_layer(&*source, i, &digest, size, &spool_dir, tx).await;
             drop(permit);
             drop(alive);
         });
@@ -295,15 +295,20 @@ async fn prefetch<S: BlobSource>(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Spools layer `position` of the manifest. Files are named by position, not
+/// digest alone: an image may list the same layer twice (`COPY f` / `RUN rm
+/// f` / `COPY f` gives `[B, A, W, A]`), and each copy is read, then removed,
+/// on its own.
 async fn spool_layer<S: BlobSource>(
     source: &S,
+    position: usize,
     digest: &str,
     size: u64,
     dir: &Path,
     handle_tx: HandleSender<S>,
 ) {
     let path = match sha256_hex(digest) {
-        Ok(hex) => dir.join(format!("{hex}.spool")),
+        Ok(hex) => dir.join(format!("{position}-{hex}.spool")),
         Err(e) => {
             let _ = handle_tx.send(Err(e.into()));
             return;
