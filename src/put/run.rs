@@ -91,7 +91,7 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
         let tls = source.buildkit_tls.as_ref().map(|t| buildkit::TlsConfig {
             ca_cert: t.ca_cert.clone(),
             cert: t.cert.clone(),
-            key: t.key.as_ref().map(|k| k.expose().to_string()),
+            key: t.key.as_ref().map(|k| buildkit::Secret::new(k.expose())),
             server_name: t.server_name.clone(),
         });
         return Ok(Daemon::Remote(
@@ -313,35 +313,9 @@ async fn build_on(
             repo.registry
         );
     }
-    let plan = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
-    let request = buildkit::SolveRequest {
-        frontend: plan.frontend.clone(),
-        frontend_attrs: plan.frontend_attrs.clone(),
-        exporters: vec![buildkit::Exporter {
-            kind: plan.exporter.kind.clone(),
-            attrs: plan.exporter.attrs.clone(),
-            output: None,
-        }],
-        cache_imports: plan
-            .cache_imports
-            .iter()
-            .map(|c| buildkit::CacheEntry {
-                kind: c.kind.clone(),
-                attrs: c.attrs.clone(),
-            })
-            .collect(),
-        cache_exports: plan
-            .cache_exports
-            .iter()
-            .map(|c| buildkit::CacheEntry {
-                kind: c.kind.clone(),
-                attrs: c.attrs.clone(),
-            })
-            .collect(),
-        entitlements: plan.entitlements.clone(),
-    };
+    let request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
     let session = buildkit::SessionOptions {
-        local_dirs: plan.local_dirs.clone(),
+        local_dirs: solve::local_dirs(params),
         secrets: params
             .secrets
             .iter()
@@ -436,9 +410,7 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
 fn secret_source(s: &SecretSpec) -> buildkit::SecretSource {
     match s {
         SecretSpec::File(p) => buildkit::SecretSource::File(p.clone()),
-        SecretSpec::Text(t) => {
-            buildkit::SecretSource::Text(crate::config::Secret::new(t.expose().to_string()))
-        }
+        SecretSpec::Text(t) => buildkit::SecretSource::Text(buildkit::Secret::new(t.expose())),
         SecretSpec::Env(v) => buildkit::SecretSource::Env(v.clone()),
     }
 }
@@ -481,7 +453,7 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
             out.push(buildkit::RegistryAuth {
                 host,
                 username: user.clone(),
-                password: pass.clone(),
+                password: buildkit::Secret::new(pass.expose()),
             });
         }
     }
@@ -494,7 +466,7 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
             out.push(buildkit::RegistryAuth {
                 host: r.host.clone(),
                 username: username.clone(),
-                password: password.clone(),
+                password: buildkit::Secret::new(password.expose()),
             });
         }
     }
