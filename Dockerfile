@@ -51,5 +51,5 @@ LABEL org.opencontainers.image.title="oci-build-resource" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.concourse.oci-build-resource.buildkit-image="${BUILDKIT_IMAGE}"
 # /scratch, when Concourse mounts one, becomes buildkitd's root (see
-# src/buildkit/daemon.rs); otherwise it lives under TMPDIR.
+# src/put/embedded.rs); otherwise it lives under TMPDIR.
 ENV TMPDIR=/tmp

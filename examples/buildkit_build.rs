@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         secrets: BTreeMap::from([(
             "mysecret".into(),
             oci_build_resource::buildkit::SecretSource::Text(
-                oci_build_resource::config::Secret::new("s3cr3t"),
+                oci_build_resource::buildkit::Secret::new("s3cr3t"),
             ),
         )]),
         ..SessionOptions::default()

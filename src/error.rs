@@ -40,7 +40,7 @@ pub enum Error {
     },
     /// A put-specific failure (params, tags, daemon, local images).
     #[error(transparent)]
-    Put(#[from] crate::build::Error),
+    Put(#[from] crate::put::Error),
     /// Some other failure, already described.
     #[error("{0}")]
     Other(String),

@@ -6,7 +6,6 @@
 //! which decodes the request, runs one of [`commands`] and prints the answer.
 #![warn(missing_docs)]
 
-pub mod build;
 pub mod buildkit;
 pub mod cli;
 pub mod commands;
@@ -14,6 +13,7 @@ pub mod concourse;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod put;
 pub mod registry;
 pub mod tls;
 

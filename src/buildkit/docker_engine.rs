@@ -1,8 +1,9 @@
 //! The few Docker Engine API calls the build needs, over the Engine's unix
 //! socket with hyper's HTTP/1.1 client: the Engine version (to report the
-//! daemon and pick features), `GET /images/{name}/get` (a docker-save tarball
-//! streamed, never buffered: Docker 20.10 can only export into its own image
-//! store) and `DELETE /images/{name}` (clean-up of that intermediate image).
+//! daemon and pick features), whether it has a `bridge` network,
+//! `GET /images/{name}/get` (a docker-save tarball streamed, never buffered:
+//! Docker 20.10 can only export into its own image store) and
+//! `DELETE /images/{name}` (clean-up of that intermediate image).
 
 use std::path::Path;
 use std::pin::Pin;
@@ -102,6 +103,27 @@ pub async fn version(socket: &Path) -> Result<String, Error> {
         .to_owned())
 }
 
+/// Whether the Engine at `socket` has its default `bridge` network
+/// (`GET /networks/bridge`); `None` when the Engine could not be asked.
+///
+/// An Engine started with `--bridge=none` has none, and its BuildKit then
+/// fails every `RUN` with "network bridge not found" unless the build's
+/// network mode is `none` (test-world.md): a caller can choose that mode
+/// for a build that did not choose a network.
+pub async fn has_bridge(socket: &Path) -> Option<bool> {
+    match request(socket, http::Method::GET, "/networks/bridge").await {
+        Ok(response) => {
+            let _ = read_all(response.into_body(), 1 << 20).await;
+            Some(true)
+        }
+        Err(Error::DockerApi { status: 404, .. }) => Some(false),
+        Err(e) => {
+            tracing::debug!("asking the Engine for its bridge network: {e}");
+            None
+        }
+    }
+}
+
 /// Streams `docker save` output of one image (name or id).
 pub async fn export_image(
     socket: &Path,
@@ -141,5 +163,29 @@ impl futures::Stream for BodyStream {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a dockerd this test does not start: set PUT_TEST_DOCKER_SOCK
+    /// to a socket of one started with `--bridge=none` to run it.
+    #[tokio::test]
+    async fn engine_without_bridge_is_detected() {
+        let Some(sock) = std::env::var_os("PUT_TEST_DOCKER_SOCK") else {
+            eprintln!(
+                "SKIP: set PUT_TEST_DOCKER_SOCK to a dockerd socket (started with --bridge=none)"
+            );
+            return;
+        };
+        assert_eq!(has_bridge(Path::new(&sock)).await, Some(false));
+    }
+
+    #[tokio::test]
+    async fn no_engine_means_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(has_bridge(&dir.path().join("none.sock")).await, None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
-use super::Error;
+use super::{Error, Secret};
 
 /// Default Docker Engine socket for `docker://` without a path.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -23,18 +23,19 @@ pub struct TlsConfig {
     /// Client certificate for mutual TLS (with `key`).
     pub cert: Option<String>,
     /// Client private key for mutual TLS (with `cert`).
-    pub key: Option<String>,
+    pub key: Option<Secret>,
     /// Name to verify the daemon's certificate against (default: the host).
     pub server_name: Option<String>,
 }
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key is a secret: show only whether each part is present.
+        // Certificates are long; show only whether each is present (the key
+        // prints as `<redacted>` on its own).
         f.debug_struct("TlsConfig")
             .field("ca_cert", &self.ca_cert.is_some())
             .field("cert", &self.cert.is_some())
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key", &self.key)
             .field("server_name", &self.server_name)
             .finish()
     }
@@ -198,7 +199,7 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
                 };
                 match (&tls.cert, &tls.key) {
                     (Some(cert), Some(key)) => {
-                        config = config.identity(Identity::from_pem(cert, key));
+                        config = config.identity(Identity::from_pem(cert, key.expose()));
                     }
                     (None, None) => {}
                     _ => {
@@ -349,7 +350,7 @@ mod tests {
     #[test]
     fn tls_debug_hides_key() {
         let tls = TlsConfig {
-            key: Some("PRIVATE KEY".into()),
+            key: Some(Secret::new("PRIVATE KEY")),
             ..TlsConfig::default()
         };
         assert!(!format!("{tls:?}").contains("PRIVATE"));
@@ -493,7 +494,7 @@ mod tests {
         let good = TlsConfig {
             ca_cert: Some(ca.clone()),
             cert: Some(client_crt.clone()),
-            key: Some(client_key.clone()),
+            key: Some(Secret::new(client_key.clone())),
             server_name: Some("buildkitd.test".into()),
         };
         check(good.clone())

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use crate::build::{self, push, run, tags};
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
+use crate::put::{self, push, run, tags};
 use crate::registry::{self, Access};
 
 /// Runs `out` for `req` with the put's inputs under `src_dir`.
@@ -21,7 +21,7 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
             var: &lookup,
         },
     )
-    .map_err(build::Error::from)?;
+    .map_err(put::Error::from)?;
     for note in &params.notes {
         tracing::warn!("{note}");
     }
@@ -39,7 +39,7 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
         &params.tags,
         &existing,
     )
-    .map_err(build::Error::from)?;
+    .map_err(put::Error::from)?;
     if plan.defaulted_to_latest {
         tracing::info!(
             "no tag given (source.tag, version, tag_file, additional_tags or tag_as_latest): pushing `latest`"

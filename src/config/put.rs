@@ -241,7 +241,7 @@ pub enum Action {
 }
 
 /// Tag inputs taken from params (the source's `tag`/`variant` join them in
-/// `build::tags`).
+/// `put::tags`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TagParams {
     /// The tag read from `tag_file`, trimmed, with `tag_prefix`.

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use oci_build_resource::buildkit::Secret;
 use oci_build_resource::buildkit::{
     self, Address, Client, DaemonKind, Exporter, SecretSource, SessionOptions, SolveOutcome,
     SolveRequest,
 };
-use oci_build_resource::config::Secret;
 use sha2::Digest;
 
 use crate::support::{self, docker::Docker};

@@ -105,7 +105,7 @@ impl Auth for AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::buildkit::Secret;
 
     fn service() -> AuthService {
         AuthService {

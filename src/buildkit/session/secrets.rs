@@ -55,7 +55,7 @@ impl Secrets for SecretsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::buildkit::Secret;
 
     #[tokio::test]
     async fn serves_each_source_and_not_found() {

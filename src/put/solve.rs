@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::buildkit::{CacheEntry, Exporter, SolveRequest};
 use crate::config::put::{BuildParams, CacheSpec, Network, NoCache};
 
 /// The daemon family, which decides exporters and cache support.
@@ -47,43 +48,6 @@ pub struct Preloaded {
     pub image_args: BTreeMap<String, String>,
     /// `FROM <name>` → served reference (named contexts).
     pub bases: BTreeMap<String, String>,
-}
-
-/// One cache import/export entry (`CacheOptionsEntry`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheEntry {
-    /// `registry`, `inline`, ...
-    pub kind: String,
-    /// Attributes.
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// The exporter to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExporterPlan {
-    /// `image` or `moby`.
-    pub kind: String,
-    /// Its attributes.
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// Everything for one `Control.Solve` except the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SolvePlan {
-    /// `dockerfile.v0`.
-    pub frontend: String,
-    /// Frontend attributes.
-    pub frontend_attrs: BTreeMap<String, String>,
-    /// The exporter.
-    pub exporter: ExporterPlan,
-    /// Cache imports.
-    pub cache_imports: Vec<CacheEntry>,
-    /// Cache exports.
-    pub cache_exports: Vec<CacheEntry>,
-    /// Entitlements (`network.host`).
-    pub entitlements: Vec<String>,
-    /// Session directories: `context`, `dockerfile`.
-    pub local_dirs: BTreeMap<String, PathBuf>,
 }
 
 /// A build the chosen backend cannot do.
@@ -125,13 +89,14 @@ pub enum PlanError {
     DockerfileName(PathBuf),
 }
 
-/// Builds the plan for `params` on `backend`.
+/// The `Control.Solve` request for `params` on `backend` (the session's
+/// directories are [`local_dirs`]).
 pub fn plan(
     params: &BuildParams,
     backend: Backend,
     dest: &Destination,
     preloaded: &Preloaded,
-) -> Result<SolvePlan, PlanError> {
+) -> Result<SolveRequest, PlanError> {
     if backend == Backend::DockerEngine {
         if params.platforms.len() > 1 {
             return Err(PlanError::MultiPlatformOnEngine(params.platforms.len()));
@@ -146,11 +111,6 @@ pub fn plan(
         .file_name()
         .ok_or_else(|| PlanError::DockerfileName(params.dockerfile.clone()))?;
     attrs.insert("filename".into(), filename.to_string_lossy().into_owned());
-    let dockerfile_dir = params
-        .dockerfile
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| params.context.clone());
     if let Some(t) = &params.target {
         attrs.insert("target".into(), t.clone());
     }
@@ -231,14 +191,16 @@ pub fn plan(
                     }
                 }
             }
-            ExporterPlan {
+            Exporter {
                 kind: "image".into(),
                 attrs: e,
+                output: None,
             }
         }
-        Backend::DockerEngine => ExporterPlan {
+        Backend::DockerEngine => Exporter {
             kind: "moby".into(),
             attrs: BTreeMap::from([("name".to_string(), dest.engine_image.clone())]),
+            output: None,
         },
     };
 
@@ -326,18 +288,28 @@ pub fn plan(
         );
     }
 
-    Ok(SolvePlan {
+    Ok(SolveRequest {
         frontend: "dockerfile.v0".into(),
         frontend_attrs: attrs,
-        exporter,
+        exporters: vec![exporter],
         cache_imports,
         cache_exports,
         entitlements,
-        local_dirs: BTreeMap::from([
-            ("context".to_string(), params.context.clone()),
-            ("dockerfile".to_string(), dockerfile_dir),
-        ]),
     })
+}
+
+/// The session's directories: `context`, and `dockerfile` (the Dockerfile's
+/// directory).
+pub fn local_dirs(params: &BuildParams) -> BTreeMap<String, PathBuf> {
+    let dockerfile_dir = params
+        .dockerfile
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| params.context.clone());
+    BTreeMap::from([
+        ("context".to_string(), params.context.clone()),
+        ("dockerfile".to_string(), dockerfile_dir),
+    ])
 }
 
 /// Adds `registry.insecure=true` to a registry cache entry when asked.
@@ -485,12 +457,12 @@ pub(crate) mod tests {
         assert_eq!(a["force-network-mode"], "host");
         assert_eq!(a["build-arg:SOURCE_DATE_EPOCH"], "0");
         assert_eq!(plan.entitlements, vec!["network.host"]);
-        assert_eq!(plan.local_dirs["context"], PathBuf::from("/src/ctx"));
+        assert_eq!(local_dirs(&p)["context"], PathBuf::from("/src/ctx"));
         assert_eq!(
-            plan.local_dirs["dockerfile"],
+            local_dirs(&p)["dockerfile"],
             PathBuf::from("/src/ctx/docker")
         );
-        assert_eq!(plan.exporter.attrs["rewrite-timestamp"], "true");
+        assert_eq!(plan.exporters[0].attrs["rewrite-timestamp"], "true");
     }
 
     #[test]
@@ -498,14 +470,14 @@ pub(crate) mod tests {
         let mut d = dest();
         d.insecure = true;
         let p = plan(&params(), Backend::Buildkitd, &d, &Preloaded::default()).unwrap();
-        assert_eq!(p.exporter.kind, "image");
-        assert_eq!(p.exporter.attrs["name"], "127.0.0.1:5000/app");
-        assert_eq!(p.exporter.attrs["push-by-digest"], "true");
-        assert_eq!(p.exporter.attrs["registry.insecure"], "true");
+        assert_eq!(p.exporters[0].kind, "image");
+        assert_eq!(p.exporters[0].attrs["name"], "127.0.0.1:5000/app");
+        assert_eq!(p.exporters[0].attrs["push-by-digest"], "true");
+        assert_eq!(p.exporters[0].attrs["registry.insecure"], "true");
         let p = plan(&params(), Backend::DockerEngine, &d, &Preloaded::default()).unwrap();
-        assert_eq!(p.exporter.kind, "moby");
+        assert_eq!(p.exporters[0].kind, "moby");
         assert_eq!(
-            p.exporter.attrs,
+            p.exporters[0].attrs,
             BTreeMap::from([(
                 "name".to_string(),
                 "oci-build-resource/put-1234:build".to_string()
@@ -565,13 +537,13 @@ pub(crate) mod tests {
             .insert("org.opencontainers.image.title".into(), "t".into());
         p.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
         let k = plan(&p, Backend::Buildkitd, &dest(), &Preloaded::default()).unwrap();
-        assert_eq!(k.exporter.attrs["oci-mediatypes"], "true");
+        assert_eq!(k.exporters[0].attrs["oci-mediatypes"], "true");
         assert_eq!(
-            k.exporter.attrs["annotation.org.opencontainers.image.title"],
+            k.exporters[0].attrs["annotation.org.opencontainers.image.title"],
             "t"
         );
         assert_eq!(
-            k.exporter.attrs["annotation-index.org.opencontainers.image.title"],
+            k.exporters[0].attrs["annotation-index.org.opencontainers.image.title"],
             "t"
         );
     }

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::buildkit::daemon::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use crate::buildkit::{self, Address, DaemonKind};
 use crate::config::Source;
 use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
 use crate::registry;
 
 use super::Error;
+use super::embedded::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use super::push::{self, Pushed};
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
@@ -74,7 +74,7 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
     if let Some(extra) = &daemon_params.extra_config {
         // Checked even when another daemon is used: a typo should not wait
         // for the day the embedded daemon runs.
-        daemon::validate_extra(extra).map_err(Error::from)?;
+        embedded::validate_extra(extra).map_err(Error::from)?;
     }
     let given_host = source.buildkit_host.as_deref().filter(|h| !h.is_empty());
     let env_host = std::env::var("BUILDKIT_HOST")
@@ -91,7 +91,7 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
         let tls = source.buildkit_tls.as_ref().map(|t| buildkit::TlsConfig {
             ca_cert: t.ca_cert.clone(),
             cert: t.cert.clone(),
-            key: t.key.as_ref().map(|k| k.expose().to_string()),
+            key: t.key.as_ref().map(|k| buildkit::Secret::new(k.expose())),
             server_name: t.server_name.clone(),
         });
         return Ok(Daemon::Remote(
@@ -103,21 +103,14 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
             Address::parse(&host, None).map_err(Error::from)?,
         ));
     }
-    let Some(binary) = daemon::find_on_path() else {
-        return Err(Error::from(daemon::DaemonError::NotConfigured).into());
+    let Some(binary) = buildkit::daemon::find_on_path() else {
+        return Err(Error::from(embedded::DaemonError::NotConfigured).into());
     };
     let config = daemon_config(source, daemon_params);
-    let embedded = EmbeddedDaemon::start(
-        StartOptions::new(binary, config),
-        |socket: PathBuf| async move {
-            match buildkit::Client::connect(&Address::Unix(socket)).await {
-                Ok(c) => c.info().await.is_ok(),
-                Err(_) => false,
-            }
-        },
-    )
-    .await
-    .map_err(Error::from)?;
+    let embedded =
+        EmbeddedDaemon::start(StartOptions::new(binary, config), buildkit::daemon::answers)
+            .await
+            .map_err(Error::from)?;
     Ok(Daemon::Embedded(embedded))
 }
 
@@ -295,7 +288,7 @@ async fn build_on(
     let mut params = params.clone();
     if let (Backend::DockerEngine, Address::DockerEngine(socket), Network::Default) =
         (backend, address, params.network)
-        && super::engine::has_bridge(socket).await == Some(false)
+        && buildkit::docker_engine::has_bridge(socket).await == Some(false)
     {
         tracing::info!(
             "the Docker Engine has no bridge network: RUN steps get network mode `none`"
@@ -320,35 +313,9 @@ async fn build_on(
             repo.registry
         );
     }
-    let plan = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
-    let request = buildkit::SolveRequest {
-        frontend: plan.frontend.clone(),
-        frontend_attrs: plan.frontend_attrs.clone(),
-        exporters: vec![buildkit::Exporter {
-            kind: plan.exporter.kind.clone(),
-            attrs: plan.exporter.attrs.clone(),
-            output: None,
-        }],
-        cache_imports: plan
-            .cache_imports
-            .iter()
-            .map(|c| buildkit::CacheEntry {
-                kind: c.kind.clone(),
-                attrs: c.attrs.clone(),
-            })
-            .collect(),
-        cache_exports: plan
-            .cache_exports
-            .iter()
-            .map(|c| buildkit::CacheEntry {
-                kind: c.kind.clone(),
-                attrs: c.attrs.clone(),
-            })
-            .collect(),
-        entitlements: plan.entitlements.clone(),
-    };
+    let request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
     let session = buildkit::SessionOptions {
-        local_dirs: plan.local_dirs.clone(),
+        local_dirs: solve::local_dirs(params),
         secrets: params
             .secrets
             .iter()
@@ -443,9 +410,7 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
 fn secret_source(s: &SecretSpec) -> buildkit::SecretSource {
     match s {
         SecretSpec::File(p) => buildkit::SecretSource::File(p.clone()),
-        SecretSpec::Text(t) => {
-            buildkit::SecretSource::Text(crate::config::Secret::new(t.expose().to_string()))
-        }
+        SecretSpec::Text(t) => buildkit::SecretSource::Text(buildkit::Secret::new(t.expose())),
         SecretSpec::Env(v) => buildkit::SecretSource::Env(v.clone()),
     }
 }
@@ -488,7 +453,7 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
             out.push(buildkit::RegistryAuth {
                 host,
                 username: user.clone(),
-                password: pass.clone(),
+                password: buildkit::Secret::new(pass.expose()),
             });
         }
     }
@@ -501,7 +466,7 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
             out.push(buildkit::RegistryAuth {
                 host: r.host.clone(),
                 username: username.clone(),
-                password: password.clone(),
+                password: buildkit::Secret::new(password.expose()),
             });
         }
     }
@@ -615,7 +580,7 @@ mod tests {
         // The rendered TOML has the additional registry's CA file.
         let s = source(json!({"ca_certs": [PEM]}));
         let (text, files) =
-            daemon::render_config(&daemon_config(&s, &none), Path::new("/c")).unwrap();
+            embedded::render_config(&daemon_config(&s, &none), Path::new("/c")).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
         let reg = parsed["registry"]["reg.example:5000"].as_table().unwrap();
         assert_eq!(reg["http"].as_bool(), Some(false));

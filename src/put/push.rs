@@ -337,7 +337,7 @@ pub async fn push_from_engine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::serve::{MemoryImage, OpenBlob};
+    use crate::put::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
     use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
     use bytes::Bytes;

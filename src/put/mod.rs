@@ -2,7 +2,7 @@
 //! read-only registry that serves preloaded images to BuildKit, and pushing
 //! results that do not go straight from BuildKit to the registry.
 
-pub mod engine;
+pub mod embedded;
 pub mod manifest;
 pub mod push;
 pub mod run;
@@ -13,8 +13,8 @@ pub mod tags;
 
 use std::path::PathBuf;
 
-use crate::buildkit::daemon::DaemonError;
 use crate::config::put::ParamsError;
+use embedded::DaemonError;
 
 /// A failure of the put-specific parts (params, tags, daemon, images,
 /// pushes we do ourselves). Registry and BuildKit client errors keep their

@@ -1,0 +1,135 @@
+//! The BuildKit client's errors.
+
+use std::path::PathBuf;
+
+use super::session;
+
+/// Errors of the BuildKit client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A daemon address could not be parsed.
+    #[error("invalid buildkit address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No address was given and `BUILDKIT_HOST` is unset.
+    #[error("no buildkit address given and BUILDKIT_HOST is not set")]
+    NoAddress,
+    /// The daemon could not be reached.
+    #[error("connecting to buildkit at {address}")]
+    Connect {
+        /// The address dialled.
+        address: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A control call failed.
+    #[error("{what}")]
+    Rpc {
+        /// What was being done.
+        what: &'static str,
+        /// The gRPC status.
+        #[source]
+        source: tonic::Status,
+    },
+    /// The request needs a feature this daemon does not have.
+    #[error("{feature} is not supported by {daemon}")]
+    Unsupported {
+        /// The feature, e.g. `exporter "oci"`.
+        feature: String,
+        /// The daemon and version, e.g. `docker engine 20.10.24 (buildkit < v0.11)`.
+        daemon: String,
+    },
+    /// The daemon refused a feature of the request (found out by asking:
+    /// e.g. `exporter "oci" could not be found`).
+    #[error("{daemon} refused the build: {message}")]
+    Refused {
+        /// The daemon's message.
+        message: String,
+        /// The daemon and version.
+        daemon: String,
+    },
+    /// A request option is unusable.
+    #[error("invalid build option {option}: {reason}")]
+    InvalidOption {
+        /// The option.
+        option: String,
+        /// Why.
+        reason: String,
+    },
+    /// A local directory for the session is missing or not a directory.
+    #[error("local directory {name:?} ({}) is not a readable directory", path.display())]
+    LocalDir {
+        /// Its name in the session (`context`, `dockerfile`, ...).
+        name: String,
+        /// The host path.
+        path: PathBuf,
+    },
+    /// An ssh key file cannot be served by the in-process agent.
+    #[error("loading ssh key for the build")]
+    SshKey(#[source] session::agent::KeyError),
+    /// The build itself failed at a step.
+    #[error("build step {step} failed: {error}{}", tail(logs))]
+    BuildFailed {
+        /// The failing vertex name, e.g. `[stage-0 2/3] RUN make`.
+        step: String,
+        /// The daemon's error message.
+        error: String,
+        /// The step's last log lines.
+        logs: Vec<String>,
+    },
+    /// The build failed without a failing step (frontend or export errors).
+    #[error("build failed: {0}")]
+    Solve(String),
+    /// A Docker Engine API call failed at the transport level.
+    #[error("{what}")]
+    DockerEngine {
+        /// The call.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The Docker Engine API answered with an error.
+    #[error("{what}: engine answered {status}: {message}")]
+    DockerApi {
+        /// The call.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The Engine's message.
+        message: String,
+    },
+}
+
+fn tail(logs: &[String]) -> String {
+    if logs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\nlast log lines:");
+    for l in logs {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    s
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Joins an error and its sources with `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
