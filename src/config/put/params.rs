@@ -6,8 +6,8 @@
 //!
 //! Name checks, conflicts between two spellings, the push-vs-build check and
 //! "did you mean" all read this table; the decoder in `build.rs`/`tags.rs`
-//! names a setting by its row (`params::CONTEXT`), never by a list of
-//! strings.
+//! names a setting with several spellings by its row (`params::CONTEXT`),
+//! never by a list of names of its own.
 
 use std::collections::BTreeSet;
 

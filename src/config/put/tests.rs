@@ -280,6 +280,9 @@ fn unknown_names_get_suggestions() {
     assert_eq!(hint("LABELS_x").as_deref(), Some("LABEL_x"));
     assert_eq!(hint("tag_as_lastest").as_deref(), Some("tag_as_latest"));
     assert_eq!(hint("zzzzqqq"), None);
+    // Case-insensitive scores tie between spellings; the key's case decides.
+    assert_eq!(hint("CONTXT").as_deref(), Some("CONTEXT"));
+    assert_eq!(hint("Dockerfle").as_deref(), Some("dockerfile"));
     let msg = f.decode(json!({"dockerfle": "x"})).unwrap_err().to_string();
     assert_eq!(
         msg,
@@ -509,4 +512,27 @@ fn type_errors_name_the_param() {
         f.decode(json!("x")),
         Err(ParamsError::NotAnObject(_))
     ));
+}
+
+#[test]
+fn param_table_names_each_spelling_once() {
+    let mut seen = std::collections::BTreeSet::new();
+    for row in params::ALL {
+        for name in row.fixed() {
+            assert!(seen.insert(name), "{name} is in two rows");
+        }
+    }
+    let known = known_names();
+    for name in [
+        "context",
+        "build",
+        "CONTEXT",
+        "load_file",
+        "tag",
+        "BUILDKIT_SSH",
+    ] {
+        assert!(known.contains(name), "{name}");
+    }
+    // Rejected params are not offered as suggestions.
+    assert!(!known.contains("OUTPUT_OCI") && !known.contains("pull_tag"));
 }
