@@ -12,6 +12,7 @@ pub mod get;
 pub mod put;
 pub mod semver;
 pub mod source;
+pub mod tag;
 
 pub use decode::DecodeError;
 pub use get::{Format, GetParams};

@@ -554,12 +554,7 @@ fn credentials(raw: RawCredentials) -> Option<RegistryCredentials> {
 }
 
 fn validate_tag(tag: &str) -> Result<(), Error> {
-    let ok = tag.len() <= 128
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && !tag.starts_with(['.', '-']);
-    if ok {
+    if super::tag::is_valid(tag) {
         Ok(())
     } else {
         Err(Error::Invalid {
