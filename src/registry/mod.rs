@@ -1,25 +1,33 @@
 //! Registry access for check, get and put: the only module that talks to
 //! registries (and the only importer of oci-client).
 //!
-//! - [`Client`]: one repository on one registry (auth, TLS, scheme), with
-//!   digest resolution, tag listing, manifest/blob fetch and push.
+//! - [`Client`] ([`client`]): one repository on one registry (auth, TLS,
+//!   scheme); its session in [`auth`], and its calls by resource in
+//!   [`manifests`], [`blobs`] and [`tags`].
+//! - [`Repository`]: the parsed repository reference.
 //! - [`retry_transient`]: registry-image's back-off for get and put.
 //!
+//! The caller builds a [`Client`] from its own configuration (the commands
+//! do it from `config::Source`); nothing here reads the request config.
 //! Which child of an index to use is [`crate::image::platform`]'s business.
 
-mod blob;
+mod auth;
+mod blobs;
 mod client;
 mod error;
+mod manifests;
+mod repository;
 mod retry;
+mod tags;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use blob::BlobReader;
-pub use client::{
-    Access, Client, Credentials, MANIFEST_ACCEPT, Manifest, RepositoryRef, TlsOptions,
-    implicitly_insecure, is_valid_digest, sha256_digest,
-};
+pub use auth::implicitly_insecure;
+pub use blobs::{BlobReader, is_valid_digest, sha256_digest};
+pub use client::{Access, Client, Credentials, RepositoryRef, TlsOptions};
 pub use error::{Error, Result, chain_is_transient};
+pub use manifests::{MANIFEST_ACCEPT, Manifest};
+pub use repository::{DOCKER_HUB_HOST, Repository, RepositoryError};
 pub use retry::{Transient, retry_transient};
 #[cfg(test)]
 mod tests;
