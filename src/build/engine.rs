@@ -33,20 +33,18 @@ pub async fn has_bridge(socket: &Path) -> Option<bool> {
 mod unix_http {
     use std::path::Path;
 
-    use http_body_util::Empty;
     use hyper::body::Body;
 
     pub async fn get_status(socket: &Path, path: &str) -> std::io::Result<u16> {
         let stream = tokio::net::UnixStream::connect(socket).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .map_err(std::io::Error::other)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty>(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)?;
         let driver = tokio::spawn(conn);
         let req = hyper::Request::get(path)
             .header("Host", "docker")
-            .body(Empty::new())
+            .body(Empty)
             .map_err(std::io::Error::other)?;
         let resp = sender
             .send_request(req)
@@ -63,6 +61,24 @@ mod unix_http {
         }
         driver.abort();
         Ok(status)
+    }
+
+    /// An empty request body.
+    pub struct Empty;
+
+    impl Body for Empty {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>>
+        {
+            std::task::Poll::Ready(None)
+        }
+        fn is_end_stream(&self) -> bool {
+            true
+        }
     }
 }
 
