@@ -17,3 +17,4 @@ mod buildkit;
 mod check;
 mod get;
 mod put;
+mod put_main_path;
