@@ -10,6 +10,8 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
+//!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 
 mod support;
 
