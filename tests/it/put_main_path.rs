@@ -817,10 +817,12 @@ fn sigterm_mid_build_leaves_nothing_behind(d: &Daemon) {
         std::thread::sleep(Duration::from_millis(100));
         run_step = run_step_processes(&marker);
     }
-    assert!(
-        run_step.iter().any(|(_, cmd)| cmd.trim() == "sleep 30"),
-        "the RUN step's processes are not visible: {run_step:#?}"
-    );
+    if !run_step.iter().any(|(_, cmd)| cmd.trim() == "sleep 30") {
+        // Stop the build before failing: a daemon stopped mid-RUN leaks.
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the RUN step's processes are not visible: {run_step:#?}");
+    }
     // SAFETY: plain syscall on our own child, not yet reaped.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(30);
