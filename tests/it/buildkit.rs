@@ -26,21 +26,8 @@ struct Target {
     address: Address,
     tunnel: buildkit::SessionTunnel,
     docker: &'static Docker,
-    _buildkitd: Option<Buildkitd>,
+    _buildkitd: Option<support::buildkitd::Standalone>,
     scratch: tempfile::TempDir,
-}
-
-/// A buildkitd started for one test, killed by pid on drop.
-struct Buildkitd {
-    child: Child,
-    _root: tempfile::TempDir,
-}
-
-impl Drop for Buildkitd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn docker() -> Option<&'static Docker> {
@@ -61,32 +48,9 @@ fn docker_target() -> Option<Target> {
 fn buildkitd_target() -> Option<Target> {
     let binary = support::buildkitd::find()?;
     let docker = docker()?;
-    let root = tempfile::tempdir().expect("buildkitd root");
-    let socket = root.path().join("buildkitd.sock");
-    let child = Command::new(&binary)
-        .arg("--root")
-        .arg(root.path().join("state"))
-        .arg("--addr")
-        .arg(format!("unix://{}", socket.display()))
-        // The OCI (runc) worker only: a containerd socket on the host must
-        // not change what is tested.
-        .args(["--oci-worker=true", "--containerd-worker=false"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting buildkitd");
-    let daemon = Buildkitd { child, _root: root };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "buildkitd did not create {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let daemon = support::buildkitd::Standalone::unix(&binary);
     Some(Target {
-        address: Address::Unix(socket),
+        address: Address::Unix(daemon.socket.clone().expect("a unix daemon has a socket")),
         tunnel: buildkit::SessionTunnel::ControlSession,
         docker,
         _buildkitd: Some(daemon),

@@ -10,6 +10,8 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
+//!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 
 mod support;
 
@@ -17,3 +19,4 @@ mod buildkit;
 mod check;
 mod get;
 mod put;
+mod put_main_path;

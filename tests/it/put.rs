@@ -98,12 +98,12 @@ on_each_daemon!(
 );
 
 /// A source dir with files.
-struct Src {
+pub(crate) struct Src {
     dir: tempfile::TempDir,
 }
 
 impl Src {
-    fn new(files: &[(&str, &str)]) -> Src {
+    pub(crate) fn new(files: &[(&str, &str)]) -> Src {
         let dir = tempfile::tempdir().expect("temp dir");
         for (rel, content) in files {
             let p = dir.path().join(rel);
@@ -112,7 +112,7 @@ impl Src {
         }
         Src { dir }
     }
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
@@ -142,16 +142,16 @@ fn run_out(
 
 /// `skopeo inspect --raw | sha256sum`: the digest as the registry serves it,
 /// or `None` when the reference does not exist.
-fn registry_digest(reg: &Registry, reference: &str) -> Option<String> {
+pub(crate) fn registry_digest(reg: &Registry, reference: &str) -> Option<String> {
     skopeo(reg, &["inspect", "--raw"], reference).map(|raw| sha256(&raw))
 }
 
-fn image_config(reg: &Registry, reference: &str) -> Value {
+pub(crate) fn image_config(reg: &Registry, reference: &str) -> Value {
     let raw = skopeo(reg, &["inspect", "--config", "--raw"], reference).expect("image config");
     serde_json::from_slice(&raw).expect("config is JSON")
 }
 
-fn skopeo(reg: &Registry, args: &[&str], reference: &str) -> Option<Vec<u8>> {
+pub(crate) fn skopeo(reg: &Registry, args: &[&str], reference: &str) -> Option<Vec<u8>> {
     let out = Command::new("skopeo")
         .args(args)
         .args(reg.skopeo_plain_args())
@@ -165,7 +165,7 @@ fn sha256(bytes: &[u8]) -> String {
     support::sha256_digest(bytes)
 }
 
-fn metadata(resp: &Value, name: &str) -> Option<String> {
+pub(crate) fn metadata(resp: &Value, name: &str) -> Option<String> {
     resp["metadata"]
         .as_array()?
         .iter()
@@ -175,7 +175,7 @@ fn metadata(resp: &Value, name: &str) -> Option<String> {
 }
 
 /// A Dockerfile starting from the shared busybox base (RUN needs a shell).
-fn from_base(reg: &Registry, rest: &str) -> String {
+pub(crate) fn from_base(reg: &Registry, rest: &str) -> String {
     format!("FROM {}\n{rest}", support::fixtures::busybox_base(reg))
 }
 

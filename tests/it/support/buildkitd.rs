@@ -1,7 +1,12 @@
-//! Locating a standalone `buildkitd`. None is packaged for Debian 12, so it may
-//! truly be absent: tests that need one skip loudly instead of failing.
+//! Locating a standalone `buildkitd`, and starting one per test. None is
+//! packaged for Debian 12, so it may truly be absent: tests that need one
+//! skip loudly instead of failing.
 
-use std::path::PathBuf;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// `$BUILDKITD`, else `buildkitd` on `PATH`; prints a SKIP line when absent.
 pub fn find() -> Option<PathBuf> {
@@ -21,4 +26,156 @@ pub fn find() -> Option<PathBuf> {
         super::skip("needs buildkitd (set BUILDKITD or put it on PATH)");
     }
     found
+}
+
+/// Server-side TLS files of a `tcp://` daemon (`--tlscacert` verifies
+/// client certificates, so mutual TLS is required).
+pub struct ServerTls {
+    /// CA that signed the client certificates the daemon accepts.
+    pub ca_cert: PathBuf,
+    /// The daemon's certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+}
+
+/// A buildkitd started for one test, stopped by pid on drop (SIGTERM, then
+/// SIGKILL), its root removed with it.
+pub struct Standalone {
+    /// `unix:///…/buildkitd.sock` or `tcp://127.0.0.1:PORT`.
+    pub address: String,
+    /// The socket of a `unix://` daemon.
+    pub socket: Option<PathBuf>,
+    /// Its combined stdout/stderr.
+    pub log: PathBuf,
+    child: Child,
+    root: tempfile::TempDir,
+}
+
+impl Standalone {
+    /// A daemon on a `unix://` socket in its own temp root.
+    pub fn unix(binary: &Path) -> Standalone {
+        let root = tempfile::tempdir().expect("buildkitd root");
+        let socket = root.path().join("buildkitd.sock");
+        let address = format!("unix://{}", socket.display());
+        let mut daemon = Standalone::spawn(binary, root, address, &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            daemon.assert_alive_before(deadline, &format!("creating {}", socket.display()));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon.socket = Some(socket);
+        daemon
+    }
+
+    /// A daemon on `tcp://127.0.0.1:<free port>` requiring mutual TLS.
+    pub fn tcp_tls(binary: &Path, tls: &ServerTls) -> Standalone {
+        let root = tempfile::tempdir().expect("buildkitd root");
+        let port = super::process::free_port();
+        let address = format!("tcp://127.0.0.1:{port}");
+        let args = [
+            "--tlscacert".into(),
+            tls.ca_cert.display().to_string(),
+            "--tlscert".into(),
+            tls.cert.display().to_string(),
+            "--tlskey".into(),
+            tls.key.display().to_string(),
+        ];
+        let mut daemon = Standalone::spawn(binary, root, address, &args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            daemon.assert_alive_before(deadline, &format!("listening on port {port}"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    fn spawn(
+        binary: &Path,
+        root: tempfile::TempDir,
+        address: String,
+        extra: &[String],
+    ) -> Standalone {
+        let log = root.path().join("buildkitd.log");
+        let out = std::fs::File::create(&log).expect("buildkitd log");
+        let err = out.try_clone().expect("buildkitd log");
+        let mut cmd = Command::new(binary);
+        cmd.arg("--root")
+            .arg(root.path().join("state"))
+            .arg("--addr")
+            .arg(&address)
+            .args(extra)
+            // The OCI (runc) worker only: a containerd socket on the host must
+            // not change what is tested.
+            .args(["--oci-worker=true", "--containerd-worker=false"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe; a test binary killed by a signal
+        // must not leave its daemons running.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("starting buildkitd");
+        Standalone {
+            address,
+            socket: None,
+            log,
+            child,
+            root,
+        }
+    }
+
+    fn assert_alive_before(&mut self, deadline: Instant, what: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "buildkitd exited ({status}) before {what}; log:\n{}",
+                self.log_tail(30)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "buildkitd not ready ({what}) after 30 s; log:\n{}",
+            self.log_tail(30)
+        );
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its temp root (state, socket, log).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The last `lines` lines of its log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: plain syscall on our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
