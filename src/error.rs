@@ -116,6 +116,17 @@ pub fn hint(message: &str) -> Option<&'static str> {
         Some(
             "hint: the registry refused the credentials; check source.username and source.password (and registry_mirror credentials)",
         )
+    } else if message.contains("connecting to buildkit at")
+        && (message.contains("certificate") || message.contains("UnknownIssuer"))
+    {
+        // Checked before the registry case: the same rustls words, another fix.
+        Some(
+            "hint: the BuildKit daemon's TLS certificate is not trusted; set source.buildkit_tls.ca_cert to the CA that signed it (and server_name if the certificate names another host)",
+        )
+    } else if message.contains("the daemon closed the TLS connection") {
+        Some(
+            "hint: the BuildKit daemon closed the connection on the first call; a tcp:// daemon that verifies clients needs a client certificate: set source.buildkit_tls.cert and source.buildkit_tls.key",
+        )
     } else if message.contains("certificate") || message.contains("UnknownIssuer") {
         Some(
             "hint: the registry's TLS certificate is not trusted; add its CA to source.ca_certs (plain HTTP needs source.insecure: true)",
@@ -188,5 +199,17 @@ mod tests {
                 .contains("username")
         );
         assert!(hint("fine").is_none());
+        let daemon = hint(
+            "connecting to buildkit at tcp://127.0.0.1:1: transport error: invalid peer certificate: UnknownIssuer",
+        )
+        .unwrap();
+        assert!(daemon.contains("buildkit_tls.ca_cert") && !daemon.contains("ca_certs"));
+        let registry = hint("GET https://r/v2/: invalid peer certificate: UnknownIssuer").unwrap();
+        assert!(registry.contains("source.ca_certs"));
+        assert!(
+            hint("asking buildkit for its version: the daemon closed the TLS connection; ...")
+                .unwrap()
+                .contains("buildkit_tls.cert")
+        );
     }
 }

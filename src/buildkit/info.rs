@@ -3,7 +3,7 @@
 //! store on Engines) and, for Docker Engines, the Engine version.
 
 use super::proto::moby::buildkit::v1 as control;
-use super::{Client, Error, Result, docker_engine};
+use super::{Address, Client, Error, Result, docker_engine};
 
 /// Which kind of daemon answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,24 @@ fn semver_of(text: &str) -> Option<semver::Version> {
     })
 }
 
+/// What the first call failed at. A daemon that verifies client
+/// certificates ends the TLS session of a client without one only after the
+/// handshake, so the failure shows up here, as a closed connection, and not
+/// when connecting.
+fn first_call_failure(address: &Address, status: &tonic::Status) -> &'static str {
+    let closed = matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+    );
+    match address {
+        Address::Tcp { tls: Some(tls), .. } if closed && tls.cert.is_none() => {
+            "asking buildkit for its version: the daemon closed the TLS connection; \
+             a daemon that verifies clients needs a client certificate (buildkit_tls cert and key)"
+        }
+        _ => "asking buildkit for its version",
+    }
+}
+
 impl Client {
     pub(super) async fn probe(&self) -> Result<DaemonInfo> {
         let mut control = self.control();
@@ -63,7 +81,7 @@ impl Client {
             Err(s) if s.code() == tonic::Code::Unimplemented => None,
             Err(source) => {
                 return Err(Error::Rpc {
-                    what: "asking buildkit for its version",
+                    what: first_call_failure(self.address(), &source),
                     source,
                 });
             }

@@ -638,10 +638,6 @@ fn tcp_buildkitd_with_mutual_tls() {
 }
 
 #[test]
-#[ignore = "fails today: a wrong buildkit_tls.ca_cert gives `connecting to buildkit at tcp://...: transport \
-            error: invalid peer certificate: UnknownIssuer` plus the registry hint `add its CA to \
-            source.ca_certs`; a missing client certificate gives `asking buildkit for its version: ... \
-            stream closed because of a broken pipe`; neither names buildkit_tls"]
 fn tcp_buildkitd_tls_errors_name_buildkit_tls() {
     let Some(mtls) = Mtls::start() else {
         support::skip("tcp_buildkitd_tls_errors_name_buildkit_tls: needs buildkitd");
