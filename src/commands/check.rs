@@ -690,11 +690,7 @@ mod registry_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::testutil::{TestRegistry, have, umoci_layout, umoci_layout_created};
-
-    fn tools() -> bool {
-        have("docker-registry") && have("skopeo") && have("umoci")
-    }
+    use crate::registry::testutil::{TestRegistry, umoci_layout, umoci_layout_created};
 
     fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
         CheckRequest {
@@ -708,10 +704,11 @@ mod registry_tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn tag_mode() {
-        if !tools() {
-            return;
-        }
         let reg = TestRegistry::plain();
         let dir = tempfile::tempdir().unwrap();
         let repo = format!("{}/tagged", reg.host);
@@ -780,10 +777,11 @@ mod registry_tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn multi_arch_reports_the_index_digest() {
-        if !tools() {
-            return;
-        }
         let reg = TestRegistry::plain();
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "amd", "amd");
@@ -821,10 +819,11 @@ mod registry_tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn semver_and_regex_modes() {
-        if !tools() {
-            return;
-        }
         let reg = TestRegistry::plain();
         let dir = tempfile::tempdir().unwrap();
         let name = "versions";
@@ -908,10 +907,11 @@ mod registry_tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn docker_hub_repository_is_checked_on_the_mirror() {
-        if !tools() {
-            return;
-        }
         let reg = TestRegistry::plain();
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "v1", "mirrored");

@@ -1,11 +1,13 @@
 //! Locating a standalone `buildkitd`. None is packaged for Debian 12, so it may
-//! truly be absent: tests that need one skip loudly instead of failing.
+//! truly be absent: tests that need one carry
+//! `#[cfg_attr(not(have_buildkitd), ignore = ...)]` (build.rs sets the cfg when
+//! it finds one, and always under `CI=true`), and fail here when it is gone.
 
 use std::path::PathBuf;
 
-/// `$BUILDKITD`, else `buildkitd` on `PATH`; prints a SKIP line when absent.
-pub fn find() -> Option<PathBuf> {
-    let found = match std::env::var_os("BUILDKITD") {
+/// `$BUILDKITD`, else `buildkitd` on `PATH`; panics when there is neither.
+pub fn find() -> PathBuf {
+    match std::env::var_os("BUILDKITD") {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
             assert!(
@@ -13,12 +15,13 @@ pub fn find() -> Option<PathBuf> {
                 "BUILDKITD={} does not name a file",
                 path.display()
             );
-            Some(path)
+            path
         }
-        _ => super::which("buildkitd"),
-    };
-    if found.is_none() {
-        super::skip("needs buildkitd (set BUILDKITD or put it on PATH)");
+        _ => super::which("buildkitd").unwrap_or_else(|| {
+            panic!(
+                "needs buildkitd: set BUILDKITD or put it on PATH \
+                 (scripts/test uses ../shared/buildkit/buildkitd)"
+            )
+        }),
     }
-    found
 }
