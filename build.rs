@@ -7,6 +7,12 @@
 //! in the Dockerfile's build stage), and the output cannot drift with the
 //! `protoc` version a machine happens to have. tonic-prost-build then turns
 //! the descriptor set into prost messages and tonic clients/servers.
+//!
+//! It also sets one `have_<tool>` cfg per test prerequisite that is present
+//! (see [`TEST_TOOLS`]): tests that need a tool carry
+//! `#[cfg_attr(not(have_<tool>), ignore = "...")]`, so where the tool is
+//! absent cargo's summary counts them as *ignored*, never as passed. Under
+//! `CI=true` every cfg is set: the tests run, and a missing tool fails them.
 
 /// Every file we compile, one per upstream proto (package in brackets).
 const PROTO_FILES: &[&str] = &[
@@ -28,8 +34,24 @@ const PROTO_FILES: &[&str] = &[
     "proto/moby/sshforward/v1/ssh.proto",
 ];
 
+/// `(cfg, tools)`: `have_<cfg>` is set when every tool is on `PATH` (for
+/// `buildkitd`, also when `$BUILDKITD` names a file) and, for daemons, the
+/// build runs as root (dockerd and the OCI worker of buildkitd need it).
+const TEST_TOOLS: &[(&str, &[&str], bool)] = &[
+    ("buildkitd", &["buildkitd"], true),
+    ("dockerd", &["dockerd", "docker"], true),
+    ("docker_registry", &["docker-registry"], false),
+    ("skopeo", &["skopeo"], false),
+    ("umoci", &["umoci"], false),
+    ("openssl", &["openssl"], false),
+    ("htpasswd", &["htpasswd"], false),
+    ("ssh_tools", &["ssh-agent", "ssh-add", "ssh-keygen"], false),
+    ("root", &[], true),
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    test_tool_cfgs();
     let descriptors = protox::compile(PROTO_FILES, ["proto"])?;
     tonic_prost_build::configure()
         // Payload fields become `bytes::Bytes`: upload chunks and session
@@ -39,4 +61,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .compile_fds(descriptors)?;
     Ok(())
+}
+
+/// Emits `have_<name>` for each present entry of [`TEST_TOOLS`] (all of them
+/// under `CI=true`).
+fn test_tool_cfgs() {
+    for var in ["PATH", "BUILDKITD", "CI"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
+    for (name, tools, needs_root) in TEST_TOOLS {
+        println!("cargo:rustc-check-cfg=cfg(have_{name})");
+        let present = tools.iter().all(|tool| on_path(tool)) && (root || !needs_root);
+        if ci || present {
+            println!("cargo:rustc-cfg=have_{name}");
+        }
+    }
+}
+
+/// Whether `tool` is an executable file on `PATH` (`buildkitd`: or at
+/// `$BUILDKITD`, as tests/it/support/buildkitd.rs looks for it).
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if tool == "buildkitd"
+        && let Some(path) = std::env::var_os("BUILDKITD").filter(|p| !p.is_empty())
+    {
+        return executable(std::path::Path::new(&path));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(tool))))
 }

@@ -170,19 +170,6 @@ impl futures::Stream for BodyStream {
 mod tests {
     use super::*;
 
-    /// Against a dockerd this test does not start: set PUT_TEST_DOCKER_SOCK
-    /// to a socket of one started with `--bridge=none` to run it.
-    #[tokio::test]
-    async fn engine_without_bridge_is_detected() {
-        let Some(sock) = std::env::var_os("PUT_TEST_DOCKER_SOCK") else {
-            eprintln!(
-                "SKIP: set PUT_TEST_DOCKER_SOCK to a dockerd socket (started with --bridge=none)"
-            );
-            return;
-        };
-        assert_eq!(has_bridge(Path::new(&sock)).await, Some(false));
-    }
-
     #[tokio::test]
     async fn no_engine_means_unknown() {
         let dir = tempfile::tempdir().unwrap();

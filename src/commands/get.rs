@@ -81,11 +81,11 @@ fn options(req: &InRequest) -> GetOptions {
     GetOptions {
         digest: req.version.digest.clone(),
         tag: req.version.tag.clone(),
-        format: Ok(match req.params.format {
+        format: match req.params.format {
             ParamsFormat::Rootfs => Format::Rootfs,
             ParamsFormat::Oci => Format::Oci,
             ParamsFormat::OciLayout => Format::OciLayout,
-        }),
+        },
         skip_download: req.params.skip_download,
         platform: WantedPlatform::new(
             platform.and_then(|p| p.os.as_deref()),

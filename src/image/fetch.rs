@@ -98,18 +98,6 @@ pub enum Format {
     OciLayout,
 }
 
-impl Format {
-    /// Parses `params.format`; empty means the default.
-    pub fn parse(text: Option<&str>) -> Result<Format> {
-        match text.unwrap_or("") {
-            "" | "rootfs" => Ok(Format::Rootfs),
-            "oci" => Ok(Format::Oci),
-            "oci-layout" => Ok(Format::OciLayout),
-            other => Err(Error::UnknownFormat(other.to_owned())),
-        }
-    }
-}
-
 /// What to download and how.
 #[derive(Debug, Clone)]
 pub struct GetOptions {
@@ -117,9 +105,9 @@ pub struct GetOptions {
     pub digest: String,
     /// The version tag: names the image in `image.tar` and `oci/index.json`.
     pub tag: String,
-    /// Output format, or the unknown-format error to raise after the
-    /// manifest fetch (registry-image raises it there).
-    pub format: std::result::Result<Format, String>,
+    /// Output format (an unknown `params.format` is rejected when the
+    /// request is decoded, in config/get.rs).
+    pub format: Format,
     /// `params.skip_download`.
     pub skip_download: bool,
     /// Platform used to pick a child of an index.
@@ -291,7 +279,7 @@ async fn download_into<S: BlobSource>(
     opts: &GetOptions,
 ) -> FResult<GetOutcome, S> {
     let top = fetch_verified_manifest(&*source, &opts.digest).await?;
-    let format = opts.format.clone().map_err(Error::UnknownFormat)?;
+    let format = opts.format;
 
     if opts.skip_download {
         if !opts.want_metadata {

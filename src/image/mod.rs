@@ -107,9 +107,6 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The requested `format` param is not one we know.
-    #[error("unknown format provided, must be one of 'rootfs', 'oci', 'oci-layout: {0}")]
-    UnknownFormat(String),
     /// A background task panicked or was cancelled.
     #[error("{0}: background task failed")]
     Task(&'static str, #[source] tokio::task::JoinError),

@@ -339,7 +339,7 @@ mod tests {
     use super::*;
     use crate::put::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
-    use crate::registry::testutil::{TestRegistry, have, run, umoci_layout};
+    use crate::registry::testutil::{TestRegistry, run, umoci_layout};
     use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::process::Command;
@@ -349,10 +349,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
-        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
-            return;
-        }
         crate::tls::install_crypto_provider();
         let reg = TestRegistry::tls_auth();
         let dir = tempfile::tempdir().unwrap();
@@ -379,10 +380,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_docker_registry, have_skopeo, have_umoci)),
+        ignore = "needs docker-registry, skopeo and umoci on PATH"
+    )]
     async fn tag_pushed_puts_an_existing_manifest_under_tags() {
-        if !have("docker-registry") || !have("umoci") || !have("skopeo") {
-            return;
-        }
         crate::tls::install_crypto_provider();
         let reg = TestRegistry::plain();
         let dir = tempfile::tempdir().unwrap();
@@ -419,10 +421,8 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(have_docker_registry), ignore = "needs docker-registry on PATH")]
     async fn a_failed_push_moves_no_tag() {
-        if !have("docker-registry") {
-            return;
-        }
         crate::tls::install_crypto_provider();
         let reg = TestRegistry::plain();
         let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);

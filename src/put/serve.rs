@@ -423,15 +423,8 @@ mod tests {
     /// A real client pulls through it: skopeo copies the image into an OCI
     /// layout and the manifest digest survives.
     #[tokio::test]
+    #[cfg_attr(not(have_skopeo), ignore = "needs skopeo on PATH")]
     async fn skopeo_can_pull_from_it() {
-        if std::process::Command::new("skopeo")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            crate::registry::testutil::skip("needs skopeo");
-            return;
-        }
         let img = image();
         let reg = ImageRegistry::start(BTreeMap::from([(
             "lib/base".to_string(),

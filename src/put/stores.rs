@@ -503,15 +503,8 @@ mod tests {
     /// through the loopback registry with the same layers.
     // Blocking skopeo calls: the registry must run on another thread.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(have_skopeo), ignore = "needs skopeo on PATH")]
     async fn skopeo_docker_archive_round_trips_through_the_loopback_registry() {
-        if std::process::Command::new("skopeo")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            crate::registry::testutil::skip("needs skopeo");
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
         let layout = dir.path().join("layout");
         let blob = |bytes: &[u8]| {

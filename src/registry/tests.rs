@@ -8,17 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::testutil::{FakeServer, TestRegistry, have, response, umoci_layout};
+use super::testutil::{FakeServer, TestRegistry, response, umoci_layout};
 use super::*;
 use crate::secret::Secret;
-
-fn tools() -> bool {
-    have("docker-registry")
-        && have("skopeo")
-        && have("umoci")
-        && have("openssl")
-        && have("htpasswd")
-}
 
 #[derive(serde::Deserialize)]
 struct ManifestDoc {
@@ -33,10 +25,17 @@ struct Desc {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(
+        have_docker_registry,
+        have_skopeo,
+        have_umoci,
+        have_openssl,
+        have_htpasswd
+    )),
+    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
+)]
 async fn plain_registry_resolve_fetch_and_stream() {
-    if !tools() {
-        return;
-    }
     let reg = TestRegistry::plain();
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "one");
@@ -98,10 +97,17 @@ async fn plain_registry_resolve_fetch_and_stream() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(
+        have_docker_registry,
+        have_skopeo,
+        have_umoci,
+        have_openssl,
+        have_htpasswd
+    )),
+    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
+)]
 async fn tags_follow_link_pagination() {
-    if !tools() {
-        return;
-    }
     let reg = TestRegistry::plain();
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "one");
@@ -127,10 +133,17 @@ async fn tags_follow_link_pagination() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(
+        have_docker_registry,
+        have_skopeo,
+        have_umoci,
+        have_openssl,
+        have_htpasswd
+    )),
+    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
+)]
 async fn push_blobs_and_manifest_then_skopeo_reads_them() {
-    if !tools() {
-        return;
-    }
     let reg = TestRegistry::plain();
     let client = reg.client("pushed", Access::Push);
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -191,10 +204,17 @@ async fn push_blobs_and_manifest_then_skopeo_reads_them() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(
+        have_docker_registry,
+        have_skopeo,
+        have_umoci,
+        have_openssl,
+        have_htpasswd
+    )),
+    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
+)]
 async fn tls_registry_needs_its_ca_and_credentials() {
-    if !tools() {
-        return;
-    }
     let reg = TestRegistry::tls_auth();
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "secure");

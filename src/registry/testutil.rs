@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,13 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::Repository;
 use super::{Access, Client, Credentials, TlsOptions};
 use crate::secret::Secret;
-
-/// Prints `SKIP: <why>` straight to stderr: the test harness hides the
-/// `eprintln!` output of passing tests, so a skip would look like a pass.
-pub fn skip(why: impl std::fmt::Display) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIP: {why}");
-}
 
 /// Panics with the command line and its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
@@ -37,24 +30,6 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// Whether `tool` is on PATH; when absent the test prints SKIP and returns,
-/// except under `CI=true`, where a missing tool is a broken install.
-pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is required when CI=true"
-        );
-        skip(format!("needs {tool} on PATH"));
-    }
-    found
 }
 
 fn free_port() -> u16 {

@@ -1,7 +1,8 @@
 //! The BuildKit client (`oci_build_resource::buildkit`) against real daemons:
 //! the Docker Engine 20.10 started by `support::docker` (its built-in
-//! BuildKit v0.8, reached through `/grpc`), and a standalone buildkitd when
-//! one is on PATH or at `$BUILDKITD` (skipped with a SKIP line otherwise).
+//! BuildKit v0.8, reached through `/grpc`), and a standalone buildkitd on PATH
+//! or at `$BUILDKITD` (those tests are ignored where build.rs found none, and
+//! fail under `CI=true`).
 //!
 //! Every scenario runs against each available daemon. Results are checked
 //! from the outside: images are run and inspected with the docker CLI (for
@@ -30,32 +31,28 @@ struct Target {
     scratch: tempfile::TempDir,
 }
 
-fn docker() -> Option<&'static Docker> {
-    support::docker::shared()
-}
-
-fn docker_target() -> Option<Target> {
-    let docker = docker()?;
-    Some(Target {
+fn docker_target() -> Target {
+    let docker = support::docker::shared();
+    Target {
         address: Address::DockerEngine(docker.socket.clone()),
         tunnel: buildkit::SessionTunnel::ControlSession,
         docker,
         _buildkitd: None,
         scratch: tempfile::tempdir().expect("scratch dir"),
-    })
+    }
 }
 
-fn buildkitd_target() -> Option<Target> {
-    let binary = support::buildkitd::find()?;
-    let docker = docker()?;
+fn buildkitd_target() -> Target {
+    let binary = support::buildkitd::find();
+    let docker = support::docker::shared();
     let daemon = support::buildkitd::Standalone::unix(&binary);
-    Some(Target {
+    Target {
         address: Address::Unix(daemon.socket.clone().expect("a unix daemon has a socket")),
         tunnel: buildkit::SessionTunnel::ControlSession,
         docker,
         _buildkitd: Some(daemon),
         scratch: tempfile::tempdir().expect("scratch dir"),
-    })
+    }
 }
 
 fn base_image() -> String {
@@ -387,24 +384,32 @@ async fn info_and_feature_detection(target: Target) {
 }
 
 /// One `#[tokio::test]` per scenario and daemon: `docker_engine::<scenario>`
-/// always runs (CI has dockerd), `buildkitd::<scenario>` when a buildkitd is
-/// found (a SKIP line otherwise).
+/// and `buildkitd::<scenario>`, each ignored where build.rs did not find its
+/// daemon (results are always looked at through dockerd). `name if have_x`
+/// adds a cfg the scenario needs on both daemons.
 macro_rules! on_each_daemon {
-    ($($scenario:ident),* $(,)?) => {
+    ($($scenario:ident $(if $needs:ident)?),* $(,)?) => {
         mod docker_engine {
             $(#[tokio::test(flavor = "multi_thread")]
+            #[cfg_attr(
+                not(all(have_dockerd $(, $needs)?)),
+                ignore = concat!("needs dockerd and docker on PATH, as root", $(", and ", stringify!($needs))?)
+            )]
             async fn $scenario() {
-                if let Some(t) = super::docker_target() {
-                    super::$scenario(t).await;
-                }
+                super::$scenario(super::docker_target()).await;
             })*
         }
         mod buildkitd {
             $(#[tokio::test(flavor = "multi_thread")]
+            #[cfg_attr(
+                not(all(have_buildkitd, have_dockerd $(, $needs)?)),
+                ignore = concat!(
+                    "needs buildkitd (set BUILDKITD or put it on PATH) and dockerd, as root",
+                    $(", and ", stringify!($needs))?
+                )
+            )]
             async fn $scenario() {
-                if let Some(t) = super::buildkitd_target() {
-                    super::$scenario(t).await;
-                }
+                super::$scenario(super::buildkitd_target()).await;
             })*
         }
     };
@@ -415,7 +420,7 @@ on_each_daemon!(
     failing_run_reports_step_and_logs,
     info_and_feature_detection,
     tar_exporter_writes_output_file,
-    ssh_agent_is_forwarded,
+    ssh_agent_is_forwarded if have_ssh_tools,
     registry_credentials_come_from_the_session,
     cache_options,
 );
@@ -423,16 +428,38 @@ on_each_daemon!(
 /// The same scenario with the session attached through the Engine's
 /// `POST /session` endpoint instead of `Control.Session`.
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(have_dockerd),
+    ignore = "needs dockerd and docker on PATH, as root"
+)]
 async fn docker_engine_session_endpoint() {
-    if let Some(mut t) = docker_target() {
-        t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
-        context_options_and_secret(t).await;
-    }
+    let mut t = docker_target();
+    t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
+    context_options_and_secret(t).await;
+}
+
+/// The test dockerd runs with `--bridge=none`, which `has_bridge` must see
+/// (put/run.rs then builds with host networking on the Engine).
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(have_dockerd),
+    ignore = "needs dockerd and docker on PATH, as root"
+)]
+async fn docker_engine_without_bridge_is_detected() {
+    let docker = support::docker::shared();
+    assert_eq!(
+        buildkit::docker_engine::has_bridge(&docker.socket).await,
+        Some(false)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(have_dockerd),
+    ignore = "needs dockerd and docker on PATH, as root"
+)]
 async fn docker_engine_image_export_and_removal() {
-    let Some(t) = docker_target() else { return };
+    let t = docker_target();
     let ctx = tempfile::tempdir().expect("context");
     write(
         ctx.path(),
@@ -520,11 +547,13 @@ async fn tar_exporter_writes_output_file(target: Target) {
 
 /// Copies `binary` and the shared libraries `ldd` lists into `dir/t`, so a
 /// RUN step can execute the host's tool from a bind mount of the context
-/// (the busybox base has no ssh client). Returns false when ldd is missing.
-fn stage_host_tool(binary: &Path, dir: &Path, name: &str) -> bool {
-    let Ok(out) = Command::new("ldd").arg(binary).output() else {
-        return false;
-    };
+/// (the busybox base has no ssh client). `ldd` is part of Debian's
+/// essential libc-bin.
+fn stage_host_tool(binary: &Path, dir: &Path, name: &str) {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("running ldd (libc-bin)");
     let lib = dir.join("t/lib");
     std::fs::create_dir_all(&lib).expect("mkdir");
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -548,7 +577,11 @@ fn stage_host_tool(binary: &Path, dir: &Path, name: &str) -> bool {
         }
     }
     std::fs::copy(binary, dir.join("t").join(name)).expect("copy tool");
-    lib.join("ld.so").exists()
+    assert!(
+        lib.join("ld.so").exists(),
+        "ldd {} listed no dynamic loader",
+        binary.display()
+    );
 }
 
 /// `RUN --mount=type=ssh` reaches the caller's agent through the session's
@@ -558,14 +591,9 @@ fn stage_host_tool(binary: &Path, dir: &Path, name: &str) -> bool {
 /// (checked on the host); (3) a build naming an ssh id the session lacks
 /// fails.
 async fn ssh_agent_is_forwarded(target: Target) {
-    let (Some(agent), Some(ssh_add), Some(keygen)) = (
-        support::which("ssh-agent"),
-        support::which("ssh-add"),
-        support::which("ssh-keygen"),
-    ) else {
-        support::skip("needs ssh-agent, ssh-add and ssh-keygen (apt-get install openssh-client)");
-        return;
-    };
+    let agent = support::require_tool("ssh-agent", "openssh-client");
+    let ssh_add = support::require_tool("ssh-add", "openssh-client");
+    let keygen = support::require_tool("ssh-keygen", "openssh-client");
     let dir = tempfile::tempdir().expect("agent dir");
     let key = dir.path().join("id_ed25519");
     let status = Command::new(&keygen)
@@ -614,14 +642,8 @@ async fn ssh_agent_is_forwarded(target: Target) {
     );
 
     let ctx = tempfile::tempdir().expect("context");
-    if !stage_host_tool(&ssh_add, ctx.path(), "ssh-add")
-        || !stage_host_tool(&keygen, ctx.path(), "ssh-keygen")
-    {
-        support::skip("needs ldd to stage ssh-add into the build");
-        let _ = child.kill();
-        let _ = child.wait();
-        return;
-    }
+    stage_host_tool(&ssh_add, ctx.path(), "ssh-add");
+    stage_host_tool(&keygen, ctx.path(), "ssh-keygen");
     write(
         ctx.path(),
         "Dockerfile",

@@ -36,14 +36,14 @@ enum Daemon {
 }
 
 impl Daemon {
-    fn embedded() -> Option<Daemon> {
-        support::buildkitd::find().map(Daemon::Embedded)
+    fn embedded() -> Daemon {
+        Daemon::Embedded(support::buildkitd::find())
     }
 
-    fn standalone() -> Option<Daemon> {
-        let binary = support::buildkitd::find()?;
+    fn standalone() -> Daemon {
+        let binary = support::buildkitd::find();
         let daemon = Standalone::unix(&binary);
-        Some(Daemon::Standalone(binary, daemon))
+        Daemon::Standalone(binary, daemon)
     }
 
     /// A daemon of the same kind with an empty state: the embedded one is
@@ -90,19 +90,17 @@ impl Daemon {
 macro_rules! on_each_daemon {
     ($($name:ident),* $(,)?) => {
         mod embedded {
-            $(#[test] fn $name() {
-                match super::Daemon::embedded() {
-                    Some(d) => super::$name(&d),
-                    None => crate::support::skip(format!("{}: needs buildkitd on PATH or $BUILDKITD", stringify!($name))),
-                }
+            $(#[test]
+            #[cfg_attr(not(have_buildkitd), ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)")]
+            fn $name() {
+                super::$name(&super::Daemon::embedded());
             })*
         }
         mod standalone {
-            $(#[test] fn $name() {
-                match super::Daemon::standalone() {
-                    Some(d) => super::$name(&d),
-                    None => crate::support::skip(format!("{}: needs buildkitd on PATH or $BUILDKITD", stringify!($name))),
-                }
+            $(#[test]
+            #[cfg_attr(not(have_buildkitd), ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)")]
+            fn $name() {
+                super::$name(&super::Daemon::standalone());
             })*
         }
     };
@@ -543,8 +541,8 @@ struct Mtls {
 }
 
 impl Mtls {
-    fn start() -> Option<Mtls> {
-        let binary = support::buildkitd::find()?;
+    fn start() -> Mtls {
+        let binary = support::buildkitd::find();
         let certs = tempfile::tempdir().expect("certs dir");
         let files = make_mtls_files(certs.path());
         let daemon = Standalone::tcp_tls(
@@ -565,14 +563,14 @@ impl Mtls {
             .find(|l| !l.starts_with("-----") && l.len() > 20)
             .expect("key body")
             .to_string();
-        Some(Mtls {
+        Mtls {
             files,
             daemon,
             src,
             repo: support::unique("main-mtls"),
             key_line,
             _certs: certs,
-        })
+        }
     }
 
     fn full(&self) -> Value {
@@ -604,11 +602,12 @@ impl Mtls {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_buildkitd),
+    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
+)]
 fn tcp_buildkitd_with_mutual_tls() {
-    let Some(mtls) = Mtls::start() else {
-        support::skip("tcp_buildkitd_with_mutual_tls: needs buildkitd on PATH or $BUILDKITD");
-        return;
-    };
+    let mtls = Mtls::start();
     let reg = support::registry::plain();
     let ok = mtls.out(mtls.full());
     if !ok.status.success() {
@@ -638,11 +637,12 @@ fn tcp_buildkitd_with_mutual_tls() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_buildkitd),
+    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
+)]
 fn tcp_buildkitd_tls_errors_name_buildkit_tls() {
-    let Some(mtls) = Mtls::start() else {
-        support::skip("tcp_buildkitd_tls_errors_name_buildkit_tls: needs buildkitd");
-        return;
-    };
+    let mtls = Mtls::start();
     for tls in [mtls.wrong_ca(), mtls.no_client_cert()] {
         let run = mtls.out(tls);
         run.expect_failure()
@@ -861,21 +861,20 @@ fn sigterm_mid_build_leaves_nothing_behind(d: &Daemon) {
 
 mod shutdown {
     #[test]
-    #[ignore = "fails today: out has no SIGTERM handler, so it dies at once; its embedded buildkitd gets \
-                SIGKILL (parent-death signal) and leaves the RUN step's `sh -c ... sleep 30` and `sleep 30` \
-                running and runc-overlayfs/executor/<id>/rootfs and cachemounts mounted under the daemon root"]
+    #[cfg_attr(
+        not(have_buildkitd),
+        ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
+    )]
     fn embedded_sigterm_mid_build_leaves_nothing_behind() {
-        match super::Daemon::embedded() {
-            Some(d) => super::sigterm_mid_build_leaves_nothing_behind(&d),
-            None => crate::support::skip("sigterm: needs buildkitd on PATH or $BUILDKITD"),
-        }
+        super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::embedded());
     }
 
     #[test]
+    #[cfg_attr(
+        not(have_buildkitd),
+        ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
+    )]
     fn standalone_sigterm_mid_build_leaves_nothing_behind() {
-        match super::Daemon::standalone() {
-            Some(d) => super::sigterm_mid_build_leaves_nothing_behind(&d),
-            None => crate::support::skip("sigterm: needs buildkitd on PATH or $BUILDKITD"),
-        }
+        super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::standalone());
     }
 }

@@ -14,7 +14,7 @@ fn options(digest: &str, format: Format) -> GetOptions {
     GetOptions {
         digest: digest.to_owned(),
         tag: "latest".into(),
-        format: Ok(format),
+        format,
         skip_download: false,
         platform: WantedPlatform::new(Some("linux"), Some("amd64"), None),
         want_metadata: true,
@@ -275,32 +275,6 @@ async fn wrong_manifest_digest_is_refused() {
 }
 
 #[tokio::test]
-async fn unknown_format_is_reported_after_the_manifest_fetch() {
-    let f = three_layer_image().await;
-    let opts = GetOptions {
-        format: Err("tarball".into()),
-        ..options(&f.digest, Format::Rootfs)
-    };
-    let err = download(f.source.clone(), &f.dest(), &opts)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "unknown format provided, must be one of 'rootfs', 'oci', 'oci-layout: tarball"
-    );
-    // A missing manifest fails first.
-    let missing = crate::image::digest::sha256_digest(b"nothing");
-    let opts = GetOptions {
-        format: Err("tarball".into()),
-        ..options(&missing, Format::Rootfs)
-    };
-    let err = download(f.source.clone(), &f.dest(), &opts)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, FetchError::Source(_)), "{err}");
-}
-
-#[tokio::test]
 async fn skip_download_writes_nothing_but_reports_metadata() {
     let f = three_layer_image().await;
     let dest = f.dest();
@@ -390,6 +364,10 @@ async fn platform_children_are_selected_and_oci_layout_keeps_the_index() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(have_skopeo, have_umoci)),
+    ignore = "needs skopeo and umoci on PATH"
+)]
 async fn oci_layout_of_a_single_image_satisfies_skopeo_and_umoci() {
     let f = three_layer_image_with(false).await;
     let dest = f.dest();
@@ -413,28 +391,25 @@ async fn oci_layout_of_a_single_image_satisfies_skopeo_and_umoci() {
     left.sort();
     assert_eq!(left, ["oci"], "no labels or metadata for oci-layout");
 
-    if have_tool("skopeo") {
-        let out = run(Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci:{}", oci.display())));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["Digest"], f.digest.as_str());
-        assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
-    }
-    if have_tool("umoci") {
-        let bundle = f.tmp.path().join("umoci-bundle");
-        run(Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
-            .arg(format!("{}:latest", oci.display()))
-            .arg(&bundle));
-        assert_eq!(
-            std::fs::read_to_string(bundle.join("rootfs/etc/three")).unwrap(),
-            "3"
-        );
-    }
+    let out = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}", oci.display())));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Digest"], f.digest.as_str());
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
+    let bundle = f.tmp.path().join("umoci-bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:latest", oci.display()))
+        .arg(&bundle));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/etc/three")).unwrap(),
+        "3"
+    );
 }
 
 #[tokio::test]
+#[cfg_attr(not(have_skopeo), ignore = "needs skopeo on PATH")]
 async fn docker_archive_satisfies_skopeo() {
     let f = three_layer_image().await;
     let dest = f.dest();
@@ -474,54 +449,47 @@ async fn docker_archive_satisfies_skopeo() {
             && names[2].ends_with(".tar")
     );
 
-    if have_tool("skopeo") {
-        let out = run(Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("docker-archive:{}", tarball.display())));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let layers: Vec<String> = v["Layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap().to_owned())
-            .collect();
-        // docker-archive reports uncompressed digests: the config's diff_ids.
-        let config: serde_json::Value =
-            serde_json::from_slice(&archive.read_entry(&archive.images()[0].config).unwrap())
-                .unwrap();
-        assert_eq!(serde_json::json!(layers), config["rootfs"]["diff_ids"]);
-        assert_eq!(v["Env"], serde_json::json!(["PATH=/bin", "FOO=1"]));
-        // A full copy reads every layer back out of the archive.
-        let copied = f.tmp.path().join("copied");
-        run(Command::new("skopeo")
-            .arg("copy")
-            .arg(format!("docker-archive:{}", tarball.display()))
-            .arg(format!("oci:{}:copied", copied.display())));
-        assert_eq!(verify(&copied).unwrap().images, 1);
-    }
+    let out = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", tarball.display())));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layers: Vec<String> = v["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    // docker-archive reports uncompressed digests: the config's diff_ids.
+    let config: serde_json::Value =
+        serde_json::from_slice(&archive.read_entry(&archive.images()[0].config).unwrap()).unwrap();
+    assert_eq!(serde_json::json!(layers), config["rootfs"]["diff_ids"]);
+    assert_eq!(v["Env"], serde_json::json!(["PATH=/bin", "FOO=1"]));
+    // A full copy reads every layer back out of the archive.
+    let copied = f.tmp.path().join("copied");
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}", tarball.display()))
+        .arg(format!("oci:{}:copied", copied.display())));
+    assert_eq!(verify(&copied).unwrap().images, 1);
 }
 
 /// Builds a multi-layer image with umoci (whiteouts, symlinks, hard links,
 /// odd modes, old mtimes, a hand-made opaque-directory layer) and checks our
 /// rootfs equals `umoci unpack --rootless` of it.
 #[tokio::test]
+#[cfg_attr(not(have_umoci), ignore = "needs umoci on PATH")]
 async fn rootfs_matches_umoci_unpack() {
-    if !have_tool("umoci") {
-        return;
-    }
     compare_with_umoci(true).await;
 }
 
 /// The same as root, without `--rootless`: owners must match too.
 #[tokio::test]
+#[cfg_attr(
+    not(all(have_root, have_umoci)),
+    ignore = "needs root and umoci on PATH"
+)]
 async fn rootfs_matches_umoci_unpack_as_root() {
-    if !nix::unistd::geteuid().is_root() {
-        crate::registry::testutil::skip("needs root");
-        return;
-    }
-    if !have_tool("umoci") {
-        return;
-    }
+    assert!(nix::unistd::geteuid().is_root(), "needs root");
     compare_with_umoci(false).await;
 }
 

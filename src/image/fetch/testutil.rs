@@ -128,9 +128,6 @@ pub async fn add_index(
     (d, index)
 }
 
-// The external-tool helpers are the registry tests' own.
-pub use crate::registry::testutil::have as have_tool;
-
 /// Runs a command, panicking with its output when it fails; stdout as text.
 pub fn run(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&crate::registry::testutil::run(cmd)).into_owned()

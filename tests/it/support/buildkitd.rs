@@ -1,6 +1,7 @@
-//! Locating a standalone `buildkitd`, and starting one per test. None is
-//! packaged for Debian 12, so it may truly be absent: tests that need one
-//! skip loudly instead of failing.
+//! Locating a standalone `buildkitd`. None is packaged for Debian 12, so it may
+//! truly be absent: tests that need one carry
+//! `#[cfg_attr(not(have_buildkitd), ignore = ...)]` (build.rs sets the cfg when
+//! it finds one, and always under `CI=true`), and fail here when it is gone.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -8,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `$BUILDKITD`, else `buildkitd` on `PATH`; prints a SKIP line when absent.
-pub fn find() -> Option<PathBuf> {
-    let found = match std::env::var_os("BUILDKITD") {
+/// `$BUILDKITD`, else `buildkitd` on `PATH`; panics when there is neither.
+pub fn find() -> PathBuf {
+    match std::env::var_os("BUILDKITD") {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
             assert!(
@@ -18,14 +19,15 @@ pub fn find() -> Option<PathBuf> {
                 "BUILDKITD={} does not name a file",
                 path.display()
             );
-            Some(path)
+            path
         }
-        _ => super::which("buildkitd"),
-    };
-    if found.is_none() {
-        super::skip("needs buildkitd (set BUILDKITD or put it on PATH)");
+        _ => super::which("buildkitd").unwrap_or_else(|| {
+            panic!(
+                "needs buildkitd: set BUILDKITD or put it on PATH \
+                 (scripts/test uses ../shared/buildkit/buildkitd)"
+            )
+        }),
     }
-    found
 }
 
 /// Server-side TLS files of a `tcp://` daemon (`--tlscacert` verifies
