@@ -592,6 +592,12 @@ impl Client {
         Ok(Some(sha256_digest(&body)))
     }
 
+    /// Pings the registry and authenticates (what every request does
+    /// first), so a caller can surface TLS and credential errors early.
+    pub async fn ping(&self) -> Result<()> {
+        self.session().await.map(|_| ())
+    }
+
     /// The digest `tag` points at (for an index: the index digest), or
     /// `None` when the tag does not exist.
     pub async fn resolve_tag(&self, tag: &str) -> Result<Option<String>> {
