@@ -10,6 +10,7 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 
 mod support;
 
@@ -17,3 +18,4 @@ mod buildkit;
 mod check;
 mod get;
 mod put;
+mod signals;
