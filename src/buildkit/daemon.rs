@@ -603,6 +603,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn mounts_under_a_dir_deepest_first_with_escapes_undone() {
+        let info = "\
+22 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 22 0:40 / /r/state/snap\\040one rw - overlay overlay rw
+31 30 0:41 / /r/state/snap\\040one/rootfs/proc rw - proc proc rw
+32 22 0:42 / /r/state/cache rw - tmpfs tmpfs rw
+33 22 0:43 / /rr/other rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mounts_under(info, Path::new("/r")),
+            vec![
+                PathBuf::from("/r/state/snap one/rootfs/proc"),
+                PathBuf::from("/r/state/snap one"),
+                PathBuf::from("/r/state/cache"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn descendants_that_outlive_the_daemon_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        // The daemon leaves a child that ignores SIGTERM, as runc's
+        // containers outlive a daemon stopped mid-build.
+        let bin = fake(
+            dir.path(),
+            "trap '' TERM; sh -c 'trap \"\" TERM; exec sleep 60' & echo $! > \"$SOCK.child\"; trap 'exit 0' TERM; : > \"$SOCK\"; while :; do sleep 0.05; done",
+        );
+        let mut d = Buildkitd::start(options(bin, dir.path()), socket_exists)
+            .await
+            .unwrap();
+        let child: u32 = std::fs::read_to_string(dir.path().join("buildkitd.sock.child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(alive(child).await);
+        assert_eq!(d.stop().await, 1);
+        assert!(!alive(child).await, "the daemon's child was killed");
+    }
+
     #[tokio::test]
     async fn drop_kills_the_daemon() {
         let dir = tempfile::tempdir().unwrap();

@@ -647,6 +647,105 @@ mod tests {
         assert!(!root.exists(), "private root removed");
     }
 
+    const EXT4: i64 = 0xEF53;
+
+    /// A fake statfs: `/` and `/tmp` are overlay (a Concourse container's
+    /// root), the listed volumes are ext4, anything else does not exist.
+    fn concourse_like(volumes: &'static [&'static str]) -> impl Fn(&Path) -> Option<i64> {
+        move |p: &Path| {
+            if p == Path::new("/") || p == Path::new("/tmp") {
+                Some(OVERLAYFS_SUPER_MAGIC)
+            } else if volumes.iter().any(|v| p == Path::new(v)) {
+                Some(EXT4)
+            } else {
+                None
+            }
+        }
+    }
+
+    fn candidates(explicit: Option<&str>) -> Vec<(&'static str, PathBuf)> {
+        let mut c = Vec::new();
+        if let Some(e) = explicit {
+            c.push(("$OCI_BUILD_RESOURCE_BUILDKIT_ROOT", PathBuf::from(e)));
+        }
+        c.push((
+            "the put's working directory",
+            PathBuf::from("/tmp/build/put"),
+        ));
+        c.push(("/scratch", PathBuf::from("/scratch")));
+        c.push(("the temp dir", PathBuf::from("/tmp")));
+        c
+    }
+
+    #[test]
+    fn the_root_goes_on_the_first_candidate_off_overlayfs() {
+        // The working-directory volume wins over /scratch; overlay /tmp is
+        // only the fallback.
+        let fs = concourse_like(&["/tmp/build/put", "/scratch"]);
+        let c = root_candidates(&candidates(None), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(
+            c.parents,
+            vec![
+                PathBuf::from("/tmp/build/put"),
+                PathBuf::from("/scratch"),
+                PathBuf::from("/tmp")
+            ]
+        );
+        assert_eq!(
+            c.note,
+            "buildkitd root under /tmp/build/put (the put's working directory, ext4; / is overlay)"
+        );
+        // An explicit setting comes first when it is off overlayfs ...
+        let fs = concourse_like(&["/tmp/build/put", "/data"]);
+        let c = root_candidates(&candidates(Some("/data")), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents[0], PathBuf::from("/data"));
+        assert!(
+            c.note.contains("$OCI_BUILD_RESOURCE_BUILDKIT_ROOT"),
+            "{}",
+            c.note
+        );
+        // ... and is passed over when it is overlay too.
+        let c = root_candidates(&candidates(Some("/tmp")), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents[0], PathBuf::from("/tmp/build/put"));
+    }
+
+    #[test]
+    fn a_working_directory_that_is_the_build_context_is_skipped() {
+        let fs = concourse_like(&["/tmp/build/put", "/scratch"]);
+        let c = root_candidates(
+            &candidates(None),
+            &[PathBuf::from("/tmp/build/put")],
+            PathBuf::from("/tmp"),
+            &fs,
+        );
+        assert_eq!(
+            c.parents,
+            vec![PathBuf::from("/scratch"), PathBuf::from("/tmp")]
+        );
+    }
+
+    #[test]
+    fn all_overlay_falls_back_and_says_why() {
+        let fs = concourse_like(&[]);
+        let c = root_candidates(&candidates(None), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents, vec![PathBuf::from("/tmp")]);
+        assert!(
+            c.note.contains("no candidate is off overlayfs")
+                && c.note.contains("the temp dir /tmp is overlay")
+                && c.note.contains("OCI_BUILD_RESOURCE_BUILDKIT_ROOT"),
+            "{}",
+            c.note
+        );
+    }
+
+    #[test]
+    fn fs_type_reads_a_real_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(fs_type(dir.path()).is_some());
+        assert_eq!(fs_type(&dir.path().join("missing")), None);
+        assert_eq!(fs_name(OVERLAYFS_SUPER_MAGIC), "overlay");
+    }
+
     #[test]
     fn not_configured_names_the_three_options() {
         let msg = DaemonError::NotConfigured.to_string();
