@@ -68,6 +68,13 @@ pub async fn run(
             ))
         })?;
 
+    if let Some(signal) = interrupt.fired() {
+        return Err(crate::Error::Interrupted {
+            signal,
+            cleanup: "nothing was built or pushed".into(),
+        });
+    }
+
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
