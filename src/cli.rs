@@ -8,9 +8,15 @@
 //! stderr and exit status 1. `in` and `out` handle SIGTERM and SIGINT (see
 //! [`Interrupt`]): they clean up, print `<step>: interrupted by <signal>;
 //! <what was cleaned>` and exit with 128 + the signal number.
+//!
+//! `--version` and `--help` as the only argument print to stdout and exit 0
+//! without reading stdin: the Dockerfile's last stage runs them to prove the
+//! copied binary starts. Concourse always passes an absolute path, so they
+//! cannot clash with `in`/`out`'s directory argument.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::commands::Interrupt;
@@ -29,7 +35,7 @@ pub enum Step {
 }
 
 impl Step {
-    /// The binary's name.
+    /// The file name Concourse runs this step by, under `/opt/resource`.
     pub fn name(self) -> &'static str {
         match self {
             Step::Check => "check",
@@ -37,10 +43,31 @@ impl Step {
             Step::Out => "out",
         }
     }
+
+    /// The step a multi-call binary runs when started as `program` (its
+    /// `argv[0]`): decided by the file name only, so `/opt/resource/out`
+    /// and `./out` both run `out`.
+    pub fn from_program(program: &OsStr) -> Option<Step> {
+        match Path::new(program).file_name()?.to_str()? {
+            "check" => Some(Step::Check),
+            "in" => Some(Step::In),
+            "out" => Some(Step::Out),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `step` and returns the process exit code.
 pub fn main(step: Step) -> ExitCode {
+    match std::env::args_os()
+        .nth(1)
+        .as_deref()
+        .and_then(OsStr::to_str)
+    {
+        Some("--version") => return print_stdout(&version()),
+        Some("--help") => return print_stdout(&usage(step)),
+        _ => {}
+    }
     crate::tls::install_crypto_provider();
     match run(step) {
         Ok(json) => {
@@ -68,6 +95,38 @@ pub fn main(step: Step) -> ExitCode {
             if let Some(hint) = hint(&message) {
                 eprintln!("{hint}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `oci-build-resource <crate version>`.
+pub fn version() -> String {
+    format!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+}
+
+fn usage(step: Step) -> String {
+    let args = match step {
+        Step::Check => "",
+        Step::In => " <destination dir>",
+        Step::Out => " <sources dir>",
+    };
+    format!(
+        "{}\nusage: {}{args} < request.json\n\
+         The Concourse resource step `{}`: reads the request JSON on stdin and \
+         writes one JSON response on stdout (see README.md).",
+        version(),
+        step.name(),
+        step.name()
+    )
+}
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
             ExitCode::FAILURE
         }
     }
@@ -157,6 +216,26 @@ fn run(step: Step) -> Result<String> {
                 crate::commands::put::run(req, &src, &interrupt).await
             })?;
             to_json(&resp)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_program_uses_the_file_name() {
+        for (program, want) in [
+            ("/opt/resource/check", Some("check")),
+            ("in", Some("in")),
+            ("./out", Some("out")),
+            ("/opt/resource/oci-build-resource", None),
+            ("/opt/out/other", None),
+            ("", None),
+        ] {
+            let got = Step::from_program(OsStr::new(program)).map(Step::name);
+            assert_eq!(got, want, "{program}");
         }
     }
 }

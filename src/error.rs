@@ -4,6 +4,8 @@
 //! adds step-level context ("checking origin <repo> failed"). The edge
 //! ([`crate::cli`]) prints `error: ` plus the whole chain joined by `: `.
 
+use crate::registry::{Transient, chain_is_transient};
+
 /// Any failure of a step.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -70,6 +72,27 @@ impl Error {
     }
 }
 
+/// Retry judgement for a whole step's error: the retry loop
+/// ([`crate::registry::retry_transient`]) runs around steps that fail with
+/// this type, so it is implemented here rather than in the registry module.
+impl Transient for Error {
+    fn is_transient(&self) -> bool {
+        // `Registry` is `#[error(transparent)]`, whose `source()` skips the
+        // registry error itself, so match the variants before walking.
+        match self {
+            Error::Registry(e) => e.is_transient(),
+            // Transparent too: a download cut short surfaces as an io error
+            // inside an image error (unpacking, spooling).
+            Error::Image(e) => chain_is_transient(e),
+            Error::Context { source, .. } => source.is_transient(),
+            Error::Foreign { source, .. } => chain_is_transient(source.as_ref()),
+            // Other variants: walk their sources (a wrapped io error from a
+            // truncated download is transient).
+            _ => chain_is_transient(self),
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -113,6 +136,47 @@ pub fn hint(message: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(code: u16) -> crate::registry::Error {
+        crate::registry::Error::Status {
+            request: "GET http://r/v2/x/manifests/y".into(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            codes: vec![],
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn transient_classification_sees_through_wrappers() {
+        let wrapped = Error::from(status(429)).context("download failed");
+        assert!(Transient::is_transient(&wrapped));
+        let wrapped = Error::from(status(401)).context("download failed");
+        assert!(!Transient::is_transient(&wrapped));
+        let io = Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(Transient::is_transient(&io));
+        let bad = Error::Foreign {
+            context: "unpacking layer".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::InvalidData)),
+        };
+        assert!(!Transient::is_transient(&bad));
+        let unpack = |kind| {
+            Error::from(crate::image::Error::Unpack {
+                layer: "sha256:x".into(),
+                entry: String::new(),
+                source: std::io::Error::from(kind),
+            })
+            .context("download failed")
+        };
+        assert!(Transient::is_transient(&unpack(
+            std::io::ErrorKind::ConnectionReset
+        )));
+        assert!(!Transient::is_transient(&unpack(
+            std::io::ErrorKind::InvalidData
+        )));
+    }
 
     #[test]
     fn chain_joins_sources_once() {

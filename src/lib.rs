@@ -15,6 +15,7 @@ pub mod error;
 pub mod image;
 pub mod put;
 pub mod registry;
+pub mod secret;
 pub mod tls;
 
 pub use error::{Error, Result};

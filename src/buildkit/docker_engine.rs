@@ -44,7 +44,7 @@ async fn request(
         .method(method)
         .uri(format!("{API}{path}"))
         .header(http::header::HOST, "docker")
-        .body(Empty)
+        .body(Empty::new())
         .map_err(|e| fail(Box::new(e)))?;
     let response = sender
         .send_request(req)

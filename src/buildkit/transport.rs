@@ -254,7 +254,7 @@ pub(crate) async fn upgrade_docker(
         request = request.header(*name, value);
     }
     let request = request
-        .body(Empty)
+        .body(Empty::new())
         .map_err(|e| IoError::new(ErrorKind::InvalidInput, e))?;
     let response = sender
         .send_request(request)
@@ -271,24 +271,8 @@ pub(crate) async fn upgrade_docker(
         .map_err(|e| IoError::new(ErrorKind::ConnectionAborted, e))
 }
 
-/// A request body with no data (http-body-util is not a dependency).
-pub(crate) struct Empty;
-
-impl hyper::body::Body for Empty {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::task::Poll::Ready(None)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        true
-    }
-}
+/// A request body with no data.
+pub(crate) type Empty = http_body_util::Empty<bytes::Bytes>;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 use tracing::{debug, warn};
@@ -26,13 +27,14 @@ use crate::concourse::{CheckRequest, Version};
 use crate::config::semver::{Constraint, Version as SemVer};
 use crate::config::{CheckMode, Source};
 use crate::error::{Result, chain};
+use crate::image::fetch::{self, FetchError};
 use crate::image::platform::WantedPlatform;
 use crate::registry::{self, Access, Client};
 
 /// Runs check: mirror first (if any), then origin.
 pub async fn run(req: CheckRequest) -> Result<Vec<Version>> {
     let source = &req.source;
-    if let Some(mirror) = Client::for_mirror(source)? {
+    if let Some(mirror) = super::mirror_client(source)? {
         let name = mirror.repository().given.clone();
         match check_with(&mirror, source, req.version.as_ref()).await {
             Ok(versions) if !versions.is_empty() => return Ok(versions),
@@ -40,7 +42,7 @@ pub async fn run(req: CheckRequest) -> Result<Vec<Version>> {
             Err(e) => warn!("checking mirror {name} failed: {}", chain(&e)),
         }
     }
-    let origin = Client::for_source(source, Access::Pull)?;
+    let origin = super::origin_client(source, Access::Pull)?;
     check_with(&origin, source, req.version.as_ref())
         .await
         .map_err(|e| e.context(format!("checking origin {} failed", source.repository)))
@@ -317,106 +319,38 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
     Ok(out)
 }
 
-/// The `created` time of the image at `digest` (platform child of an index),
-/// as (seconds, nanoseconds) since the epoch; `None` when absent.
+/// The `created` time of the image at `digest` (for an index, of the child
+/// `get` would pick), by [`fetch`]'s own platform and config selection;
+/// `None` when absent or not RFC 3339 (Go's zero time).
 async fn created_at(
     client: &Client,
     digest: &str,
     wanted: &WantedPlatform,
-) -> Result<Option<(i64, u32)>> {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        manifests: Option<Vec<oci_spec::image::Descriptor>>,
-        #[serde(default)]
-        config: Option<oci_spec::image::Descriptor>,
-    }
+) -> Result<Option<DateTime<Utc>>> {
     #[derive(serde::Deserialize)]
     struct Config {
         #[serde(default)]
         created: Option<String>,
     }
-    let invalid = |what: &str, e: serde_json::Error| {
+    let fetched = async {
+        let top = fetch::fetch_verified_manifest(client, digest).await?;
+        let selected = fetch::select_image(client, top, wanted).await?;
+        fetch::fetch_config(client, &selected.image).await
+    };
+    let (blob, _) = fetched.await.map_err(|e| match e {
+        FetchError::Source(e) => crate::Error::Registry(e),
+        FetchError::Image(e) => crate::Error::Image(e),
+    })?;
+    let config: Config = serde_json::from_slice(&blob).map_err(|e| {
         crate::Error::Other(format!(
-            "parsing {what} of {}@{digest}: {e}",
+            "parsing config of {}@{digest}: {e}",
             client.repository()
         ))
-    };
-    let mut reference = digest.to_owned();
-    for _depth in 0..4 {
-        let manifest = client.fetch_manifest(&reference).await?;
-        let doc: Doc =
-            serde_json::from_slice(&manifest.bytes).map_err(|e| invalid("manifest", e))?;
-        if let Some(children) = doc.manifests {
-            let child = children
-                .iter()
-                .find(|d| wanted.matches(d.platform().as_ref()))
-                .ok_or_else(|| {
-                    crate::Error::Other(format!(
-                        "no child with platform {wanted} in index {}@{reference}",
-                        client.repository()
-                    ))
-                })?;
-            reference = child.digest().to_string();
-            continue;
-        }
-        let Some(config) = doc.config else {
-            return Ok(None);
-        };
-        let blob = client.fetch_blob(config.digest().as_ref()).await?;
-        let config: Config = serde_json::from_slice(&blob).map_err(|e| invalid("config", e))?;
-        return Ok(config.created.as_deref().and_then(parse_rfc3339));
-    }
-    Err(crate::Error::Other(format!(
-        "index nesting too deep at {}@{digest}",
-        client.repository()
-    )))
-}
-
-/// Parses an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`, offsets
-/// allowed) to (seconds, nanoseconds) since the Unix epoch.
-fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let (date, rest) = s.split_once(['T', 't', ' '])?;
-    let mut d = date.splitn(3, '-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let tz_at = rest.find(['Z', 'z', '+', '-'])?;
-    let (time, tz) = rest.split_at(tz_at);
-    let (hms, frac) = match time.split_once('.') {
-        Some((a, b)) => (a, b),
-        None => (time, ""),
-    };
-    let mut t = hms.splitn(3, ':');
-    let (hh, mm, ss): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?
-    };
-    let offset = match tz {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if tz.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = tz[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset, nanos))
+    })?;
+    Ok(config
+        .created
+        .and_then(|c| DateTime::parse_from_rfc3339(&c).ok())
+        .map(|t| t.to_utc()))
 }
 
 #[cfg(test)]
@@ -667,34 +601,16 @@ mod tests {
             }]
         );
     }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
-        assert_eq!(
-            parse_rfc3339("2000-03-01T00:00:00Z"),
-            Some((951_868_800, 0))
-        );
-        assert_eq!(
-            parse_rfc3339("1970-01-01T01:00:00.5+01:00"),
-            Some((0, 500_000_000))
-        );
-        assert!(parse_rfc3339("1970-01-01T05:00:00Z") > parse_rfc3339("1970-01-01T04:00:00Z"));
-        assert_eq!(parse_rfc3339("garbage"), None);
-    }
 }
 
-/// check against a real `docker-registry` with skopeo-pushed fixtures.
+/// check against scripted fake registries: request order and mirror
+/// fallback. The docker-registry cases are in `tests/it/check.rs`.
 #[cfg(test)]
-mod registry_tests {
+mod fake_registry_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::testutil::{TestRegistry, have, umoci_layout, umoci_layout_created};
-
-    fn tools() -> bool {
-        have("docker-registry") && have("skopeo") && have("umoci")
-    }
+    use crate::registry::testutil::{FakeServer, response};
 
     fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
         CheckRequest {
@@ -703,240 +619,8 @@ mod registry_tests {
         }
     }
 
-    fn digest(reg: &TestRegistry, name: &str, tag: &str) -> String {
-        registry::sha256_digest(&reg.raw_manifest(name, tag))
-    }
-
-    #[tokio::test]
-    async fn tag_mode() {
-        if !tools() {
-            return;
-        }
-        let reg = TestRegistry::plain();
-        let dir = tempfile::tempdir().unwrap();
-        let repo = format!("{}/tagged", reg.host);
-        let source = json!({"repository": repo, "tag": "latest"});
-
-        // tag missing → [] even with a version
-        let v = Version {
-            tag: "latest".into(),
-            digest: registry::sha256_digest(b"x"),
-        };
-        assert!(
-            run(request(source.clone(), Some(v)))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        let layout = umoci_layout(dir.path(), "v1", "one");
-        reg.push_layout(&layout, "v1", "tagged", "latest");
-        let d1 = digest(&reg, "tagged", "latest");
-        let out = run(request(source.clone(), None)).await.unwrap();
-        assert_eq!(
-            out,
-            [Version {
-                tag: "latest".into(),
-                digest: d1.clone()
-            }]
-        );
-
-        let layout = umoci_layout(dir.path(), "v2", "two");
-        reg.push_layout(&layout, "v2", "tagged", "latest");
-        let d2 = digest(&reg, "tagged", "latest");
-        assert_ne!(d1, d2);
-        let old = Version {
-            tag: "latest".into(),
-            digest: d1.clone(),
-        };
-        let out = run(request(source.clone(), Some(old))).await.unwrap();
-        assert_eq!(
-            out,
-            [
-                Version {
-                    tag: "latest".into(),
-                    digest: d1
-                },
-                Version {
-                    tag: "latest".into(),
-                    digest: d2.clone()
-                }
-            ]
-        );
-        for bogus in [registry::sha256_digest(b"gone"), "sha256:bogus".to_string()] {
-            let v = Version {
-                tag: "latest".into(),
-                digest: bogus,
-            };
-            let out = run(request(source.clone(), Some(v))).await.unwrap();
-            assert_eq!(
-                out,
-                [Version {
-                    tag: "latest".into(),
-                    digest: d2.clone()
-                }]
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn multi_arch_reports_the_index_digest() {
-        if !tools() {
-            return;
-        }
-        let reg = TestRegistry::plain();
-        let dir = tempfile::tempdir().unwrap();
-        let layout = umoci_layout(dir.path(), "amd", "amd");
-        reg.push_layout(&layout, "amd", "multi", "amd");
-        let layout = umoci_layout(dir.path(), "arm", "arm");
-        reg.push_layout(&layout, "arm", "multi", "arm");
-        let (amd, arm) = (
-            reg.raw_manifest("multi", "amd"),
-            reg.raw_manifest("multi", "arm"),
-        );
-        let index = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
-            amd.len(),
-            registry::sha256_digest(&amd),
-            arm.len(),
-            registry::sha256_digest(&arm)
-        );
-        let client = reg.client("multi", Access::Push);
-        let pushed = client
-            .push_manifest(
-                "latest",
-                "application/vnd.oci.image.index.v1+json",
-                index.clone().into(),
-            )
-            .await
-            .unwrap();
-        let out = run(request(
-            json!({"repository": format!("{}/multi", reg.host), "tag": "latest"}),
-            None,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(out[0].digest, pushed);
-        assert_eq!(out[0].digest, registry::sha256_digest(index.as_bytes()));
-    }
-
-    #[tokio::test]
-    async fn semver_and_regex_modes() {
-        if !tools() {
-            return;
-        }
-        let reg = TestRegistry::plain();
-        let dir = tempfile::tempdir().unwrap();
-        let name = "versions";
-        let images = [
-            ("a", "2021-01-01T05:00:00Z", &["1.0.0", "gray"][..]),
-            ("b", "2021-01-01T00:00:00Z", &["1.2.1", "1.2", "grey"][..]),
-            (
-                "c",
-                "2021-01-01T04:00:00Z",
-                &["2.0.0", "green", "latest"][..],
-            ),
-        ];
-        let mut digests = HashMap::new();
-        for (content, created, tags) in images {
-            let layout = umoci_layout_created(dir.path(), content, content, created);
-            for t in tags {
-                reg.push_layout(&layout, content, name, t);
-            }
-            digests.insert(content, digest(&reg, name, tags[0]));
-        }
-        let repo = format!("{}/{name}", reg.host);
-        let tags = |out: Vec<Version>| out.into_iter().map(|v| v.tag).collect::<Vec<_>>();
-
-        let out = run(request(json!({"repository": repo}), None))
-            .await
-            .unwrap();
-        assert_eq!(tags(out), ["1.0.0", "1.2.1", "2.0.0"]);
-        let cursor = Version {
-            tag: "1.2.1".into(),
-            digest: digests["b"].clone(),
-        };
-        let out = run(request(json!({"repository": repo}), Some(cursor)))
-            .await
-            .unwrap();
-        assert_eq!(tags(out), ["1.2.1", "2.0.0"]);
-        let out = run(request(
-            json!({"repository": repo, "semver_constraint": "~1.2"}),
-            None,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(tags(out), ["1.2.1"]);
-
-        // regex: registry order, whatever it is; semver options ignored
-        let listed = reg.client(name, Access::Pull).list_tags().await.unwrap();
-        let re = Regex::new("gr(a|e)y").unwrap();
-        let want: Vec<String> = listed.into_iter().filter(|t| re.is_match(t)).collect();
-        assert_eq!(want.len(), 2);
-        let out = run(request(
-            json!({"repository": repo, "tag_regex": "gr(a|e)y", "semver_constraint": "9.x"}),
-            None,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(tags(out), want);
-        // created_at_sort: oldest first
-        let out = run(request(
-            json!({"repository": repo, "tag_regex": "^gr", "created_at_sort": true}),
-            None,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(tags(out), ["grey", "green", "gray"]);
-
-        // an unknown repository fails with the origin named
-        let err = run(request(
-            json!({"repository": format!("{}/nothing", reg.host)}),
-            None,
-        ))
-        .await
-        .unwrap_err();
-        let text = chain(&err);
-        assert!(
-            text.starts_with(&format!(
-                "checking origin {}/nothing failed: list repository tags: GET http://",
-                reg.host
-            )),
-            "{text}"
-        );
-        assert!(text.contains("NAME_UNKNOWN"), "{text}");
-    }
-
-    #[tokio::test]
-    async fn docker_hub_repository_is_checked_on_the_mirror() {
-        if !tools() {
-            return;
-        }
-        let reg = TestRegistry::plain();
-        let dir = tempfile::tempdir().unwrap();
-        let layout = umoci_layout(dir.path(), "v1", "mirrored");
-        reg.push_layout(&layout, "v1", "library/fake-image", "latest");
-        let want = digest(&reg, "library/fake-image", "latest");
-        // Docker Hub itself is unreachable here: success proves the mirror
-        // (with its implied `library/`) answered.
-        let out = run(request(
-            json!({"repository": "fake-image", "tag": "latest", "registry_mirror": {"host": reg.host}}),
-            None,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            out,
-            [Version {
-                tag: "latest".into(),
-                digest: want
-            }]
-        );
-    }
-
     #[tokio::test]
     async fn failing_mirror_falls_back_to_origin() {
-        use crate::registry::testutil::{FakeServer, response};
         let mirror = FakeServer::start(|req| match req.path.as_str() {
             "/v2/" => response("200 OK", &[], b""),
             _ => response("500 Internal Server Error", &[], b"mirror broken"),
@@ -970,7 +654,6 @@ mod registry_tests {
     /// one ping, HEAD the tag, HEAD the previous digest.
     #[tokio::test]
     async fn tag_mode_request_sequence_matches_ggcr() {
-        use crate::registry::testutil::{FakeServer, response};
         let new = registry::sha256_digest(b"new");
         let old = registry::sha256_digest(b"old");
         let (n2, o2) = (new.clone(), old.clone());
@@ -1023,6 +706,19 @@ mod registry_tests {
                 "HEAD /v2/img/manifests/latest",
                 &format!("HEAD /v2/img/manifests/{old}")
             ]
+        );
+        // A malformed version digest cannot exist: no lookup, no error.
+        let v = Version {
+            tag: "latest".into(),
+            digest: "sha256:bogus".into(),
+        };
+        let json = json!({"repository": format!("{}/img", server.host), "tag": "latest"});
+        let out = run(request(json, Some(v))).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            server.log().len(),
+            5,
+            "one ping and one HEAD of the tag more"
         );
     }
 }

@@ -1,16 +1,15 @@
 //! `in`: fetch the version's image into the destination directory
 //! (registry-image `commands/in.go`).
 //!
-//! The work is done by [`crate::image::fetch::download`]; this file adapts
-//! the registry client to its [`BlobSource`], runs the download through the
-//! mirror (if one applies) and then the origin, each inside registry-image's
+//! The work is done by [`crate::image::fetch::download`] on the registry
+//! client (its `BlobSource` impl is in `commands/mod.rs`); this file runs the
+//! download through the mirror (if one applies) and then the origin, each inside registry-image's
 //! retry loop, writes `tag`, `digest` and `repository`, and builds the
 //! response metadata. The fetch is by digest only; the tag names things.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::commands::Interrupt;
@@ -18,13 +17,11 @@ use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
 use crate::image::Error as ImageError;
-use crate::image::fetch::{
-    self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome,
-};
+use crate::image::fetch::{self, FetchError, Format, GetOptions, GetOutcome};
 use crate::image::metadata::matching;
 use crate::image::platform::WantedPlatform;
 use crate::image::rootfs::UnpackOptions;
-use crate::registry::{self, Access, Client, retry_transient};
+use crate::registry::{Access, Client, retry_transient};
 
 /// Layers downloading at once: enough to keep the unpacker fed, few enough
 /// not to hammer a registry (Docker's default is 3).
@@ -67,9 +64,9 @@ async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
     let opts = options(&req);
 
     let mut outcome = None;
-    if let Some(mirror) = Client::for_mirror(source)? {
+    if let Some(mirror) = super::mirror_client(source)? {
         let name = mirror.repository().given.clone();
-        let mirror = Arc::new(RegistrySource(mirror));
+        let mirror = Arc::new(mirror);
         match attempt_with_retries(&mirror, dest, &opts).await {
             Ok(o) => outcome = Some(o),
             Err(e) => warn!("download from mirror {name} failed: {}", chain(&e)),
@@ -78,7 +75,7 @@ async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
     let outcome = match outcome {
         Some(o) => o,
         None => {
-            let origin = Arc::new(RegistrySource(Client::for_source(source, Access::Pull)?));
+            let origin = Arc::new(super::origin_client(source, Access::Pull)?);
             attempt_with_retries(&origin, dest, &opts)
                 .await
                 .map_err(|e| e.context("download failed"))?
@@ -134,7 +131,7 @@ fn options(req: &InRequest) -> GetOptions {
 }
 
 async fn attempt_with_retries(
-    source: &Arc<RegistrySource>,
+    source: &Arc<Client>,
     dest: &Path,
     opts: &GetOptions,
 ) -> Result<GetOutcome> {
@@ -164,30 +161,4 @@ fn metadata(source: &Source, tag: &str, outcome: &GetOutcome) -> Vec<MetadataFie
         add(&mut out, matching(&outcome.annotations, re));
     }
     out
-}
-
-/// The registry client as a [`BlobSource`]. Its blob readers verify digest
-/// and size while streaming, as the trait requires.
-struct RegistrySource(Client);
-
-impl BlobSource for RegistrySource {
-    type Error = registry::Error;
-    type Reader = registry::BlobReader;
-
-    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest, registry::Error> {
-        let m = self.0.fetch_manifest(digest).await?;
-        Ok(FetchedManifest {
-            media_type: (!m.media_type.is_empty()).then_some(m.media_type),
-            bytes: m.bytes,
-            digest: m.digest,
-        })
-    }
-
-    async fn fetch_blob(&self, digest: &str) -> Result<Bytes, registry::Error> {
-        self.0.fetch_blob(digest).await
-    }
-
-    async fn blob_reader(&self, digest: &str, size: u64) -> Result<Self::Reader, registry::Error> {
-        self.0.blob_reader(digest, size).await
-    }
 }

@@ -1,9 +1,91 @@
 //! The three resource steps, one module each: each takes the validated
 //! request and returns the response value; [`crate::cli`] does the I/O.
+//!
+//! This file builds the registry access from `source` (the registry module
+//! knows nothing of the request config) and adapts the registry client to
+//! [`crate::image::fetch::BlobSource`] for check and get.
 
 pub mod check;
 pub mod get;
 pub mod put;
+
+use bytes::Bytes;
+
+use crate::config::{RegistryCredentials, Source};
+use crate::image::fetch::{BlobSource, FetchedManifest};
+use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
+
+/// Client for the origin repository of `source`.
+pub(crate) fn origin_client(source: &Source, access: Access) -> registry::Result<Client> {
+    client(
+        &source.repository,
+        source.username.as_deref(),
+        source.password.as_ref(),
+        source,
+        access,
+    )
+}
+
+/// Client for the mirror of a Docker Hub repository, with the mirror's own
+/// credentials; `None` when no mirror applies.
+pub(crate) fn mirror_client(source: &Source) -> registry::Result<Option<Client>> {
+    let Some((repo, mirror)) = source.mirror_repository() else {
+        return Ok(None);
+    };
+    let RegistryCredentials {
+        username, password, ..
+    } = mirror;
+    client(
+        &repo,
+        username.as_deref(),
+        password.as_ref(),
+        source,
+        Access::Pull,
+    )
+    .map(Some)
+}
+
+fn client(
+    repo: &Repository,
+    username: Option<&str>,
+    password: Option<&crate::secret::Secret>,
+    source: &Source,
+    access: Access,
+) -> registry::Result<Client> {
+    Client::new(
+        repo,
+        Credentials::from_parts(username, password),
+        &TlsOptions {
+            ca_certs: source.ca_certs.clone(),
+            insecure: source.insecure,
+        },
+        access,
+    )
+}
+
+/// The registry client as a [`BlobSource`]. Its blob readers verify digest
+/// and size while streaming, as the trait requires.
+impl BlobSource for Client {
+    type Error = registry::Error;
+    type Reader = registry::BlobReader;
+
+    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest, registry::Error> {
+        let m = Client::fetch_manifest(self, digest).await?;
+        Ok(FetchedManifest {
+            media_type: (!m.media_type.is_empty()).then_some(m.media_type),
+            bytes: m.bytes,
+            digest: m.digest,
+        })
+    }
+
+    async fn fetch_blob(&self, digest: &str) -> Result<Bytes, registry::Error> {
+        Client::fetch_blob(self, digest).await
+    }
+
+    async fn blob_reader(&self, digest: &str, size: u64) -> Result<Self::Reader, registry::Error> {
+        Client::blob_reader(self, digest, size).await
+    }
+}
 
 use tokio::sync::watch;
 

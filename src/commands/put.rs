@@ -34,7 +34,7 @@ pub async fn run(
         tracing::warn!("{note}");
     }
     let source = &req.source;
-    let client = registry::Client::for_source(source, Access::Push)?;
+    let client = super::origin_client(source, Access::Push)?;
 
     let existing = if tags::needs_tag_list(&params.tags) {
         existing_tags(&client).await?

@@ -211,23 +211,30 @@ pub fn from_value<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, De
     })
 }
 
-/// The known field closest to `key`, if it is close enough to be a likely
-/// typo or a docker-image/oci-build-task spelling.
-pub fn suggest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let key = key.to_ascii_lowercase();
+/// The known name closest to `key`, if it is close enough to be a likely
+/// typo or a docker-image/oci-build-task spelling. The crate's one
+/// "did you mean": source and get fields here, put params in `config::put`.
+///
+/// Names are compared case-insensitively (Jaro-Winkler, at least 0.8); when
+/// two names score the same that way (put accepts both `context` and
+/// `CONTEXT`), the one whose case is nearer the key wins.
+pub fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
     known
+        .into_iter()
         .map(|name| {
-            let mut score = strsim::jaro_winkler(&key, name);
+            let name_lower = name.to_ascii_lowercase();
+            let mut score = strsim::jaro_winkler(&lower, &name_lower);
             // `insecure_registries` → `insecure`: a known name that is a
             // whole prefix of the key is a strong hint even when long.
-            if key.starts_with(name) && name.len() >= 4 {
+            if lower.starts_with(&name_lower) && name.len() >= 4 {
                 score = score.max(0.9);
             }
-            (name, score)
+            (name, score, strsim::jaro_winkler(key, name))
         })
-        .filter(|(_, score)| *score >= 0.8)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(name, _)| name)
+        .filter(|(_, score, _)| *score >= 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(a.2.total_cmp(&b.2)))
+        .map(|(name, _, _)| name)
 }
 
 #[cfg(test)]

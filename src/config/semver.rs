@@ -27,8 +27,22 @@ fn valid_idents(s: &str) -> bool {
         .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
+/// Prerelease identifiers also refuse numeric ones with a leading zero
+/// (`01`), as Masterminds' `validatePrerelease` does.
+fn valid_pre(s: &str) -> bool {
+    valid_idents(s)
+        && s.split('.')
+            .all(|p| !(p.len() > 1 && p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit())))
+}
+
 impl Version {
     /// Parses `v?MAJOR[.MINOR[.PATCH]][-pre][+build]` (Masterminds `NewVersion`).
+    ///
+    /// The crate's one loose-semver parser: check's semver mode and put's
+    /// `version`/`bump_aliases` (`put::tags`) both read tags with it. Only a
+    /// lower-case `v` prefix is accepted, as Masterminds' regex (`v?`) does,
+    /// so a `V1.2.3` tag is not a version for check and an invalid `version`
+    /// for put, the same as in registry-image. No whitespace is trimmed.
     pub fn parse_loose(text: &str) -> Option<Version> {
         let s = text.strip_prefix('v').unwrap_or(text);
         let (s, build) = match s.split_once('+') {
@@ -39,7 +53,7 @@ impl Version {
             Some((a, b)) => (a, b),
             None => (s, ""),
         };
-        if (!pre.is_empty() || s.contains('-')) && !valid_idents(pre) {
+        if (!pre.is_empty() || s.contains('-')) && !valid_pre(pre) {
             return None;
         }
         if (!build.is_empty() || text.contains('+')) && !valid_idents(build) {
@@ -77,6 +91,21 @@ impl Version {
 
     fn triple(&self) -> (u64, u64, u64) {
         (self.major, self.minor, self.patch)
+    }
+}
+
+/// The normalised form, `MAJOR.MINOR.PATCH[-pre][+build]` (no `v`), which
+/// is the tag a put pushes for `version`.
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if !self.pre.is_empty() {
+            write!(f, "-{}", self.pre)?;
+        }
+        if !self.build.is_empty() {
+            write!(f, "+{}", self.build)?;
+        }
+        Ok(())
     }
 }
 
@@ -359,8 +388,28 @@ mod tests {
             "",
             "v",
             "1.2.3-a..b",
+            "1.0.0-01",
         ] {
             assert!(Version::parse_loose(bad).is_none(), "{bad}");
+        }
+    }
+
+    // The two parsers this one replaced disagreed on `V1.2.3`; Masterminds
+    // (registry-image) accepts only a lower-case `v`.
+    #[test]
+    fn loose_versions_normalise_as_registry_image() {
+        let norm = |s: &str| Version::parse_loose(s).map(|v| v.to_string());
+        assert_eq!(norm("v1.2.3").as_deref(), Some("1.2.3"));
+        assert_eq!(norm("V1.2.3"), None);
+        assert_eq!(norm("1.2").as_deref(), Some("1.2.0"));
+        assert_eq!(norm("v1.2").as_deref(), Some("1.2.0"));
+        assert_eq!(norm("1").as_deref(), Some("1.0.0"));
+        assert_eq!(norm("1.0.0-rc.1").as_deref(), Some("1.0.0-rc.1"));
+        assert_eq!(norm("1.0.0-rc.0+b.01").as_deref(), Some("1.0.0-rc.0+b.01"));
+        assert_eq!(norm("01.2.3").as_deref(), Some("1.2.3"));
+        assert_eq!(norm(" 1.2.3"), None);
+        for bad in ["hoogily-boogily", "1.2.3.4", "latest", "vv1"] {
+            assert_eq!(norm(bad), None, "{bad}");
         }
     }
 

@@ -12,13 +12,8 @@ use serde_json::Value;
 use super::decode::{self, DecodeError, Shape};
 use super::semver::Constraint;
 use super::{Error, Secret};
-
-/// The host ggcr and docker use for Docker Hub repositories.
-pub const DOCKER_HUB_HOST: &str = "index.docker.io";
-
-/// The host that actually serves Docker Hub's registry API (ggcr rewrites
-/// `index.docker.io` to it for requests).
-const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+use crate::registry::RepositoryError;
+pub use crate::registry::{DOCKER_HUB_HOST, Repository};
 
 const CREDENTIALS: Shape = Shape::Object(&[
     ("host", Shape::Leaf),
@@ -205,105 +200,6 @@ struct RawBuildkitTls {
     server_name: String,
 }
 
-/// A repository reference without tag, split like docker/ggcr do it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repository {
-    /// Registry host (and port) as ggcr names it: `index.docker.io` for
-    /// Docker Hub, else the first component as given.
-    pub registry: String,
-    /// Repository path on that registry, e.g. `library/busybox`.
-    pub path: String,
-    /// The text the user wrote, reported back verbatim in metadata.
-    pub given: String,
-}
-
-impl Repository {
-    /// Parses `text` (`busybox`, `docker.io/foo/bar`, `host:5000/x/y`).
-    pub fn parse(text: &str) -> Result<Repository, Error> {
-        let invalid = |reason: &str| Error::Invalid {
-            field: "source.repository",
-            value: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if text.is_empty() {
-            return Err(Error::Missing("repository"));
-        }
-        let (registry, path) = match text.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_owned(), rest.to_owned())
-            }
-            _ => (DOCKER_HUB_HOST.to_owned(), text.to_owned()),
-        };
-        if registry.is_empty() || registry.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(invalid("registry host is not valid"));
-        }
-        let registry = if registry == "docker.io" {
-            DOCKER_HUB_HOST.to_owned()
-        } else {
-            registry
-        };
-        if path.is_empty()
-            || path.starts_with('/')
-            || path.ends_with('/')
-            || path.contains("//")
-            || !path
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-/".contains(c))
-        {
-            return Err(invalid(
-                "repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./` (give the tag in source.tag)",
-            ));
-        }
-        let path = if registry == DOCKER_HUB_HOST && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        Ok(Repository {
-            registry,
-            path,
-            given: text.to_owned(),
-        })
-    }
-
-    /// Whether this is a Docker Hub repository (the only kind a
-    /// `registry_mirror` applies to).
-    pub fn is_docker_hub(&self) -> bool {
-        self.registry == DOCKER_HUB_HOST
-    }
-
-    /// The host to send registry API requests to.
-    pub fn api_host(&self) -> &str {
-        if self.is_docker_hub() {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.registry
-        }
-    }
-
-    /// Fully qualified name, `index.docker.io/library/busybox`.
-    pub fn qualified(&self) -> String {
-        format!("{}/{}", self.registry, self.path)
-    }
-
-    /// The same path on another registry (a mirror).
-    pub fn on_registry(&self, host: &str) -> Repository {
-        Repository {
-            registry: host.to_owned(),
-            path: self.path.clone(),
-            given: format!("{host}/{}", self.path),
-        }
-    }
-}
-
-impl std::fmt::Display for Repository {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.given)
-    }
-}
-
 /// Credentials and host of a mirror or an extra registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryCredentials {
@@ -424,7 +320,14 @@ impl Source {
 
     fn validate(raw: RawSource) -> Result<Source, Error> {
         reject_unsupported(&raw)?;
-        let repository = Repository::parse(&raw.repository)?;
+        let repository = Repository::parse(&raw.repository).map_err(|e| match e {
+            RepositoryError::Empty => Error::Missing("repository"),
+            RepositoryError::Invalid(reason) => Error::Invalid {
+                field: "source.repository",
+                value: raw.repository.clone(),
+                reason: reason.to_owned(),
+            },
+        })?;
         let tag = match raw.tag {
             None => None,
             Some(Value::String(s)) => non_empty(s),
@@ -554,12 +457,7 @@ fn credentials(raw: RawCredentials) -> Option<RegistryCredentials> {
 }
 
 fn validate_tag(tag: &str) -> Result<(), Error> {
-    let ok = tag.len() <= 128
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && !tag.starts_with(['.', '-']);
-    if ok {
+    if super::tag::is_valid(tag) {
         Ok(())
     } else {
         Err(Error::Invalid {
@@ -572,8 +470,9 @@ fn validate_tag(tag: &str) -> Result<(), Error> {
 }
 
 fn validate_pem(pem: &str) -> Result<(), Error> {
-    let mut reader = std::io::BufReader::new(pem.as_bytes());
-    let certs: Vec<_> = rustls_pemfile::certs(&mut reader)
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap_or_default();
     if certs.is_empty() {
@@ -630,32 +529,6 @@ mod tests {
 
     fn source(v: Value) -> Result<Source, String> {
         Source::from_value(v).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn docker_hub_normalisation() {
-        let r = Repository::parse("busybox").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.path.as_str()),
-            (DOCKER_HUB_HOST, "library/busybox")
-        );
-        assert_eq!(r.given, "busybox");
-        assert_eq!(r.api_host(), "registry-1.docker.io");
-        let r = Repository::parse("docker.io/busybox").unwrap();
-        assert_eq!(r.qualified(), "index.docker.io/library/busybox");
-        let r = Repository::parse("concourse/test-image-static").unwrap();
-        assert_eq!(r.qualified(), "index.docker.io/concourse/test-image-static");
-        let r = Repository::parse("127.0.0.1:5000/a").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.path.as_str()),
-            ("127.0.0.1:5000", "a")
-        );
-        assert!(!r.is_docker_hub());
-        let r = Repository::parse("localhost/x/y").unwrap();
-        assert_eq!(r.registry, "localhost");
-        assert!(Repository::parse("busybox:latest").is_err());
-        assert!(Repository::parse("Upper/case").is_err());
-        assert!(Repository::parse("").is_err());
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! size.
 //!
 //! The registry module is not used here: [`BlobSource`] is the few calls we
-//! need, so tests can serve an image from a local OCI layout and `get.rs`
-//! adapts the registry client in a few lines.
+//! need, so tests can serve an image from a local OCI layout and
+//! `commands/mod.rs` adapts the registry client in a few lines.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;

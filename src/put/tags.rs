@@ -10,11 +10,8 @@
 //! Alias selection is a pure function of the repository's existing tags, so
 //! the caller lists them (only when needed, see [`needs_tag_list`]).
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use crate::config::put::{TagParams, validate_tag};
+use crate::config::semver::Version;
 
 /// A tag problem, found before anything is pushed.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +62,8 @@ pub fn plan(
         (None, None) => {}
     }
     if let Some(text) = &params.version {
-        let version = parse_loose(text).ok_or_else(|| TagError::InvalidVersion(text.clone()))?;
+        let version = Version::parse_loose(text.trim())
+            .ok_or_else(|| TagError::InvalidVersion(text.clone()))?;
         tags.push((with_variant(&version.to_string(), variant), "version"));
         if params.bump_aliases {
             for alias in aliases(&version, variant, existing) {
@@ -105,45 +103,16 @@ fn with_variant(tag: &str, variant: Option<&str>) -> String {
     }
 }
 
-static LOOSE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[vV]?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$",
-    )
-    .expect("the loose semver pattern is valid")
-});
-
-/// Parses a version the way registry-image's semver library does in loose
-/// mode: optional `v`, missing minor/patch are 0 (`1.2` → `1.2.0`).
-pub fn parse_loose(text: &str) -> Option<semver::Version> {
-    let caps = LOOSE.captures(text.trim())?;
-    let num = |i: usize| -> Option<u64> {
-        caps.get(i)
-            .map_or(Some(0), |m| m.as_str().parse::<u64>().ok())
-    };
-    let mut v = semver::Version::new(num(1)?, num(2)?, num(3)?);
-    if let Some(pre) = caps.get(4) {
-        v.pre = semver::Prerelease::new(pre.as_str()).ok()?;
-    }
-    if let Some(build) = caps.get(5) {
-        v.build = semver::BuildMetadata::new(build.as_str()).ok()?;
-    }
-    Some(v)
-}
-
 /// The aliases a final `version` may move: bare (`latest` or the variant),
 /// `MAJOR`, `MAJOR.MINOR` (each with `-<variant>`), each only if no existing
 /// final version of the same variant is newer within its scope. Prerelease
 /// versions move no alias; equal versions never block.
-pub fn aliases(
-    version: &semver::Version,
-    variant: Option<&str>,
-    existing: &[String],
-) -> Vec<String> {
+pub fn aliases(version: &Version, variant: Option<&str>, existing: &[String]) -> Vec<String> {
     if !version.pre.is_empty() {
         return Vec::new();
     }
     let variant = variant.filter(|v| !v.is_empty());
-    let key = |v: &semver::Version| (v.major, v.minor, v.patch);
+    let key = |v: &Version| (v.major, v.minor, v.patch);
     let mine = key(version);
     let others: Vec<(u64, u64, u64)> = existing
         .iter()
@@ -151,7 +120,7 @@ pub fn aliases(
             Some(var) => tag.strip_suffix(&format!("-{var}")),
             None => Some(tag.as_str()),
         })
-        .filter_map(parse_loose)
+        .filter_map(Version::parse_loose)
         .filter(|v| v.pre.is_empty())
         .map(|v| key(&v))
         .collect();
@@ -187,17 +156,6 @@ mod tests {
         plan(None, variant, &params, &strings(existing))
             .unwrap()
             .tags
-    }
-
-    #[test]
-    fn loose_versions_normalise() {
-        assert_eq!(parse_loose("v1.2.3").unwrap().to_string(), "1.2.3");
-        assert_eq!(parse_loose("1.2").unwrap().to_string(), "1.2.0");
-        assert_eq!(parse_loose("1").unwrap().to_string(), "1.0.0");
-        assert_eq!(parse_loose("1.0.0-rc.1").unwrap().to_string(), "1.0.0-rc.1");
-        assert!(parse_loose("hoogily-boogily").is_none());
-        assert!(parse_loose("1.2.3.4").is_none());
-        assert!(parse_loose("latest").is_none());
     }
 
     // registry-image's out table (reference §6 case 16).

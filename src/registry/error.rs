@@ -194,5 +194,70 @@ pub fn chain_is_transient(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// Reads the registry's error body into (codes, message) for the error text.
+pub(super) fn error_detail(body: &[u8]) -> (Vec<String>, String) {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(env) = serde_json::from_slice::<Envelope>(body)
+        && !env.errors.is_empty()
+    {
+        let codes = env.errors.iter().map(|e| e.code.clone()).collect();
+        let text = env
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return (codes, text);
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let text: String = text.chars().take(300).collect();
+    (Vec::new(), text)
+}
+
+impl Error {
+    /// The error for a response with an unexpected status, body included.
+    pub(super) async fn from_response(
+        method: &reqwest::Method,
+        url: &str,
+        resp: reqwest::Response,
+    ) -> Error {
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        let (codes, body) = error_detail(&body);
+        Error::Status {
+            request: format!("{method} {url}"),
+            status,
+            codes,
+            body,
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_error_bodies() {
+        let (codes, text) = error_detail(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        );
+        assert_eq!(codes, ["MANIFEST_UNKNOWN"]);
+        assert_eq!(text, "MANIFEST_UNKNOWN: manifest unknown");
+        assert_eq!(error_detail(b"  oops \n").1, "oops");
+    }
+}

@@ -21,26 +21,6 @@ impl Transient for super::Error {
     }
 }
 
-impl Transient for crate::Error {
-    fn is_transient(&self) -> bool {
-        // `Registry` is `#[error(transparent)]`, whose `source()` skips the
-        // registry error itself, so match the variants before walking.
-        match self {
-            crate::Error::Registry(e) => e.is_transient(),
-            // Transparent too: a download cut short surfaces as an io error
-            // inside an image error (unpacking, spooling).
-            crate::Error::Image(e) => super::error::chain_is_transient(e),
-            crate::Error::Context { source, .. } => source.is_transient(),
-            crate::Error::Foreign { source, .. } => {
-                super::error::chain_is_transient(source.as_ref())
-            }
-            // Other variants: walk their sources (a wrapped io error from a
-            // truncated download is transient).
-            _ => super::error::chain_is_transient(self),
-        }
-    }
-}
-
 /// Lets in-crate tests use the short interval without mutating the process
 /// environment (`set_var` races other test threads).
 #[cfg(test)]
@@ -110,34 +90,6 @@ mod tests {
         assert!(Transient::is_transient(&status(429)));
         assert!(Transient::is_transient(&status(503)));
         assert!(!Transient::is_transient(&status(404)));
-        let wrapped = crate::Error::from(status(429)).context("download failed");
-        assert!(Transient::is_transient(&wrapped));
-        let wrapped = crate::Error::from(status(401)).context("download failed");
-        assert!(!Transient::is_transient(&wrapped));
-        let io = crate::Error::Foreign {
-            context: "unpacking layer".into(),
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
-        };
-        assert!(Transient::is_transient(&io));
-        let bad = crate::Error::Foreign {
-            context: "unpacking layer".into(),
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::InvalidData)),
-        };
-        assert!(!Transient::is_transient(&bad));
-        let unpack = |kind| {
-            crate::Error::from(crate::image::Error::Unpack {
-                layer: "sha256:x".into(),
-                entry: String::new(),
-                source: std::io::Error::from(kind),
-            })
-            .context("download failed")
-        };
-        assert!(Transient::is_transient(&unpack(
-            std::io::ErrorKind::ConnectionReset
-        )));
-        assert!(!Transient::is_transient(&unpack(
-            std::io::ErrorKind::InvalidData
-        )));
     }
 
     /// Runs only in the child process spawned by `test_env_shortens_backoff`.

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use super::testutil::{FakeServer, TestRegistry, have, response, umoci_layout};
 use super::*;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 fn tools() -> bool {
     have("docker-registry")
@@ -308,7 +308,7 @@ async fn token_auth_sends_basic_to_realm_and_bearer_to_registry() {
     let digest = sha256_digest(b"whatever");
     let hits = Arc::new(AtomicUsize::new(0));
     let server = FakeServer::start(bearer_registry(digest.clone(), hits.clone())).await;
-    let repo = crate::config::Repository::parse(&format!("{}/org/app", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/org/app", server.host)).unwrap();
     let creds = Credentials::Basic {
         username: "u".into(),
         password: Secret::new("p"),
@@ -359,7 +359,7 @@ async fn head_without_digest_falls_back_to_get() {
         _ => response("404 Not Found", &[], b""),
     })
     .await;
-    let repo = crate::config::Repository::parse(&format!("{}/fake", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/fake", server.host)).unwrap();
     let client = Client::new(
         &repo,
         Credentials::Anonymous,
@@ -390,7 +390,7 @@ async fn lying_blob_server_is_caught() {
     })
     .await;
     let client = |name: &str| {
-        let repo = crate::config::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        let repo = super::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
         Client::new(
             &repo,
             Credentials::Anonymous,
@@ -436,7 +436,7 @@ async fn retries_429_then_succeeds() {
         ),
     })
     .await;
-    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let got = retry_transient("fetching r", || async {
         // a fresh client per attempt, like registry-image's per-attempt ping
         let client = Client::new(
@@ -466,7 +466,7 @@ async fn retries_429_then_succeeds() {
         }
     })
     .await;
-    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let err = retry_transient("fetching r", || async {
         let client = Client::new(
             &repo,
@@ -515,7 +515,7 @@ async fn refused_token_is_refreshed_once() {
         }
     })
     .await;
-    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let client = Client::new(
         &repo,
         Credentials::Anonymous,
@@ -547,7 +547,7 @@ async fn refused_token_is_refreshed_once() {
         }
     })
     .await;
-    let repo = crate::config::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let repo = super::Repository::parse(&format!("{}/r", server.host)).unwrap();
     let client = Client::new(
         &repo,
         Credentials::Anonymous,
@@ -591,7 +591,7 @@ async fn schema1_manifests_are_unsupported_not_corrupt() {
     })
     .await;
     let client = |name: &str| {
-        let repo = crate::config::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        let repo = super::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
         Client::new(
             &repo,
             Credentials::Anonymous,

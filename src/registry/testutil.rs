@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::Repository;
 use super::{Access, Client, Credentials, TlsOptions};
-use crate::config::{Repository, Secret};
+use crate::secret::Secret;
 
 /// Prints `SKIP: <why>` straight to stderr: the test harness hides the
 /// `eprintln!` output of passing tests, so a skip would look like a pass.

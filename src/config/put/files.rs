@@ -5,6 +5,15 @@
 //! oci-build-task reads `k=v` lines (or YAML when the name ends in `.yml` /
 //! `.yaml`), docker-image reads a JSON object. All three are accepted here,
 //! chosen by extension, then by whether the text looks like a JSON object.
+//!
+//! YAML is read with `serde_norway`, the maintained fork of the deprecated
+//! `serde_yaml`: same API and the same scalar model (a number keeps
+//! `serde_yaml`'s text, `1.5` → `1.5`, `3` → `3`), so files read as they did,
+//! and its libyaml port (`unsafe-libyaml-norway`) is maintained too.
+//! `serde_yaml_ng` still depends on the unmaintained `unsafe-libyaml`;
+//! `serde-saphyr` (pure Rust) deserializes into typed structs; reading
+//! mixed scalars would take our own visitor, and their text could change
+//! (`1.0`, `1e3`).
 
 use std::path::Path;
 
@@ -39,13 +48,13 @@ pub fn parse_key_values(path: &Path, text: &str) -> Result<Vec<(String, String)>
 }
 
 fn parse_mapping(text: &str) -> Result<Vec<(String, String)>, FileProblem> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| FileProblem {
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| FileProblem {
         line: e.location().map(|l| l.line()),
         problem: format!("not valid YAML/JSON: {e}"),
     })?;
     let map = match value {
-        serde_yaml::Value::Mapping(map) => map,
-        serde_yaml::Value::Null => return Ok(Vec::new()),
+        serde_norway::Value::Mapping(map) => map,
+        serde_norway::Value::Null => return Ok(Vec::new()),
         _ => {
             return Err(FileProblem {
                 line: None,
@@ -68,12 +77,12 @@ fn parse_mapping(text: &str) -> Result<Vec<(String, String)>, FileProblem> {
     Ok(out)
 }
 
-fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Null => Some(String::new()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Null => Some(String::new()),
         _ => None,
     }
 }

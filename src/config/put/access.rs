@@ -1,0 +1,281 @@
+//! The value accessors of the put decoder: how one param's JSON value is
+//! read (a scalar as text, a flag, a list, a map, a path under the source
+//! dir, a small file), and how a setting's spellings from the
+//! [`params`](super::params) table are resolved to the one that is set.
+//! `""` and `null` mean "unset" throughout, as copied YAML often says
+//! `PARAM: ""` to switch something off.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::Env;
+use super::errors::{ParamsError, Result, type_error};
+use super::files::{self, FileProblem};
+use super::params::{self, Param};
+
+/// The decoder's state: the params left to read, and notes for the log.
+pub(super) struct Decoder<'a> {
+    pub map: Map<String, Value>,
+    pub env: &'a Env<'a>,
+    pub notes: Vec<String>,
+}
+
+impl Decoder<'_> {
+    /// Every key is a known spelling (or a family member); rejected ones
+    /// are refused when set.
+    pub fn check_names(&self) -> Result<()> {
+        for name in self.map.keys() {
+            params::check_name(name, self.is_set(name))?;
+        }
+        Ok(())
+    }
+
+    /// Present and not null/empty-string.
+    pub fn is_set(&self, name: &str) -> bool {
+        match self.map.get(name) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        }
+    }
+
+    /// The one set spelling of `param`, or a conflict naming two.
+    pub fn one_of(&self, param: &Param) -> Result<Option<&'static str>> {
+        let mut found: Option<&'static str> = None;
+        for name in param.fixed() {
+            if self.is_set(name) {
+                if let Some(first) = found {
+                    return Err(ParamsError::Conflict {
+                        first: first.to_string(),
+                        second: name.to_string(),
+                        what: param.what.to_string(),
+                    });
+                }
+                found = Some(name);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A scalar as text; `""` and null are unset.
+    pub fn text(&self, name: &str) -> Result<Option<String>> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match scalar_text(v) {
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => Ok(Some(s)),
+                None => Err(type_error(name, "a string", v)),
+            },
+        }
+    }
+
+    /// The text of the one set spelling of `param`, with that spelling.
+    pub fn first_text(&self, param: &Param) -> Result<Option<(String, String)>> {
+        match self.one_of(param)? {
+            Some(name) => Ok(self.text(name)?.map(|t| (name.to_string(), t))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "" | "false" | "0" | "no" => Ok(false),
+                "true" | "1" | "yes" => Ok(true),
+                _ => Err(ParamsError::Invalid {
+                    param: name.into(),
+                    problem: format!("{s:?} is not a boolean"),
+                }),
+            },
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
+            Some(v) => Err(type_error(name, "a boolean", v)),
+        }
+    }
+
+    /// A string→scalar map param, as ordered pairs.
+    pub fn string_map(&self, name: &str) -> Result<Vec<(String, String)>> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match scalar_text(v) {
+                    Some(s) => Ok((k.clone(), s)),
+                    None if v.is_null() => Ok((k.clone(), String::new())),
+                    None => Err(type_error(&format!("{name}.{k}"), "a string", v)),
+                })
+                .collect(),
+            Some(v) => Err(type_error(name, "an object", v)),
+        }
+    }
+
+    /// A list param; a string is split on commas (oci-build-task's form).
+    pub fn list(&self, name: &str) -> Result<Vec<String>> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(split_list(s)),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| scalar_text(v).ok_or_else(|| type_error(name, "a list of strings", v)))
+                .filter(|r| !matches!(r, Ok(s) if s.is_empty()))
+                .collect(),
+            Some(v) => Err(type_error(name, "a list of strings", v)),
+        }
+    }
+
+    /// Joins a relative path onto the source dir and checks it exists.
+    pub fn path(&self, param: &str, value: &str) -> Result<PathBuf> {
+        let path = self.env.src_dir.join(value);
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(ParamsError::MissingPath {
+                param: param.into(),
+                path,
+            })
+        }
+    }
+
+    pub fn read(&self, param: &str, value: &str) -> Result<(PathBuf, String)> {
+        let path = self.path(param, value)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(source) => Err(ParamsError::Read {
+                param: param.into(),
+                path,
+                source,
+            }),
+        }
+    }
+
+    pub fn key_value_file(&self, param: &str, value: &str) -> Result<Vec<(String, String)>> {
+        let (path, text) = self.read(param, value)?;
+        files::parse_key_values(&path, &text).map_err(|FileProblem { line, problem }| {
+            ParamsError::FileSyntax {
+                param: param.into(),
+                path,
+                line,
+                problem,
+            }
+        })
+    }
+
+    pub fn expand(&self, value: &str) -> String {
+        files::expand_metadata(value, self.env.var)
+    }
+
+    /// All keys with `prefix`, as `(name-after-prefix, param, value)`.
+    pub fn prefixed(&self, prefix: &str) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for (key, v) in &self.map {
+            if let Some(rest) = key.strip_prefix(prefix) {
+                if rest.is_empty() || v.is_null() {
+                    continue;
+                }
+                let text = scalar_text(v).ok_or_else(|| type_error(key, "a string", v))?;
+                out.push((rest.to_string(), key.clone(), text));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inline map + family params (conflict on the same key) + a file
+    /// (inline wins over the file, as an explicit pipeline value should).
+    /// `map` is a row with a typed map name and a family; `what` names one
+    /// entry ("build arg").
+    pub fn merged_map(
+        &mut self,
+        map: &Param,
+        file: &Param,
+        what: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let inline = map.fixed().next().expect("the row has a typed map name");
+        let prefix = map.family();
+        let mut from: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (k, v) in self.string_map(inline)? {
+            from.insert(k.clone(), (format!("{inline}.{k}"), v));
+        }
+        for (k, param, v) in self.prefixed(prefix)? {
+            if let Some((first, _)) = from.get(&k) {
+                return Err(ParamsError::Conflict {
+                    first: first.clone(),
+                    second: param,
+                    what: format!("{what} {k:?}"),
+                });
+            }
+            from.insert(k, (param, v));
+        }
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        if let Some((param, file)) = self.first_text(file)? {
+            for (k, v) in self.key_value_file(&param, &file)? {
+                if from.contains_key(&k) {
+                    self.notes.push(format!(
+                        "{what} {k:?} is set both inline and in {param}; the inline value wins"
+                    ));
+                }
+                out.insert(k, v);
+            }
+        }
+        for (k, (_, v)) in from {
+            out.insert(k, v);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(k, v)| {
+                let v = self.expand(&v);
+                (k, v)
+            })
+            .collect())
+    }
+}
+
+/// Expands a glob relative to `src_dir` to exactly one path.
+pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<PathBuf> {
+    let full = src_dir.join(pattern);
+    let text = full.to_string_lossy();
+    let matches: Vec<PathBuf> = glob::glob(&text)
+        .map_err(|e| ParamsError::Invalid {
+            param: param.into(),
+            problem: format!("{pattern:?} is not a valid glob: {e}"),
+        })?
+        .filter_map(|r| r.ok())
+        .collect();
+    match matches.as_slice() {
+        [] => Err(ParamsError::MissingPath {
+            param: param.into(),
+            path: full,
+        }),
+        [one] => Ok(one.clone()),
+        many => Err(ParamsError::Invalid {
+            param: param.into(),
+            problem: format!(
+                "too many files/directories match glob {pattern:?}: {}",
+                many.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+pub(super) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub(super) fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

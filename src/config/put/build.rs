@@ -1,0 +1,478 @@
+//! The build half of the put params: context, Dockerfile, target, args,
+//! labels, secrets, ssh, platforms, hosts, images standing in for `FROM`,
+//! cache settings, timestamps and network, each checked against the source
+//! dir so that a typo fails before any daemon starts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::access::{Decoder, scalar_text};
+use super::errors::{ParamsError, Result, type_error};
+use super::params;
+use super::tags::validate_tag;
+use super::{BuildParams, CacheSpec, LoadBase, Network, NoCache, SecretSpec, SecretText, SshSpec};
+
+impl Decoder<'_> {
+    pub(super) fn build(&mut self) -> Result<BuildParams> {
+        let context = match self.first_text(&params::CONTEXT)? {
+            Some((param, value)) => {
+                let path = self.path(&param, &value)?;
+                if !path.is_dir() {
+                    return Err(ParamsError::Invalid {
+                        param,
+                        problem: format!("{} is not a directory", path.display()),
+                    });
+                }
+                path
+            }
+            None => self.env.src_dir.to_path_buf(),
+        };
+        let dockerfile = match self.first_text(&params::DOCKERFILE)? {
+            Some((param, value)) => self.path(&param, &value)?,
+            None => {
+                let path = context.join("Dockerfile");
+                if !path.exists() {
+                    return Err(ParamsError::MissingPath {
+                        param: "dockerfile (default: <context>/Dockerfile)".into(),
+                        path,
+                    });
+                }
+                path
+            }
+        };
+        if !dockerfile.is_file() {
+            return Err(ParamsError::Invalid {
+                param: "dockerfile".into(),
+                problem: format!("{} is not a file", dockerfile.display()),
+            });
+        }
+
+        let mut target = self.first_text(&params::TARGET)?.map(|(_, t)| t);
+        if let Some((param, file)) = self.first_text(&params::TARGET_FILE)? {
+            let (path, text) = self.read(&param, &file)?;
+            let t = text.trim();
+            if t.is_empty() {
+                return Err(ParamsError::Invalid {
+                    param,
+                    problem: format!("{} is empty", path.display()),
+                });
+            }
+            if target.is_some() {
+                self.notes
+                    .push(format!("{param} overrides the target stage set inline"));
+            }
+            target = Some(t.to_string());
+        }
+
+        let build_args =
+            self.merged_map(&params::BUILD_ARGS, &params::BUILD_ARGS_FILE, "build arg")?;
+        let labels = self.merged_map(&params::LABELS, &params::LABELS_FILE, "label")?;
+        let annotations = self.string_map("annotations")?.into_iter().collect();
+        let secrets = self.secrets()?;
+        let ssh = match self.one_of(&params::SSH)? {
+            Some(name) => self
+                .list_or_text(name)?
+                .iter()
+                .map(|s| self.ssh(name, s))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let platforms = match self.one_of(&params::PLATFORMS)? {
+            Some(name) => {
+                let list = self.list(name)?;
+                for p in &list {
+                    validate_platform(name, p)?;
+                }
+                list
+            }
+            None => Vec::new(),
+        };
+        let add_hosts = self.add_hosts()?;
+        let image_args = self.image_args()?;
+        let load_bases = self.load_bases()?;
+        let no_cache = self.no_cache()?;
+        let cache_from = self.cache_from()?;
+        let cache_to = self
+            .list("cache_to")?
+            .iter()
+            .map(|s| parse_cache_spec("cache_to", s))
+            .collect::<Result<Vec<_>>>()?;
+        let cache_tag = if self.flag("cache")? {
+            let tag = self
+                .text("cache_tag")?
+                .unwrap_or_else(|| "buildcache".into());
+            validate_tag("cache_tag", &tag)?;
+            Some(tag)
+        } else {
+            if self.is_set("cache_tag") {
+                return Err(ParamsError::Invalid {
+                    param: "cache_tag".into(),
+                    problem: "it only applies with `cache: true`".into(),
+                });
+            }
+            None
+        };
+        let source_date_epoch = match self.text("source_date_epoch")? {
+            Some(s) => Some(s.parse::<u64>().map_err(|_| ParamsError::Invalid {
+                param: "source_date_epoch".into(),
+                problem: format!("{s:?} is not a number of seconds since 1970"),
+            })?),
+            None => None,
+        };
+        let network = match self.text("network")?.as_deref() {
+            None | Some("default" | "sandbox") => Network::Default,
+            Some("none") => Network::None,
+            Some("host") => Network::Host,
+            Some(other) => {
+                return Err(ParamsError::Invalid {
+                    param: "network".into(),
+                    problem: format!("{other:?} is not one of default, none, host"),
+                });
+            }
+        };
+        Ok(BuildParams {
+            context,
+            dockerfile,
+            target,
+            build_args,
+            labels,
+            annotations,
+            secrets,
+            ssh,
+            platforms,
+            add_hosts,
+            image_args,
+            load_bases,
+            no_cache,
+            cache_from,
+            cache_to,
+            cache_tag,
+            source_date_epoch,
+            network,
+        })
+    }
+
+    /// A list, or one string taken whole (ssh specs contain commas).
+    fn list_or_text(&self, name: &str) -> Result<Vec<String>> {
+        match self.map.get(name) {
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            _ => self.list(name),
+        }
+    }
+
+    fn ssh(&self, param: &str, spec: &str) -> Result<SshSpec> {
+        let (id, path) = match spec.split_once('=') {
+            Some((id, path)) => (id.trim(), Some(path.trim())),
+            None => (spec.trim(), None),
+        };
+        if id.is_empty() {
+            return Err(ParamsError::Invalid {
+                param: param.into(),
+                problem: format!("{spec:?} has no id (use `default` or `<id>=<key or socket>`)"),
+            });
+        }
+        let path = match path {
+            Some(p) if p.contains(',') => {
+                return Err(ParamsError::Invalid {
+                    param: param.into(),
+                    problem: format!(
+                        "id {id:?} lists several paths; give one key or socket per id"
+                    ),
+                });
+            }
+            Some(p) => Some(self.path(param, p)?),
+            None => None,
+        };
+        Ok(SshSpec {
+            id: id.to_string(),
+            path,
+        })
+    }
+
+    fn secrets(&self) -> Result<BTreeMap<String, SecretSpec>> {
+        let mut out: BTreeMap<String, (String, SecretSpec)> = BTreeMap::new();
+        let mut add = |id: String, param: String, spec: SecretSpec| -> Result<()> {
+            if let Some((first, _)) = out.get(&id) {
+                return Err(ParamsError::Conflict {
+                    first: first.clone(),
+                    second: param,
+                    what: format!("secret {id:?}"),
+                });
+            }
+            out.insert(id, (param, spec));
+            Ok(())
+        };
+        match self.map.get("secrets") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (id, entry) in m {
+                    let param = format!("secrets.{id}");
+                    let Value::Object(entry) = entry else {
+                        return Err(type_error(
+                            &param,
+                            "an object with `file`, `text` or `env`",
+                            entry,
+                        ));
+                    };
+                    let set: Vec<(&String, &Value)> =
+                        entry.iter().filter(|(_, v)| !v.is_null()).collect();
+                    let [(kind, value)] = set.as_slice() else {
+                        return Err(ParamsError::Invalid {
+                            param,
+                            problem: "give exactly one of `file`, `text`, `env` (docker-image's `source` = `file`)"
+                                .into(),
+                        });
+                    };
+                    let text =
+                        scalar_text(value).ok_or_else(|| type_error(&param, "a string", value))?;
+                    let spec = match kind.as_str() {
+                        "file" | "source" => {
+                            SecretSpec::File(self.path(&format!("{param}.{kind}"), &text)?)
+                        }
+                        "text" => SecretSpec::Text(SecretText(text)),
+                        "env" => self.env_secret(&param, &text)?,
+                        other => {
+                            return Err(ParamsError::Unknown {
+                                name: format!("{param}.{other}"),
+                                hint: crate::config::decode::suggest(
+                                    other,
+                                    ["file", "text", "env", "source"],
+                                )
+                                .map(str::to_string),
+                            });
+                        }
+                    };
+                    add(id.clone(), param, spec)?;
+                }
+            }
+            Some(v) => return Err(type_error("secrets", "an object", v)),
+        }
+        for (id, param, path) in self.prefixed("BUILDKIT_SECRET_")? {
+            let spec = SecretSpec::File(self.path(&param, &path)?);
+            add(id, param, spec)?;
+        }
+        for (id, param, text) in self.prefixed("BUILDKIT_SECRETTEXT_")? {
+            add(id, param, SecretSpec::Text(SecretText(text)))?;
+        }
+        Ok(out.into_iter().map(|(id, (_, spec))| (id, spec)).collect())
+    }
+
+    fn env_secret(&self, param: &str, var: &str) -> Result<SecretSpec> {
+        if (self.env.var)(var).is_none() {
+            return Err(ParamsError::Invalid {
+                param: param.into(),
+                problem: format!("environment variable {var:?} is not set"),
+            });
+        }
+        Ok(SecretSpec::Env(var.to_string()))
+    }
+
+    fn add_hosts(&self) -> Result<Vec<(String, String)>> {
+        let Some(name) = self.one_of(&params::ADD_HOSTS)? else {
+            return Ok(Vec::new());
+        };
+        let entries: Vec<String> = match self.map.get(name) {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(h, ip)| {
+                    scalar_text(ip)
+                        .map(|ip| format!("{h}={ip}"))
+                        .ok_or_else(|| type_error(&format!("{name}.{h}"), "an IP address", ip))
+                })
+                .collect::<Result<_>>()?,
+            _ => self.list(name)?,
+        };
+        entries
+            .iter()
+            .map(|e| {
+                // buildctl uses `host=ip`; docker's `--add-host` uses `host:ip`.
+                let (host, ip) = e
+                    .split_once('=')
+                    .or_else(|| {
+                        e.split_once(':')
+                            .filter(|(_, ip)| ip.parse::<std::net::IpAddr>().is_ok())
+                    })
+                    .ok_or_else(|| ParamsError::Invalid {
+                        param: name.into(),
+                        problem: format!("{e:?} is not host=ip"),
+                    })?;
+                let (host, ip) = (host.trim(), ip.trim());
+                if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(ParamsError::Invalid {
+                        param: name.into(),
+                        problem: format!("{e:?} is not host=ip"),
+                    });
+                }
+                Ok((host.to_string(), ip.to_string()))
+            })
+            .collect()
+    }
+
+    fn image_args(&self) -> Result<BTreeMap<String, PathBuf>> {
+        let mut out: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+        let mut entries: Vec<(String, String, String)> = self
+            .string_map("image_args")?
+            .into_iter()
+            .map(|(k, v)| (k.clone(), format!("image_args.{k}"), v))
+            .collect();
+        entries.extend(self.prefixed(params::IMAGE_ARGS.family())?);
+        for (name, param, path) in entries {
+            if let Some((first, _)) = out.get(&name) {
+                return Err(ParamsError::Conflict {
+                    first: first.clone(),
+                    second: param,
+                    what: format!("image arg {name:?}"),
+                });
+            }
+            let path = self.path(&param, &path)?;
+            out.insert(name, (param, path));
+        }
+        Ok(out.into_iter().map(|(k, (_, p))| (k, p)).collect())
+    }
+
+    /// docker-image's `load_base` (one dir) and `load_bases` (a list).
+    fn load_bases(&self) -> Result<Vec<LoadBase>> {
+        let mut dirs: Vec<(String, String)> = Vec::new();
+        if let Some(d) = self.text("load_base")? {
+            dirs.push(("load_base".into(), d));
+        }
+        for d in self.list("load_bases")? {
+            dirs.push(("load_bases".into(), d));
+        }
+        dirs.iter()
+            .map(|(param, d)| {
+                let dir = self.path(param, d)?;
+                let read = |file: &str| -> Result<String> {
+                    let path = dir.join(file);
+                    std::fs::read_to_string(&path)
+                        .map(|s| s.trim().to_string())
+                        .map_err(|source| ParamsError::Read {
+                            param: param.clone(),
+                            path,
+                            source,
+                        })
+                };
+                let repository = read("repository")?;
+                let tag = if dir.join("tag").exists() {
+                    read("tag")?
+                } else {
+                    "latest".into()
+                };
+                let image = ["image", "image.tar", "oci"]
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .find(|p| p.exists())
+                    .ok_or_else(|| ParamsError::MissingPath {
+                        param: param.clone(),
+                        path: dir.join("image"),
+                    })?;
+                Ok(LoadBase {
+                    name: format!("{repository}:{tag}"),
+                    image,
+                })
+            })
+            .collect()
+    }
+
+    fn no_cache(&self) -> Result<NoCache> {
+        match self.map.get("no_cache") {
+            None | Some(Value::Null) => Ok(NoCache::Off),
+            Some(Value::Array(_)) => {
+                let stages = self.list("no_cache")?;
+                Ok(if stages.is_empty() {
+                    NoCache::Off
+                } else {
+                    NoCache::Stages(stages)
+                })
+            }
+            Some(_) => Ok(if self.flag("no_cache")? {
+                NoCache::All
+            } else {
+                NoCache::Off
+            }),
+        }
+    }
+
+    /// Cache specs; docker-image's form (dirs from a `get`) becomes a
+    /// registry import of the image they name.
+    fn cache_from(&self) -> Result<Vec<CacheSpec>> {
+        self.list("cache_from")?
+            .iter()
+            .map(|entry| {
+                let dir = self.env.src_dir.join(entry);
+                if !entry.contains('=') && dir.join("repository").is_file() {
+                    let read = |f: &str| {
+                        std::fs::read_to_string(dir.join(f))
+                            .ok()
+                            .map(|s| s.trim().to_string())
+                    };
+                    let repository = read("repository").unwrap_or_default();
+                    let reference = match (read("digest"), read("tag")) {
+                        (Some(d), _) if !d.is_empty() => format!("{repository}@{d}"),
+                        (_, Some(t)) if !t.is_empty() => format!("{repository}:{t}"),
+                        _ => format!("{repository}:latest"),
+                    };
+                    return Ok(CacheSpec {
+                        kind: "registry".into(),
+                        attrs: BTreeMap::from([("ref".to_string(), reference)]),
+                    });
+                }
+                parse_cache_spec("cache_from", entry)
+            })
+            .collect()
+    }
+}
+
+/// `type=registry,ref=r,mode=max`, or a bare reference for a registry cache.
+pub fn parse_cache_spec(param: &str, spec: &str) -> Result<CacheSpec> {
+    if !spec.contains('=') {
+        return Ok(CacheSpec {
+            kind: "registry".into(),
+            attrs: BTreeMap::from([("ref".to_string(), spec.trim().to_string())]),
+        });
+    }
+    let mut kind = None;
+    let mut attrs = BTreeMap::new();
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').ok_or_else(|| ParamsError::Invalid {
+            param: param.into(),
+            problem: format!("{part:?} in {spec:?} is not key=value"),
+        })?;
+        if k.trim() == "type" {
+            kind = Some(v.trim().to_string());
+        } else {
+            attrs.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let kind = kind.unwrap_or_else(|| "registry".into());
+    match kind.as_str() {
+        "registry" if !attrs.contains_key("ref") => Err(ParamsError::Invalid {
+            param: param.into(),
+            problem: format!("{spec:?} needs ref=<image reference>"),
+        }),
+        "local" => Err(ParamsError::Invalid {
+            param: param.into(),
+            problem: "type=local caches do not survive a put container; use type=registry (or `cache: true`)"
+                .into(),
+        }),
+        _ => Ok(CacheSpec { kind, attrs }),
+    }
+}
+
+fn validate_platform(param: &str, p: &str) -> Result<()> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ParamsError::Invalid {
+            param: param.into(),
+            problem: format!("{p:?} is not os/arch[/variant]"),
+        })
+    }
+}

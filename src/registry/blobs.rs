@@ -1,0 +1,337 @@
+//! Blobs: whole small ones (configs) verified, streamed big ones through
+//! [`BlobReader`], which hashes and counts while streaming (nothing buffered
+//! beyond one network chunk) and turns any excess, truncation or digest
+//! mismatch into an io error no later than EOF (oci-client checks neither
+//! size nor digest of a stream); and pushes with ggcr's request pattern.
+//! A consumer that reads to EOF without error has exactly the blob it asked
+//! for.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::io::StreamReader;
+use tracing::debug;
+
+use super::auth::resolve_url;
+use super::client::Client;
+use super::error::{Error, Result};
+
+type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A verified streaming blob download.
+pub struct BlobReader {
+    inner: StreamReader<ByteStream, Bytes>,
+    hasher: Sha256,
+    name: String,
+    digest: String,
+    size: u64,
+    read: u64,
+    verified: bool,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("blob", &self.name)
+            .field("size", &self.size)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobReader {
+    /// Wraps `stream`, expected to yield `size` bytes hashing to `digest`;
+    /// `name` (`repo@digest`) is used in errors.
+    pub fn new(stream: ByteStream, name: String, digest: String, size: u64) -> BlobReader {
+        BlobReader {
+            inner: StreamReader::new(stream),
+            hasher: Sha256::new(),
+            name,
+            digest,
+            size,
+            read: 0,
+            verified: false,
+        }
+    }
+
+    fn check_eof(&mut self) -> io::Result<()> {
+        if self.read < self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "blob {} truncated: got {} of {} bytes",
+                    self.name, self.read, self.size
+                ),
+            ));
+        }
+        let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if actual != self.digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {} digest mismatch: got {actual}", self.name),
+            ));
+        }
+        self.verified = true;
+        Ok(())
+    }
+}
+
+impl AsyncRead for BlobReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.verified || buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() {
+                    return Poll::Ready(self.check_eof());
+                }
+                let n = new.len() as u64;
+                let this = &mut *self;
+                this.hasher.update(new);
+                this.read += n;
+                if this.read > this.size {
+                    // Hand out nothing of an oversized blob's excess chunk.
+                    buf.set_filled(before);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "blob {} is larger than its descriptor's {} bytes",
+                            this.name, this.size
+                        ),
+                    )));
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+/// Whether `digest` is `sha256:` plus 64 lower-case hex digits.
+pub fn is_valid_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+pub(super) fn valid_digest(digest: &str) -> Result<()> {
+    if is_valid_digest(digest) {
+        Ok(())
+    } else {
+        Err(Error::InvalidDigest(digest.to_owned()))
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub(super) fn is_digest(reference: &str) -> bool {
+    reference.contains(':')
+}
+
+/// Read size for streamed blob uploads.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+impl Client {
+    async fn blob_response(&self, digest: &str) -> Result<(String, reqwest::Response)> {
+        valid_digest(digest)?;
+        let session = self.session().await?;
+        let url = self.url(&session, &format!("blobs/{digest}"));
+        let resp = self.send(Method::GET, &url, HeaderMap::new(), None).await?;
+        if !resp.status().is_success() {
+            return Err(Error::from_response(&Method::GET, &url, resp).await);
+        }
+        Ok((url, resp))
+    }
+
+    /// A small blob (config), whole and verified.
+    pub async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
+        let (url, resp) = self.blob_response(digest).await?;
+        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
+            request: format!("GET {url}"),
+            source,
+        })?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: "blob",
+                reference: format!("{}@{digest}", self.repo.qualified()),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// A streaming reader of blob `digest` of `size` bytes; it fails with an
+    /// io error (at the latest at EOF) on excess, truncation or digest
+    /// mismatch, so a consumer never sees a silently wrong blob complete.
+    pub async fn blob_reader(&self, digest: &str, size: u64) -> Result<BlobReader> {
+        let (_, resp) = self.blob_response(digest).await?;
+        let stream = resp.bytes_stream().map_err(std::io::Error::other);
+        Ok(BlobReader::new(
+            Box::pin(stream),
+            format!("{}@{digest}", self.repo.qualified()),
+            digest.to_owned(),
+            size,
+        ))
+    }
+
+    /// Whether blob `digest` exists in the repository.
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool> {
+        valid_digest(digest)?;
+        let session = self.session().await?;
+        let url = self.url(&session, &format!("blobs/{digest}"));
+        let resp = self
+            .send(Method::HEAD, &url, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(Error::from_response(&Method::HEAD, &url, resp).await),
+        }
+    }
+
+    /// Uploads blob `digest` (`size` bytes from `body`) unless the registry
+    /// already has it: POST → PATCH (streamed) → PUT `?digest=`, the request
+    /// pattern of ggcr. The registry verifies the digest on the final PUT.
+    pub async fn push_blob(
+        &self,
+        digest: &str,
+        size: u64,
+        body: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<()> {
+        if self.blob_exists(digest).await? {
+            debug!(digest, "blob exists, skipping upload");
+            return Ok(());
+        }
+        let session = self.session().await?;
+        let url = self.url(&session, "blobs/uploads/");
+        let resp = self
+            .send(Method::POST, &url, HeaderMap::new(), None)
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(Error::from_response(&Method::POST, &url, resp).await);
+        }
+        let location = self.location(&url, &Method::POST, &resp)?;
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        let digest_owned = digest.to_owned();
+        // 256 KiB reads: ReaderStream's 4 KiB default makes a large upload
+        // tens of thousands of tiny body frames for a large layer.
+        let stream = tokio_util::io::ReaderStream::with_capacity(body, UPLOAD_CHUNK).map_err(
+            move |source| Error::Read {
+                digest: digest_owned.clone(),
+                source,
+            },
+        );
+        let resp = self
+            .send(
+                Method::PATCH,
+                &location,
+                headers,
+                Some(reqwest::Body::wrap_stream(stream)),
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(Error::from_response(&Method::PATCH, &location, resp).await);
+        }
+        let location = self.location(&location, &Method::PATCH, &resp)?;
+
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{sep}digest={digest}");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+        let resp = self.send(Method::PUT, &put, headers, None).await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(Error::from_response(&Method::PUT, &put, resp).await);
+        }
+        Ok(())
+    }
+
+    fn location(&self, url: &str, method: &Method, resp: &reqwest::Response) -> Result<String> {
+        let missing = || Error::Protocol {
+            request: format!("{method} {url}"),
+            detail: "upload response has no valid Location header".into(),
+        };
+        let loc = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(missing)?;
+        resolve_url(url, loc).ok_or_else(missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn reader(chunks: Vec<&'static [u8]>, digest_of: &[u8], size: u64) -> BlobReader {
+        let stream = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
+        let digest = sha256_digest(digest_of);
+        BlobReader::new(Box::pin(stream), "r@d".into(), digest, size)
+    }
+
+    #[tokio::test]
+    async fn verifies_while_streaming() {
+        let mut out = Vec::new();
+        reader(vec![b"hello ", b"world"], b"hello world", 11)
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn rejects_truncation_mismatch_and_excess() {
+        let mut out = Vec::new();
+        let e = reader(vec![b"hello"], b"hello world", 11)
+            .read_to_end(&mut out)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let e = reader(vec![b"hellO world"], b"hello world", 11)
+            .read_to_end(&mut out)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+        let e = reader(vec![b"hello world!"], b"hello world", 11)
+            .read_to_end(&mut out)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("larger"), "{e}");
+    }
+
+    #[test]
+    fn digests_are_validated() {
+        assert!(valid_digest(&sha256_digest(b"x")).is_ok());
+        assert!(valid_digest("sha256:abc").is_err());
+        assert!(valid_digest("").is_err());
+    }
+}
