@@ -5,7 +5,9 @@
 //! stderr (debug when `source.debug`), run the step on a tokio runtime and
 //! print its response as one JSON line on stdout. Nothing else writes to
 //! stdout. Failure: `error: <chain>` (plus a hint when we know one) on
-//! stderr and exit status 1.
+//! stderr and exit status 1. `in` and `out` handle SIGTERM and SIGINT (see
+//! [`Interrupt`]): they clean up, print `<step>: interrupted by <signal>;
+//! <what was cleaned>` and exit with 128 + the signal number.
 //!
 //! `--version` and `--help` as the only argument print to stdout and exit 0
 //! without reading stdin: the Dockerfile's last stage runs them to prove the
@@ -17,6 +19,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::commands::Interrupt;
 use crate::concourse::{CheckRequest, InRequest, OutRequest};
 use crate::error::{Error, Result, chain, hint};
 
@@ -76,6 +79,15 @@ pub fn main(step: Step) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Err(Error::Interrupted { signal, cleanup }) => {
+            eprintln!("{}: interrupted by {signal}; {cleanup}", step.name());
+            // The shell's convention for "ended by signal N".
+            let signo = match signal {
+                "SIGINT" => libc::SIGINT,
+                _ => libc::SIGTERM,
+            };
+            ExitCode::from(128 + signo as u8)
         }
         Err(e) => {
             let message = chain(&e);
@@ -189,14 +201,20 @@ fn run(step: Step) -> Result<String> {
             let dest = path_arg("destination")?;
             let req = InRequest::from_json(&read_stdin()?)?;
             init_logging(req.source.debug);
-            let resp = runtime()?.block_on(crate::commands::get::run(req, &dest))?;
+            let resp = runtime()?.block_on(async {
+                let interrupt = Interrupt::listen();
+                crate::commands::get::run(req, &dest, &interrupt).await
+            })?;
             to_json(&resp)
         }
         Step::Out => {
             let src = path_arg("source")?;
             let req = OutRequest::from_json(&read_stdin()?)?;
             init_logging(req.source.debug);
-            let resp = runtime()?.block_on(crate::commands::put::run(req, &src))?;
+            let resp = runtime()?.block_on(async {
+                let interrupt = Interrupt::listen();
+                crate::commands::put::run(req, &src, &interrupt).await
+            })?;
             to_json(&resp)
         }
     }

@@ -46,6 +46,14 @@ pub enum Error {
     /// Some other failure, already described.
     #[error("{0}")]
     Other(String),
+    /// SIGTERM or SIGINT ended the step; `cleanup` says what was undone.
+    #[error("interrupted by {signal}; {cleanup}")]
+    Interrupted {
+        /// `SIGTERM` or `SIGINT`.
+        signal: &'static str,
+        /// What the step released before exiting.
+        cleanup: String,
+    },
 }
 
 impl From<crate::config::Error> for Error {

@@ -17,6 +17,11 @@
 //! process (as `tests/it/support/process.rs` does for the test services).
 //! Dropping a [`Buildkitd`] that was not stopped sends SIGKILL without
 //! waiting (tokio reaps the process in the background).
+//!
+//! A daemon stopped mid-build may leave its runc containers (children of
+//! runc, itself a child of buildkitd) running and their mounts under its
+//! root: [`Buildkitd::stop`] kills the descendants that outlive the daemon,
+//! and [`unmount_under`] detaches what is still mounted under a directory.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -124,6 +129,7 @@ pub struct Buildkitd {
     child: Option<Child>,
     socket: PathBuf,
     log: PathBuf,
+    timeout: Duration,
     stop_grace: Duration,
 }
 
@@ -165,6 +171,14 @@ impl Buildkitd {
         P: Fn(PathBuf) -> F,
         F: std::future::Future<Output = bool>,
     {
+        let mut daemon = Buildkitd::spawn(opts)?;
+        daemon.wait_ready(probe).await?;
+        Ok(daemon)
+    }
+
+    /// Starts the daemon without waiting for it: the caller owns it (and so
+    /// can stop it) while [`Buildkitd::wait_ready`] runs.
+    pub fn spawn(opts: SpawnOptions) -> Result<Buildkitd> {
         let log_error = |source| DaemonError::Log {
             path: opts.log.clone(),
             source,
@@ -214,13 +228,24 @@ impl Buildkitd {
             source,
         })?;
         tracing::info!(pid = child.id(), root = %opts.root.display(), "started buildkitd");
-        let mut daemon = Buildkitd {
+        Ok(Buildkitd {
             child: Some(child),
             socket: opts.socket.clone(),
             log: opts.log.clone(),
+            timeout: opts.timeout,
             stop_grace: opts.stop_grace,
-        };
+        })
+    }
 
+    /// Waits until `probe(socket)` says the daemon answers (pass
+    /// [`answers`] for a real buildkitd). On a timeout the daemon is stopped
+    /// before the error is returned.
+    pub async fn wait_ready<P, F>(&mut self, probe: P) -> Result<()>
+    where
+        P: Fn(PathBuf) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        let daemon = self;
         let started = Instant::now();
         loop {
             if let Some(child) = daemon.child.as_mut()
@@ -237,12 +262,12 @@ impl Buildkitd {
                     "buildkitd ready after {:.1}s",
                     started.elapsed().as_secs_f64()
                 );
-                return Ok(daemon);
+                return Ok(());
             }
-            if started.elapsed() >= opts.timeout {
+            if started.elapsed() >= daemon.timeout {
                 let err = DaemonError::Timeout {
                     socket: daemon.socket.clone(),
-                    secs: opts.timeout.as_secs(),
+                    secs: daemon.timeout.as_secs(),
                     tail: daemon.log_tail(30),
                 };
                 daemon.stop().await;
@@ -282,26 +307,165 @@ impl Buildkitd {
     }
 
     /// Stops the daemon: SIGTERM, then SIGKILL after the grace period, by
-    /// pid; returns once the process is reaped.
-    pub async fn stop(&mut self) {
+    /// pid; returns once the process is reaped. Its descendants (runc and
+    /// the containers of a build it was running) that outlive it are killed
+    /// too; returns how many.
+    pub async fn stop(&mut self) -> usize {
         let Some(mut child) = self.child.take() else {
-            return;
+            return 0;
         };
         // `None` once tokio has reaped it: then there is nothing to signal.
         let Some(pid) = child.id().map(|id| Pid::from_raw(id as i32)) else {
-            return;
+            return 0;
         };
+        // Taken before the signal: once the daemon is gone its orphans no
+        // longer show it as their parent.
+        let descendants = descendants(pid.as_raw());
         let _ = kill(pid, Signal::SIGTERM);
         if tokio::time::timeout(self.stop_grace, child.wait())
             .await
-            .is_ok()
+            .is_err()
         {
-            return;
+            tracing::warn!("buildkitd did not stop on SIGTERM; killing it");
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
         }
-        tracing::warn!("buildkitd did not stop on SIGTERM; killing it");
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = child.wait().await;
+        let mut killed = 0;
+        for (pid, start) in descendants {
+            // Same pid and start time: the same process, not a reused pid.
+            if proc_stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
+                && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+            {
+                killed += 1;
+            }
+        }
+        if killed > 0 {
+            tracing::warn!("killed {killed} process(es) buildkitd left running");
+        }
+        killed
     }
+}
+
+impl Buildkitd {
+    /// SIGKILL to the daemon and its descendants, without waiting (tokio
+    /// reaps the daemon in the background). For drop paths, where nothing
+    /// can be awaited.
+    pub fn kill_now(&mut self) {
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return;
+        };
+        let descendants = descendants(pid as i32);
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        for (pid, start) in descendants {
+            if proc_stat(pid).is_some_and(|s| s.start == start) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// What `/proc/<pid>/stat` says that matters here.
+struct ProcStat {
+    state: char,
+    ppid: i32,
+    /// Start time in clock ticks since boot: with the pid, names a process.
+    start: u64,
+}
+
+fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fields after it start after the last ") ".
+    let (_, rest) = text.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every live descendant of `root`, as (pid, start time).
+fn descendants(root: i32) -> Vec<(i32, u64)> {
+    let mut all = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+                && let Some(stat) = proc_stat(pid)
+            {
+                all.push((pid, stat));
+            }
+        }
+    }
+    let mut found: Vec<(i32, u64)> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, stat) in &all {
+            if stat.ppid == parent && !found.iter().any(|(p, _)| p == pid) {
+                found.push((*pid, stat.start));
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// Mount points at or under `dir`, deepest first, from a
+/// `/proc/self/mountinfo` text (field 5, with its octal escapes undone).
+pub fn mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
+}
+
+/// `\040` (space), `\011`, `\012`, `\134`: mountinfo's escapes.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches (`umount2(MNT_DETACH)`) every mount at or under `dir`, deepest
+/// first, so the directory can be removed; returns how many were detached.
+/// A daemon killed mid-build leaves its snapshot (overlay) mounts there.
+pub fn unmount_under(dir: &Path) -> usize {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return 0;
+    };
+    let mut done = 0;
+    for mount in mounts_under(&info, &dir) {
+        match nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => done += 1,
+            Err(e) => tracing::warn!("unmounting {}: {e}", mount.display()),
+        }
+    }
+    done
 }
 
 #[cfg(test)]
@@ -437,6 +601,47 @@ mod tests {
         if let Ok(out) = stray {
             assert!(out.stdout.is_empty(), "fake daemon still running");
         }
+    }
+
+    #[test]
+    fn mounts_under_a_dir_deepest_first_with_escapes_undone() {
+        let info = "\
+22 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 22 0:40 / /r/state/snap\\040one rw - overlay overlay rw
+31 30 0:41 / /r/state/snap\\040one/rootfs/proc rw - proc proc rw
+32 22 0:42 / /r/state/cache rw - tmpfs tmpfs rw
+33 22 0:43 / /rr/other rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mounts_under(info, Path::new("/r")),
+            vec![
+                PathBuf::from("/r/state/snap one/rootfs/proc"),
+                PathBuf::from("/r/state/snap one"),
+                PathBuf::from("/r/state/cache"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn descendants_that_outlive_the_daemon_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        // The daemon leaves a child that ignores SIGTERM, as runc's
+        // containers outlive a daemon stopped mid-build.
+        let bin = fake(
+            dir.path(),
+            "trap '' TERM; sh -c 'trap \"\" TERM; exec sleep 60' & echo $! > \"$SOCK.child\"; trap 'exit 0' TERM; : > \"$SOCK\"; while :; do sleep 0.05; done",
+        );
+        let mut d = Buildkitd::start(options(bin, dir.path()), socket_exists)
+            .await
+            .unwrap();
+        let child: u32 = std::fs::read_to_string(dir.path().join("buildkitd.sock.child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(alive(child).await);
+        assert_eq!(d.stop().await, 1);
+        assert!(!alive(child).await, "the daemon's child was killed");
     }
 
     #[tokio::test]

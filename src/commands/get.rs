@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::commands::Interrupt;
 use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
@@ -26,8 +27,37 @@ use crate::registry::{Access, Client, retry_transient};
 /// not to hammer a registry (Docker's default is 3).
 const PARALLEL_LAYERS: usize = 3;
 
-/// Fetches the version into `dest`.
-pub async fn run(req: InRequest, dest: &Path) -> Result<InResponse> {
+/// Fetches the version into `dest`. On SIGTERM/SIGINT (`interrupt`) the
+/// download stops and what it wrote into `dest` is removed, as after a
+/// failed download.
+pub async fn run(req: InRequest, dest: &Path, interrupt: &Interrupt) -> Result<InResponse> {
+    tokio::select! {
+        result = fetch_into(req, dest) => result,
+        signal = interrupt.wait() => Err(Error::Interrupted {
+            signal,
+            cleanup: remove_partial(dest).await,
+        }),
+    }
+}
+
+/// Removes what an interrupted download wrote, and says so in a few words.
+async fn remove_partial(dest: &Path) -> String {
+    // A layer being unpacked on a blocking thread notices the dropped
+    // download only at its next read; a second pass catches what it wrote
+    // meanwhile.
+    let mut result = fetch::clean_destination(dest).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    result = result.and(fetch::clean_destination(dest).await);
+    for name in ["tag", "digest", "repository"] {
+        let _ = tokio::fs::remove_file(dest.join(name)).await;
+    }
+    match result {
+        Ok(()) => format!("removed the partial download from {}", dest.display()),
+        Err(e) => format!("could not remove the partial download: {}", chain(&e)),
+    }
+}
+
+async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
     let source = &req.source;
     let version = &req.version;
     info!("fetching {}@{}", source.repository, version.digest);

@@ -6,13 +6,21 @@
 
 use std::path::Path;
 
+use crate::commands::Interrupt;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::put::{self, push, run, tags};
 use crate::registry::{self, Access};
 
-/// Runs `out` for `req` with the put's inputs under `src_dir`.
-pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> {
+/// Runs `out` for `req` with the put's inputs under `src_dir`. SIGTERM or
+/// SIGINT (`interrupt`) cancels the build and shuts the embedded daemon
+/// down (see [`run::build_and_push`]), or stops a push (no tag is moved
+/// after the signal).
+pub async fn run(
+    req: OutRequest,
+    src_dir: &Path,
+    interrupt: &Interrupt,
+) -> crate::Result<OutResponse> {
     let lookup = |name: &str| std::env::var(name).ok();
     let params = PutParams::from_value(
         &req.params,
@@ -46,16 +54,50 @@ pub async fn run(req: OutRequest, src_dir: &Path) -> crate::Result<OutResponse> 
         );
     }
 
+    // Our own client reaches the registry first (ping and token, as check
+    // does): a TLS or credential problem is then reported as check reports
+    // it (`UnknownIssuer` and the `ca_certs` hint), not as whatever the
+    // daemon's resolver makes of it (BuildKit falls back to plain HTTP on
+    // loopback hosts and reports a `400 Bad Request` from `http://...`).
+    registry::retry_transient("reaching the registry", || client.ping())
+        .await
+        .map_err(|e| {
+            crate::Error::from(e).context(format!(
+                "reaching {} before the build failed",
+                source.repository
+            ))
+        })?;
+
+    if let Some(signal) = interrupt.fired() {
+        return Err(crate::Error::Interrupted {
+            signal,
+            cleanup: "nothing was built or pushed".into(),
+        });
+    }
+
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
-            (
-                push::push_image_path(&client, image, &plan.tags).await?,
-                None,
-            )
+            let pushed = tokio::select! {
+                pushed = push::push_image_path(&client, image, &plan.tags) => pushed?,
+                signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                    signal,
+                    cleanup: "stopped the push".into(),
+                }),
+            };
+            (pushed, None)
         }
         Action::Build(b) => {
-            let built = run::build_and_push(source, b, &params.daemon, &client, &plan.tags).await?;
+            let built = run::build_and_push(
+                source,
+                b,
+                &params.daemon,
+                &client,
+                &plan.tags,
+                src_dir,
+                interrupt,
+            )
+            .await?;
             (built.pushed, Some((built.buildkit_version, built.duration)))
         }
     };

@@ -339,6 +339,12 @@ fn outcome(sel: &SelectedImage, config: &RunConfig) -> GetOutcome {
 const SPOOL_DIR: &str = ".layers.partial";
 const ARCHIVE_PARTIAL: &str = ".image.tar.partial";
 
+/// Removes everything [`download`] writes into `dest`: what `in` does when
+/// a signal interrupts a download (its future dropped mid-write).
+pub async fn clean_destination(dest: &Path) -> Result<()> {
+    clean_attempt(dest).await
+}
+
 /// Removes everything [`download`] writes into `dest`.
 async fn clean_attempt(dest: &Path) -> Result<()> {
     for dir in ["rootfs", "oci", SPOOL_DIR] {

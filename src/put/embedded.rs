@@ -1,13 +1,24 @@
 //! The embedded buildkitd: what `out` runs when no daemon address is given.
 //!
-//! It gets a private root (under `/scratch` when that exists, as
-//! oci-build-task does, else the temp dir) holding its state, its socket,
-//! its log and a generated `buildkitd.toml`: Docker Hub mirrors, and for the
-//! registries we talk to their CA and `http`/`insecure` settings, merged with
-//! the user's extra TOML (theirs wins key by key, so redefining a generated
-//! table does not clash). Startup waits up to 120 s for the daemon to answer
+//! It gets a private root holding its state, its socket, its log and a
+//! generated `buildkitd.toml`: Docker Hub mirrors, and for the registries we
+//! talk to their CA and `http`/`insecure` settings, merged with the user's
+//! extra TOML (theirs wins key by key, so redefining a generated table does
+//! not clash). Startup waits up to 120 s for the daemon to answer
 //! (docker-image's `startup_timeout`), and stopping gives SIGTERM 10 s before
 //! SIGKILL. Running the process is [`crate::buildkit::daemon`]'s job.
+//!
+//! Where the root goes matters for speed: on overlayfs (a Concourse
+//! container's own root) BuildKit cannot stack its overlay snapshots and
+//! falls back to the `native` snapshotter, which copies every layer (a RUN
+//! step on a 170 MB base took 6.2 s instead of 0.2 s). So the root goes on
+//! the first of these that is not overlayfs: `$OCI_BUILD_RESOURCE_BUILDKIT_ROOT`,
+//! the put's working directory (a volume in Concourse), `/scratch`, the temp
+//! dir; see [`root_candidates`].
+//!
+//! Before starting, [`check_privileges`] makes sure the process may mount
+//! at all: without `privileged: true` BuildKit only fails later, with a raw
+//! mount error.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +53,16 @@ pub enum DaemonError {
     /// The process could not be started or did not answer.
     #[error(transparent)]
     Start(#[from] daemon::DaemonError),
+    /// This process may not mount, so buildkitd could not either.
+    #[error(
+        "the embedded buildkitd needs to mount filesystems, which this container may not do ({detail}): \
+         give the resource type `privileged: true` in the pipeline's resource_types, or build on another \
+         daemon with source.buildkit_host"
+    )]
+    NotPrivileged {
+        /// What the probe saw.
+        detail: String,
+    },
 }
 
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
@@ -171,8 +192,9 @@ pub struct StartOptions {
     pub timeout: Duration,
     /// How long SIGTERM gets before SIGKILL.
     pub stop_grace: Duration,
-    /// Parent of the private root; `None` = `/scratch` if present, else the temp dir.
-    pub root_parent: Option<PathBuf>,
+    /// Where the private root may go, best first (see [`root_candidates`]);
+    /// empty = `/scratch` if present, else the temp dir.
+    pub root_parents: Vec<PathBuf>,
 }
 
 impl StartOptions {
@@ -183,7 +205,7 @@ impl StartOptions {
             config,
             timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
-            root_parent: None,
+            root_parents: Vec::new(),
         }
     }
 }
@@ -199,29 +221,44 @@ pub struct EmbeddedDaemon {
 }
 
 impl EmbeddedDaemon {
-    /// Prepares the private root, starts the daemon and waits until
-    /// `probe(socket)` says it answers (pass
-    /// [`crate::buildkit::daemon::answers`]).
-    pub async fn start<P, F>(opts: StartOptions, probe: P) -> Result<EmbeddedDaemon>
-    where
-        P: Fn(PathBuf) -> F,
-        F: std::future::Future<Output = bool>,
-    {
-        let parent = opts.root_parent.clone().unwrap_or_else(|| {
-            let scratch = Path::new("/scratch");
-            if scratch.is_dir() {
-                scratch.to_path_buf()
-            } else {
-                std::env::temp_dir()
+    /// Prepares the private root and starts the daemon without waiting for
+    /// it; [`EmbeddedDaemon::wait_ready`] waits. The caller owns the daemon
+    /// from here on, so an interrupted wait can still [`shut it down`].
+    ///
+    /// [`shut it down`]: EmbeddedDaemon::shutdown
+    pub fn spawn(opts: StartOptions) -> Result<EmbeddedDaemon> {
+        let mut parents = opts.root_parents.clone();
+        if parents.is_empty() {
+            parents.push(default_root_parent());
+        }
+        let mut last = None;
+        let mut root = None;
+        for parent in &parents {
+            match tempfile::Builder::new()
+                .prefix(".buildkitd-")
+                .tempdir_in(parent)
+            {
+                Ok(dir) => {
+                    root = Some(dir);
+                    break;
+                }
+                Err(source) => {
+                    tracing::debug!(
+                        "buildkitd root cannot go under {}: {source}",
+                        parent.display()
+                    );
+                    last = Some(DaemonError::Root {
+                        path: parent.clone(),
+                        source,
+                    });
+                }
             }
-        });
-        let root = tempfile::Builder::new()
-            .prefix("buildkitd-")
-            .tempdir_in(&parent)
-            .map_err(|source| DaemonError::Root {
-                path: parent.clone(),
-                source,
-            })?;
+        }
+        let root = match (root, last) {
+            (Some(root), _) => root,
+            (None, Some(e)) => return Err(e),
+            (None, None) => unreachable!("at least one parent was tried"),
+        };
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| DaemonError::Root { path, source }
@@ -234,21 +271,38 @@ impl EmbeddedDaemon {
         }
         let config_path = root.path().join("buildkitd.toml");
         std::fs::write(&config_path, toml).map_err(io(&config_path))?;
-        let daemon = Buildkitd::start(
-            SpawnOptions {
-                binary: opts.binary,
-                root: root.path().join("state"),
-                socket: root.path().join("buildkitd.sock"),
-                config: Some(config_path),
-                log: root.path().join("buildkitd.log"),
-                debug: opts.config.debug,
-                timeout: opts.timeout,
-                stop_grace: opts.stop_grace,
-            },
-            probe,
-        )
-        .await?;
+        let daemon = Buildkitd::spawn(SpawnOptions {
+            binary: opts.binary,
+            root: root.path().join("state"),
+            socket: root.path().join("buildkitd.sock"),
+            config: Some(config_path),
+            log: root.path().join("buildkitd.log"),
+            debug: opts.config.debug,
+            timeout: opts.timeout,
+            stop_grace: opts.stop_grace,
+        })?;
         Ok(EmbeddedDaemon { daemon, root })
+    }
+
+    /// Waits until `probe(socket)` says the daemon answers (pass
+    /// [`crate::buildkit::daemon::answers`]).
+    pub async fn wait_ready<P, F>(&mut self, probe: P) -> Result<()>
+    where
+        P: Fn(PathBuf) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        Ok(self.daemon.wait_ready(probe).await?)
+    }
+
+    /// [`EmbeddedDaemon::spawn`] and [`EmbeddedDaemon::wait_ready`].
+    pub async fn start<P, F>(opts: StartOptions, probe: P) -> Result<EmbeddedDaemon>
+    where
+        P: Fn(PathBuf) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        let mut d = EmbeddedDaemon::spawn(opts)?;
+        d.wait_ready(probe).await?;
+        Ok(d)
     }
 
     /// The daemon's socket.
@@ -274,6 +328,203 @@ impl EmbeddedDaemon {
     /// Stops the daemon: SIGTERM, then SIGKILL after the grace period.
     pub async fn stop(&mut self) {
         self.daemon.stop().await;
+    }
+
+    /// Stops the daemon (as [`EmbeddedDaemon::stop`], killing what it left
+    /// running), detaches every mount left under its root and removes the
+    /// root. Returns what was done, for the one-line report of an abort.
+    pub async fn shutdown(mut self) -> String {
+        let killed = self.daemon.stop().await;
+        let root = self.root.path().to_path_buf();
+        let unmounted = daemon::unmount_under(&root);
+        let removed = match std::fs::remove_dir_all(&root) {
+            Ok(()) => "removed its root".to_string(),
+            Err(e) => format!("could not remove its root {}: {e}", root.display()),
+        };
+        let mut parts = vec!["stopped the embedded buildkitd".to_string()];
+        if killed > 0 {
+            parts.push(format!("killed {killed} process(es) it left"));
+        }
+        if unmounted > 0 {
+            parts.push(format!("unmounted {unmounted} mount(s)"));
+        }
+        parts.push(removed);
+        parts.join(", ")
+    }
+}
+
+impl Drop for EmbeddedDaemon {
+    /// A daemon dropped without [`EmbeddedDaemon::shutdown`] (a panic, an
+    /// early return) is killed by [`Buildkitd`]'s own drop; detach what it
+    /// left mounted so the root's removal does not walk into its mounts.
+    fn drop(&mut self) {
+        if self.daemon.pid().is_some() {
+            self.daemon.kill_now();
+        }
+        daemon::unmount_under(self.root.path());
+    }
+}
+
+/// `/scratch` when it exists (oci-build-task's choice), else the temp dir.
+fn default_root_parent() -> PathBuf {
+    let scratch = Path::new("/scratch");
+    if scratch.is_dir() {
+        scratch.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// `statfs(2)`'s `f_type` for overlayfs.
+pub const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// The filesystem type (`statfs` `f_type`) of `path`, `None` when it does
+/// not exist or cannot be asked.
+pub fn fs_type(path: &Path) -> Option<i64> {
+    nix::sys::statfs::statfs(path)
+        .ok()
+        // `f_type`'s width differs across targets (`__fsword_t`).
+        .map(|s| {
+            #[allow(clippy::unnecessary_cast)]
+            let magic = s.filesystem_type().0 as i64;
+            magic
+        })
+}
+
+/// A readable name for an `f_type`.
+pub fn fs_name(magic: i64) -> String {
+    match magic {
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x2FC1_2FC1 => "zfs".into(),
+        OVERLAYFS_SUPER_MAGIC => "overlay".into(),
+        other => format!("filesystem 0x{other:x}"),
+    }
+}
+
+/// Where the daemon's root may go, in order of preference, and a line
+/// saying why the first was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootChoice {
+    /// Directories to try, best first.
+    pub parents: Vec<PathBuf>,
+    /// For the log: `buildkitd root under <dir> (<fs>; / is <fs>)`.
+    pub note: String,
+}
+
+/// Orders `candidates` (label, directory) for the daemon's root: those
+/// whose filesystem (`fs_type`) is not overlayfs first, in the given order,
+/// then `fallback`. Missing directories and directories inside `avoid` (the
+/// build's local contexts: the root must not be uploaded as part of them)
+/// are skipped.
+pub fn root_candidates(
+    candidates: &[(&str, PathBuf)],
+    avoid: &[PathBuf],
+    fallback: PathBuf,
+    fs_type: impl Fn(&Path) -> Option<i64>,
+) -> RootChoice {
+    let root_fs = fs_type(Path::new("/")).map_or_else(|| "unknown".to_string(), fs_name);
+    let mut parents = Vec::new();
+    let mut first_note = None;
+    let mut skipped = Vec::new();
+    for (label, dir) in candidates {
+        if avoid.iter().any(|a| dir.starts_with(a)) {
+            skipped.push(format!("{label} {} is in the build context", dir.display()));
+            continue;
+        }
+        match fs_type(dir) {
+            None => {}
+            Some(OVERLAYFS_SUPER_MAGIC) => {
+                skipped.push(format!("{label} {} is overlay", dir.display()));
+            }
+            Some(magic) => {
+                if first_note.is_none() {
+                    first_note = Some(format!(
+                        "buildkitd root under {} ({label}, {}; / is {root_fs})",
+                        dir.display(),
+                        fs_name(magic)
+                    ));
+                }
+                if !parents.contains(dir) {
+                    parents.push(dir.clone());
+                }
+            }
+        }
+    }
+    let note = first_note.unwrap_or_else(|| {
+        format!(
+            "buildkitd root under {} ({}): no candidate is off overlayfs ({}), so BuildKit may fall \
+             back to its slow `native` snapshotter; set OCI_BUILD_RESOURCE_BUILDKIT_ROOT to a volume",
+            fallback.display(),
+            fs_type(&fallback).map_or_else(|| "unknown".to_string(), fs_name),
+            if skipped.is_empty() {
+                "none exists".to_string()
+            } else {
+                skipped.join(", ")
+            }
+        )
+    });
+    if !parents.contains(&fallback) {
+        parents.push(fallback);
+    }
+    RootChoice { parents, note }
+}
+
+/// The candidates for a put whose inputs are under `work_dir` (argv[1]).
+pub fn put_root_candidates(work_dir: &Path, avoid: &[PathBuf]) -> RootChoice {
+    let mut candidates: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(dir) =
+        std::env::var_os("OCI_BUILD_RESOURCE_BUILDKIT_ROOT").filter(|d| !d.is_empty())
+    {
+        candidates.push(("$OCI_BUILD_RESOURCE_BUILDKIT_ROOT", PathBuf::from(dir)));
+    }
+    candidates.push(("the put's working directory", work_dir.to_path_buf()));
+    candidates.push(("/scratch", PathBuf::from("/scratch")));
+    candidates.push(("the temp dir", std::env::temp_dir()));
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let candidates: Vec<(&str, PathBuf)> = candidates
+        .into_iter()
+        .map(|(l, d)| (l, canon(&d)))
+        .collect();
+    let avoid: Vec<PathBuf> = avoid.iter().map(|a| canon(a)).collect();
+    root_candidates(&candidates, &avoid, default_root_parent(), fs_type)
+}
+
+/// Fails with [`DaemonError::NotPrivileged`] when this process may not
+/// mount: a private tmpfs on a fresh temp dir, unmounted at once. That is
+/// the least buildkitd does (its snapshots are overlay and bind mounts).
+pub fn check_privileges() -> Result<()> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let dir = tempfile::Builder::new()
+        .prefix(".mount-probe-")
+        .tempdir()
+        .map_err(|source| DaemonError::Root {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    match mount(
+        Some("tmpfs"),
+        dir.path(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k"),
+    ) {
+        Ok(()) => {
+            let _ = umount2(dir.path(), MntFlags::MNT_DETACH);
+            Ok(())
+        }
+        Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => {
+            Err(DaemonError::NotPrivileged {
+                detail: "mounting a tmpfs was refused with EPERM".into(),
+            })
+        }
+        Err(e) => {
+            // Not a privilege problem we recognise: let buildkitd try.
+            tracing::debug!("mount probe: {e}");
+            Ok(())
+        }
     }
 }
 
@@ -370,7 +621,7 @@ mod tests {
         let opts = StartOptions {
             timeout: Duration::from_secs(5),
             stop_grace: Duration::from_millis(500),
-            root_parent: Some(dir.path().to_path_buf()),
+            root_parents: vec![dir.path().to_path_buf()],
             ..StartOptions::new(fake(dir.path()), config)
         };
         let mut d = EmbeddedDaemon::start(opts, socket_exists).await.unwrap();
@@ -394,6 +645,105 @@ mod tests {
         assert!(d.log_tail(5).contains("got TERM"), "{}", d.log_tail(5));
         drop(d);
         assert!(!root.exists(), "private root removed");
+    }
+
+    const EXT4: i64 = 0xEF53;
+
+    /// A fake statfs: `/` and `/tmp` are overlay (a Concourse container's
+    /// root), the listed volumes are ext4, anything else does not exist.
+    fn concourse_like(volumes: &'static [&'static str]) -> impl Fn(&Path) -> Option<i64> {
+        move |p: &Path| {
+            if p == Path::new("/") || p == Path::new("/tmp") {
+                Some(OVERLAYFS_SUPER_MAGIC)
+            } else if volumes.iter().any(|v| p == Path::new(v)) {
+                Some(EXT4)
+            } else {
+                None
+            }
+        }
+    }
+
+    fn candidates(explicit: Option<&str>) -> Vec<(&'static str, PathBuf)> {
+        let mut c = Vec::new();
+        if let Some(e) = explicit {
+            c.push(("$OCI_BUILD_RESOURCE_BUILDKIT_ROOT", PathBuf::from(e)));
+        }
+        c.push((
+            "the put's working directory",
+            PathBuf::from("/tmp/build/put"),
+        ));
+        c.push(("/scratch", PathBuf::from("/scratch")));
+        c.push(("the temp dir", PathBuf::from("/tmp")));
+        c
+    }
+
+    #[test]
+    fn the_root_goes_on_the_first_candidate_off_overlayfs() {
+        // The working-directory volume wins over /scratch; overlay /tmp is
+        // only the fallback.
+        let fs = concourse_like(&["/tmp/build/put", "/scratch"]);
+        let c = root_candidates(&candidates(None), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(
+            c.parents,
+            vec![
+                PathBuf::from("/tmp/build/put"),
+                PathBuf::from("/scratch"),
+                PathBuf::from("/tmp")
+            ]
+        );
+        assert_eq!(
+            c.note,
+            "buildkitd root under /tmp/build/put (the put's working directory, ext4; / is overlay)"
+        );
+        // An explicit setting comes first when it is off overlayfs ...
+        let fs = concourse_like(&["/tmp/build/put", "/data"]);
+        let c = root_candidates(&candidates(Some("/data")), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents[0], PathBuf::from("/data"));
+        assert!(
+            c.note.contains("$OCI_BUILD_RESOURCE_BUILDKIT_ROOT"),
+            "{}",
+            c.note
+        );
+        // ... and is passed over when it is overlay too.
+        let c = root_candidates(&candidates(Some("/tmp")), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents[0], PathBuf::from("/tmp/build/put"));
+    }
+
+    #[test]
+    fn a_working_directory_that_is_the_build_context_is_skipped() {
+        let fs = concourse_like(&["/tmp/build/put", "/scratch"]);
+        let c = root_candidates(
+            &candidates(None),
+            &[PathBuf::from("/tmp/build/put")],
+            PathBuf::from("/tmp"),
+            &fs,
+        );
+        assert_eq!(
+            c.parents,
+            vec![PathBuf::from("/scratch"), PathBuf::from("/tmp")]
+        );
+    }
+
+    #[test]
+    fn all_overlay_falls_back_and_says_why() {
+        let fs = concourse_like(&[]);
+        let c = root_candidates(&candidates(None), &[], PathBuf::from("/tmp"), &fs);
+        assert_eq!(c.parents, vec![PathBuf::from("/tmp")]);
+        assert!(
+            c.note.contains("no candidate is off overlayfs")
+                && c.note.contains("the temp dir /tmp is overlay")
+                && c.note.contains("OCI_BUILD_RESOURCE_BUILDKIT_ROOT"),
+            "{}",
+            c.note
+        );
+    }
+
+    #[test]
+    fn fs_type_reads_a_real_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(fs_type(dir.path()).is_some());
+        assert_eq!(fs_type(&dir.path().join("missing")), None);
+        assert_eq!(fs_name(OVERLAYFS_SUPER_MAGIC), "overlay");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buildkit::{self, Address, DaemonKind};
+use crate::commands::Interrupt;
 use crate::config::Source;
 use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
 use crate::registry;
@@ -43,34 +44,90 @@ enum Daemon {
     Embedded(EmbeddedDaemon),
 }
 
-/// Builds `params` and pushes the result to `client`'s repository under `tags`.
+/// Builds `params` and pushes the result to `client`'s repository under
+/// `tags`. `work_dir` is the put's working directory (argv[1]), a candidate
+/// for the embedded daemon's root.
+///
+/// On SIGTERM/SIGINT (`interrupt`) the solve is cancelled (its future
+/// dropped, which ends the session and the request), the embedded daemon is
+/// shut down (see [`EmbeddedDaemon::shutdown`]) and
+/// [`crate::Error::Interrupted`] says what was cleaned.
 pub async fn build_and_push(
     source: &Source,
     params: &BuildParams,
     daemon_params: &DaemonParams,
     client: &registry::Client,
     tags: &[String],
+    work_dir: &Path,
+    interrupt: &Interrupt,
 ) -> Result<Built> {
-    let mut daemon = choose_daemon(source, daemon_params).await?;
-    let address = match &daemon {
+    let mut daemon = choose_daemon(source, daemon_params, params, work_dir)?;
+    let address = match &mut daemon {
         Daemon::Remote(a) => a.clone(),
-        Daemon::Embedded(d) => Address::Unix(d.socket().to_path_buf()),
+        Daemon::Embedded(d) => {
+            let ready = match race(d.wait_ready(buildkit::daemon::answers), interrupt).await {
+                Raced::Done(r) => r,
+                Raced::Interrupted(signal) => return Err(abort(daemon, signal).await),
+            };
+            ready.map_err(Error::from)?;
+            Address::Unix(d.socket().to_path_buf())
+        }
     };
     let embedded = matches!(daemon, Daemon::Embedded(_));
-    let result = build_on(&address, embedded, source, params, client, tags).await;
-    if let Daemon::Embedded(d) = &mut daemon {
+    let result = match race(
+        build_on(&address, embedded, source, params, client, tags),
+        interrupt,
+    )
+    .await
+    {
+        Raced::Done(r) => r,
+        Raced::Interrupted(signal) => return Err(abort(daemon, signal).await),
+    };
+    if let Daemon::Embedded(d) = daemon {
         if result.is_err() {
             tracing::warn!(
                 "last lines of the embedded buildkitd's log:\n{}",
                 d.log_tail(20)
             );
         }
-        d.stop().await;
+        let done = d.shutdown().await;
+        tracing::debug!("{done}");
     }
     result
 }
 
-async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<Daemon> {
+/// A future's output, or the signal that came first.
+enum Raced<T> {
+    Done(T),
+    Interrupted(&'static str),
+}
+
+/// Runs `work` until it finishes or `interrupt` fires (then `work` is
+/// dropped before this returns).
+async fn race<T>(work: impl std::future::Future<Output = T>, interrupt: &Interrupt) -> Raced<T> {
+    tokio::select! {
+        out = work => Raced::Done(out),
+        signal = interrupt.wait() => Raced::Interrupted(signal),
+    }
+}
+
+/// The error for an interrupted build, after releasing the daemon.
+async fn abort(daemon: Daemon, signal: &'static str) -> crate::Error {
+    let cleanup = match daemon {
+        Daemon::Embedded(d) => d.shutdown().await,
+        Daemon::Remote(address) => format!("cancelled the build on {address}"),
+    };
+    crate::Error::Interrupted { signal, cleanup }
+}
+
+/// The daemon to build on; an embedded one is started (not yet answering:
+/// the caller waits, so that it owns the daemon if a signal comes first).
+fn choose_daemon(
+    source: &Source,
+    daemon_params: &DaemonParams,
+    params: &BuildParams,
+    work_dir: &Path,
+) -> Result<Daemon> {
     if let Some(extra) = &daemon_params.extra_config {
         // Checked even when another daemon is used: a typo should not wait
         // for the day the embedded daemon runs.
@@ -106,11 +163,16 @@ async fn choose_daemon(source: &Source, daemon_params: &DaemonParams) -> Result<
     let Some(binary) = buildkit::daemon::find_on_path() else {
         return Err(Error::from(embedded::DaemonError::NotConfigured).into());
     };
+    embedded::check_privileges().map_err(Error::from)?;
+    let avoid: Vec<PathBuf> = solve::local_dirs(params).into_values().collect();
+    let roots = embedded::put_root_candidates(work_dir, &avoid);
+    tracing::info!("{}", roots.note);
     let config = daemon_config(source, daemon_params);
-    let embedded =
-        EmbeddedDaemon::start(StartOptions::new(binary, config), buildkit::daemon::answers)
-            .await
-            .map_err(Error::from)?;
+    let embedded = EmbeddedDaemon::spawn(StartOptions {
+        root_parents: roots.parents,
+        ..StartOptions::new(binary, config)
+    })
+    .map_err(Error::from)?;
     Ok(Daemon::Embedded(embedded))
 }
 

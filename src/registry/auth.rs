@@ -61,6 +61,12 @@ impl Client {
         }
     }
 
+    /// Pings the registry and authenticates (what every request does
+    /// first), so a caller can surface TLS and credential errors early.
+    pub async fn ping(&self) -> Result<()> {
+        self.session().await.map(|_| ())
+    }
+
     /// Pings the registry and authenticates once per client (= per attempt
     /// of a retried operation, like ggcr's per-attempt transport).
     pub(super) async fn session(&self) -> Result<Arc<Session>> {

@@ -12,6 +12,7 @@
 //!   with skopeo and a following `check`.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 
 mod support;
 
@@ -20,3 +21,4 @@ mod check;
 mod get;
 mod put;
 mod put_main_path;
+mod signals;

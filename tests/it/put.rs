@@ -584,6 +584,96 @@ fn tls_registry_with_credentials(d: &Daemon) {
 
 // --- backend-independent cases ---------------------------------------------
 
+/// Without `ca_certs`, a put to a TLS registry fails as check does, on our
+/// own registry client before any daemon: `UnknownIssuer` and the
+/// `ca_certs` hint, not BuildKit's plain-HTTP fallback error. No daemon is
+/// configured at all, so reaching one would fail differently.
+#[test]
+fn tls_registry_without_ca_certs_fails_as_check_does_before_any_daemon() {
+    let reg = support::registry::tls_auth();
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    let mut source = reg.source("never-pushed");
+    source
+        .as_object_mut()
+        .expect("source is an object")
+        .remove("ca_certs");
+    let empty = tempfile::tempdir().expect("dir");
+    let path = empty.path().display().to_string();
+    for (bin, request) in [
+        ("check", json!({"source": source})),
+        (
+            "out",
+            json!({"source": source, "params": {"context": "src"}}),
+        ),
+    ] {
+        support::cmd::run(bin, &[src.path()], &request, &[("PATH", path.as_str())])
+            .expect_failure()
+            .expect_stderr("UnknownIssuer")
+            .expect_stderr("source.ca_certs")
+            .expect_not_leaked(reg.password.as_deref().unwrap_or("-"));
+    }
+}
+
+/// Without the privilege to mount (a user namespace, as an unprivileged
+/// container is), `out` says the resource type needs `privileged: true`
+/// before starting the embedded daemon, instead of BuildKit's raw mount error.
+#[test]
+fn without_mount_privileges_out_asks_for_privileged_before_starting_buildkitd() {
+    let unshare = support::require_tool("unshare", "util-linux");
+    let usable = Command::new(&unshare)
+        .args(["--user", "--map-root-user", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        usable,
+        "unshare --user --map-root-user must work for this test"
+    );
+    let reg = support::registry::plain();
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    // A buildkitd that records being started.
+    let bin = tempfile::tempdir().expect("dir");
+    let started = bin.path().join("started");
+    let fake = bin.path().join("buildkitd");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n: > {}\nexit 1\n", started.display()),
+    )
+    .expect("fake buildkitd");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let request = json!({"source": reg.source("never-pushed"), "params": {"context": "src"}});
+    let mut child = Command::new(&unshare)
+        .args(["--user", "--map-root-user", "--"])
+        .arg(support::cmd::binary("out"))
+        .arg(src.path())
+        .env_clear()
+        .env("TEST", "true")
+        .env("PATH", &path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting out under unshare");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        request.to_string().as_bytes(),
+    )
+    .expect("writing the request");
+    let output = child.wait_with_output().expect("out finishes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("privileged: true") && stderr.contains("buildkit_host"),
+        "{stderr}"
+    );
+    assert!(!started.exists(), "buildkitd was started anyway:\n{stderr}");
+}
+
 /// Writes the busybox base as a docker-save tarball and as an OCI layout
 /// under `src` (skopeo, an independent writer of both formats).
 fn prebuilt(reg: &Registry, src: &Src) -> (PathBuf, PathBuf) {
