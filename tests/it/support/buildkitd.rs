@@ -62,8 +62,10 @@ impl Standalone {
         let address = format!("unix://{}", socket.display());
         let mut daemon = Standalone::spawn(binary, root, address, &[]);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            daemon.assert_alive_before(deadline, &format!("creating {}", socket.display()));
+        // The socket file appears before buildkitd accepts on it: wait for a
+        // connection, or a client's first dial may be refused under load.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            daemon.assert_alive_before(deadline, &format!("listening on {}", socket.display()));
             std::thread::sleep(Duration::from_millis(100));
         }
         daemon.socket = Some(socket);
