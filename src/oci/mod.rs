@@ -42,7 +42,7 @@ mod tests {
     }
 
     #[test]
-    fn error_chain_joins_sources_and_skips_repeats() {
+    fn chain_joins_sources_and_skips_repeats() {
         let io = || std::io::Error::other("disk on fire");
         assert_eq!(error_chain(&Outer::Wrapped(io())), "outer: disk on fire");
         assert_eq!(error_chain(&Outer::Transparent(io())), "disk on fire");
