@@ -96,21 +96,9 @@ impl Transient for Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `err` and all its sources, joined by `: `. A source whose text the
-/// previous message already ends with (transparent wrappers) is skipped.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !text.is_empty() && !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = e.source();
-    }
-    out
-}
+/// `err` and all its sources, joined by `: ` (one joiner for the crate,
+/// in the low-level [`crate::oci`] so that `buildkit` uses it too).
+pub use crate::oci::error_chain as chain;
 
 /// A hint for errors users can fix themselves, if `message` (a chain) shows
 /// one.

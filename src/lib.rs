@@ -13,6 +13,7 @@ pub mod concourse;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod oci;
 pub mod put;
 pub mod registry;
 pub mod secret;

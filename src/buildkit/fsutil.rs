@@ -26,6 +26,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+use crate::oci::error_chain;
+
 use super::patterns::{MatchInfo, PatternError, PatternMatcher, clean_path};
 use super::proto::fsutil::types::{Packet, Stat, packet::PacketType};
 
@@ -201,17 +203,6 @@ fn packet_of(kind: PacketType) -> Packet {
         r#type: kind as i32,
         ..Packet::default()
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 async fn send_file(

@@ -29,7 +29,8 @@ use crate::config::{CheckMode, Source};
 use crate::error::{Result, chain};
 use crate::image::fetch::{self, FetchError};
 use crate::image::platform::WantedPlatform;
-use crate::registry::{self, Access, Client};
+use crate::oci::Digest;
+use crate::registry::{Access, Client};
 
 /// Runs check: mirror first (if any), then origin.
 pub async fn run(req: CheckRequest) -> Result<Vec<Version>> {
@@ -65,7 +66,7 @@ async fn check_with(
                 pre_release_prefixes: &source.pre_release_prefixes,
             };
             semver_versions(tags, &options, version, |tag| async move {
-                client.resolve_tag(&tag).await.map_err(Into::into)
+                Ok(client.resolve_tag(&tag).await?.map(Digest::into_string))
             })
             .await
         }
@@ -90,7 +91,7 @@ async fn tag_versions(
     };
     let current = Version {
         tag: tag.to_owned(),
-        digest: digest.clone(),
+        digest: digest.to_string(),
     };
     let Some(old) = version.filter(|v| v.digest != digest) else {
         return Ok(vec![current]);
@@ -98,14 +99,16 @@ async fn tag_versions(
     // A malformed digest in the given version cannot exist in the registry;
     // treat it like a deleted one instead of failing (registry-image gets a
     // 404 for it).
-    let old_exists = registry::is_valid_digest(&old.digest)
-        && client
-            .manifest_exists(&old.digest)
+    let old_exists = match Digest::parse(&old.digest) {
+        Err(_) => false,
+        Ok(old_digest) => client
+            .manifest_exists(&old_digest)
             .await
             .unwrap_or_else(|e| {
                 debug!(error = %chain(&e), "looking up the previous version failed");
                 false
-            });
+            }),
+    };
     Ok(if old_exists {
         vec![
             Version {
@@ -296,7 +299,10 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
     let mut out = Vec::new();
     for tag in tags.into_iter().filter(|t| re.is_match(t)) {
         if let Some(digest) = client.resolve_tag(&tag).await? {
-            out.push(Version { tag, digest });
+            out.push(Version {
+                tag,
+                digest: digest.into_string(),
+            });
         }
     }
     if source.created_at_sort {
@@ -654,8 +660,8 @@ mod fake_registry_tests {
     /// one ping, HEAD the tag, HEAD the previous digest.
     #[tokio::test]
     async fn tag_mode_request_sequence_matches_ggcr() {
-        let new = registry::sha256_digest(b"new");
-        let old = registry::sha256_digest(b"old");
+        let new = crate::oci::sha256_digest(b"new");
+        let old = crate::oci::sha256_digest(b"old");
         let (n2, o2) = (new.clone(), old.clone());
         let server = FakeServer::start(move |req| {
             let manifest = |d: &str| {
@@ -678,7 +684,7 @@ mod fake_registry_tests {
         .await;
         let v = Version {
             tag: "latest".into(),
-            digest: old.clone(),
+            digest: old.to_string(),
         };
         let out = run(request(
             json!({"repository": format!("{}/img", server.host), "tag": "latest"}),
@@ -691,11 +697,11 @@ mod fake_registry_tests {
             [
                 Version {
                     tag: "latest".into(),
-                    digest: old.clone()
+                    digest: old.to_string()
                 },
                 Version {
                     tag: "latest".into(),
-                    digest: new
+                    digest: new.to_string()
                 }
             ]
         );

@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::config::{RegistryCredentials, Source};
 use crate::image::fetch::{BlobSource, FetchedManifest};
+use crate::oci::Digest;
 use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
 
 /// Client for the origin repository of `source`.
@@ -69,7 +70,7 @@ impl BlobSource for Client {
     type Error = registry::Error;
     type Reader = registry::BlobReader;
 
-    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest, registry::Error> {
+    async fn fetch_manifest(&self, digest: &Digest) -> Result<FetchedManifest, registry::Error> {
         let m = Client::fetch_manifest(self, digest).await?;
         Ok(FetchedManifest {
             media_type: (!m.media_type.is_empty()).then_some(m.media_type),
@@ -78,11 +79,15 @@ impl BlobSource for Client {
         })
     }
 
-    async fn fetch_blob(&self, digest: &str) -> Result<Bytes, registry::Error> {
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes, registry::Error> {
         Client::fetch_blob(self, digest).await
     }
 
-    async fn blob_reader(&self, digest: &str, size: u64) -> Result<Self::Reader, registry::Error> {
+    async fn blob_reader(
+        &self,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Self::Reader, registry::Error> {
         Client::blob_reader(self, digest, size).await
     }
 }

@@ -11,8 +11,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::compression::Compression;
-use super::digest::sha256_hex;
 use super::{Error, Result};
+use crate::oci::Digest;
 
 /// A streaming `docker save` tarball writer.
 pub struct DockerArchiveWriter<W> {
@@ -56,7 +56,7 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
 
     /// Adds the image config blob.
     pub async fn append_config(&mut self, digest: &str, bytes: &[u8]) -> Result<()> {
-        let name = format!("sha256:{}", sha256_hex(digest)?);
+        let name = Digest::parse(digest)?.into_string();
         let h = entry_header(&name, bytes.len() as u64)?;
         self.write(&name, h.as_bytes()).await?;
         self.write(&name, bytes).await?;
@@ -70,7 +70,8 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
     /// may hold one layer twice; `docker save` and ggcr store it once.
     /// Returns false when `digest` has not been written yet.
     pub fn repeat_layer(&mut self, digest: &str) -> Result<bool> {
-        let hex = sha256_hex(digest)?;
+        let digest = Digest::parse(digest)?;
+        let hex = digest.hex();
         let Some(name) = self
             .layers
             .iter()
@@ -91,7 +92,7 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
         size: u64,
         mut reader: R,
     ) -> Result<()> {
-        let hex = sha256_hex(digest)?.to_owned();
+        let hex = Digest::parse(digest)?.hex().to_owned();
         let stream_err = |e| Error::Stream(format!("reading layer {digest}"), e);
         let mut prefix = [0u8; 4];
         let mut have = 0;
@@ -161,7 +162,7 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::digest::sha256_digest;
+    use crate::oci::sha256_digest;
     use std::io::Read;
 
     #[tokio::test]
@@ -204,9 +205,9 @@ mod tests {
             }
             names.push(name);
         }
-        let cfg = format!("sha256:{}", sha256_hex(&sha256_digest(&config)).unwrap());
-        let l1 = format!("{}.tar.gz", sha256_hex(&sha256_digest(&gz_layer)).unwrap());
-        let l2 = format!("{}.tar", sha256_hex(&sha256_digest(&plain_layer)).unwrap());
+        let cfg = format!("sha256:{}", sha256_digest(&config).hex());
+        let l1 = format!("{}.tar.gz", sha256_digest(&gz_layer).hex());
+        let l2 = format!("{}.tar", sha256_digest(&plain_layer).hex());
         assert_eq!(
             names,
             [cfg.clone(), l1.clone(), l2.clone(), "manifest.json".into()]

@@ -24,7 +24,6 @@ use oci_spec::image::ImageManifest;
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
 
-use super::digest::{sha256_hex, verify_bytes};
 use super::docker_archive::DockerArchiveWriter;
 use super::layout::{LayoutWriter, single_image_index};
 use super::manifest::{self, Kind};
@@ -32,6 +31,7 @@ use super::metadata::{self, RunConfig};
 use super::platform::WantedPlatform;
 use super::rootfs::{UnpackOptions, Unpacker};
 use super::{Error, Result};
+use crate::oci::{Digest, verify_bytes};
 
 /// A manifest as fetched: exact bytes, the media type the server gave, and
 /// the digest it was fetched by (or computed).
@@ -42,7 +42,7 @@ pub struct FetchedManifest {
     /// Content-Type from the registry, if any.
     pub media_type: Option<String>,
     /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// Where image content comes from (the registry client in production).
@@ -50,7 +50,7 @@ pub struct FetchedManifest {
 /// Contract for implementations: `blob_reader` must yield exactly the blob
 /// and fail with an `io::Error` (at the latest at EOF) when its size or
 /// digest is wrong, as the registry client does; wrap an untrusted stream in
-/// [`super::digest::VerifyingReader`]. `fetch_manifest` and `fetch_blob`
+/// [`crate::oci::VerifyingReader`]. `fetch_manifest` and `fetch_blob`
 /// results are verified again here, since that is cheap for small documents.
 pub trait BlobSource: Send + Sync + 'static {
     /// The source's error; kept intact so the caller's retry loop can judge it.
@@ -61,14 +61,17 @@ pub trait BlobSource: Send + Sync + 'static {
     /// Fetches a manifest or index by digest.
     fn fetch_manifest(
         &self,
-        digest: &str,
+        digest: &Digest,
     ) -> impl Future<Output = Result<FetchedManifest, Self::Error>> + Send;
     /// Fetches a small blob (a config) into memory.
-    fn fetch_blob(&self, digest: &str) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
+    fn fetch_blob(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
     /// Opens a verified stream over a blob.
     fn blob_reader(
         &self,
-        digest: &str,
+        digest: &Digest,
         size: u64,
     ) -> impl Future<Output = Result<Self::Reader, Self::Error>> + Send;
 }
@@ -82,6 +85,18 @@ pub enum FetchError<E: std::error::Error + 'static> {
     /// Verifying, parsing or writing failed.
     #[error(transparent)]
     Image(#[from] Error),
+}
+
+impl<E: std::error::Error + 'static> From<crate::oci::DigestError> for FetchError<E> {
+    fn from(e: crate::oci::DigestError) -> Self {
+        FetchError::Image(e.into())
+    }
+}
+
+impl<E: std::error::Error + 'static> From<crate::oci::VerifyError> for FetchError<E> {
+    fn from(e: crate::oci::VerifyError) -> Self {
+        FetchError::Image(e.into())
+    }
 }
 
 type FResult<T, S> = std::result::Result<T, FetchError<<S as BlobSource>::Error>>;
@@ -151,19 +166,16 @@ pub async fn fetch_verified_manifest<S: BlobSource>(
     source: &S,
     digest: &str,
 ) -> FResult<FetchedManifest, S> {
-    sha256_hex(digest)?;
+    let digest = Digest::parse(digest)?;
     let m = source
-        .fetch_manifest(digest)
+        .fetch_manifest(&digest)
         .await
         .map_err(FetchError::Source)?;
     if manifest::is_schema1(m.media_type.as_deref(), &m.bytes) {
-        return Err(manifest::schema1_error(digest).into());
+        return Err(manifest::schema1_error(&digest).into());
     }
-    verify_bytes(&format!("manifest {digest}"), &m.bytes, digest, None)?;
-    Ok(FetchedManifest {
-        digest: digest.to_owned(),
-        ..m
-    })
+    verify_bytes(&format!("manifest {digest}"), &m.bytes, &digest, None)?;
+    Ok(FetchedManifest { digest, ..m })
 }
 
 /// Resolves the version digest to one platform's image manifest.
@@ -179,7 +191,7 @@ pub async fn select_image<S: BlobSource>(
             .await?
             .ok_or_else(|| Error::NoMatchingPlatform {
                 wanted: platform.to_string(),
-                index: top.digest.clone(),
+                index: top.digest.to_string(),
             })?,
     };
     let image = manifest::parse_image(&manifest.digest, &manifest.bytes)?;
@@ -200,7 +212,7 @@ fn select_from_index<'a, S: BlobSource>(
     Box::pin(async move {
         if depth > 8 {
             return Err(Error::Unsupported {
-                what: index.digest.clone(),
+                what: index.digest.to_string(),
                 reason: "indexes nested too deeply".into(),
             }
             .into());
@@ -234,8 +246,7 @@ pub async fn fetch_config<S: BlobSource>(
     image: &ImageManifest,
 ) -> FResult<(Bytes, RunConfig), S> {
     let desc = image.config();
-    let digest = desc.digest().to_string();
-    sha256_hex(&digest)?;
+    let digest = Digest::parse(desc.digest().as_ref())?;
     let bytes = source
         .fetch_blob(&digest)
         .await
@@ -383,15 +394,11 @@ async fn remove_tree(path: &Path) -> Result<()> {
 }
 
 /// Layer descriptors (digest, size), digests validated.
-fn layer_list(image: &ImageManifest) -> Result<Vec<(String, u64)>> {
+fn layer_list(image: &ImageManifest) -> Result<Vec<(Digest, u64)>> {
     image
         .layers()
         .iter()
-        .map(|l| {
-            let d = l.digest().to_string();
-            sha256_hex(&d)?;
-            Ok((d, l.size()))
-        })
+        .map(|l| Ok((Digest::parse(l.digest().as_ref())?, l.size())))
         .collect()
 }
 
@@ -417,7 +424,7 @@ pub async fn unpack_rootfs<S: BlobSource>(
 
 async fn unpack_layers<S: BlobSource>(
     feed: &mut LayerFeed<S>,
-    layers: &[(String, u64)],
+    layers: &[(Digest, u64)],
     rootfs: &Path,
     opts: &GetOptions,
 ) -> FResult<(), S> {
@@ -432,7 +439,8 @@ async fn unpack_layers<S: BlobSource>(
         unpacker = match input {
             LayerInput::Stream(reader) => {
                 let reader = SyncIoBridge::new(reader);
-                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                let (unpacker, result) =
+                    unpack_blocking(unpacker, digest.into_string(), reader).await?;
                 result?;
                 unpacker
             }
@@ -440,7 +448,8 @@ async fn unpack_layers<S: BlobSource>(
                 let reader = handle
                     .reader()
                     .map_err(|e| Error::io("opening", handle.path(), e))?;
-                let (unpacker, result) = unpack_blocking(unpacker, digest, reader).await?;
+                let (unpacker, result) =
+                    unpack_blocking(unpacker, digest.into_string(), reader).await?;
                 // A failed download explains a failed read better, and keeps
                 // the source's error type for the retry loop.
                 let path = handle.finished().await?;
@@ -515,7 +524,7 @@ pub async fn write_docker_archive<S: BlobSource>(
 
 async fn append_layers<S: BlobSource, W: tokio::io::AsyncWrite + Unpin>(
     feed: &mut LayerFeed<S>,
-    layers: &[(String, u64)],
+    layers: &[(Digest, u64)],
     writer: &mut DockerArchiveWriter<W>,
 ) -> FResult<(), S> {
     for (digest, size) in layers {
@@ -549,8 +558,8 @@ pub async fn write_oci_layout<S: BlobSource>(
 ) -> FResult<(), S> {
     let writer = LayoutWriter::create(dir).await?;
     // Walk manifests breadth-first, writing them; collect configs and layers.
-    let mut blobs: Vec<(String, u64)> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut blobs: Vec<(Digest, u64)> = Vec::new();
+    let mut seen: HashSet<Digest> = HashSet::new();
     let mut queue = vec![(top.clone(), true)];
     while let Some((m, is_top)) = queue.pop() {
         let kind = manifest::classify(&m.digest, m.media_type.as_deref(), &m.bytes)?;
@@ -561,7 +570,7 @@ pub async fn write_oci_layout<S: BlobSource>(
             Kind::Index => {
                 let index = manifest::parse_index(&m.digest, &m.bytes)?;
                 for d in index.manifests() {
-                    let digest = d.digest().to_string();
+                    let digest = Digest::parse(d.digest().as_ref())?;
                     if seen.insert(digest.clone()) {
                         let mut child = fetch_verified_manifest(&*source, &digest).await?;
                         if child.media_type.is_none() {
@@ -574,8 +583,8 @@ pub async fn write_oci_layout<S: BlobSource>(
             Kind::Image => {
                 let image = manifest::parse_image(&m.digest, &m.bytes)?;
                 let c = image.config();
-                for (d, s) in
-                    std::iter::once((c.digest().to_string(), c.size())).chain(layer_list(&image)?)
+                for (d, s) in std::iter::once((Digest::parse(c.digest().as_ref())?, c.size()))
+                    .chain(layer_list(&image)?)
                 {
                     if seen.insert(d.clone()) {
                         blobs.push((d, s));

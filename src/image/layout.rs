@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::digest::{Hasher, sha256_hex, verify_bytes};
 use super::manifest::{self, Kind};
 use super::{Error, Result};
+use crate::oci::{Digest, Hasher, verify_bytes};
 
 /// Contents of the `oci-layout` file.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -51,7 +51,7 @@ impl LayoutWriter {
     /// Where the blob with `digest` lives (the digest is validated, so the
     /// path cannot leave `blobs/sha256`).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.blobs.join(sha256_hex(digest)?))
+        Ok(self.blobs.join(Digest::parse(digest)?.hex()))
     }
 
     /// Streams `reader` into the blob `digest`, verifying digest and size
@@ -138,7 +138,8 @@ impl LayoutWriter {
     }
 
     fn temp_path(&self, digest: &str) -> Result<PathBuf> {
-        let hex = sha256_hex(digest)?;
+        let digest = Digest::parse(digest)?;
+        let hex = digest.hex();
         let unique: u64 = rand::random();
         Ok(self.blobs.join(format!(".tmp-{hex}-{unique:016x}")))
     }
@@ -232,7 +233,10 @@ fn verify_index(
 }
 
 fn blob_file(dir: &Path, digest: &str) -> Result<PathBuf> {
-    Ok(dir.join("blobs").join("sha256").join(sha256_hex(digest)?))
+    Ok(dir
+        .join("blobs")
+        .join("sha256")
+        .join(Digest::parse(digest)?.hex()))
 }
 
 /// Reads a small blob and verifies it; `None` if already seen.
@@ -264,7 +268,7 @@ fn stream_verified(dir: &Path, digest: &str, size: u64, seen: &mut HashSet<Strin
         }
         hasher.update(&buf[..n]);
     }
-    hasher.verify(&path.display().to_string(), digest, size)
+    Ok(hasher.verify(&path.display().to_string(), digest, size)?)
 }
 
 /// `sha256:<hex>` of a file on disk, streamed.
@@ -281,13 +285,13 @@ pub fn file_digest(path: &Path) -> Result<(String, u64)> {
         hasher.update(&buf[..n]);
     }
     let len = hasher.len();
-    Ok((hasher.finish(), len))
+    Ok((hasher.finish().into_string(), len))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::digest::sha256_digest;
+    use crate::oci::sha256_digest;
 
     #[tokio::test]
     async fn blobs_are_verified_before_they_get_their_name() {

@@ -26,10 +26,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 use super::compression::Compression;
-use super::digest::{Hasher, VerifyingReader, sha256_digest, sha256_hex, verify_bytes};
 use super::fetch::{BlobSource, FetchedManifest};
 use super::manifest::{self, Kind};
 use super::{Error, Result};
+use crate::oci::{Digest, Hasher, VerifyingReader, sha256_digest, verify_bytes};
 
 /// A local image as `put` finds it at `params.image` or an IMAGE_ARG path:
 /// a directory is an OCI layout, a file a `docker save` tarball
@@ -142,7 +142,7 @@ impl OciLayoutDir {
             .dir
             .join("blobs")
             .join("sha256")
-            .join(sha256_hex(digest)?))
+            .join(Digest::parse(digest)?.hex()))
     }
 
     /// Reads a small blob, verified.
@@ -220,7 +220,7 @@ impl OciLayoutDir {
         Ok(FetchedManifest {
             bytes: Bytes::from(bytes),
             media_type,
-            digest: digest.to_owned(),
+            digest: Digest::parse(digest)?,
         })
     }
 
@@ -233,7 +233,7 @@ impl OciLayoutDir {
     ) -> Result<()> {
         if depth > 8 {
             return Err(Error::Unsupported {
-                what: index.digest.clone(),
+                what: index.digest.to_string(),
                 reason: "indexes nested too deeply".into(),
             });
         }
@@ -281,7 +281,7 @@ impl BlobSource for OciLayoutDir {
     type Error = Error;
     type Reader = VerifyingReader<tokio::fs::File>;
 
-    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest> {
+    async fn fetch_manifest(&self, digest: &Digest) -> Result<FetchedManifest> {
         let bytes = self.read_blob(digest, None)?;
         Ok(FetchedManifest {
             bytes: Bytes::from(bytes),
@@ -290,11 +290,11 @@ impl BlobSource for OciLayoutDir {
         })
     }
 
-    async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes> {
         Ok(Bytes::from(self.read_blob(digest, None)?))
     }
 
-    async fn blob_reader(&self, digest: &str, size: u64) -> Result<Self::Reader> {
+    async fn blob_reader(&self, digest: &Digest, size: u64) -> Result<Self::Reader> {
         self.open_blob(digest, size).await
     }
 }
@@ -486,7 +486,7 @@ impl DockerArchive {
             }
             Ok(ArchiveBlob {
                 entry: name.to_owned(),
-                digest: hasher.finish(),
+                digest: hasher.finish().into_string(),
                 size,
                 compression: Compression::sniff(&prefix),
             })
@@ -504,8 +504,8 @@ impl DockerArchive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::digest::sha256_digest;
     use crate::image::docker_archive::DockerArchiveWriter;
+    use crate::oci::sha256_digest;
 
     #[tokio::test]
     async fn docker_archives_round_trip() {
@@ -599,7 +599,7 @@ mod tests {
             LayoutTop::Index { images, .. } => images[0].manifest.digest.clone(),
             _ => unreachable!(),
         };
-        std::fs::write(dir.join("single-image-digest"), &first).unwrap();
+        std::fs::write(dir.join("single-image-digest"), first.as_str()).unwrap();
         match layout.top().unwrap() {
             LayoutTop::Image(image) => {
                 assert_eq!(image.manifest.digest, first);

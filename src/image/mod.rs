@@ -9,7 +9,6 @@
 //! streaming pass; [`load`] reads the image files `put` is asked to push.
 
 pub mod compression;
-pub mod digest;
 pub mod docker_archive;
 pub mod fetch;
 pub mod layout;
@@ -143,6 +142,43 @@ impl Error {
                 Some(source)
             }
             _ => None,
+        }
+    }
+}
+
+impl From<crate::oci::DigestError> for Error {
+    fn from(e: crate::oci::DigestError) -> Error {
+        Error::InvalidDigest(e.0)
+    }
+}
+
+impl From<crate::oci::VerifyError> for Error {
+    fn from(e: crate::oci::VerifyError) -> Error {
+        use crate::oci::VerifyError as V;
+        match e {
+            V::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            },
+            V::SizeMismatch {
+                what,
+                expected,
+                actual,
+            }
+            | V::Truncated {
+                what,
+                expected,
+                actual,
+            } => Error::SizeMismatch {
+                what,
+                expected,
+                actual,
+            },
         }
     }
 }

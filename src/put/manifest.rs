@@ -10,20 +10,12 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use crate::oci::Hasher;
 
-/// Docker schema 2 manifest media type.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker image config media type.
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-/// Docker gzip layer media type.
-pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-/// OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker manifest list media type.
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::oci::media_types::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LIST as DOCKER_MANIFEST_LIST, DOCKER_MANIFEST,
+    OCI_INDEX, OCI_MANIFEST,
+};
 
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +49,6 @@ pub fn docker_manifest(
         );
     }
     serde_json::Value::Object(m).to_string().into_bytes()
-}
-
-/// `sha256:<hex>` of bytes.
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Whether a layer stream starts with a compression magic (gzip or zstd),
@@ -101,7 +88,7 @@ pub fn gzip_to_file(input: impl Read, dest: &Path) -> io::Result<(String, u64)> 
     let file = std::fs::File::create(dest)?;
     let mut out = HashingWriter {
         inner: io::BufWriter::with_capacity(256 * 1024, file),
-        hasher: Sha256::new(),
+        hasher: Hasher::default(),
         written: 0,
     };
     // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=4 (fastest) OS=255 (unknown).
@@ -156,10 +143,7 @@ pub fn gzip_to_file(input: impl Read, dest: &Path) -> io::Result<(String, u64)> 
     out.write_all(&crc.sum().to_le_bytes())?;
     out.write_all(&crc.amount().to_le_bytes())?;
     out.inner.flush()?;
-    Ok((
-        format!("sha256:{}", hex::encode(out.hasher.finalize())),
-        out.written,
-    ))
+    Ok((out.hasher.finish().into_string(), out.written))
 }
 
 /// Reads up to [`GZIP_BLOCK`] bytes; shorter only at the end of `input`.
@@ -184,7 +168,7 @@ fn deflate_block(block: &[u8]) -> io::Result<Vec<u8>> {
 
 struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
     written: u64,
 }
 
@@ -203,6 +187,7 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::sha256_digest;
     use std::collections::BTreeMap;
 
     #[test]
@@ -232,7 +217,7 @@ mod tests {
         let b = gzip_to_file(&data[..], &dir.path().join("b")).unwrap();
         assert_eq!(a, b);
         let written = std::fs::read(dir.path().join("a")).unwrap();
-        assert_eq!(a.0, sha256(&written));
+        assert_eq!(a.0, sha256_digest(&written));
         assert_eq!(a.1, written.len() as u64);
         assert!(is_compressed(&written));
         let mut back = Vec::new();
@@ -258,7 +243,7 @@ mod tests {
             let path = dir.path().join(format!("l{len}"));
             let (digest, size) = gzip_to_file(&data[..len], &path).unwrap();
             let written = std::fs::read(&path).unwrap();
-            assert_eq!(digest, sha256(&written));
+            assert_eq!(digest, sha256_digest(&written));
             assert_eq!(size, written.len() as u64);
             // GzDecoder checks the CRC and size trailer, and that nothing
             // follows the member.

@@ -13,9 +13,10 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::Error;
-use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX, sha256};
+use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use super::serve::{ImageStore, ServedManifest};
 use crate::Result;
+use crate::oci::{Digest, sha256_digest};
 use crate::registry;
 
 /// What ended up in the registry.
@@ -96,7 +97,7 @@ pub async fn push_store(
     }
 
     // Blobs, deduplicated across images.
-    let mut blobs: Vec<(String, u64)> = Vec::new();
+    let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for m in &images {
         let doc = parse(m)?;
         let config = doc.get("config").and_then(descriptor);
@@ -115,7 +116,7 @@ pub async fn push_store(
                 continue;
             }
             if !blobs.iter().any(|(d, _)| *d == digest) {
-                blobs.push((digest, size));
+                blobs.push((Digest::parse(&digest).map_err(registry::Error::from)?, size));
             }
         }
     }
@@ -132,7 +133,7 @@ pub async fn push_store(
                     }
                     let reader = store.open_blob(&digest).await.map_err(|e| {
                         crate::Error::from(Error::ReadBlob {
-                            digest: digest.clone(),
+                            digest: digest.to_string(),
                             source: e,
                         })
                     })?;
@@ -191,7 +192,7 @@ async fn put_manifest(
         return Err(Error::DigestMismatch {
             reference: reference.into(),
             expected: m.digest.clone(),
-            got,
+            got: got.into_string(),
         }
         .into());
     }
@@ -241,7 +242,7 @@ pub async fn tag_pushed(
     .await?;
     let top = ServedManifest {
         media_type: manifest.media_type.clone(),
-        digest: sha256(&manifest.bytes),
+        digest: sha256_digest(&manifest.bytes).into_string(),
         bytes: manifest.bytes.clone(),
     };
     if top.digest != digest {
@@ -265,7 +266,7 @@ pub async fn tag_pushed(
             .await?;
             images.push(ServedManifest {
                 media_type: m.media_type,
-                digest: m.digest,
+                digest: m.digest.into_string(),
                 bytes: m.bytes,
             });
         }
@@ -273,7 +274,7 @@ pub async fn tag_pushed(
         images.push(top.clone());
     }
     let (config_digest, platforms) = describe(&images, |d| async move {
-        let blob = client.fetch_blob(&d).await.ok()?;
+        let blob = client.fetch_blob(&Digest::parse(&d).ok()?).await.ok()?;
         serde_json::from_slice::<Value>(&blob).ok()
     })
     .await?;
@@ -368,7 +369,10 @@ mod tests {
             .await
             .unwrap();
         for tag in ["1.0", "latest"] {
-            assert_eq!(sha256(&reg.raw_manifest("pushed", tag)), pushed.digest);
+            assert_eq!(
+                sha256_digest(&reg.raw_manifest("pushed", tag)),
+                pushed.digest
+            );
         }
         assert_eq!(pushed.platforms.len(), 1);
         assert!(pushed.config_digest.is_some());
@@ -390,13 +394,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "t", "by digest");
         reg.push_layout(&layout, "t", "bd", "untracked");
-        let digest = sha256(&reg.raw_manifest("bd", "untracked"));
+        let digest = sha256_digest(&reg.raw_manifest("bd", "untracked"));
         let client = reg.client("bd", Access::Push);
         let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
             .await
             .unwrap();
         assert_eq!(pushed.digest, digest);
-        assert_eq!(sha256(&reg.raw_manifest("bd", "b")), digest);
+        assert_eq!(sha256_digest(&reg.raw_manifest("bd", "b")), digest);
     }
 
     /// An image whose layer cannot be read: the push fails before any tag.
@@ -430,18 +434,21 @@ mod tests {
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(&layer), "size": layer.len()}],
         })
         .to_string();
         let image = MemoryImage {
             top: ServedManifest {
                 media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                digest: sha256(manifest.as_bytes()),
+                digest: sha256_digest(manifest.as_bytes()).into_string(),
                 bytes: Bytes::from(manifest),
             },
             children: Vec::new(),
-            blobs: BTreeMap::from([(sha256(&config), config), (sha256(&layer), layer)]),
+            blobs: BTreeMap::from([
+                (sha256_digest(&config).into_string(), config),
+                (sha256_digest(&layer).into_string(), layer),
+            ]),
         };
         let client = reg.client("broken", Access::Push);
         let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))

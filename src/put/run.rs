@@ -538,7 +538,8 @@ fn registry_auth(source: &Source) -> Vec<buildkit::RegistryAuth> {
 /// A stable key per context path, so the daemon's upload cache sends only
 /// changed files on the next build of the same context.
 fn shared_key(context: &Path) -> String {
-    super::manifest::sha256(context.to_string_lossy().as_bytes())
+    crate::oci::sha256_digest(context.to_string_lossy().as_bytes())
+        .into_string()
         .trim_start_matches("sha256:")
         .chars()
         .take(32)

@@ -277,12 +277,6 @@ impl Body for ServeBody {
     }
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 /// An image held entirely in memory (tests, and small synthesized images).
 #[derive(Debug, Clone)]
 pub struct MemoryImage {
@@ -318,6 +312,7 @@ impl ImageStore for MemoryImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::sha256_digest;
 
     fn image() -> MemoryImage {
         let config = Bytes::from_static(
@@ -334,13 +329,13 @@ mod tests {
         MemoryImage {
             top: ServedManifest {
                 media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                digest: sha256_digest(manifest.as_bytes()),
+                digest: sha256_digest(manifest.as_bytes()).into_string(),
                 bytes: Bytes::from(manifest),
             },
             children: Vec::new(),
             blobs: BTreeMap::from([
-                (sha256_digest(&config), config),
-                (sha256_digest(&layer), layer),
+                (sha256_digest(&config).into_string(), config),
+                (sha256_digest(&layer).into_string(), layer),
             ]),
         }
     }

@@ -246,10 +246,7 @@ pub fn plan(
             }
         }
     }
-    let convert = |c: &CacheSpec| CacheEntry {
-        kind: c.kind.clone(),
-        attrs: c.attrs.clone(),
-    };
+    let convert = |c: &CacheSpec| c.clone();
     for c in &params.cache_from {
         let entry = convert(c);
         if !cache_imports.contains(&entry) {

@@ -16,13 +16,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::manifest::{
-    self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, OCI_INDEX, OCI_MANIFEST, sha256,
+    self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, OCI_INDEX, OCI_MANIFEST,
 };
 use super::serve::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use super::{Error, Result};
 use crate::image::compression::Compression;
 use crate::image::fetch::FetchedManifest;
 use crate::image::load::{BlobRef, DockerArchive, ImageSource, LayoutTop, OciLayoutDir};
+use crate::oci::{media_types, sha256_digest};
 
 /// Where one blob's bytes are.
 #[derive(Debug, Clone)]
@@ -92,7 +93,7 @@ fn served(m: FetchedManifest, default: &str) -> ServedManifest {
         .unwrap_or_else(|| default.to_string());
     ServedManifest {
         media_type,
-        digest: m.digest,
+        digest: m.digest.into_string(),
         bytes: m.bytes,
     }
 }
@@ -146,9 +147,9 @@ enum Mode {
 fn layer_media_type(c: Compression, mode: Mode) -> &'static str {
     match (c, mode) {
         (Compression::Gzip, Mode::Push) => DOCKER_LAYER_GZIP,
-        (Compression::Gzip, Mode::Serve) => "application/vnd.oci.image.layer.v1.tar+gzip",
-        (Compression::Zstd, _) => "application/vnd.oci.image.layer.v1.tar+zstd",
-        (Compression::None, _) => "application/vnd.oci.image.layer.v1.tar",
+        (Compression::Gzip, Mode::Serve) => media_types::OCI_LAYER_GZIP,
+        (Compression::Zstd, _) => media_types::OCI_LAYER_ZSTD,
+        (Compression::None, _) => media_types::OCI_LAYER,
     }
 }
 
@@ -255,7 +256,7 @@ async fn from_archive(
             serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": info.config.digest, "size": info.config.size},
+                "config": {"mediaType": media_types::OCI_CONFIG, "digest": info.config.digest, "size": info.config.size},
                 "layers": layers.iter().map(desc).collect::<Vec<_>>(),
             })
             .to_string()
@@ -270,7 +271,7 @@ async fn from_archive(
                 OCI_MANIFEST
             }
             .into(),
-            digest: sha256(&bytes),
+            digest: sha256_digest(&bytes).into_string(),
             bytes: Bytes::from(bytes),
         },
         manifests: Vec::new(),
@@ -423,7 +424,7 @@ mod tests {
         };
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [sha256(&layer1), sha256(&layer1)]}
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer1), sha256_digest(&layer1)]}
         })
         .to_string();
         let listing = serde_json::json!([{"Config": "cfg.json", "RepoTags": ["x:latest"], "Layers": ["a/layer.tar", "b/layer.tar"]}]).to_string();
@@ -467,12 +468,15 @@ mod tests {
         let doc: Value = serde_json::from_slice(&store.top().bytes).unwrap();
         assert_eq!(doc["mediaType"], OCI_MANIFEST);
         let l = doc["layers"].as_array().unwrap();
-        assert_eq!(l[0]["digest"], sha256(&layer1).as_str());
+        assert_eq!(l[0]["digest"], sha256_digest(&layer1).as_str());
         assert_eq!(l[0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
-        assert_eq!(l[1]["digest"], sha256(&layer2).as_str());
+        assert_eq!(l[1]["digest"], sha256_digest(&layer2).as_str());
         for d in l {
             let digest = d["digest"].as_str().unwrap();
-            assert_eq!(sha256(&read_blob(store.as_ref(), digest).await), digest);
+            assert_eq!(
+                sha256_digest(&read_blob(store.as_ref(), digest).await),
+                digest
+            );
         }
     }
 
@@ -487,13 +491,13 @@ mod tests {
         assert!(l.iter().all(|d| d["mediaType"] == DOCKER_LAYER_GZIP));
         // The uncompressed layer was gzipped; the gzip one is pushed as stored.
         let first = read_blob(store.as_ref(), l[0]["digest"].as_str().unwrap()).await;
-        assert_eq!(sha256(&first), l[0]["digest"].as_str().unwrap());
+        assert_eq!(sha256_digest(&first), l[0]["digest"].as_str().unwrap());
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&first[..])
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, layer1);
-        assert_eq!(l[1]["digest"], sha256(&layer2).as_str());
+        assert_eq!(l[1]["digest"], sha256_digest(&layer2).as_str());
         // Same input, same digest.
         let again = for_push(&path, &BTreeMap::new()).await.unwrap();
         assert_eq!(again.top().digest, store.top().digest);
@@ -508,7 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = dir.path().join("layout");
         let blob = |bytes: &[u8]| {
-            let d = sha256(bytes);
+            let d = sha256_digest(bytes);
             let p = layout.join("blobs/sha256").join(&d[7..]);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, bytes).unwrap();
@@ -522,7 +526,7 @@ mod tests {
             gz.finish().unwrap()
         };
         let ld = blob(&gz);
-        let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha256(&layer1)]}}).to_string();
+        let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha256_digest(&layer1)]}}).to_string();
         let cd = blob(config.as_bytes());
         let m = serde_json::json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},
@@ -576,7 +580,10 @@ mod tests {
             .output()
             .unwrap();
         let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(cfg["rootfs"]["diff_ids"][0], sha256(&layer1).as_str());
+        assert_eq!(
+            cfg["rootfs"]["diff_ids"][0],
+            sha256_digest(&layer1).as_str()
+        );
 
         // The layout itself serves as registry-image pushes it: index.json on top.
         let store = for_serving(&layout).await.unwrap();

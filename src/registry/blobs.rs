@@ -8,153 +8,38 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 use tracing::debug;
 
 use super::auth::resolve_url;
 use super::client::Client;
 use super::error::{Error, Result};
+use crate::oci::{Digest, VerifyingReader, sha256_digest};
 
 type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
-/// A verified streaming blob download.
-pub struct BlobReader {
-    inner: StreamReader<ByteStream, Bytes>,
-    hasher: Sha256,
-    name: String,
-    digest: String,
-    size: u64,
-    read: u64,
-    verified: bool,
-}
+/// A verified streaming blob download: [`VerifyingReader`] over the
+/// response body, with a stream that ends early reported as
+/// `UnexpectedEof` (a cut connection, which the retry loop retries).
+pub type BlobReader = VerifyingReader<StreamReader<ByteStream, Bytes>>;
 
-impl std::fmt::Debug for BlobReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobReader")
-            .field("blob", &self.name)
-            .field("size", &self.size)
-            .field("read", &self.read)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BlobReader {
-    /// Wraps `stream`, expected to yield `size` bytes hashing to `digest`;
-    /// `name` (`repo@digest`) is used in errors.
-    pub fn new(stream: ByteStream, name: String, digest: String, size: u64) -> BlobReader {
-        BlobReader {
-            inner: StreamReader::new(stream),
-            hasher: Sha256::new(),
-            name,
-            digest,
-            size,
-            read: 0,
-            verified: false,
-        }
-    }
-
-    fn check_eof(&mut self) -> io::Result<()> {
-        if self.read < self.size {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "blob {} truncated: got {} of {} bytes",
-                    self.name, self.read, self.size
-                ),
-            ));
-        }
-        let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
-        if actual != self.digest {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("blob {} digest mismatch: got {actual}", self.name),
-            ));
-        }
-        self.verified = true;
-        Ok(())
-    }
-}
-
-impl AsyncRead for BlobReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.verified || buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {
-                let new = &buf.filled()[before..];
-                if new.is_empty() {
-                    return Poll::Ready(self.check_eof());
-                }
-                let n = new.len() as u64;
-                let this = &mut *self;
-                this.hasher.update(new);
-                this.read += n;
-                if this.read > this.size {
-                    // Hand out nothing of an oversized blob's excess chunk.
-                    buf.set_filled(before);
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "blob {} is larger than its descriptor's {} bytes",
-                            this.name, this.size
-                        ),
-                    )));
-                }
-                Poll::Ready(Ok(()))
-            }
-        }
-    }
-}
-
-/// Whether `digest` is `sha256:` plus 64 lower-case hex digits.
-pub fn is_valid_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-pub(super) fn valid_digest(digest: &str) -> Result<()> {
-    if is_valid_digest(digest) {
-        Ok(())
-    } else {
-        Err(Error::InvalidDigest(digest.to_owned()))
-    }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-pub(super) fn is_digest(reference: &str) -> bool {
-    reference.contains(':')
+/// Wraps `stream`, expected to yield `size` bytes hashing to `digest`;
+/// `name` (`repo@digest`) is used in errors.
+pub fn blob_reader(stream: ByteStream, name: String, digest: &Digest, size: u64) -> BlobReader {
+    VerifyingReader::new(StreamReader::new(stream), name, digest.as_str(), size).truncation_is_eof()
 }
 
 /// Read size for streamed blob uploads.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
 impl Client {
-    async fn blob_response(&self, digest: &str) -> Result<(String, reqwest::Response)> {
-        valid_digest(digest)?;
+    async fn blob_response(&self, digest: &Digest) -> Result<(String, reqwest::Response)> {
         let session = self.session().await?;
         let url = self.url(&session, &format!("blobs/{digest}"));
         let resp = self.send(Method::GET, &url, HeaderMap::new(), None).await?;
@@ -165,18 +50,18 @@ impl Client {
     }
 
     /// A small blob (config), whole and verified.
-    pub async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
+    pub async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes> {
         let (url, resp) = self.blob_response(digest).await?;
         let bytes = resp.bytes().await.map_err(|source| Error::Transport {
             request: format!("GET {url}"),
             source,
         })?;
         let actual = sha256_digest(&bytes);
-        if actual != digest {
+        if actual != *digest {
             return Err(Error::DigestMismatch {
                 what: "blob",
                 reference: format!("{}@{digest}", self.repo.qualified()),
-                actual,
+                actual: actual.into_string(),
             });
         }
         Ok(bytes)
@@ -185,20 +70,19 @@ impl Client {
     /// A streaming reader of blob `digest` of `size` bytes; it fails with an
     /// io error (at the latest at EOF) on excess, truncation or digest
     /// mismatch, so a consumer never sees a silently wrong blob complete.
-    pub async fn blob_reader(&self, digest: &str, size: u64) -> Result<BlobReader> {
+    pub async fn blob_reader(&self, digest: &Digest, size: u64) -> Result<BlobReader> {
         let (_, resp) = self.blob_response(digest).await?;
         let stream = resp.bytes_stream().map_err(std::io::Error::other);
-        Ok(BlobReader::new(
+        Ok(blob_reader(
             Box::pin(stream),
             format!("{}@{digest}", self.repo.qualified()),
-            digest.to_owned(),
+            digest,
             size,
         ))
     }
 
     /// Whether blob `digest` exists in the repository.
-    pub async fn blob_exists(&self, digest: &str) -> Result<bool> {
-        valid_digest(digest)?;
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
         let session = self.session().await?;
         let url = self.url(&session, &format!("blobs/{digest}"));
         let resp = self
@@ -216,12 +100,12 @@ impl Client {
     /// pattern of ggcr. The registry verifies the digest on the final PUT.
     pub async fn push_blob(
         &self,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         body: impl AsyncRead + Send + Unpin + 'static,
     ) -> Result<()> {
         if self.blob_exists(digest).await? {
-            debug!(digest, "blob exists, skipping upload");
+            debug!(%digest, "blob exists, skipping upload");
             return Ok(());
         }
         let session = self.session().await?;
@@ -240,7 +124,7 @@ impl Client {
             HeaderValue::from_static("application/octet-stream"),
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-        let digest_owned = digest.to_owned();
+        let digest_owned = digest.to_string();
         // 256 KiB reads: ReaderStream's 4 KiB default makes a large upload
         // tens of thousands of tiny body frames for a large layer.
         let stream = tokio_util::io::ReaderStream::with_capacity(body, UPLOAD_CHUNK).map_err(
@@ -295,7 +179,7 @@ mod tests {
     fn reader(chunks: Vec<&'static [u8]>, digest_of: &[u8], size: u64) -> BlobReader {
         let stream = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
         let digest = sha256_digest(digest_of);
-        BlobReader::new(Box::pin(stream), "r@d".into(), digest, size)
+        blob_reader(Box::pin(stream), "r@d".into(), &digest, size)
     }
 
     #[tokio::test]
@@ -325,13 +209,6 @@ mod tests {
             .read_to_end(&mut out)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("larger"), "{e}");
-    }
-
-    #[test]
-    fn digests_are_validated() {
-        assert!(valid_digest(&sha256_digest(b"x")).is_ok());
-        assert!(valid_digest("sha256:abc").is_err());
-        assert!(valid_digest("").is_err());
+        assert!(e.to_string().contains("size mismatch"), "{e}");
     }
 }

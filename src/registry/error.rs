@@ -244,6 +244,12 @@ impl Error {
     }
 }
 
+impl From<crate::oci::DigestError> for Error {
+    fn from(e: crate::oci::DigestError) -> Error {
+        Error::InvalidDigest(e.0)
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -8,10 +8,17 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use tracing::{debug, warn};
 
-use super::blobs::{is_digest, sha256_digest, valid_digest};
 use super::client::Client;
 use super::error::{Error, Result};
+use crate::oci::media_types::{
+    DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, OCI_INDEX, OCI_MANIFEST,
+};
+use crate::oci::{Digest, sha256_digest};
 
+/// Whether a manifest reference is a digest rather than a tag.
+fn is_digest(reference: &str) -> bool {
+    reference.contains(':')
+}
 /// A fetched manifest, exactly as served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -21,23 +28,17 @@ pub struct Manifest {
     /// else empty.
     pub media_type: String,
     /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// Media types accepted for manifests, as ggcr sends them.
 pub const MANIFEST_ACCEPT: &[&str] = &[
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-];
-
-/// Docker schema 1 manifest media types (signed and unsigned).
-const SCHEMA1_TYPES: &[&str] = &[
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    DOCKER_SCHEMA1[0],
+    DOCKER_SCHEMA1[1],
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    DOCKER_LIST,
+    OCI_INDEX,
 ];
 
 /// Whether a manifest is Docker schema 1, by its `Content-Type` or, when the
@@ -48,7 +49,7 @@ fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
         #[serde(default, rename = "schemaVersion")]
         schema_version: Option<u64>,
     }
-    SCHEMA1_TYPES.contains(&content_type)
+    DOCKER_SCHEMA1.contains(&content_type)
         || serde_json::from_slice::<Version>(bytes).is_ok_and(|v| v.schema_version == Some(1))
 }
 
@@ -66,7 +67,7 @@ impl Client {
     /// its `Docker-Content-Digest` if it also has Content-Type and
     /// Content-Length; HEAD 404 is "not found"; any other HEAD outcome falls
     /// back to GET, whose body is hashed. `None` when not found.
-    async fn head_or_get(&self, reference: &str) -> Result<Option<String>> {
+    async fn head_or_get(&self, reference: &str) -> Result<Option<Digest>> {
         let session = self.session().await?;
         let url = self.url(&session, &format!("manifests/{reference}"));
         match self
@@ -79,9 +80,9 @@ impl Client {
                 if h.contains_key(header::CONTENT_TYPE)
                     && h.contains_key(header::CONTENT_LENGTH)
                     && let Some(d) = h.get("docker-content-digest").and_then(|v| v.to_str().ok())
-                    && valid_digest(d).is_ok()
+                    && let Ok(d) = Digest::parse(d)
                 {
-                    return Ok(Some(d.to_owned()));
+                    return Ok(Some(d));
                 }
             }
             Ok(resp) => debug!(status = %resp.status(), %url, "HEAD failed, trying GET"),
@@ -105,13 +106,12 @@ impl Client {
 
     /// The digest `tag` points at (for an index: the index digest), or
     /// `None` when the tag does not exist.
-    pub async fn resolve_tag(&self, tag: &str) -> Result<Option<String>> {
+    pub async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>> {
         self.head_or_get(tag).await
     }
 
     /// Whether a manifest with this digest exists in the repository.
-    pub async fn manifest_exists(&self, digest: &str) -> Result<bool> {
-        valid_digest(digest)?;
+    pub async fn manifest_exists(&self, digest: &Digest) -> Result<bool> {
         Ok(self.head_or_get(digest).await?.is_some())
     }
 
@@ -119,7 +119,7 @@ impl Client {
     /// is a digest, the body must hash to it.
     pub async fn fetch_manifest(&self, reference: &str) -> Result<Manifest> {
         if is_digest(reference) {
-            valid_digest(reference)?;
+            Digest::parse(reference)?;
         }
         let session = self.session().await?;
         let url = self.url(&session, &format!("manifests/{reference}"));
@@ -153,7 +153,7 @@ impl Client {
             return Err(Error::DigestMismatch {
                 what: "manifest",
                 reference: format!("{}@{reference}", self.repo.qualified()),
-                actual: digest,
+                actual: digest.into_string(),
             });
         }
         let media_type = if content_type.is_empty() || content_type == "application/json" {
@@ -182,13 +182,13 @@ impl Client {
         reference: &str,
         media_type: &str,
         bytes: Bytes,
-    ) -> Result<String> {
+    ) -> Result<Digest> {
         let digest = sha256_digest(&bytes);
         if is_digest(reference) && reference != digest {
             return Err(Error::DigestMismatch {
                 what: "manifest",
                 reference: format!("{}@{reference}", self.repo.qualified()),
-                actual: digest,
+                actual: digest.into_string(),
             });
         }
         let session = self.session().await?;

@@ -37,7 +37,7 @@ mod tags;
 pub(crate) mod testutil;
 
 pub use auth::implicitly_insecure;
-pub use blobs::{BlobReader, is_valid_digest, sha256_digest};
+pub use blobs::BlobReader;
 pub use client::{Access, Client, Credentials, RepositoryRef, TlsOptions};
 pub use error::{Error, Result, chain_is_transient};
 pub use manifests::{MANIFEST_ACCEPT, Manifest};

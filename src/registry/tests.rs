@@ -10,6 +10,11 @@ use tokio::io::AsyncReadExt;
 
 use super::testutil::{FakeServer, TestRegistry, response, umoci_layout};
 use super::*;
+use crate::oci::{Digest, sha256_digest};
+
+fn dg(text: &str) -> Digest {
+    Digest::parse(text).unwrap()
+}
 use crate::secret::Secret;
 
 #[derive(serde::Deserialize)]
@@ -61,20 +66,23 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert_eq!(m.media_type, "application/vnd.oci.image.manifest.v1+json");
 
     let doc: ManifestDoc = serde_json::from_slice(&m.bytes).unwrap();
-    let config = client.fetch_blob(&doc.config.digest).await.unwrap();
+    let config = client.fetch_blob(&dg(&doc.config.digest)).await.unwrap();
     assert_eq!(sha256_digest(&config), doc.config.digest);
     assert!(String::from_utf8_lossy(&config).contains("fixture"));
 
     let layer = &doc.layers[0];
-    let mut reader = client.blob_reader(&layer.digest, layer.size).await.unwrap();
+    let mut reader = client
+        .blob_reader(&dg(&layer.digest), layer.size)
+        .await
+        .unwrap();
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).await.unwrap();
     assert_eq!(sha256_digest(&bytes), layer.digest);
-    assert!(client.blob_exists(&layer.digest).await.unwrap());
+    assert!(client.blob_exists(&dg(&layer.digest)).await.unwrap());
 
     // a wrong size is caught at EOF
     let mut reader = client
-        .blob_reader(&layer.digest, layer.size + 1)
+        .blob_reader(&dg(&layer.digest), layer.size + 1)
         .await
         .unwrap();
     let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
@@ -327,7 +335,7 @@ fn bearer_registry(
 async fn token_auth_sends_basic_to_realm_and_bearer_to_registry() {
     let digest = sha256_digest(b"whatever");
     let hits = Arc::new(AtomicUsize::new(0));
-    let server = FakeServer::start(bearer_registry(digest.clone(), hits.clone())).await;
+    let server = FakeServer::start(bearer_registry(digest.to_string(), hits.clone())).await;
     let repo = super::Repository::parse(&format!("{}/org/app", server.host)).unwrap();
     let creds = Credentials::Basic {
         username: "u".into(),
@@ -623,13 +631,13 @@ async fn schema1_manifests_are_unsupported_not_corrupt() {
     for (name, reference, shown) in [
         (
             "signed",
-            payload_digest.clone(),
+            payload_digest.to_string(),
             format!("signed@{payload_digest}"),
         ),
         ("signed", "v1".to_owned(), "signed:v1".to_owned()),
         (
             "generic",
-            unsigned_digest.clone(),
+            unsigned_digest.to_string(),
             format!("generic@{unsigned_digest}"),
         ),
     ] {

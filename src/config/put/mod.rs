@@ -72,14 +72,10 @@ pub struct SshSpec {
     pub path: Option<PathBuf>,
 }
 
-/// A cache import or export (`type=registry,ref=...,mode=max`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSpec {
-    /// `registry`, `inline`, `gha`, `s3`, ...
-    pub kind: String,
-    /// Everything but `type`.
-    pub attrs: BTreeMap<String, String>,
-}
+/// A cache import or export (`type=registry,ref=...,mode=max`): BuildKit
+/// request's own `{kind, attrs}` type, so a parsed spec goes into the solve
+/// unchanged.
+pub use crate::buildkit::CacheEntry as CacheSpec;
 
 /// `no_cache`: off, every stage, or the named stages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

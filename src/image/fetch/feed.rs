@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use super::{BlobSource, FResult, FetchError};
 use crate::image::Error;
-use crate::image::digest::sha256_hex;
+use crate::oci::Digest;
 
 /// A layer as handed to its consumer.
 pub enum LayerInput<S: BlobSource> {
@@ -159,7 +159,7 @@ type HandleSender<S> = oneshot::Sender<FResult<SpoolHandle<S>, S>>;
 /// directory can be removed without a download writing into it afterwards.
 pub struct LayerFeed<S: BlobSource> {
     source: Arc<S>,
-    layers: Vec<(String, u64)>,
+    layers: Vec<(Digest, u64)>,
     claims: Arc<Vec<AtomicBool>>,
     handles: Vec<Option<HandleSlot<S>>>,
     next: usize,
@@ -173,7 +173,7 @@ impl<S: BlobSource> LayerFeed<S> {
     /// Starts fetching ahead; spool files go into `spool_dir`.
     pub async fn start(
         source: Arc<S>,
-        layers: Vec<(String, u64)>,
+        layers: Vec<(Digest, u64)>,
         spool_dir: &Path,
         parallel: usize,
     ) -> crate::image::Result<Self> {
@@ -258,7 +258,7 @@ impl<S: BlobSource> Drop for LayerFeed<S> {
 
 async fn prefetch<S: BlobSource>(
     source: Arc<S>,
-    layers: Vec<(String, u64)>,
+    layers: Vec<(Digest, u64)>,
     claims: Arc<Vec<AtomicBool>>,
     mut senders: Vec<Option<HandleSender<S>>>,
     spool_dir: PathBuf,
@@ -302,18 +302,12 @@ async fn prefetch<S: BlobSource>(
 async fn spool_layer<S: BlobSource>(
     source: &S,
     position: usize,
-    digest: &str,
+    digest: &Digest,
     size: u64,
     dir: &Path,
     handle_tx: HandleSender<S>,
 ) {
-    let path = match sha256_hex(digest) {
-        Ok(hex) => dir.join(format!("{position}-{hex}.spool")),
-        Err(e) => {
-            let _ = handle_tx.send(Err(e.into()));
-            return;
-        }
-    };
+    let path = dir.join(format!("{position}-{}.spool", digest.hex()));
     // Created synchronously (a quick local call): an async create runs on a
     // blocking thread that would outlive a cancelled task and could create
     // the file after `LayerFeed::close` returned.
@@ -345,7 +339,7 @@ async fn spool_layer<S: BlobSource>(
 
 async fn copy_into<S: BlobSource>(
     source: &S,
-    digest: &str,
+    digest: &Digest,
     size: u64,
     mut file: tokio::fs::File,
     path: &Path,

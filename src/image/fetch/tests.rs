@@ -154,7 +154,7 @@ async fn a_corrupted_layer_fails_the_download() {
             ..options(&f.digest, Format::Rootfs)
         };
         let err = download(f.source.clone(), &dest, &opts).await.unwrap_err();
-        let chain = error_chain(&err);
+        let chain = lower_chain(&err);
         assert!(
             chain.contains("digest mismatch"),
             "parallel {parallel}, layer {corrupt}: {chain}"
@@ -190,7 +190,7 @@ async fn a_failed_download_leaves_nothing_behind() {
             };
             let err = download(f.source.clone(), &dest, &opts).await.unwrap_err();
             assert!(
-                error_chain(&err).contains("digest mismatch"),
+                lower_chain(&err).contains("digest mismatch"),
                 "{format:?} parallel {parallel}: {err}"
             );
             let left: Vec<_> = std::fs::read_dir(&dest)
@@ -211,20 +211,20 @@ impl BlobSource for OneManifest {
     type Error = Error;
     type Reader = std::io::Cursor<Vec<u8>>;
 
-    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest> {
+    async fn fetch_manifest(&self, digest: &Digest) -> Result<FetchedManifest> {
         Ok(FetchedManifest {
             bytes: Bytes::from_static(self.0),
             media_type: Some("application/vnd.docker.distribution.manifest.v1+prettyjws".into()),
-            digest: digest.to_owned(),
+            digest: digest.clone(),
         })
     }
 
-    async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
-        Err(Error::InvalidDigest(digest.to_owned()))
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes> {
+        Err(Error::InvalidDigest(digest.to_string()))
     }
 
-    async fn blob_reader(&self, digest: &str, _size: u64) -> Result<Self::Reader> {
-        Err(Error::InvalidDigest(digest.to_owned()))
+    async fn blob_reader(&self, digest: &Digest, _size: u64) -> Result<Self::Reader> {
+        Err(Error::InvalidDigest(digest.to_string()))
     }
 }
 
@@ -234,33 +234,28 @@ async fn signed_schema1_manifests_are_unsupported_not_corrupt() {
     let source = Arc::new(OneManifest(
         br#"{"schemaVersion":1,"name":"x","tag":"v1","fsLayers":[],"signatures":[]}"#,
     ));
-    let digest = crate::image::digest::sha256_digest(b"payload without signatures");
+    let digest = crate::oci::sha256_digest(b"payload without signatures");
     let err = download(source, tmp.path(), &options(&digest, Format::Rootfs))
         .await
         .unwrap_err();
-    let chain = error_chain(&err);
+    let chain = lower_chain(&err);
     assert!(
-        chain.contains("docker schema 1 manifests are not supported") && chain.contains(&digest),
+        chain.contains("docker schema 1 manifests are not supported")
+            && chain.contains(digest.as_str()),
         "{chain}"
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s.to_lowercase()
+/// The error chain, lower-cased for matching.
+fn lower_chain(e: &dyn std::error::Error) -> String {
+    crate::oci::error_chain(e).to_lowercase()
 }
 
 #[tokio::test]
 async fn wrong_manifest_digest_is_refused() {
     let f = three_layer_image().await;
-    let other = crate::image::digest::sha256_digest(b"something else");
+    let other = crate::oci::sha256_digest(b"something else");
     // Make the source answer the manifest for another digest.
     let path = f.source.blob_path(&other).unwrap();
     std::fs::copy(f.source.blob_path(&f.digest).unwrap(), &path).unwrap();
@@ -271,7 +266,7 @@ async fn wrong_manifest_digest_is_refused() {
     )
     .await
     .unwrap_err();
-    assert!(error_chain(&err).contains("digest mismatch"), "{err}");
+    assert!(lower_chain(&err).contains("digest mismatch"), "{err}");
 }
 
 #[tokio::test]
@@ -746,15 +741,15 @@ impl BlobSource for GatedSource {
     type Error = Error;
     type Reader = GatedReader;
 
-    async fn fetch_manifest(&self, digest: &str) -> Result<FetchedManifest> {
+    async fn fetch_manifest(&self, digest: &Digest) -> Result<FetchedManifest> {
         self.inner.fetch_manifest(digest).await
     }
 
-    async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes> {
         self.inner.fetch_blob(digest).await
     }
 
-    async fn blob_reader(&self, digest: &str, _size: u64) -> Result<GatedReader> {
+    async fn blob_reader(&self, digest: &Digest, _size: u64) -> Result<GatedReader> {
         let data = self.inner.read_blob(digest, None)?;
         let gate = self.gate.clone();
         Ok(GatedReader {
@@ -771,10 +766,10 @@ impl BlobSource for GatedSource {
 async fn spooled_layers_are_read_while_they_download() {
     let f = three_layer_image().await;
     let image = manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
-    let layers: Vec<(String, u64)> = image
+    let layers: Vec<(Digest, u64)> = image
         .layers()
         .iter()
-        .map(|l| (l.digest().to_string(), l.size()))
+        .map(|l| (Digest::parse(l.digest().as_ref()).unwrap(), l.size()))
         .collect();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let source = Arc::new(GatedSource {
@@ -826,10 +821,10 @@ async fn spooled_layers_are_read_while_they_download() {
 async fn dropping_the_feed_wakes_blocked_spool_readers() {
     let f = three_layer_image().await;
     let image = manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
-    let layers: Vec<(String, u64)> = image
+    let layers: Vec<(Digest, u64)> = image
         .layers()
         .iter()
-        .map(|l| (l.digest().to_string(), l.size()))
+        .map(|l| (Digest::parse(l.digest().as_ref()).unwrap(), l.size()))
         .collect();
     let source = Arc::new(GatedSource {
         inner: OciLayoutDir::open(&f.tmp.path().join("src")).unwrap(),
@@ -863,10 +858,10 @@ async fn dropping_the_feed_wakes_blocked_spool_readers() {
 async fn closing_the_feed_waits_for_its_downloads() {
     let f = three_layer_image().await;
     let image = manifest::parse_image("m", &f.source.read_blob(&f.digest, None).unwrap()).unwrap();
-    let layers: Vec<(String, u64)> = image
+    let layers: Vec<(Digest, u64)> = image
         .layers()
         .iter()
-        .map(|l| (l.digest().to_string(), l.size()))
+        .map(|l| (Digest::parse(l.digest().as_ref()).unwrap(), l.size()))
         .collect();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let source = Arc::new(GatedSource {
@@ -904,7 +899,7 @@ async fn nested_indexes_and_zero_layer_images() {
         "manifests": [{"mediaType": manifest::OCI_INDEX, "digest": inner, "size": inner_bytes.len()}],
     }))
     .unwrap();
-    let outer_d = crate::image::digest::sha256_digest(&outer);
+    let outer_d = crate::oci::sha256_digest(&outer);
     w.write_blob_bytes(&outer, &outer_d).await.unwrap();
     let source = Arc::new(OciLayoutDir::open(&dir).unwrap());
 

@@ -5,9 +5,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::image::digest::sha256_digest;
 use crate::image::layout::LayoutWriter;
 use crate::image::manifest;
+use crate::oci::sha256_digest;
 
 /// A layer blob with its descriptor media type.
 pub struct TestLayer {
@@ -27,14 +27,14 @@ impl TestLayer {
     pub fn gzip(tar: &[u8]) -> Self {
         TestLayer {
             blob: gzip(tar),
-            diff_id: sha256_digest(tar),
+            diff_id: sha256_digest(tar).into_string(),
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
         }
     }
     pub fn zstd(tar: &[u8]) -> Self {
         TestLayer {
             blob: zstd::encode_all(tar, 3).unwrap(),
-            diff_id: sha256_digest(tar),
+            diff_id: sha256_digest(tar).into_string(),
             // Mislabelled on purpose: content sniffing must win.
             media_type: manifest::DOCKER_LAYER_GZIP,
         }
@@ -42,7 +42,7 @@ impl TestLayer {
     pub fn plain(tar: &[u8]) -> Self {
         TestLayer {
             blob: tar.to_vec(),
-            diff_id: sha256_digest(tar),
+            diff_id: sha256_digest(tar).into_string(),
             media_type: "application/vnd.oci.image.layer.v1.tar",
         }
     }
@@ -100,7 +100,7 @@ pub async fn add_image(
     .unwrap();
     let d = sha256_digest(&manifest);
     w.write_blob_bytes(&manifest, &d).await.unwrap();
-    (d, manifest)
+    (d.into_string(), manifest)
 }
 
 /// Writes an index over `children` (digest, bytes, arch) as a blob; returns its digest and bytes.
@@ -125,7 +125,7 @@ pub async fn add_index(
     .unwrap();
     let d = sha256_digest(&index);
     w.write_blob_bytes(&index, &d).await.unwrap();
-    (d, index)
+    (d.into_string(), index)
 }
 
 /// Runs a command, panicking with its output when it fails; stdout as text.
