@@ -240,7 +240,10 @@ impl Printer {
             if st.error.ends_with("context canceled") {
                 "CANCELED".to_owned()
             } else {
-                if self.failed.is_none() {
+                // BuildKit goes on without a cache it cannot import (the
+                // first build with `cache: true` never finds one), so such a
+                // vertex is never the step that failed the build.
+                if self.failed.is_none() && !is_cache_import(&st.name) {
                     self.failed = Some(digest.to_owned());
                 }
                 format!("ERROR: {}", st.error)
@@ -319,6 +322,11 @@ fn human_bytes(n: i64) -> String {
     }
 }
 
+/// The vertex BuildKit names for a registry cache import.
+fn is_cache_import(name: &str) -> bool {
+    name.starts_with("importing cache manifest from")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +365,31 @@ mod tests {
             completed,
             ..Vertex::default()
         }
+    }
+
+    #[test]
+    fn a_missing_cache_is_not_the_failed_step() {
+        let mut p = Printer::new(Box::new(Sink::default()));
+        let mut import = vertex(
+            "i",
+            "importing cache manifest from r/app:buildcache",
+            ts(1, 0),
+            ts(1, 1),
+        );
+        import.error = "failed to configure registry cache importer: not found".into();
+        let mut push = vertex("e", "exporting to image", ts(2, 0), ts(3, 0));
+        push.error = "failed to push r/app".into();
+        p.update(&StatusResponse {
+            vertexes: vec![import],
+            ..Default::default()
+        });
+        p.update(&StatusResponse {
+            vertexes: vec![push],
+            ..Default::default()
+        });
+        let failed = p.summary().failed.expect("a failed step");
+        assert_eq!(failed.name, "exporting to image");
+        assert_eq!(failed.error, "failed to push r/app");
     }
 
     #[test]
