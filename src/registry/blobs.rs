@@ -167,10 +167,13 @@ impl Client {
     /// A small blob (config), whole and verified.
     pub async fn fetch_blob(&self, digest: &str) -> Result<Bytes> {
         let (url, resp) = self.blob_response(digest).await?;
-        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
-            request: format!("GET {url}"),
-            source,
-        })?;
+        let bytes = super::client::read_limited(
+            resp,
+            &format!("GET {url}"),
+            "blob",
+            super::client::MAX_CONFIG_BYTES,
+        )
+        .await?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(Error::DigestMismatch {
