@@ -74,13 +74,15 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert_eq!(sha256_digest(&bytes), layer.digest);
     assert!(client.blob_exists(&layer.digest).await.unwrap());
 
-    // a wrong size is caught at EOF
-    let mut reader = client
+    // a wrong size is caught before reading, from the Content-Length, as
+    // a permanent error (issue 10 item 7)
+    let err = client
         .blob_reader(&layer.digest, layer.size + 1)
         .await
-        .unwrap();
-    let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
-    assert!(err.to_string().contains("truncated"), "{err}");
+        .map(|_| ())
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert!(err.to_string().contains("descriptor says"), "{err}");
 
     // missing manifest by digest is an error naming the request
     let err = client
@@ -763,4 +765,50 @@ async fn endless_bodies_are_refused_at_their_limit() {
         other => panic!("expected the 404, got {other}"),
     }
     server.abort();
+}
+
+/// issue 10 item 7: a blob whose complete response is shorter (or longer)
+/// than its descriptor fails at once, as a permanent error; a response cut
+/// short of its own Content-Length stays transient.
+#[tokio::test]
+async fn complete_blob_of_the_wrong_size_is_a_permanent_error() {
+    let good = b"the real layer".to_vec();
+    let digest = sha256_digest(&good);
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p.starts_with("/v2/short/blobs/") => response("200 OK", &[], b"the r"),
+        p if p.starts_with("/v2/long/blobs/") => {
+            response("200 OK", &[], b"the real layer, and more")
+        }
+        p if p.starts_with("/v2/cut/blobs/") => {
+            response("200 OK", &[("Content-Length", "14")], b"the r")
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = |name: &str| {
+        let repo = super::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
+    };
+    for name in ["short", "long"] {
+        let err = client(name)
+            .blob_reader(&digest, good.len() as u64)
+            .await
+            .map(|_| ())
+            .expect_err("a blob of the wrong size was accepted");
+        assert!(!err.is_transient(), "{name}: {err}");
+        assert!(err.to_string().contains("descriptor says 14"), "{err}");
+    }
+    let mut r = client("cut")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
+    let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
+    assert!(super::error::chain_is_transient(&err), "{err}");
 }
