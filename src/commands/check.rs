@@ -73,11 +73,24 @@ async fn check_with(
     }
 }
 
+/// The registry's tags that are tags by the distribution grammar; others
+/// (a hostile or broken registry's `../../v2/...`) are skipped with a debug
+/// line, so they are never requested nor reported as versions.
 async fn list_tags(client: &Client) -> Result<Vec<String>> {
-    client
+    let tags = client
         .list_tags()
         .await
-        .map_err(|e| crate::Error::from(e).context("list repository tags"))
+        .map_err(|e| crate::Error::from(e).context("list repository tags"))?;
+    Ok(tags
+        .into_iter()
+        .filter(|tag| {
+            let valid = crate::config::tag::is_valid(tag);
+            if !valid {
+                debug!(tag = %tag.escape_debug(), "skipping an invalid tag listed by the registry");
+            }
+            valid
+        })
+        .collect())
 }
 
 async fn tag_versions(
@@ -652,6 +665,52 @@ mod fake_registry_tests {
         assert!(
             log.iter()
                 .any(|l| l == "HEAD /v2/oci-build-resource-test/does-not-exist/manifests/latest"),
+            "{log:?}"
+        );
+    }
+
+    /// issue 10 item 9: tags a registry returns that are not tags by the
+    /// distribution grammar (`../../v2/...`, control characters) are skipped,
+    /// never looked up nor reported.
+    #[tokio::test]
+    async fn invalid_tags_from_the_registry_are_skipped() {
+        let digest = crate::oci::sha256_digest(b"m");
+        let d2 = digest.clone();
+        let server = FakeServer::start(move |req| match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v2/") => response("200 OK", &[], b""),
+            ("GET", p) if p.starts_with("/v2/img/tags/list") => response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                br#"{"name":"img","tags":["good","../../v2/evil/manifests/x","bad\u001b[31m","-x"]}"#,
+            ),
+            (_, p) if p.starts_with("/v2/img/manifests/") => response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                    ("Docker-Content-Digest", &d2),
+                ],
+                b"",
+            ),
+            _ => response("404 Not Found", &[], b""),
+        })
+        .await;
+        let out = run(request(
+            json!({"repository": format!("{}/img", server.host), "tag_regex": ".*"}),
+            None,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            [Version {
+                tag: "good".into(),
+                digest: digest.to_string()
+            }]
+        );
+        let log = server.log();
+        assert!(
+            log.iter()
+                .all(|l| !l.contains("evil") && !l.contains("bad")),
             "{log:?}"
         );
     }

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 pub enum Shape {
     /// Any value; not inspected further.
     Leaf,
+    /// A secret (password, key): must be a string, and a value of another
+    /// type is reported by its path and JSON type only, never echoed.
+    Secret,
     /// An object with these fields (canonical spelling, shape of the value).
     Object(&'static [(&'static str, Shape)]),
     /// An array whose elements have this shape (non-arrays are left alone
@@ -199,7 +202,27 @@ pub fn canonicalize(value: Value, shape: &Shape, path: &str) -> Result<Value, De
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         (Shape::ScalarOr(inner), value @ Value::Object(_)) => canonicalize(value, inner, path),
+        (Shape::Secret, value @ Value::String(_)) => Ok(value),
+        (Shape::Secret, value) => Err(DecodeError::Type {
+            path: path.to_owned(),
+            message: format!(
+                "expected a string, got {} (value not shown: it is a secret)",
+                json_kind(&value)
+            ),
+        }),
         (_, value) => Ok(value),
+    }
+}
+
+/// The JSON type of `value`, for messages that must not show the value.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -18,7 +18,7 @@ pub use crate::registry::{DOCKER_HUB_HOST, Repository};
 const CREDENTIALS: Shape = Shape::Object(&[
     ("host", Shape::Leaf),
     ("username", Shape::Leaf),
-    ("password", Shape::Leaf),
+    ("password", Shape::Secret),
 ]);
 const PLATFORM: Shape = Shape::Object(&[
     ("os", Shape::Leaf),
@@ -29,7 +29,7 @@ const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::
 const BUILDKIT_TLS: Shape = Shape::Object(&[
     ("ca_cert", Shape::Leaf),
     ("cert", Shape::Leaf),
-    ("key", Shape::Leaf),
+    ("key", Shape::Secret),
     ("server_name", Shape::Leaf),
 ]);
 const CONTENT_TRUST: Shape = Shape::Object(&[
@@ -40,7 +40,7 @@ const CONTENT_TRUST: Shape = Shape::Object(&[
     ("tls_key", Shape::Leaf),
     ("tls_cert", Shape::Leaf),
     ("username", Shape::Leaf),
-    ("password", Shape::Leaf),
+    ("password", Shape::Secret),
     ("scopes", Shape::Leaf),
 ]);
 
@@ -55,7 +55,7 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("pre_releases", Shape::Leaf),
     ("pre_release_prefixes", Shape::Leaf),
     ("username", Shape::Leaf),
-    ("password", Shape::Leaf),
+    ("password", Shape::Secret),
     ("ca_certs", Shape::List(&Shape::ScalarOr(&CA_CERT))),
     ("insecure", Shape::Leaf),
     ("registry_mirror", CREDENTIALS),
@@ -64,8 +64,8 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("annotation_regex", Shape::Leaf),
     ("debug", Shape::Leaf),
     ("aws_access_key_id", Shape::Leaf),
-    ("aws_secret_access_key", Shape::Leaf),
-    ("aws_session_token", Shape::Leaf),
+    ("aws_secret_access_key", Shape::Secret),
+    ("aws_session_token", Shape::Secret),
     ("aws_region", Shape::Leaf),
     ("aws_role_arn", Shape::Leaf),
     ("aws_role_arns", Shape::Leaf),
@@ -645,5 +645,48 @@ mod tests {
         assert!(err.starts_with("invalid regex pattern"), "{err}");
         let err = source(json!({"repository": "a", "semver_constraint": ">>1"})).unwrap_err();
         assert!(err.contains("semver_constraint"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod secret_type_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// issue 10 item 4: a secret of the wrong JSON type is reported by its
+    /// field, never by its value.
+    #[test]
+    fn secret_of_wrong_type_is_named_not_echoed() {
+        let cases = [
+            (
+                json!({"repository": "r", "password": 987654321}),
+                "source.password",
+            ),
+            (
+                json!({"repository": "r", "registry_mirror": {"host": "m", "password": 987654321}}),
+                "source.registry_mirror.password",
+            ),
+            (
+                json!({"repository": "r", "additional_registries": [{"host": "m", "password": 987654321}]}),
+                "source.additional_registries[0].password",
+            ),
+            (
+                json!({"repository": "r", "buildkit_tls": {"key": 987654321}}),
+                "source.buildkit_tls.key",
+            ),
+            (
+                json!({"repository": "r", "aws_secret_access_key": [987654321]}),
+                "source.aws_secret_access_key",
+            ),
+            (
+                json!({"repository": "r", "Password": {"x": 987654321}}),
+                "source.password",
+            ),
+        ];
+        for (value, field) in cases {
+            let err = Source::from_value(value).unwrap_err().to_string();
+            assert!(!err.contains("987654321"), "value echoed: {err}");
+            assert!(err.contains(field), "field {field} not named: {err}");
+        }
     }
 }

@@ -187,7 +187,7 @@ pub async fn select_image<S: BlobSource>(
     let top_kind = manifest::classify(&top.digest, top.media_type.as_deref(), &top.bytes)?;
     let manifest = match top_kind {
         Kind::Image => top.clone(),
-        Kind::Index => select_from_index(source, &top, platform, 0)
+        Kind::Index => select_from_index(source, &top, platform, 0, &mut Walked::new(&top.digest))
             .await?
             .ok_or_else(|| Error::NoMatchingPlatform {
                 wanted: platform.to_string(),
@@ -203,11 +203,40 @@ pub async fn select_image<S: BlobSource>(
     })
 }
 
+/// The manifests a walk below one version has read: each digest is read
+/// once (a nested index that held no match the first time holds none the
+/// next), and the total is capped at [`manifest::MAX_MANIFESTS`].
+struct Walked {
+    top: String,
+    seen: HashSet<String>,
+}
+
+impl Walked {
+    fn new(top: &str) -> Walked {
+        Walked {
+            top: top.to_owned(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Whether `digest` is new; an error once too many were seen.
+    fn first_visit(&mut self, digest: &str) -> Result<bool> {
+        if !self.seen.insert(digest.to_owned()) {
+            return Ok(false);
+        }
+        if self.seen.len() > manifest::MAX_MANIFESTS {
+            return Err(manifest::too_many_manifests(&self.top));
+        }
+        Ok(true)
+    }
+}
+
 fn select_from_index<'a, S: BlobSource>(
     source: &'a S,
     index: &'a FetchedManifest,
     platform: &'a WantedPlatform,
     depth: u32,
+    walked: &'a mut Walked,
 ) -> std::pin::Pin<Box<dyn Future<Output = FResult<Option<FetchedManifest>, S>> + Send + 'a>> {
     Box::pin(async move {
         if depth > 8 {
@@ -220,6 +249,9 @@ fn select_from_index<'a, S: BlobSource>(
         let parsed = manifest::parse_index(&index.digest, &index.bytes)?;
         for d in platform.candidates(&parsed) {
             let digest = d.digest().to_string();
+            if !walked.first_visit(&digest)? {
+                continue;
+            }
             let child = fetch_verified_manifest(source, &digest).await?;
             let media_type = child
                 .media_type
@@ -229,7 +261,7 @@ fn select_from_index<'a, S: BlobSource>(
                 Kind::Image => return Ok(Some(child)),
                 Kind::Index => {
                     if let Some(found) =
-                        select_from_index(source, &child, platform, depth + 1).await?
+                        select_from_index(source, &child, platform, depth + 1, walked).await?
                     {
                         return Ok(Some(found));
                     }
@@ -560,6 +592,7 @@ pub async fn write_oci_layout<S: BlobSource>(
     // Walk manifests breadth-first, writing them; collect configs and layers.
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     let mut seen: HashSet<Digest> = HashSet::new();
+    let mut manifests = 0usize;
     let mut queue = vec![(top.clone(), true)];
     while let Some((m, is_top)) = queue.pop() {
         let kind = manifest::classify(&m.digest, m.media_type.as_deref(), &m.bytes)?;
@@ -572,6 +605,10 @@ pub async fn write_oci_layout<S: BlobSource>(
                 for d in index.manifests() {
                     let digest = Digest::parse(d.digest().as_ref())?;
                     if seen.insert(digest.clone()) {
+                        manifests += 1;
+                        if manifests > manifest::MAX_MANIFESTS {
+                            return Err(manifest::too_many_manifests(&top.digest).into());
+                        }
                         let mut child = fetch_verified_manifest(&*source, &digest).await?;
                         if child.media_type.is_none() {
                             child.media_type = Some(d.media_type().to_string());

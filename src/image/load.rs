@@ -17,7 +17,7 @@
 //!   uncompressed must be compressed by the caller before pushing, since
 //!   registry-image pushes gzip layers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -202,7 +202,8 @@ impl OciLayoutDir {
         }
         let mut nested = Vec::new();
         let mut images = Vec::new();
-        self.walk_index(&current, &mut nested, &mut images, 0)?;
+        let mut seen = HashSet::new();
+        self.walk_index(&current, &mut nested, &mut images, 0, &mut seen)?;
         Ok(LayoutTop::Index {
             index: current,
             nested,
@@ -230,6 +231,7 @@ impl OciLayoutDir {
         nested: &mut Vec<FetchedManifest>,
         images: &mut Vec<LayoutImage>,
         depth: u32,
+        seen: &mut HashSet<String>,
     ) -> Result<()> {
         if depth > 8 {
             return Err(Error::Unsupported {
@@ -239,6 +241,14 @@ impl OciLayoutDir {
         }
         let parsed = manifest::parse_index(&index.digest, &index.bytes)?;
         for d in parsed.manifests() {
+            // Each digest once: an index naming the same nested index many
+            // times is walked once, and the total is capped (issue 10 item 2).
+            if !seen.insert(d.digest().to_string()) {
+                continue;
+            }
+            if seen.len() > manifest::MAX_MANIFESTS {
+                return Err(manifest::too_many_manifests(&index.digest));
+            }
             let child = self.manifest(
                 d.digest().as_ref(),
                 Some(d.size()),
@@ -246,7 +256,7 @@ impl OciLayoutDir {
             )?;
             match manifest::classify(&child.digest, child.media_type.as_deref(), &child.bytes)? {
                 Kind::Index => {
-                    self.walk_index(&child, nested, images, depth + 1)?;
+                    self.walk_index(&child, nested, images, depth + 1, seen)?;
                     nested.push(child);
                 }
                 Kind::Image => images.push(self.image(child)?),

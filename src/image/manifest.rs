@@ -58,6 +58,22 @@ pub fn is_schema1(media_type: Option<&str>, bytes: &[u8]) -> bool {
         })
 }
 
+/// At most this many manifests (indexes and images, each digest counted
+/// once) are read below one version: an index that references the same
+/// nested index many times, or thousands of distinct ones, would otherwise
+/// be walked for ever (issue 10 item 2).
+pub const MAX_MANIFESTS: usize = 1000;
+
+/// The error for an index tree with more than [`MAX_MANIFESTS`] manifests.
+pub fn too_many_manifests(top: &str) -> Error {
+    Error::Unsupported {
+        what: top.to_owned(),
+        reason: format!(
+            "it references more than {MAX_MANIFESTS} manifests (nested indexes included); refusing to walk it"
+        ),
+    }
+}
+
 /// The error for a schema 1 manifest named `what`.
 pub fn schema1_error(what: &str) -> Error {
     Error::Unsupported {

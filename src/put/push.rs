@@ -81,6 +81,13 @@ pub async fn push_store(
             let Some((digest, _)) = descriptor(child) else {
                 continue;
             };
+            // Each child once, and not without bound (issue 10 item 2).
+            if images.iter().any(|m| m.digest == digest) {
+                continue;
+            }
+            if images.len() >= crate::image::manifest::MAX_MANIFESTS {
+                return Err(crate::image::manifest::too_many_manifests(&top.digest).into());
+            }
             match store.manifest(&digest) {
                 Some(m) => images.push(m.clone()),
                 None => {

@@ -52,10 +52,13 @@ impl Client {
     /// A small blob (config), whole and verified.
     pub async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes> {
         let (url, resp) = self.blob_response(digest).await?;
-        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
-            request: format!("GET {url}"),
-            source,
-        })?;
+        let bytes = super::client::read_limited(
+            resp,
+            &format!("GET {url}"),
+            "blob",
+            super::client::MAX_CONFIG_BYTES,
+        )
+        .await?;
         let actual = sha256_digest(&bytes);
         if actual != *digest {
             return Err(Error::DigestMismatch {
@@ -71,7 +74,20 @@ impl Client {
     /// io error (at the latest at EOF) on excess, truncation or digest
     /// mismatch, so a consumer never sees a silently wrong blob complete.
     pub async fn blob_reader(&self, digest: &Digest, size: u64) -> Result<BlobReader> {
-        let (_, resp) = self.blob_response(digest).await?;
+        let (url, resp) = self.blob_response(digest).await?;
+        // A complete response of another length than the descriptor's is
+        // wrong for good: asking again gets the same bytes, so fail now
+        // rather than retry a truncation for an hour (issue 10 item 7).
+        if let Some(len) = resp.content_length()
+            && len != size
+        {
+            return Err(Error::Protocol {
+                request: format!("GET {url}"),
+                detail: format!(
+                    "the registry sends {len} bytes (Content-Length) for blob {digest}, whose descriptor says {size}"
+                ),
+            });
+        }
         let stream = resp.bytes_stream().map_err(std::io::Error::other);
         Ok(blob_reader(
             Box::pin(stream),

@@ -147,3 +147,58 @@ impl Client {
         self
     }
 }
+
+/// Most bytes of a manifest (or index) read into memory; the OCI
+/// distribution spec suggests registries accept at least 4 MiB.
+pub(super) const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Most bytes of a small blob (an image config) read into memory.
+pub(super) const MAX_CONFIG_BYTES: usize = 64 << 20;
+/// Most bytes of one page of a tag list.
+pub(super) const MAX_TAG_PAGE_BYTES: usize = 4 << 20;
+/// Most bytes of an error response body kept (the rest is not read).
+pub(super) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Reads a response body into memory, refusing one of more than `limit`
+/// bytes: an endless or huge body from a hostile registry must not grow
+/// memory without bound (issue 10 item 3). `what` names the body.
+pub(super) async fn read_limited(
+    mut resp: reqwest::Response,
+    request: &str,
+    what: &str,
+    limit: usize,
+) -> Result<bytes::Bytes> {
+    let too_large = || Error::Protocol {
+        request: request.to_owned(),
+        detail: format!("the {what} is larger than {limit} bytes; refusing it"),
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|source| Error::Transport {
+        request: request.to_owned(),
+        source,
+    })? {
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The first `limit` bytes of a response body (an error text), read no
+/// further; a failed read keeps what arrived.
+pub(super) async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    buf.freeze()
+}

@@ -233,7 +233,7 @@ impl Error {
         resp: reqwest::Response,
     ) -> Error {
         let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = super::client::read_prefix(resp, super::client::MAX_ERROR_BODY_BYTES).await;
         let (codes, body) = error_detail(&body);
         Error::Status {
             request: format!("{method} {url}"),

@@ -97,10 +97,13 @@ impl Client {
         if !resp.status().is_success() {
             return Err(Error::from_response(&Method::GET, &url, resp).await);
         }
-        let body = resp.bytes().await.map_err(|source| Error::Transport {
-            request: format!("GET {url}"),
-            source,
-        })?;
+        let body = super::client::read_limited(
+            resp,
+            &format!("GET {url}"),
+            "manifest",
+            super::client::MAX_MANIFEST_BYTES,
+        )
+        .await?;
         Ok(Some(sha256_digest(&body)))
     }
 
@@ -135,10 +138,13 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
             .unwrap_or_default();
-        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
-            request: format!("GET {url}"),
-            source,
-        })?;
+        let bytes = super::client::read_limited(
+            resp,
+            &format!("GET {url}"),
+            "manifest",
+            super::client::MAX_MANIFEST_BYTES,
+        )
+        .await?;
         // Before the digest check: a signed schema 1 manifest's digest
         // covers its payload without the signatures, so it would look
         // corrupt rather than unsupported.

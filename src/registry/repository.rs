@@ -84,6 +84,11 @@ impl Repository {
                 "repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./` (give the tag in source.tag)",
             ));
         }
+        if !path.split('/').all(valid_component) {
+            return Err(RepositoryError::Invalid(
+                "each `/`-separated part of the repository must be lower-case letters and digits, joined by single `.`, `_` or `__`, or runs of `-` (no `..`, no leading or trailing separator)",
+            ));
+        }
         let path = if registry == DOCKER_HUB_HOST && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -126,6 +131,38 @@ impl Repository {
     }
 }
 
+/// Whether `part` matches the distribution spec's path component,
+/// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`. Without it `a/../b` would
+/// send requests outside `/v2/` (issue 10 item 9).
+fn valid_component(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        // A run of letters and digits.
+        let start = i;
+        while i < bytes.len() && alnum(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        // A separator: `.`, `_`, `__` or one or more `-`.
+        let sep = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        match &part[sep..i] {
+            "." | "_" | "__" => {}
+            s if s.bytes().all(|b| b == b'-') => {}
+            _ => return false,
+        }
+    }
+}
+
 impl std::fmt::Display for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.given)
@@ -160,6 +197,43 @@ mod tests {
         assert!(Repository::parse("busybox:latest").is_err());
         assert!(Repository::parse("Upper/case").is_err());
         assert_eq!(Repository::parse(""), Err(RepositoryError::Empty));
+    }
+
+    /// issue 10 item 9: the distribution grammar, per path component.
+    #[test]
+    fn path_components_follow_the_distribution_grammar() {
+        for good in [
+            "a/b",
+            "a.b/c_d",
+            "a__b",
+            "a-b",
+            "a---b",
+            "x/y.z-w_v",
+            "0/9",
+            "h:5000/a/b.c",
+        ] {
+            assert!(Repository::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "h:5000/a/../b",
+            "h:5000/..",
+            "a/..",
+            "a..b",
+            "a/.b",
+            "a/b.",
+            "a/-b",
+            "a/b-",
+            "a___b",
+            "a_-b",
+            "a/_b",
+            "h:5000/a/./b",
+            "a.-b",
+        ] {
+            assert!(
+                matches!(Repository::parse(bad), Err(RepositoryError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     /// What the module header says about oci-spec's `Reference`; if this

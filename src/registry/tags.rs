@@ -29,10 +29,13 @@ impl Client {
                 .get(header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link);
-            let body = resp.bytes().await.map_err(|source| Error::Transport {
-                request: format!("GET {url}"),
-                source,
-            })?;
+            let body = super::client::read_limited(
+                resp,
+                &format!("GET {url}"),
+                "tag list page",
+                super::client::MAX_TAG_PAGE_BYTES,
+            )
+            .await?;
             let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 request: format!("GET {url}"),
                 detail: format!("tag list is not valid JSON: {e}"),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -80,13 +81,15 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert_eq!(sha256_digest(&bytes), layer.digest);
     assert!(client.blob_exists(&dg(&layer.digest)).await.unwrap());
 
-    // a wrong size is caught at EOF
-    let mut reader = client
+    // a wrong size is caught before reading, from the Content-Length, as
+    // a permanent error (issue 10 item 7)
+    let err = client
         .blob_reader(&dg(&layer.digest), layer.size + 1)
         .await
-        .unwrap();
-    let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
-    assert!(err.to_string().contains("truncated"), "{err}");
+        .map(|_| ())
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert!(err.to_string().contains("descriptor says"), "{err}");
 
     // missing manifest by digest is an error naming the request
     let err = client
@@ -652,4 +655,188 @@ async fn schema1_manifests_are_unsupported_not_corrupt() {
             "{text}"
         );
     }
+}
+
+/// A hostile registry on 127.0.0.1 whose every answer but the ping has a
+/// body far larger than any limit (256 MiB of `{`, no Content-Length);
+/// repositories named `err` answer 404 with it. Returns the host.
+async fn endless_body_server() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                    if head.first() == Some(&0x16) {
+                        return;
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                if path == "/v2/" {
+                    let _ = sock
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let status = if path.starts_with("/v2/err/") {
+                    "404 Not Found"
+                } else {
+                    "200 OK"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                );
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let block = vec![b'{'; 1 << 20];
+                for _ in 0..256 {
+                    if sock.write_all(&block).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (host, task)
+}
+
+/// issue 10 item 3: manifests, configs, tag lists and error bodies are read
+/// into memory only up to a limit; beyond it the read is refused (or, for
+/// an error body, cut) at once.
+#[tokio::test]
+async fn endless_bodies_are_refused_at_their_limit() {
+    let (host, server) = endless_body_server().await;
+    let client = |name: &str| {
+        let repo = super::Repository::parse(&format!("{host}/{name}")).unwrap();
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
+    };
+    let within = |what: &'static str, secs| {
+        move |r: std::result::Result<Error, tokio::time::error::Elapsed>| {
+            r.unwrap_or_else(|_| panic!("{what}: not refused within {secs}s"))
+        }
+    };
+    let digest = sha256_digest(b"x");
+    let c = client("img");
+    let err = within("manifest", 20)(
+        tokio::time::timeout(Duration::from_secs(20), async {
+            c.fetch_manifest("latest")
+                .await
+                .map(|_| ())
+                .expect_err("accepted (the whole hostile body was read)")
+        })
+        .await,
+    );
+    assert!(
+        err.to_string()
+            .contains("manifest is larger than 4194304 bytes"),
+        "{err}"
+    );
+    let err = within("config", 20)(
+        tokio::time::timeout(Duration::from_secs(20), async {
+            c.fetch_blob(&digest)
+                .await
+                .map(|_| ())
+                .expect_err("accepted (the whole hostile body was read)")
+        })
+        .await,
+    );
+    assert!(
+        err.to_string()
+            .contains("blob is larger than 67108864 bytes"),
+        "{err}"
+    );
+    let err = within("tag list", 20)(
+        tokio::time::timeout(Duration::from_secs(20), async {
+            c.list_tags()
+                .await
+                .map(|_| ())
+                .expect_err("accepted (the whole hostile body was read)")
+        })
+        .await,
+    );
+    assert!(
+        err.to_string().contains("tag list page is larger than"),
+        "{err}"
+    );
+    let e = client("err");
+    let err = within("error body", 20)(
+        tokio::time::timeout(Duration::from_secs(20), async {
+            e.fetch_manifest("latest")
+                .await
+                .map(|_| ())
+                .expect_err("accepted (the whole hostile body was read)")
+        })
+        .await,
+    );
+    match &err {
+        Error::Status { status, body, .. } => {
+            assert_eq!(status.as_u16(), 404);
+            assert!(body.len() <= 64 << 10, "{} bytes kept", body.len());
+        }
+        other => panic!("expected the 404, got {other}"),
+    }
+    server.abort();
+}
+
+/// issue 10 item 7: a blob whose complete response is shorter (or longer)
+/// than its descriptor fails at once, as a permanent error; a response cut
+/// short of its own Content-Length stays transient.
+#[tokio::test]
+async fn complete_blob_of_the_wrong_size_is_a_permanent_error() {
+    let good = b"the real layer".to_vec();
+    let digest = sha256_digest(&good);
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p.starts_with("/v2/short/blobs/") => response("200 OK", &[], b"the r"),
+        p if p.starts_with("/v2/long/blobs/") => {
+            response("200 OK", &[], b"the real layer, and more")
+        }
+        p if p.starts_with("/v2/cut/blobs/") => {
+            response("200 OK", &[("Content-Length", "14")], b"the r")
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = |name: &str| {
+        let repo = super::Repository::parse(&format!("{}/{name}", server.host)).unwrap();
+        Client::new(
+            &repo,
+            Credentials::Anonymous,
+            &TlsOptions::default(),
+            Access::Pull,
+        )
+        .unwrap()
+    };
+    for name in ["short", "long"] {
+        let err = client(name)
+            .blob_reader(&digest, good.len() as u64)
+            .await
+            .map(|_| ())
+            .expect_err("a blob of the wrong size was accepted");
+        assert!(!err.is_transient(), "{name}: {err}");
+        assert!(err.to_string().contains("descriptor says 14"), "{err}");
+    }
+    let mut r = client("cut")
+        .blob_reader(&digest, good.len() as u64)
+        .await
+        .unwrap();
+    let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
+    assert!(super::error::chain_is_transient(&err), "{err}");
 }

@@ -6,7 +6,7 @@
 //! `PARAM: ""` to switch something off.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -127,10 +127,13 @@ impl Decoder<'_> {
         }
     }
 
-    /// Joins a relative path onto the source dir and checks it exists.
+    /// Joins a relative path onto the source dir and checks it exists and
+    /// stays inside (see [`inside`]).
     pub fn path(&self, param: &str, value: &str) -> Result<PathBuf> {
+        inside(param, value)?;
         let path = self.env.src_dir.join(value);
         if path.exists() {
+            resolves_inside(self.env.src_dir, param, &path)?;
             Ok(path)
         } else {
             Err(ParamsError::MissingPath {
@@ -235,6 +238,7 @@ impl Decoder<'_> {
 
 /// Expands a glob relative to `src_dir` to exactly one path.
 pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<PathBuf> {
+    inside(param, pattern)?;
     let full = src_dir.join(pattern);
     let text = full.to_string_lossy();
     let matches: Vec<PathBuf> = glob::glob(&text)
@@ -249,7 +253,10 @@ pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<Pat
             param: param.into(),
             path: full,
         }),
-        [one] => Ok(one.clone()),
+        [one] => {
+            resolves_inside(src_dir, param, one)?;
+            Ok(one.clone())
+        }
         many => Err(ParamsError::Invalid {
             param: param.into(),
             problem: format!(
@@ -260,6 +267,59 @@ pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<Pat
                     .join(", ")
             ),
         }),
+    }
+}
+
+/// Refuses a path param that is absolute or climbs out of the put's working
+/// directory with `..`: the README promises paths relative to it, and a
+/// pipeline (or an input it copied a param from) must not make `out` read
+/// `/etc/shadow` or `../../secrets` (issue 10 item 8).
+pub(super) fn inside(param: &str, value: &str) -> Result<()> {
+    let mut depth = 0usize;
+    for part in Path::new(value).components() {
+        match part {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(ParamsError::Invalid {
+                    param: param.into(),
+                    problem: format!(
+                        "{value:?} is absolute; give a path relative to the put's working directory"
+                    ),
+                });
+            }
+            Component::ParentDir if depth == 0 => {
+                return Err(ParamsError::Invalid {
+                    param: param.into(),
+                    problem: format!(
+                        "{value:?} leaves the put's working directory (`..`); give a path inside it"
+                    ),
+                });
+            }
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an existing `path` whose real location (symlinks followed) is
+/// outside `src_dir`: an input may hold a symlink such as `tag -> /etc/shadow`.
+fn resolves_inside(src_dir: &Path, param: &str, path: &Path) -> Result<()> {
+    let (Ok(real), Ok(root)) = (path.canonicalize(), src_dir.canonicalize()) else {
+        // Unreadable here: the read that follows reports it with its cause.
+        return Ok(());
+    };
+    if real.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(ParamsError::Invalid {
+            param: param.into(),
+            problem: format!(
+                "{} resolves to {}, outside the put's working directory",
+                path.display(),
+                real.display()
+            ),
+        })
     }
 }
 

@@ -401,6 +401,9 @@ impl Decoder<'_> {
         self.list("cache_from")?
             .iter()
             .map(|entry| {
+                if !entry.contains('=') {
+                    super::access::inside("cache_from", entry)?;
+                }
                 let dir = self.env.src_dir.join(entry);
                 if !entry.contains('=') && dir.join("repository").is_file() {
                     let read = |f: &str| {

@@ -47,6 +47,19 @@ pub fn parse_key_values(path: &Path, text: &str) -> Result<Vec<(String, String)>
     }
 }
 
+/// At most this many characters of a file are quoted in an error.
+const EXCERPT_CHARS: usize = 24;
+
+/// A short, quoted, escaped excerpt of text read from a file, for errors:
+/// a param may point at a file the user did not mean to publish (issue 10
+/// item 8), so a message never quotes more than its first few characters.
+pub fn excerpt(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    let more = if chars.next().is_some() { "…" } else { "" };
+    format!("\"{}\"{more}", head.escape_debug())
+}
+
 fn parse_mapping(text: &str) -> Result<Vec<(String, String)>, FileProblem> {
     let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| FileProblem {
         line: e.location().map(|l| l.line()),
@@ -70,7 +83,10 @@ fn parse_mapping(text: &str) -> Result<Vec<(String, String)>, FileProblem> {
         })?;
         let value = yaml_scalar(&v).ok_or_else(|| FileProblem {
             line: None,
-            problem: format!("the value of {key:?} is not a string, number or boolean"),
+            problem: format!(
+                "the value of {} is not a string, number or boolean",
+                excerpt(&key)
+            ),
         })?;
         out.push((key, value));
     }
@@ -104,7 +120,7 @@ fn parse_lines(text: &str) -> Result<Vec<(String, String)>, FileProblem> {
         if key.is_empty() || key.contains(char::is_whitespace) {
             return Err(FileProblem {
                 line: Some(i + 1),
-                problem: format!("invalid name {key:?}"),
+                problem: format!("invalid name {}", excerpt(key)),
             });
         }
         out.push((key.to_string(), value.to_string()));

@@ -21,16 +21,23 @@ impl Decoder<'_> {
                         problem: format!("{} is empty", path.display()),
                     });
                 }
-                Some(format!("{prefix}{tag}"))
+                let tag = format!("{prefix}{tag}");
+                file_tag(&param, &path, &tag)?;
+                Some(tag)
             }
             None => None,
         };
         let additional_tags = match self.text("additional_tags")? {
             Some(file) => {
-                let (_, text) = self.read("additional_tags", &file)?;
-                text.split_whitespace()
+                let (path, text) = self.read("additional_tags", &file)?;
+                let tags: Vec<String> = text
+                    .split_whitespace()
                     .map(|t| format!("{prefix}{t}"))
-                    .collect()
+                    .collect();
+                for tag in &tags {
+                    file_tag("additional_tags", &path, tag)?;
+                }
+                tags
             }
             None => Vec::new(),
         };
@@ -57,6 +64,22 @@ impl Decoder<'_> {
             bump_aliases,
         })
     }
+}
+
+/// Checks a tag read from a file, quoting only a short excerpt of it when
+/// it is not valid (the file may not be a tag file at all).
+fn file_tag(param: &str, path: &std::path::Path, tag: &str) -> Result<()> {
+    if crate::config::tag::is_valid(tag) {
+        return Ok(());
+    }
+    Err(ParamsError::Invalid {
+        param: param.into(),
+        problem: format!(
+            "{} does not hold a valid tag (letters, digits, `_`, `.`, `-`; at most 128); it starts with {}",
+            path.display(),
+            super::files::excerpt(tag)
+        ),
+    })
 }
 
 /// Checks a tag against the distribution spec (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).

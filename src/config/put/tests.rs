@@ -536,3 +536,85 @@ fn param_table_names_each_spelling_once() {
     // Rejected params are not offered as suggestions.
     assert!(!known.contains("OUTPUT_OCI") && !known.contains("pull_tag"));
 }
+
+/// issue 10 item 8: every path param is relative to the working directory;
+/// absolute paths, `..` escapes and symlinks out of it are refused, and the
+/// error never quotes the file.
+#[test]
+fn path_params_stay_inside_the_working_dir() {
+    let f = Fixture::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("shadow");
+    std::fs::write(&secret, "root:$6$s3cr3tHASHs3cr3tHASH:19000:0:99999:7:::\n").unwrap();
+    std::fs::create_dir_all(f.path("up")).unwrap();
+    std::os::unix::fs::symlink(&secret, f.path("src/tag-link")).unwrap();
+    let abs = secret.to_str().unwrap().to_string();
+    let cases: Vec<Value> = vec![
+        json!({"context": "src", "tag_file": abs}),
+        json!({"context": "src", "tag_file": "../shadow"}),
+        json!({"context": "src", "tag_file": "src/../../shadow"}),
+        json!({"context": "src", "tag_file": "src/tag-link"}),
+        json!({"context": "src", "additional_tags": abs}),
+        json!({"context": "/"}),
+        json!({"context": "up/../.."}),
+        json!({"context": "src", "dockerfile": abs}),
+        json!({"context": "src", "build_args_file": abs}),
+        json!({"context": "src", "labels_file": abs}),
+        json!({"context": "src", "target_file": abs}),
+        json!({"context": "src", "secrets": {"s": {"file": abs}}}),
+        json!({"context": "src", "BUILDKIT_SECRET_s": "../x"}),
+        json!({"context": "src", "ssh": format!("k={abs}")}),
+        json!({"context": "src", "cache_from": ["../elsewhere"]}),
+        json!({"image": abs}),
+        json!({"image": "../*"}),
+        json!({"load": "/"}),
+        json!({"context": "src", "load_base": "/"}),
+    ];
+    for params in cases {
+        let err = match f.decode(params.clone()) {
+            Ok(p) => panic!("{params} accepted: {p:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(!err.contains("s3cr3t"), "{params}: {err}");
+        assert!(
+            err.contains("working directory"),
+            "{params}: not refused as outside: {err}"
+        );
+    }
+    // Staying inside is fine, `..` included.
+    f.file("src/tag", "v1\n");
+    let p = f
+        .decode(json!({"context": "src", "tag_file": "src/../src/./tag"}))
+        .unwrap();
+    assert_eq!(p.tags.tag_file.as_deref(), Some("v1"));
+}
+
+/// issue 10 item 8: a file that is not a tag is quoted by a short excerpt.
+#[test]
+fn file_contents_are_quoted_by_a_short_excerpt_only() {
+    let f = Fixture::new();
+    f.file(
+        "src/notatag",
+        "root:$6$s3cr3tHASHs3cr3tHASHlongtail:19000\n",
+    );
+    f.file("src/args", "bad\u{1b}[31mname x=1\n");
+    for (params, field) in [
+        (
+            json!({"context": "src", "tag_file": "src/notatag"}),
+            "tag_file",
+        ),
+        (
+            json!({"context": "src", "additional_tags": "src/notatag"}),
+            "additional_tags",
+        ),
+        (
+            json!({"context": "src", "build_args_file": "src/args"}),
+            "build_args_file",
+        ),
+    ] {
+        let err = f.decode(params.clone()).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+        assert!(!err.contains("longtail"), "{params}: quoted whole: {err}");
+        assert!(!err.contains('\u{1b}'), "{params}: unescaped: {err}");
+    }
+}

@@ -929,3 +929,128 @@ async fn nested_indexes_and_zero_layer_images() {
     ));
     assert_eq!(verify(&dest.join("oci")).unwrap().images, 1);
 }
+
+/// Runs `f` on its own thread and runtime, failing the test when it takes
+/// longer than `secs` (the walks below never yield, so a tokio timeout
+/// could not interrupt them).
+fn finishes_within<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce(tokio::runtime::Runtime) -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _ = tx.send(f(rt));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what} did not finish within {secs}s"))
+}
+
+/// An index blob over `children` (no platforms), returned as (digest, bytes).
+async fn add_plain_index(w: &LayoutWriter, children: &[(String, usize)]) -> (String, Vec<u8>) {
+    let manifests: Vec<_> = children
+        .iter()
+        .map(|(d, size)| serde_json::json!({"mediaType": manifest::OCI_INDEX, "digest": d, "size": size}))
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": manifests,
+    }))
+    .unwrap();
+    let d = crate::oci::sha256_digest(&bytes);
+    w.write_blob_bytes(&bytes, &d).await.unwrap();
+    (d.to_string(), bytes)
+}
+
+/// issue 10 item 2: 6 levels of indexes, each naming the one below 50
+/// times, over one arm64 image. Before, platform selection and the put
+/// layout walk visited 50^6 nodes.
+#[test]
+fn an_index_naming_a_nested_index_many_times_is_walked_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    let top = finishes_within(60, "writing the fixture", {
+        let dir = dir.clone();
+        move |rt| {
+            rt.block_on(async {
+                let w = LayoutWriter::create(&dir).await.unwrap();
+                let img = add_image(&w, &[], serde_json::json!({}), "arm64").await;
+                let mut level = add_index(&w, &[(img.0, img.1, "arm64")]).await;
+                for _ in 0..6 {
+                    let child = (level.0.clone(), level.1.len());
+                    level = add_plain_index(&w, &vec![child; 50]).await;
+                }
+                w.write_index_bytes(&level.1).await.unwrap();
+                level.0
+            })
+        }
+    });
+    // No amd64 image anywhere: every nested index is searched, once.
+    let (source_dir, digest, dest) = (dir.clone(), top.clone(), tmp.path().join("d1"));
+    let err = finishes_within(60, "platform selection", move |rt| {
+        std::fs::create_dir(&dest).unwrap();
+        let source = Arc::new(OciLayoutDir::open(&source_dir).unwrap());
+        rt.block_on(download(source, &dest, &options(&digest, Format::Rootfs)))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("amd64"), "{err}");
+    let (source_dir, digest, dest) = (dir.clone(), top.clone(), tmp.path().join("d2"));
+    finishes_within(60, "platform selection", move |rt| {
+        std::fs::create_dir(&dest).unwrap();
+        let source = Arc::new(OciLayoutDir::open(&source_dir).unwrap());
+        let opts = GetOptions {
+            platform: WantedPlatform::new(Some("linux"), Some("arm64"), None),
+            ..options(&digest, Format::Rootfs)
+        };
+        rt.block_on(download(source, &dest, &opts))
+    })
+    .unwrap();
+    // put's layout walk: one image, 7 indexes.
+    let source_dir = dir.clone();
+    let layout_top = finishes_within(60, "the put layout walk", move |_| {
+        OciLayoutDir::open(&source_dir).unwrap().top()
+    })
+    .unwrap();
+    match layout_top {
+        crate::image::load::LayoutTop::Index { nested, images, .. } => {
+            assert_eq!((nested.len(), images.len()), (6, 1));
+        }
+        other => panic!("expected the index, got {other:?}"),
+    }
+}
+
+/// issue 10 item 2: more than `MAX_MANIFESTS` distinct manifests below one
+/// index are refused with a message, by `in` (oci format) and by put's
+/// layout walk.
+#[tokio::test]
+async fn too_many_manifests_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    let w = LayoutWriter::create(&dir).await.unwrap();
+    let mut children = Vec::new();
+    for i in 0..=manifest::MAX_MANIFESTS {
+        let (d, b) = add_image(&w, &[], serde_json::json!({"n": i}), "arm64").await;
+        children.push((d, b.len()));
+    }
+    let manifests: Vec<_> = children
+        .iter()
+        .map(|(d, size)| serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "digest": d, "size": size}))
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": manifests,
+    }))
+    .unwrap();
+    let top = crate::oci::sha256_digest(&bytes);
+    w.write_blob_bytes(&bytes, &top).await.unwrap();
+    w.write_index_bytes(&bytes).await.unwrap();
+    let source = Arc::new(OciLayoutDir::open(&dir).unwrap());
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let err = download(source.clone(), &dest, &options(&top, Format::OciLayout))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 1000 manifests"), "{err}");
+    let err = source.top().unwrap_err().to_string();
+    assert!(err.contains("more than 1000 manifests"), "{err}");
+}
