@@ -108,7 +108,8 @@ pub async fn version(socket: &Path) -> Result<String, Error> {
 ///
 /// An Engine started with `--bridge=none` has none, and its BuildKit then
 /// fails every `RUN` with "network bridge not found" unless the build's
-/// network mode is `none` (test-world.md): a caller can choose that mode
+/// network mode is `none` (frontend attribute `force-network-mode`,
+/// seen with Engine 20.10.24): a caller can choose that mode
 /// for a build that did not choose a network.
 pub async fn has_bridge(socket: &Path) -> Option<bool> {
     match request(socket, http::Method::GET, "/networks/bridge").await {

@@ -132,7 +132,8 @@ pub fn render_config(
     for reg in &cfg.registries {
         let mut t = entry(&mut registries, &reg.host);
         // BuildKit tries plain HTTP first for loopback hosts; a TLS registry
-        // there needs `http = false` said explicitly (test-world.md).
+        // there needs `http = false` said explicitly (seen with v0.32.2:
+        // pulls otherwise fail with `400 Bad Request` from the TLS port).
         t.insert("http".into(), Value::Boolean(reg.http));
         if reg.insecure {
             t.insert("insecure".into(), Value::Boolean(true));

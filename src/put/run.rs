@@ -249,7 +249,7 @@ fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
 /// - `ca_certs` given: `http = false` + `ca`, never `insecure`: a CA says the
 ///   registry speaks TLS, and it is verified against that CA. `http = false`
 ///   must be explicit, or BuildKit tries loopback hosts over plain HTTP
-///   (test-world.md).
+///   (and pulls fail with `400 Bad Request`).
 /// - `insecure` without `ca_certs`: `http = true` only (plain HTTP), never
 ///   `insecure = true`.
 /// - neither: no entry (HTTPS verified against the system roots).

@@ -1,7 +1,7 @@
 //! Build params → what to ask BuildKit for: frontend attributes, the
 //! exporter, cache imports/exports and entitlements, per backend.
 //!
-//! Two backends differ in what they can export (buildkit-protocol.md §7-8):
+//! Two backends differ in what they can export (see `buildkit::info`'s capabilities):
 //! a standalone buildkitd pushes the image itself (`image` exporter with
 //! `push-by-digest`, so no tag moves until we put the manifest under each tag
 //! at the very end), and exports registry caches. Docker Engine 20.10 only

@@ -158,7 +158,7 @@ mod tests {
             .tags
     }
 
-    // registry-image's out table (reference §6 case 16).
+    // registry-image's `out` tagging rules (README.md, "Tags").
     #[test]
     fn bump_aliases_follow_registry_image() {
         assert_eq!(bump("1.2.3", None, &["1.3.0"]), strings(&["1.2.3", "1.2"]));

@@ -2,7 +2,7 @@
 //! on stdin, against real `docker-registry` instances, and its answer is
 //! compared with what `skopeo` sees (digests are sha256 of the manifest bytes
 //! `skopeo inspect --raw` prints). Cases follow registry-image's behaviour
-//! (reference: registry-image.md §0-2, §6), except where README.md's
+//! (README.md, "check"), except where README.md's
 //! "Differences from registry-image" says otherwise.
 
 use std::collections::HashMap;
@@ -311,7 +311,7 @@ fn anonymous_access_to_an_auth_registry_fails() {
     check(&json!({"source": source})).expect_failure();
 }
 
-// ---- semver mode (§2.2, upstream cases 7-11) ----
+// ---- semver mode ----
 
 #[test]
 fn semver_cursor_returns_it_and_newer_versions() {
@@ -524,7 +524,7 @@ fn semver_mode_on_a_missing_repository_fails_listing_tags() {
         .expect_stderr("list repository tags");
 }
 
-// ---- regex mode (§2.3) ----
+// ---- regex mode ----
 
 /// `wanted` in the order the registry lists them (as skopeo sees it).
 fn registry_order<'a>(reg: &registry::Registry, repo: &str, wanted: &[&'a str]) -> Vec<&'a str> {
@@ -580,7 +580,7 @@ fn regex_mode_created_at_sort_orders_oldest_first() {
     assert_eq!(sorted, expected(&["gem-182", "gem-1338", "gem-1337"], &d));
 }
 
-// ---- registry_mirror (§2.4, upstream cases 5 and 6) ----
+// ---- registry_mirror ----
 
 #[test]
 fn mirror_is_not_used_for_repositories_outside_docker_hub() {

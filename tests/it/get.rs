@@ -2,8 +2,8 @@
 //! request on stdin and a destination dir as argv[1], against real
 //! registries. Results are compared with independent peers: `umoci unpack` of
 //! the same image (rootfs), `skopeo inspect` (manifests, configs, docker-save
-//! archives) and `docker load` into the test dockerd. Reference:
-//! registry-image.md §3, §5, §6.
+//! archives) and `docker load` into the test dockerd, following
+//! registry-image's `in` (README.md, "get").
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -778,7 +778,7 @@ fn tls_without_ca_certs_fails() {
     );
 }
 
-// ---- registry_mirror (§3, upstream case 15) ----
+// ---- registry_mirror ----
 
 #[test]
 fn mirror_serves_docker_hub_images_under_their_origin_name() {

@@ -5,7 +5,7 @@
 //! Every scenario runs on the Docker Engine backend (`buildkit_host:
 //! docker://<socket>`) and again on the embedded buildkitd (ignored where
 //! build.rs found no `buildkitd`, failed under `CI=true`). Ported from oci-build-task's suite
-//! (build-tools.md §1.7: basic, Dockerfile path, target/target file, build
+//! (its cases: basic, Dockerfile path, target/target file, build
 //! args inline/file/YAML, labels inline/file/layer, secrets text/file, add
 //! hosts, image args) plus the put-only cases: push, tags, version aliases,
 //! digest correctness, docker-image params, `params.image`, secrets absent

@@ -1,7 +1,7 @@
 //! A recording, fault-injecting HTTP proxy in front of a plain registry, for
 //! what a well-behaved peer cannot show: the requests a step makes, and how it
-//! copes with `429 Too Many Requests` (registry-image §5, upstream cases 13
-//! and 18).
+//! copes with `429 Too Many Requests` (registry-image's rate-limit
+//! retry).
 //!
 //! Each request is forwarded with `Connection: close` so that the registry
 //! ends its response by closing, and every request arrives on a fresh
