@@ -76,6 +76,14 @@ impl Error {
 /// ([`crate::registry::retry_transient`]) runs around steps that fail with
 /// this type, so it is implemented here rather than in the registry module.
 impl Transient for Error {
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Registry(e) => e.retry_after(),
+            Error::Context { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+
     fn is_transient(&self) -> bool {
         // `Registry` is `#[error(transparent)]`, whose `source()` skips the
         // registry error itself, so match the variants before walking.
@@ -142,6 +150,7 @@ mod tests {
             status: reqwest::StatusCode::from_u16(code).unwrap(),
             codes: vec![],
             body: String::new(),
+            retry_after: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub enum Error {
         codes: Vec<String>,
         /// Registry error message(s) or the (truncated) body.
         body: String,
+        /// The `Retry-After` delay the registry asked for, if any.
+        retry_after: Option<std::time::Duration>,
     },
     /// The request did not complete (connection, TLS, protocol).
     #[error("{request}")]
@@ -131,6 +133,22 @@ impl Error {
         }
     }
 
+    /// The delay a 429 or 503 asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status {
+                status,
+                retry_after,
+                ..
+            } if *status == StatusCode::TOO_MANY_REQUESTS
+                || *status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
     /// Whether retrying may help: 429, 5xx, connection resets, truncated
     /// responses and HTTP/2 stream errors (registry-image `isTransientError`
     /// plus 5xx, which ggcr's transport would retry).
@@ -233,6 +251,11 @@ impl Error {
         resp: reqwest::Response,
     ) -> Error {
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::retry::parse_retry_after);
         let body = super::client::read_prefix(resp, super::client::MAX_ERROR_BODY_BYTES).await;
         let (codes, body) = error_detail(&body);
         Error::Status {
@@ -240,6 +263,7 @@ impl Error {
             status,
             codes,
             body,
+            retry_after,
         }
     }
 }

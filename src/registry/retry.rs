@@ -13,12 +13,38 @@ use tracing::warn;
 pub trait Transient: std::error::Error + 'static {
     /// Whether this failure is transient (429, 5xx, connection reset...).
     fn is_transient(&self) -> bool;
+
+    /// The delay the server asked for (`Retry-After` on 429/503), if any.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Transient for super::Error {
     fn is_transient(&self) -> bool {
         super::Error::is_transient(self)
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        super::Error::retry_after(self)
+    }
+}
+
+/// The longest `Retry-After` honoured; a longer one waits this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 10.2.3).
+/// A date in the past means "now".
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Lets in-crate tests use the short interval without mutating the process
@@ -59,7 +85,11 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && start.elapsed() < MAX_ELAPSED => {
                 let jitter = rand::thread_rng().gen_range(0.5..1.5);
-                let delay = interval.mul_f64(jitter);
+                // A registry's `Retry-After` (429/503) is honoured up to a
+                // cap, as registry-image's rate-limit retry does.
+                let delay = interval
+                    .mul_f64(jitter)
+                    .max(e.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
                 warn!(
                     "{what}: transient error: {}; retrying in {delay:?}",
                     crate::error::chain(&e)
@@ -82,6 +112,7 @@ mod tests {
             status: reqwest::StatusCode::from_u16(code).unwrap(),
             codes: vec![],
             body: String::new(),
+            retry_after: None,
         }
     }
 
@@ -90,6 +121,23 @@ mod tests {
         assert!(Transient::is_transient(&status(429)));
         assert!(Transient::is_transient(&status(503)));
         assert!(!Transient::is_transient(&status(404)));
+    }
+
+    /// issue 10 item 11: both forms of `Retry-After`.
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(&later).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     /// Runs only in the child process spawned by `test_env_shortens_backoff`.

@@ -840,3 +840,50 @@ async fn complete_blob_of_the_wrong_size_is_a_permanent_error() {
     let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
     assert!(super::error::chain_is_transient(&err), "{err}");
 }
+
+/// issue 10 item 11: a 429 or 503 with `Retry-After: 1` waits about that
+/// long before the next attempt, even with the test's 5 ms back-off.
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    retry::FAST_FOR_TESTS.store(true, Ordering::Relaxed);
+    let digest = sha256_digest(b"m");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let d2 = digest.clone();
+    let server = FakeServer::start(move |req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        _ => match c2.fetch_add(1, Ordering::SeqCst) {
+            0 => response("429 Too Many Requests", &[("Retry-After", "1")], b""),
+            1 => response("503 Service Unavailable", &[("Retry-After", "1")], b""),
+            _ => response(
+                "200 OK",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Docker-Content-Digest", &d2),
+                ],
+                b"m",
+            ),
+        },
+    })
+    .await;
+    let repo = super::Repository::parse(&format!("{}/r", server.host)).unwrap();
+    let client = Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let got = retry_transient("fetching r", || async {
+        client.fetch_manifest("latest").await.map(|m| m.digest)
+    })
+    .await;
+    assert_eq!(got.unwrap(), digest);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "Retry-After ignored: {:?}",
+        start.elapsed()
+    );
+}
