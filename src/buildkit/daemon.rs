@@ -11,10 +11,8 @@
 //!
 //! The child is a [`tokio::process::Child`], so waiting never blocks a
 //! runtime thread. It gets `PR_SET_PDEATHSIG = SIGKILL` so that it dies with
-//! us. That signal fires when the *thread* that forked the child ends, not
-//! the process, and tokio may end its worker threads at will, so every
-//! daemon is forked from one dedicated thread that lives as long as the
-//! process (as `tests/it/support/process.rs` does for the test services).
+//! us, and is forked from the one thread that lives as long as the process
+//! (see `src/process.rs`).
 //! Dropping a [`Buildkitd`] that was not stopped sends SIGKILL without
 //! waiting (tokio reaps the process in the background).
 //!
@@ -25,10 +23,8 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -133,35 +129,6 @@ pub struct Buildkitd {
     stop_grace: Duration,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Runs `job` on the one thread that forks every daemon (see module docs).
-fn on_spawner_thread<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("buildkitd-spawner".into())
-            .spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })
-            .expect("starting the buildkitd spawner thread");
-        Mutex::new(tx)
-    });
-    let (tx, rx) = mpsc::channel();
-    let job: Job = Box::new(move || {
-        let _ = tx.send(job());
-    });
-    sender
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send(job)
-        .expect("the buildkitd spawner thread is alive");
-    rx.recv().expect("the buildkitd spawner thread ran the job")
-}
-
 impl Buildkitd {
     /// Starts the daemon and waits until `probe(socket)` says it answers
     /// (pass [`answers`] for a real buildkitd). On a timeout the daemon is
@@ -200,26 +167,13 @@ impl Buildkitd {
         if opts.debug {
             cmd.arg("--debug");
         }
-        let parent = nix::unistd::getpid();
-        // SAFETY: between fork and exec only async-signal-safe syscalls run
-        // (prctl, getppid), and nothing allocates.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // We may have died before prctl took effect; then nobody
-                // would ever stop the daemon.
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        crate::process::die_with_parent(&mut cmd, Signal::SIGKILL);
         let mut cmd = Command::from(cmd);
         cmd.kill_on_drop(true);
         // tokio registers the child with the runtime's SIGCHLD handling, so
         // the spawner thread enters this runtime for the call.
         let runtime = tokio::runtime::Handle::current();
-        let child = on_spawner_thread(move || {
+        let child = crate::process::on_spawner_thread(move || {
             let _guard = runtime.enter();
             cmd.spawn()
         })

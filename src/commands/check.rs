@@ -629,7 +629,7 @@ mod fake_registry_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::testutil::{FakeServer, response};
+    use crate::testutil::{FakeServer, response};
 
     fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
         CheckRequest {

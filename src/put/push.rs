@@ -347,7 +347,7 @@ mod tests {
     use super::*;
     use crate::put::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
-    use crate::registry::testutil::{TestRegistry, run, umoci_layout};
+    use crate::testutil::{registry, run_tool, umoci_layout, unique};
     use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::process::Command;
@@ -358,26 +358,35 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
-        not(all(have_docker_registry, have_skopeo, have_umoci)),
-        ignore = "needs docker-registry, skopeo and umoci on PATH"
+        not(all(
+            have_docker_registry,
+            have_skopeo,
+            have_umoci,
+            have_openssl,
+            have_htpasswd
+        )),
+        ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
     )]
     async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::tls_auth();
+        let reg = registry::tls_auth();
+        let repo = unique("pushed");
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
         let tar = dir.path().join("image.tar");
-        run(Command::new("skopeo")
-            .arg("copy")
-            .arg(format!("oci:{}:t", layout.display()))
-            .arg(format!("docker-archive:{}:x:latest", tar.display())));
-        let client = reg.client("pushed", Access::Push);
+        run_tool(
+            Command::new("skopeo")
+                .arg("copy")
+                .arg(format!("oci:{}:t", layout.display()))
+                .arg(format!("docker-archive:{}:x:latest", tar.display())),
+        );
+        let client = reg.client(&repo, Access::Push);
         let pushed = push_image_path(&client, &tar, &tags(&["1.0", "latest"]))
             .await
             .unwrap();
         for tag in ["1.0", "latest"] {
             assert_eq!(
-                sha256_digest(&reg.raw_manifest("pushed", tag)),
+                sha256_digest(&reg.inspect_raw(&format!("{repo}:{tag}"))),
                 pushed.digest
             );
         }
@@ -397,17 +406,26 @@ mod tests {
     )]
     async fn tag_pushed_puts_an_existing_manifest_under_tags() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::plain();
+        let reg = registry::plain();
+        let repo = unique("bd");
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "t", "by digest");
-        reg.push_layout(&layout, "t", "bd", "untracked");
-        let digest = sha256_digest(&reg.raw_manifest("bd", "untracked"));
-        let client = reg.client("bd", Access::Push);
+        reg.push(
+            &format!("oci:{}:t", layout.display()),
+            &repo,
+            "untracked",
+            false,
+        );
+        let digest = sha256_digest(&reg.inspect_raw(&format!("{repo}:untracked")));
+        let client = reg.client(&repo, Access::Push);
         let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
             .await
             .unwrap();
         assert_eq!(pushed.digest, digest);
-        assert_eq!(sha256_digest(&reg.raw_manifest("bd", "b")), digest);
+        assert_eq!(
+            sha256_digest(&reg.inspect_raw(&format!("{repo}:b"))),
+            digest
+        );
     }
 
     /// An image whose layer cannot be read: the push fails before any tag.
@@ -435,7 +453,7 @@ mod tests {
     #[cfg_attr(not(have_docker_registry), ignore = "needs docker-registry on PATH")]
     async fn a_failed_push_moves_no_tag() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::plain();
+        let reg = registry::plain();
         let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
         let layer = Bytes::from(vec![1u8; 1000]);
         let manifest = serde_json::json!({
@@ -457,7 +475,7 @@ mod tests {
                 (sha256_digest(&layer).into_string(), layer),
             ]),
         };
-        let client = reg.client("broken", Access::Push);
+        let client = reg.client(&unique("broken"), Access::Push);
         let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))
             .await
             .unwrap_err();

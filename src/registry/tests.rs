@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::testutil::{FakeServer, TestRegistry, response, umoci_layout};
 use super::*;
 use crate::oci::{Digest, sha256_digest};
+use crate::testutil::{FakeServer, SeenRequest, registry, response, umoci_layout, unique};
 
 fn dg(text: &str) -> Digest {
     Digest::parse(text).unwrap()
@@ -42,12 +42,18 @@ struct Desc {
     ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
 )]
 async fn plain_registry_resolve_fetch_and_stream() {
-    let reg = TestRegistry::plain();
+    let reg = registry::plain();
+    let repo = format!("app/{}", unique("one"));
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "one");
-    reg.push_layout(&layout, "v1", "app/one", "latest");
-    let raw = reg.raw_manifest("app/one", "latest");
-    let client = reg.client("app/one", Access::Pull);
+    reg.push(
+        &format!("oci:{}:v1", layout.display()),
+        &repo,
+        "latest",
+        false,
+    );
+    let raw = reg.inspect_raw(&format!("{repo}:latest"));
+    let client = reg.client(&repo, Access::Pull);
 
     // digest == sha256 of the exact bytes skopeo sees
     let digest = client.resolve_tag("latest").await.unwrap().unwrap();
@@ -102,7 +108,8 @@ async fn plain_registry_resolve_fetch_and_stream() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("/v2/app/one/manifests/sha256:"),
+        err.to_string()
+            .contains(&format!("/v2/{repo}/manifests/sha256:")),
         "{err}"
     );
 }
@@ -119,7 +126,8 @@ async fn plain_registry_resolve_fetch_and_stream() {
     ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
 )]
 async fn tags_follow_link_pagination() {
-    let reg = TestRegistry::plain();
+    let reg = registry::plain();
+    let repo = unique("paged");
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "one");
     let mut want: Vec<String> = ["a", "b", "c", "d", "e"]
@@ -127,16 +135,16 @@ async fn tags_follow_link_pagination() {
         .map(|s| s.to_string())
         .collect();
     for t in &want {
-        reg.push_layout(&layout, "v1", "paged", t);
+        reg.push(&format!("oci:{}:v1", layout.display()), &repo, t, false);
     }
-    let client = reg.client("paged", Access::Pull).with_tag_page(2);
+    let client = reg.client(&repo, Access::Pull).with_tag_page(2);
     let mut tags = client.list_tags().await.unwrap();
     tags.sort();
     want.sort();
     assert_eq!(tags, want);
     // an unknown repository is an error (registry-image: "list repository tags")
     let err = reg
-        .client("nothing-here", Access::Pull)
+        .client(&unique("nothing-here"), Access::Pull)
         .list_tags()
         .await
         .unwrap_err();
@@ -155,8 +163,9 @@ async fn tags_follow_link_pagination() {
     ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
 )]
 async fn push_blobs_and_manifest_then_skopeo_reads_them() {
-    let reg = TestRegistry::plain();
-    let client = reg.client("pushed", Access::Push);
+    let reg = registry::plain();
+    let repo = unique("pushed");
+    let client = reg.client(&repo, Access::Push);
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let layer_digest = sha256_digest(&layer);
     let config =
@@ -195,7 +204,7 @@ async fn push_blobs_and_manifest_then_skopeo_reads_them() {
         .await
         .unwrap();
     assert_eq!(digest, sha256_digest(manifest.as_bytes()));
-    assert_eq!(reg.raw_manifest("pushed", "v1"), manifest.as_bytes());
+    assert_eq!(reg.inspect_raw(&format!("{repo}:v1")), manifest.as_bytes());
     assert_eq!(client.resolve_tag("v1").await.unwrap(), Some(digest));
 
     // a blob whose bytes do not match its digest is refused by the registry
@@ -226,13 +235,19 @@ async fn push_blobs_and_manifest_then_skopeo_reads_them() {
     ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
 )]
 async fn tls_registry_needs_its_ca_and_credentials() {
-    let reg = TestRegistry::tls_auth();
+    let reg = registry::tls_auth();
+    let repo = unique("secure");
     let dir = tempfile::tempdir().unwrap();
     let layout = umoci_layout(dir.path(), "v1", "secure");
-    reg.push_layout(&layout, "v1", "secure", "latest");
-    let raw = reg.raw_manifest("secure", "latest");
+    reg.push(
+        &format!("oci:{}:v1", layout.display()),
+        &repo,
+        "latest",
+        false,
+    );
+    let raw = reg.inspect_raw(&format!("{repo}:latest"));
 
-    let ok = reg.client("secure", Access::Pull);
+    let ok = reg.client(&repo, Access::Pull);
     assert_eq!(
         ok.resolve_tag("latest").await.unwrap(),
         Some(sha256_digest(&raw))
@@ -240,8 +255,8 @@ async fn tls_registry_needs_its_ca_and_credentials() {
 
     // without the CA: a certificate error, no silent fallback to http
     let no_ca = Client::new(
-        &reg.repo("secure"),
-        reg.creds(),
+        &reg.repository(&repo),
+        reg.credentials(),
         &TlsOptions::default(),
         Access::Pull,
     )
@@ -255,7 +270,13 @@ async fn tls_registry_needs_its_ca_and_credentials() {
         ca_certs: vec![],
         insecure: true,
     };
-    let no_ca = Client::new(&reg.repo("secure"), reg.creds(), &insecure, Access::Pull).unwrap();
+    let no_ca = Client::new(
+        &reg.repository(&repo),
+        reg.credentials(),
+        &insecure,
+        Access::Pull,
+    )
+    .unwrap();
     assert!(
         no_ca.resolve_tag("latest").await.is_err(),
         "insecure must not skip verification"
@@ -266,11 +287,16 @@ async fn tls_registry_needs_its_ca_and_credentials() {
         username: "user".into(),
         password: Secret::new("wrong"),
     };
-    let err = Client::new(&reg.repo("secure"), bad, &reg.tls(), Access::Pull)
-        .unwrap()
-        .list_tags()
-        .await
-        .unwrap_err();
+    let err = Client::new(
+        &reg.repository(&repo),
+        bad,
+        &reg.tls_options(),
+        Access::Pull,
+    )
+    .unwrap()
+    .list_tags()
+    .await
+    .unwrap_err();
     assert_eq!(
         err.status(),
         Some(reqwest::StatusCode::UNAUTHORIZED),
@@ -278,9 +304,9 @@ async fn tls_registry_needs_its_ca_and_credentials() {
     );
     assert!(!err.to_string().contains("wrong"), "password leaked: {err}");
     let anon = Client::new(
-        &reg.repo("secure"),
+        &reg.repository(&repo),
         Credentials::Anonymous,
-        &reg.tls(),
+        &reg.tls_options(),
         Access::Pull,
     )
     .unwrap();
@@ -290,7 +316,7 @@ async fn tls_registry_needs_its_ca_and_credentials() {
 fn bearer_registry(
     digest: String,
     token_hits: Arc<AtomicUsize>,
-) -> impl Fn(&testutil::SeenRequest) -> Vec<u8> + Send + Sync {
+) -> impl Fn(&SeenRequest) -> Vec<u8> + Send + Sync {
     move |req| {
         let host = req.header("host").unwrap_or_default().to_owned();
         let challenge = format!(r#"Bearer realm="http://{host}/token",service="fake-registry""#);
