@@ -11,9 +11,11 @@
 //! - [`process`]: the per-run scratch root and [`process::Service`], a
 //!   child stopped by pid when the test binary exits (or dies).
 //! - [`registry`]: the shared plain and TLS+htpasswd registries.
+//! - [`certs`]: a CA and the certificates it signs, made by openssl.
 //! - [`fake_server`]: a scripted HTTP server for registries that lie.
 //! - [`umoci_layout`]: a one-layer OCI layout built by umoci.
 
+pub mod certs;
 pub mod fake_server;
 pub mod process;
 pub mod registry;

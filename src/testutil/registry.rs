@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::certs;
 use super::process::{self, Service};
 use super::{require_tool, run_tool};
 use crate::registry::{Access, Client, Credentials, Repository, TlsOptions};
@@ -376,69 +377,26 @@ struct Certs {
     server_key: PathBuf,
 }
 
-/// A CA and a server certificate for 127.0.0.1/localhost, made by `openssl`.
+/// A CA and a server certificate for 127.0.0.1/localhost. The CA
+/// certificate is copied alone into `<root>/ca/ca.crt`, as skopeo's
+/// `--cert-dir` and dockerd's `certs.d` want it (a key there would be read
+/// as a client identity).
 fn make_certs(root: &Path) -> Certs {
-    let openssl = require_tool("openssl", "openssl");
     let dir = root.join("tls");
+    let ca = certs::ca(&dir, "ca");
+    let server = certs::leaf(
+        &dir,
+        "server",
+        &ca,
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
     let ca_dir = root.join("ca");
-    std::fs::create_dir_all(&dir).expect("creating tls dir");
     std::fs::create_dir_all(&ca_dir).expect("creating ca dir");
-    let ca_key = dir.join("ca.key");
     let ca_crt = ca_dir.join("ca.crt");
-    let server_key = dir.join("server.key");
-    let server_csr = dir.join("server.csr");
-    let server_crt = dir.join("server.crt");
-    let ext = dir.join("server.ext");
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("writing openssl extensions");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run_tool(
-        Command::new(&openssl)
-            .args(["req", "-x509"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(&ca_key)
-            .arg("-out")
-            .arg(&ca_crt)
-            .args(["-days", "2", "-subj", "/CN=oci-build-resource test CA"]),
-    );
-    run_tool(
-        Command::new(&openssl)
-            .arg("req")
-            .args(ec)
-            .arg("-keyout")
-            .arg(&server_key)
-            .arg("-out")
-            .arg(&server_csr)
-            .args(["-subj", "/CN=127.0.0.1"]),
-    );
-    run_tool(
-        Command::new(&openssl)
-            .args(["x509", "-req", "-days", "2", "-set_serial", "1"])
-            .arg("-in")
-            .arg(&server_csr)
-            .arg("-CA")
-            .arg(&ca_crt)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .arg("-extfile")
-            .arg(&ext)
-            .arg("-out")
-            .arg(&server_crt),
-    );
+    std::fs::copy(&ca.cert, &ca_crt).expect("copying ca.crt");
     Certs {
         ca_crt,
-        server_crt,
-        server_key,
+        server_crt: server.cert,
+        server_key: server.key,
     }
 }
