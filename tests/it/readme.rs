@@ -211,10 +211,7 @@ fn check_put_params(line: usize, what: &str, params: &Value, checked: &mut Check
 /// Creates `path` as the input `param` points at: a directory for a build
 /// context, else a file whose content that param accepts.
 fn make_input(param: &str, path: &Path) {
-    let name = param
-        .split(|c: char| c == '.' || c == ' ')
-        .next()
-        .unwrap_or(param);
+    let name = param.split(['.', ' ']).next().unwrap_or(param);
     if matches!(
         name,
         "context" | "build" | "CONTEXT" | "load" | "load_base" | "load_bases" | "cache_from"
