@@ -13,6 +13,8 @@
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
+//! - `readme`: every yaml example of README.md goes through the config
+//!   decoders (no tools needed).
 
 mod support;
 
@@ -21,4 +23,5 @@ mod check;
 mod get;
 mod put;
 mod put_main_path;
+mod readme;
 mod signals;

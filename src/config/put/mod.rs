@@ -32,7 +32,7 @@ use access::{Decoder, glob_one};
 pub use build::parse_cache_spec;
 pub use errors::ParamsError;
 use errors::{Result, json_type};
-pub use params::known_names;
+pub use params::{is_known_name, known_names};
 pub use tags::validate_tag;
 
 /// A literal secret value (BuildKit `--secret` text), redacted in `Debug`.

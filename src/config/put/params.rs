@@ -389,3 +389,10 @@ fn suggest(name: &str) -> Option<String> {
 pub fn known_names() -> BTreeSet<&'static str> {
     accepted_names().into_iter().collect()
 }
+
+/// Whether `name` is a param we accept: a fixed name in any of the three
+/// spellings, or a member of an oci-build-task family (`BUILD_ARG_<key>`).
+/// The README test (tests/it/readme.rs) checks every example key with it.
+pub fn is_known_name(name: &str) -> bool {
+    accepted_names().contains(&name) || in_family(name)
+}
