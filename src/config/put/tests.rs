@@ -428,6 +428,24 @@ fn tags_from_files_with_prefix() {
 }
 
 #[test]
+fn docker_image_tag_param_is_a_file_and_its_error_says_so() {
+    let f = Fixture::new();
+    let msg = f
+        .decode(json!({"context": "src", "tag": "v1.2.3"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("does not exist") && msg.contains("path of a file that holds the tag"),
+        "{msg}"
+    );
+    let msg = f
+        .decode(json!({"context": "src", "tag_file": "v1.2.3"}))
+        .unwrap_err()
+        .to_string();
+    assert!(!msg.contains("holds the tag"), "{msg}");
+}
+
+#[test]
 fn push_mode() {
     let f = Fixture::new();
     f.file("built/image.tar", "x");
