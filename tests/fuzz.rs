@@ -166,10 +166,18 @@ fn every_target_has_a_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut dirs: Vec<String> = std::fs::read_dir(&dir)
         .expect("reading fuzz/corpus")
-        .map(|e| e.expect("listing").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("listing")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     dirs.sort();
-    let mut names: Vec<String> = targets::TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    let mut names: Vec<String> = targets::TARGETS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     names.sort();
     assert_eq!(dirs, names);
 }

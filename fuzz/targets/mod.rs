@@ -108,13 +108,7 @@ impl Sandbox {
                 }
                 out.insert(
                     path,
-                    (
-                        meta.ino(),
-                        meta.nlink(),
-                        meta.mtime(),
-                        meta.mode(),
-                        content,
-                    ),
+                    (meta.ino(), meta.nlink(), meta.mtime(), meta.mode(), content),
                 );
             }
         }

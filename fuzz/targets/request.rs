@@ -50,11 +50,20 @@ fn fixture() -> &'static Fixture {
         let src = dir.path().join("src");
         let pad = "# twenty-four characters\n";
         let files: [(&str, String); 9] = [
-            ("Dockerfile", format!("{pad}FROM scratch # {FILE_TAIL_MARKER}\n")),
-            ("ctx/Dockerfile", format!("{pad}FROM scratch # {FILE_TAIL_MARKER}\n")),
+            (
+                "Dockerfile",
+                format!("{pad}FROM scratch # {FILE_TAIL_MARKER}\n"),
+            ),
+            (
+                "ctx/Dockerfile",
+                format!("{pad}FROM scratch # {FILE_TAIL_MARKER}\n"),
+            ),
             ("args.env", format!("{pad}A=1\nB={FILE_TAIL_MARKER}\n")),
             ("args.yml", format!("{pad}A: 1\nB: {FILE_TAIL_MARKER}\n")),
-            ("labels.json", format!("{{\"a\": \"{pad}\", \"b\": \"{FILE_TAIL_MARKER}\"}}")),
+            (
+                "labels.json",
+                format!("{{\"a\": \"{pad}\", \"b\": \"{FILE_TAIL_MARKER}\"}}"),
+            ),
             ("tags", format!("{pad}v1 {FILE_TAIL_MARKER}\n")),
             ("target", format!("{pad}{FILE_TAIL_MARKER}\n")),
             ("bad-args", format!("{pad}not a pair {FILE_TAIL_MARKER}\n")),

@@ -22,10 +22,7 @@ pub fn run(data: &[u8]) {
         Unpacker::new(&root, UnpackOptions::for_current_user()).expect("creating the root");
     let mut ok = true;
     for (i, layer) in split_parts(data, LAYER_SEP, 4).into_iter().enumerate() {
-        if unpacker
-            .unpack_layer(&format!("layer{i}"), layer)
-            .is_err()
-        {
+        if unpacker.unpack_layer(&format!("layer{i}"), layer).is_err() {
             ok = false;
             break;
         }
