@@ -15,8 +15,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// A target: its name (that of its corpus dir) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by name, as the corpus directories are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("request", request::run),
     ("image", image::run),
     ("rootfs", rootfs::run),
