@@ -786,7 +786,17 @@ mod tests {
     async fn err_is_the_last_packet_even_mid_listing() {
         let names: Vec<String> = (0..400).map(|i| format!("d{}/f{i}", i % 7)).collect();
         let dir = tree(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        let (out_tx, mut out_rx) = mpsc::channel(4096);
+        // Room for one packet, drained by a task of its own: the listing
+        // can only advance as the receiver reads, so it is still running
+        // when the bad request fails the transfer.
+        let (out_tx, mut out_rx) = mpsc::channel::<Result<Packet, Status>>(1);
+        let drain = tokio::spawn(async move {
+            let mut kinds = Vec::new();
+            while let Some(p) = out_rx.recv().await {
+                kinds.push(p.expect("ok").r#type);
+            }
+            kinds
+        });
         let request = Packet {
             r#type: PacketType::PacketReq as i32,
             id: 4_000_000_000,
@@ -801,9 +811,8 @@ mod tests {
         .await
         .expect_err("unknown id");
         assert!(matches!(err, Error::UnknownId(4_000_000_000)), "{err}");
-        let kinds: Vec<i32> = std::iter::from_fn(|| out_rx.try_recv().ok())
-            .map(|p| p.expect("ok").r#type)
-            .collect();
+        // Ends when the listing's sender is gone too.
+        let kinds = drain.await.expect("drain task");
         assert_eq!(kinds.last(), Some(&(PacketType::PacketErr as i32)));
         assert_eq!(
             kinds
