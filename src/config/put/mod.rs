@@ -22,7 +22,8 @@ use serde_json::{Map, Value};
 mod access;
 mod build;
 mod errors;
-mod files;
+// Public for the fuzz targets (fuzz/targets/kv_files.rs).
+pub mod files;
 mod params;
 mod tags;
 #[cfg(test)]
