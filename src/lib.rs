@@ -17,6 +17,7 @@ pub mod oci;
 pub mod put;
 pub mod registry;
 pub mod secret;
+pub mod text;
 pub mod tls;
 
 pub use error::{Error, Result};

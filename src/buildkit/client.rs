@@ -12,6 +12,13 @@ use super::{
     SolveRequest, progress, session, transport,
 };
 
+/// Default deadline for [`Client::connect_and_probe`] (`source.buildkit_timeout`).
+/// A running daemon accepts and answers `Info` within milliseconds, and over
+/// a slow network or TLS within a few seconds; 30 s (Go's dial timeout,
+/// which registry-image uses for registries) leaves room for a loaded
+/// Docker Engine while still failing a dead host quickly.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// gRPC message size limit both ways, as the Go client and buildkitd use.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
@@ -47,6 +54,26 @@ impl Client {
             info: Default::default(),
             tunnel: SessionTunnel::default(),
         })
+    }
+
+    /// Connects and probes the daemon ([`Client::info`]) within `timeout`,
+    /// failing with [`Error::NoAnswer`] naming the address and the timeout
+    /// when the daemon does not answer by then.
+    pub async fn connect_and_probe(
+        address: &Address,
+        timeout: Duration,
+    ) -> Result<(Client, DaemonInfo)> {
+        let work = async {
+            let client = Client::connect(address).await?;
+            let info = client.info().await?;
+            Ok::<_, Error>((client, info))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| Error::NoAnswer {
+                address: address.to_string(),
+                timeout,
+            })?
     }
 
     /// Chooses how sessions reach the daemon (default `Control.Session`,

@@ -88,7 +88,22 @@ impl Client {
                 ),
             });
         }
-        let stream = resp.bytes_stream().map_err(std::io::Error::other);
+        // A stall mid-blob (the client's idle-read timeout) is an io
+        // `TimedOut`, which the retry loop treats as transient.
+        let idle = self.tls.read_timeout();
+        let stream = resp.bytes_stream().map_err(move |e| {
+            if e.is_timeout() {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the registry sent nothing for {}s (source.registry_timeout)",
+                        idle.as_secs_f64()
+                    ),
+                )
+            } else {
+                io::Error::other(e)
+            }
+        });
         Ok(blob_reader(
             Box::pin(stream),
             format!("{}@{digest}", self.repo.qualified()),

@@ -254,6 +254,7 @@ async fn tls_registry_needs_its_ca_and_credentials() {
     let insecure = TlsOptions {
         ca_certs: vec![],
         insecure: true,
+        ..TlsOptions::default()
     };
     let no_ca = Client::new(&reg.repo("secure"), reg.creds(), &insecure, Access::Pull).unwrap();
     assert!(

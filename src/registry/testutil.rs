@@ -208,6 +208,7 @@ impl TestRegistry {
         TlsOptions {
             ca_certs: self.ca_pem.iter().cloned().collect(),
             insecure: false,
+            read_timeout: None,
         }
     }
 
