@@ -1021,3 +1021,42 @@ fn preloaded_images_with_a_tcp_daemon_fail_before_connecting() {
     .expect_failure()
     .expect_stderr("cannot be used with the buildkitd at tcp://127.0.0.1:1");
 }
+
+/// issue 10 item 6: a `tcp://` buildkit_host that accepts connections and
+/// never answers fails `out` within `buildkit_timeout` with one message
+/// naming buildkit_host and the timeout; before, `out` hung with an empty
+/// stderr.
+#[test]
+fn a_silent_tcp_buildkit_host_fails_within_buildkit_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    // Accepts and holds every connection, sending nothing; ends with the
+    // test process.
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for sock in listener.incoming() {
+            open.push(sock);
+        }
+    });
+    let reg = support::registry::plain();
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    let mut source = reg.source("never-pushed");
+    source["buildkit_host"] = json!(format!("tcp://127.0.0.1:{port}"));
+    source["buildkit_timeout"] = json!("2s");
+    let start = std::time::Instant::now();
+    let run = support::cmd::run(
+        "out",
+        &[src.path()],
+        &json!({"source": source, "params": {"context": "src"}}),
+        &[],
+    );
+    run.expect_failure().expect_stderr(&format!(
+        "buildkit_host tcp://127.0.0.1:{port} did not answer within 2s"
+    ));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}:\n{}",
+        start.elapsed(),
+        run.details()
+    );
+}
