@@ -255,10 +255,13 @@ impl Client {
         body: Option<reqwest::Body>,
         session: &Session,
     ) -> Result<reqwest::Response> {
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .headers(headers.clone());
+        // A streamed body (a blob upload) goes without reqwest's read
+        // timeout; its caller bounds idle time itself.
+        let http = match &body {
+            Some(b) if b.as_bytes().is_none() => &self.upload_http,
+            _ => &self.http,
+        };
+        let mut req = http.request(method.clone(), url).headers(headers.clone());
         // Credentials go only to the registry itself, never to another host
         // a Location header points at (ggcr's transport does the same).
         if let Some(auth) = &session.authorization

@@ -95,6 +95,11 @@ pub struct Client {
     pub(super) tls: TlsOptions,
     pub(super) access: Access,
     pub(super) http: reqwest::Client,
+    /// `http` without the idle-read timeout, for streamed uploads: reqwest
+    /// starts that timer when the request starts and does not reset it
+    /// while the body is sent, so a long upload would time out while busy.
+    /// [`super::blobs`] watches upload progress itself instead.
+    pub(super) upload_http: reqwest::Client,
     /// The extra CA certificates again, for oci-client's handshake.
     pub(super) certs: Vec<Certificate>,
     /// Set by the first request ([`super::auth`]).
@@ -136,25 +141,30 @@ impl Client {
                 data: pem.as_bytes().to_vec(),
             });
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("oci-build-resource/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
-            // Redirects to blob storage are followed; reqwest drops the
-            // Authorization header when the host changes.
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .connect_timeout(Duration::from_secs(30))
-            // Idle time between reads, reset by every chunk: a stalled
-            // registry fails the request (a transient error) instead of
-            // hanging the step.
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("oci-build-resource/", env!("CARGO_PKG_VERSION")))
+                .tls_certs_merge(roots.clone())
+                // Redirects to blob storage are followed; reqwest drops the
+                // Authorization header when the host changes.
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .connect_timeout(Duration::from_secs(30))
+        };
+        let http = builder()
+            // Idle time before the response head and between body reads,
+            // reset by every chunk: a stalled registry fails the request (a
+            // transient error) instead of hanging the step.
             .read_timeout(tls.read_timeout())
             .build()
             .map_err(|e| setup(Box::new(e)))?;
+        let upload_http = builder().build().map_err(|e| setup(Box::new(e)))?;
         Ok(Client {
             repo: repo.clone(),
             credentials: auth,
             tls: tls.clone(),
             access,
             http,
+            upload_http,
             certs,
             session: tokio::sync::Mutex::new(None),
             tag_page: TAG_PAGE,

@@ -92,6 +92,18 @@ pub enum Error {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// A streamed upload made no progress (the registry took no data) and
+    /// the registry sent no answer for the idle timeout.
+    #[error(
+        "{request}: the registry took no data and sent no answer for {}s (source.registry_timeout)",
+        idle.as_secs_f64()
+    )]
+    Stalled {
+        /// `METHOD url` of the request.
+        request: String,
+        /// The idle timeout that passed.
+        idle: std::time::Duration,
+    },
     /// Reading the body to push failed.
     #[error("reading blob {digest} to push")]
     Read {
@@ -160,6 +172,7 @@ impl Error {
             Error::Transport { source, .. } => chain_is_transient(source),
             Error::Ping { source, .. } | Error::Auth { source, .. } => chain_is_transient(source),
             Error::Read { source, .. } => io_is_transient(source),
+            Error::Stalled { .. } => true,
             _ => false,
         }
     }

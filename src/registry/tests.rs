@@ -1058,3 +1058,77 @@ async fn an_error_body_echoing_the_authorization_header_is_scrubbed() {
     assert!(!shown.contains(password), "{shown}");
     assert!(shown.contains("refused Basic <redacted>"), "{shown}");
 }
+
+/// issue 10 item 6: the idle timeout bounds silence, not an upload's
+/// length: a blob whose body trickles out for three times the timeout (a
+/// chunk every 150 ms) is pushed, since every chunk counts as progress.
+#[tokio::test]
+#[cfg_attr(not(have_docker_registry), ignore = "needs docker-registry on PATH")]
+async fn a_slow_upload_that_keeps_progressing_is_not_timed_out() {
+    let reg = TestRegistry::plain();
+    let chunks: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i; 1024])).collect();
+    let whole: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+    let digest = sha256_digest(&whole);
+    let slow = futures::stream::unfold(chunks.into_iter(), |mut rest| async move {
+        let chunk = rest.next()?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Some((Ok::<_, std::io::Error>(chunk), rest))
+    });
+    let body = tokio_util::io::StreamReader::new(Box::pin(slow));
+    let repo = reg.repo("slow/upload");
+    let tls = TlsOptions {
+        read_timeout: Some(Duration::from_millis(500)),
+        ..reg.tls()
+    };
+    let client = Client::new(&repo, reg.creds(), &tls, Access::Push).unwrap();
+    client
+        .push_blob(&digest, whole.len() as u64, body)
+        .await
+        .unwrap();
+    assert!(client.blob_exists(&digest).await.unwrap());
+}
+
+/// issue 10 item 6: an upload the registry takes but never answers fails
+/// after the idle timeout as a transient `Stalled` error, not a hang.
+#[tokio::test]
+async fn an_upload_the_registry_never_answers_fails_as_stalled() {
+    let server = FakeServer::start_with(|req| match (req.method.as_str(), req.path.as_str()) {
+        (_, "/v2/") => Reply::Close(response("200 OK", &[], b"")),
+        ("HEAD", _) => Reply::Close(response("404 Not Found", &[], b"")),
+        ("POST", _) => Reply::Close(response(
+            "202 Accepted",
+            &[("Location", "/v2/up/blobs/uploads/1")],
+            b"",
+        )),
+        _ => Reply::Stall(Vec::new()),
+    })
+    .await;
+    let blob = vec![3u8; 1024];
+    let digest = sha256_digest(&blob);
+    let repo = super::Repository::parse(&format!("{}/up", server.host)).unwrap();
+    let tls = TlsOptions {
+        read_timeout: Some(Duration::from_millis(300)),
+        ..TlsOptions::default()
+    };
+    let client = Client::new(&repo, Credentials::Anonymous, &tls, Access::Push).unwrap();
+    let start = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.push_blob(
+            &digest,
+            blob.len() as u64,
+            std::io::Cursor::new(blob.clone()),
+        ),
+    )
+    .await
+    .expect("an unanswered upload hung")
+    .unwrap_err();
+    assert!(matches!(err, Error::Stalled { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("source.registry_timeout"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
