@@ -499,7 +499,7 @@ fn duration(field: &'static str, value: Option<Value>) -> Result<Option<Duration
         },
         Some(other) => return Err(invalid(other.to_string())),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 7.0 * 24.0 * 3600.0 {
+    if !seconds.is_finite() || !(0.0..=7.0 * 24.0 * 3600.0).contains(&seconds) {
         return Err(Error::Invalid {
             field,
             value: seconds.to_string(),
