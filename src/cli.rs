@@ -5,7 +5,9 @@
 //! stderr (debug when `source.debug`), run the step on a tokio runtime and
 //! print its response as one JSON line on stdout. Nothing else writes to
 //! stdout. Failure: `error: <chain>` (plus a hint when we know one) on
-//! stderr and exit status 1. `in` and `out` handle SIGTERM and SIGINT (see
+//! stderr and exit status 1. Everything written to stderr passes
+//! [`crate::secret::scrub`] (the request's secrets are remembered right
+//! after decoding) and control-character escaping. `in` and `out` handle SIGTERM and SIGINT (see
 //! [`Interrupt`]): they clean up, print `<step>: interrupted by <signal>;
 //! <what was cleaned>` and exit with 128 + the signal number.
 //!
@@ -91,7 +93,10 @@ pub fn main(step: Step) -> ExitCode {
         }
         Err(e) => {
             let message = chain(&e);
-            eprintln!("error: {message}");
+            // The one place errors are printed: no known secret, and no
+            // terminal control from remote text, gets through (issue 10
+            // item 10).
+            eprintln!("error: {}", crate::secret::for_stderr(&message));
             if let Some(hint) = hint(&message) {
                 eprintln!("{hint}");
             }
@@ -147,7 +152,8 @@ fn init_logging(debug: bool) {
     ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every event passes the secret scrubber and control escaping.
+        .with_writer(|| crate::secret::ScrubWriter::new(std::io::stderr()))
         .with_target(debug)
         .with_ansi(false)
         .without_time()
@@ -193,6 +199,7 @@ fn run(step: Step) -> Result<String> {
     match step {
         Step::Check => {
             let req = CheckRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
             init_logging(req.source.debug);
             let versions = runtime()?.block_on(crate::commands::check::run(req))?;
             to_json(&versions)
@@ -200,6 +207,7 @@ fn run(step: Step) -> Result<String> {
         Step::In => {
             let dest = path_arg("destination")?;
             let req = InRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
                 let interrupt = Interrupt::listen();
@@ -210,6 +218,7 @@ fn run(step: Step) -> Result<String> {
         Step::Out => {
             let src = path_arg("source")?;
             let req = OutRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
                 let interrupt = Interrupt::listen();

@@ -131,6 +131,12 @@ pub fn hint(message: &str) -> Option<&'static str> {
         Some(
             "hint: the BuildKit daemon closed the connection on the first call; a tcp:// daemon that verifies clients needs a client certificate: set source.buildkit_tls.cert and source.buildkit_tls.key",
         )
+    } else if message.contains("(source.registry_timeout)")
+        || (message.contains("operation timed out") && !message.contains("buildkit"))
+    {
+        Some(
+            "hint: the registry stopped sending data for longer than source.registry_timeout (default 60s); raise it for a registry that is slow to start answering",
+        )
     } else if message.contains("certificate") || message.contains("UnknownIssuer") {
         Some(
             "hint: the registry's TLS certificate is not trusted; add its CA to source.ca_certs (plain HTTP needs source.insecure: true)",
@@ -216,5 +222,15 @@ mod tests {
                 .unwrap()
                 .contains("buildkit_tls.cert")
         );
+        for stalled in [
+            "download: reading blob sha256:x: the registry sent nothing for 60s (source.registry_timeout)",
+            "GET http://r/v2/x/manifests/y: error sending request: operation timed out",
+        ] {
+            assert!(
+                hint(stalled).unwrap().contains("source.registry_timeout"),
+                "{stalled}"
+            );
+        }
+        assert!(hint("connecting to buildkit at tcp://h:1: operation timed out").is_none());
     }
 }

@@ -18,6 +18,7 @@ pub mod process;
 pub mod put;
 pub mod registry;
 pub mod secret;
+pub mod text;
 pub mod tls;
 
 /// The test harness shared by the unit tests and `tests/it` (which enables

@@ -323,10 +323,17 @@ async fn build_on(
 ) -> Result<Built> {
     // Before connecting: nothing about the daemon's answer changes this.
     check_preload_reachable(address, params)?;
-    let bk = buildkit::Client::connect(address)
-        .await
-        .map_err(Error::from)?;
-    let info = bk.info().await.map_err(Error::from)?;
+    // One deadline for connecting and the first answer: a tcp:// host that
+    // accepts and never speaks must fail with a message, not hang (issue 10
+    // item 6).
+    let (bk, info) = buildkit::Client::connect_and_probe(
+        address,
+        source
+            .buildkit_timeout
+            .unwrap_or(buildkit::DEFAULT_ANSWER_TIMEOUT),
+    )
+    .await
+    .map_err(Error::from)?;
     // The Engine path needs the Engine's API socket (to read the image
     // back), so the address decides, not only what the daemon says it is.
     let engine_socket = match (address, info.kind) {

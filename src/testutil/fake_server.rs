@@ -28,7 +28,17 @@ impl SeenRequest {
     }
 }
 
-type Handler = dyn Fn(&SeenRequest) -> Vec<u8> + Send + Sync;
+/// What the fake server does with a request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Writes these raw bytes and closes the connection.
+    Close(Vec<u8>),
+    /// Writes these raw bytes (say, a head and part of a body), then sends
+    /// nothing more until the client hangs up: a registry that stalls.
+    Stall(Vec<u8>),
+}
+
+type Handler = dyn Fn(&SeenRequest) -> Reply + Send + Sync;
 
 /// A scripted HTTP/1.1 server on 127.0.0.1: `handler` returns the raw
 /// response bytes for each request (one request per connection). Stops when
@@ -51,6 +61,13 @@ impl FakeServer {
     /// Starts serving with `handler`.
     pub async fn start(
         handler: impl Fn(&SeenRequest) -> Vec<u8> + Send + Sync + 'static,
+    ) -> FakeServer {
+        Self::start_with(move |req| Reply::Close(handler(req))).await
+    }
+
+    /// Starts serving with `handler`, which may also stall ([`Reply`]).
+    pub async fn start_with(
+        handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
     ) -> FakeServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -90,9 +107,21 @@ impl FakeServer {
                             .collect(),
                     };
                     seen.lock().expect("seen lock").push(req.clone());
-                    let resp = handler(&req);
-                    let _ = sock.write_all(&resp).await;
-                    let _ = sock.shutdown().await;
+                    match handler(&req) {
+                        Reply::Close(resp) => {
+                            let _ = sock.write_all(&resp).await;
+                            let _ = sock.shutdown().await;
+                        }
+                        Reply::Stall(resp) => {
+                            let _ = sock.write_all(&resp).await;
+                            // Until the client gives up and closes.
+                            while let Ok(n) = sock.read(&mut chunk).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 });
             }
         });

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use fake_server::{FakeServer, SeenRequest, response};
+pub use fake_server::{FakeServer, Reply, SeenRequest, response};
 
 /// The path of `tool` on `PATH`, if any.
 pub fn which(tool: &str) -> Option<PathBuf> {

@@ -247,6 +247,7 @@ impl Registry {
         TlsOptions {
             ca_certs: self.ca_pem.iter().cloned().collect(),
             insecure: false,
+            read_timeout: None,
         }
     }
 
