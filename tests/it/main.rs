@@ -13,12 +13,17 @@
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
+//! - `faults`: each operation through a fault-injecting proxy: a retry that
+//!   succeeds, or a clear failure that leaves nothing behind.
+//! - `load`: many concurrent `in` and `out` against one registry.
 
 mod support;
 
 mod buildkit;
 mod check;
+mod faults;
 mod get;
+mod load;
 mod put;
 mod put_main_path;
 mod signals;
