@@ -234,6 +234,7 @@ impl World {
             }
             Op::PushImage => {
                 let src = tempfile::tempdir().expect("temp dir");
+                std::fs::create_dir_all(src.path().join("img")).expect("mkdir img");
                 let layered = fixtures::layered(reg);
                 support::run_tool(
                     Command::new(registry::skopeo())

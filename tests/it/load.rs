@@ -76,6 +76,7 @@ fn twenty_ins_and_five_outs_at_once_against_one_registry() {
         .iter()
         .map(|name| {
             let src = tempfile::tempdir().expect("temp dir");
+            std::fs::create_dir_all(src.path().join("img")).expect("mkdir img");
             support::run_tool(
                 Command::new(registry::skopeo())
                     .args(["copy", "--quiet"])

@@ -437,11 +437,14 @@ async fn damage_response(
         Fault::Truncate => {
             // Content-Length still promises the whole body: the body ends in
             // an error after the first half, and hyper closes the connection.
-            let chunks: Vec<Result<Frame<Bytes>, BoxError>> = vec![
-                Ok(Frame::data(damaged)),
-                Err("truncated by the fault proxy".into()),
-            ];
-            BodyExt::boxed(StreamBody::new(futures::stream::iter(chunks)))
+            // The pause lets hyper flush the head and the half first, so the
+            // client sees a short body rather than no answer at all.
+            let head = futures::stream::iter([Ok::<_, BoxError>(Frame::data(damaged))]);
+            let tail = futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Err::<Frame<Bytes>, BoxError>("truncated by the fault proxy".into())
+            });
+            BodyExt::boxed(StreamBody::new(head.chain(tail)))
         }
         _ => full(damaged),
     };
