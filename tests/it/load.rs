@@ -10,45 +10,16 @@
 //!   same digest, the digests must be distinct, and each image's config must
 //!   carry its own label.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::faults::fingerprint;
 use crate::support::{self, cmd, fixtures, process, registry};
 
 const INS: usize = 20;
 const OUTS: usize = 5;
-
-/// Every entry under `dir` with its type and content digest (files) or
-/// target (symlinks), sorted.
-fn fingerprint(dir: &Path) -> Vec<String> {
-    let mut entries = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
-        let entry = entry.expect("walking the destination");
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .expect("under dir")
-            .display()
-            .to_string();
-        let kind = entry.file_type();
-        let what = if kind.is_symlink() {
-            format!(
-                "-> {}",
-                std::fs::read_link(entry.path())
-                    .expect("readlink")
-                    .display()
-            )
-        } else if kind.is_file() {
-            support::sha256_digest(&std::fs::read(entry.path()).expect("reading a file"))
-        } else {
-            "dir".to_string()
-        };
-        entries.push(format!("{rel} {what}"));
-    }
-    entries
-}
 
 #[test]
 fn twenty_ins_and_five_outs_at_once_against_one_registry() {
