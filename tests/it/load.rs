@@ -4,11 +4,18 @@
 //! - Every `in` fetches the layered fixture as a rootfs; its tree, `digest`
 //!   file and version must equal those of one `in` run alone before.
 //! - Every `out` pushes a different small image (`params.image`, an OCI
-//!   layout written by skopeo) to its own tag of one shared repository; the
-//!   images share their layer, so the uploads of one blob race. Each tag must
-//!   then hold what its `out` reported, a `check` of that tag must report the
-//!   same digest, the digests must be distinct, and each image's config must
-//!   carry its own label.
+//!   layout written by skopeo) to its own tag, each in its own repository of
+//!   the same registry; the images share their layer, so the registry gets
+//!   that blob five times at once. Each tag must then hold what its `out`
+//!   reported, a `check` of that tag must report the same digest, the
+//!   digests must be distinct, and each image's config must carry its own
+//!   label.
+//!
+//! Why not one repository: docker-registry's filesystem storage rewrites a
+//! repository's link file for a blob in place on each upload of it, so
+//! concurrent uploads of one blob into one repository intermittently fail
+//! there (a manifest PUT answered `MANIFEST_BLOB_UNKNOWN`, about one run in
+//! three here), whatever the client does.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -60,7 +67,6 @@ fn twenty_ins_and_five_outs_at_once_against_one_registry() {
         .collect();
     let distinct: std::collections::HashSet<&String> = src_digests.values().collect();
     assert_eq!(distinct.len(), OUTS, "the fixture images differ");
-    let target = support::unique("load-target");
 
     let ins: Vec<_> = (0..INS)
         .map(|_| {
@@ -76,12 +82,14 @@ fn twenty_ins_and_five_outs_at_once_against_one_registry() {
         .iter()
         .zip(&srcs)
         .map(|(name, src)| {
+            let target = support::unique(&format!("load-target-{name}"));
             let request = json!({
                 "source": {"repository": reg.repo(&target), "tag": format!("t-{name}")},
                 "params": {"image": "img/oci"},
             });
             let dir = src.path().to_path_buf();
-            std::thread::spawn(move || cmd::run("out", &[&dir], &request, &[]))
+            let handle = std::thread::spawn(move || cmd::run("out", &[&dir], &request, &[]));
+            (target, handle)
         })
         .collect();
 
@@ -103,7 +111,7 @@ fn twenty_ins_and_five_outs_at_once_against_one_registry() {
         ins_ok += 1;
     }
     let mut digests = Vec::new();
-    for (name, handle) in names.iter().zip(outs) {
+    for (name, (target, handle)) in names.iter().zip(outs) {
         let out = handle.join().expect("an out thread");
         out.expect_success();
         let response = out.json();
