@@ -14,8 +14,8 @@
 //! Why not one repository: docker-registry's filesystem storage rewrites a
 //! repository's link file for a blob in place on each upload of it, so
 //! concurrent uploads of one blob into one repository intermittently fail
-//! there (a manifest PUT answered `MANIFEST_BLOB_UNKNOWN`, about one run in
-//! three here), whatever the client does.
+//! there (a manifest PUT answered `MANIFEST_BLOB_UNKNOWN`, in two of four
+//! runs here), whatever the client does.
 
 use std::path::PathBuf;
 use std::process::Command;
