@@ -15,12 +15,17 @@
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 //! - `readme`: every yaml example of README.md goes through the config
 //!   decoders (no tools needed).
+//! - `faults`: each operation through a fault-injecting proxy: a retry that
+//!   succeeds, or a clear failure that leaves nothing behind.
+//! - `load`: many concurrent `in` and `out` against one registry.
 
 mod support;
 
 mod buildkit;
 mod check;
+mod faults;
 mod get;
+mod load;
 mod put;
 mod put_main_path;
 mod readme;

@@ -17,6 +17,7 @@
 pub mod buildkitd;
 pub mod cmd;
 pub mod docker;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod process;
 pub mod proxy;
