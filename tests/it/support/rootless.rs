@@ -76,10 +76,16 @@ pub fn ensure_subids(user: &str) -> (u32, u32) {
 }
 
 /// Creates `user` (and its group) unless it exists; returns `(uid, gid)`.
-pub fn ensure_user(user: &str) -> (u32, u32) {
+/// Debian's `useradd` gives a new non-system user subordinate ranges of its
+/// own (`SUB_UID_COUNT` in `/etc/login.defs`); a `system` user gets none.
+pub fn ensure_user(user: &str, system: bool) -> (u32, u32) {
     let _guard = ETC.lock().unwrap_or_else(|p| p.into_inner());
     if nix::unistd::User::from_name(user).ok().flatten().is_none() {
-        super::run_tool(Command::new("useradd").args([
+        let mut cmd = Command::new("useradd");
+        if system {
+            cmd.arg("--system");
+        }
+        super::run_tool(cmd.args([
             "--no-create-home",
             "--user-group",
             "--shell",
@@ -92,6 +98,28 @@ pub fn ensure_user(user: &str) -> (u32, u32) {
         .flatten()
         .unwrap_or_else(|| panic!("user {user} missing after useradd"));
     (u.uid.as_raw(), u.gid.as_raw())
+}
+
+/// Removes every range of `user` (one of the tests' own users) from
+/// `/etc/subuid` and `/etc/subgid`.
+pub fn remove_subids(user: &str) {
+    let _guard = ETC.lock().unwrap_or_else(|p| p.into_inner());
+    let prefix = format!("{user}:");
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        if !text.lines().any(|l| l.starts_with(&prefix)) {
+            continue;
+        }
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(file, kept)
+            .unwrap_or_else(|e| panic!("removing {user}'s ranges from {file}: {e}"));
+    }
 }
 
 /// `chown -R uid:gid dir` (without following symlinks).
