@@ -197,7 +197,8 @@ pub fn detect(host: &dyn Host) -> Result<Choice, String> {
             }
             Err(e) => Err(format!(
                 "rootless mode in this user namespace (uid map `{map}`): mounting a tmpfs failed \
-                 ({e}), so the namespace has no mount namespace of its own"
+                 ({e}), so nothing may mount here (no CAP_SYS_ADMIN in this namespace, a seccomp \
+                 filter, or a mount namespace owned by another user namespace)"
             )),
         };
     }
@@ -304,11 +305,16 @@ impl Host for System {
         );
         // In a user namespace overlay keeps its metadata in user.* xattrs
         // (`userxattr`, Linux ≥ 5.11); older kernels refuse the option.
-        in_child(
+        let result = in_child(
             maps.clone(),
             Probe::Mount(Mount::overlay(&merged, &format!("{base},userxattr"))?),
         )
-        .or_else(|_| in_child(maps, Probe::Mount(Mount::overlay(&merged, &base)?)))
+        .or_else(|_| in_child(maps, Probe::Mount(Mount::overlay(&merged, &base)?)));
+        // Overlay leaves `work/work` with mode 000: a non-root user could
+        // not remove the probe dir without opening it up first.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(work.join("work"), std::fs::Permissions::from_mode(0o700));
+        result
     }
 
     fn proc_mount(&self, own_userns: bool) -> Result<(), String> {

@@ -202,7 +202,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 }
 
 /// Builds the context as `who` and checks the result against the
-/// privileged build; returns `out`'s stderr mode lines and time.
+/// privileged build.
 fn build_as(who: As, case: &str, owner: (u32, u32), expect_mode: &str) {
     let reference = privileged();
     let reg = support::registry::tls_auth();
@@ -234,6 +234,14 @@ fn build_as(who: As, case: &str, owner: (u32, u32), expect_mode: &str) {
         run.command,
         run.stderr
     );
+    // The daemon's root and the probes' dirs went into the working
+    // directory; all of it is gone, even files of subordinate ids.
+    let mut left: Vec<String> = std::fs::read_dir(src.path())
+        .expect("the working directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["secret.txt", "src"], "out left files behind");
     let digest = version_digest(&resp);
     let rootfs = unpack(reg, &repo, &digest);
     let (want, got) = (tree(&reference.rootfs), tree(&rootfs));
