@@ -47,6 +47,16 @@ const TEST_TOOLS: &[(&str, &[&str], bool)] = &[
     ("htpasswd", &["htpasswd"], false),
     ("ssh_tools", &["ssh-agent", "ssh-add", "ssh-keygen"], false),
     ("root", &[], true),
+    // Rootless embedded buildkitd (tests/it/put_rootless.rs): case (b) runs
+    // `out` under util-linux `unshare --map-users`, case (c) under
+    // rootlesskit; both map subordinate ids through newuidmap/newgidmap,
+    // and the tests set up users and /etc/subuid as root.
+    ("unshare", &["unshare", "newuidmap", "newgidmap"], true),
+    (
+        "rootlesskit",
+        &["rootlesskit", "newuidmap", "newgidmap"],
+        true,
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -21,6 +21,7 @@
 //! root: [`Buildkitd::stop`] kills the descendants that outlive the daemon,
 //! and [`unmount_under`] detaches what is still mounted under a directory.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -103,6 +104,12 @@ pub async fn answers(socket: PathBuf) -> bool {
 pub struct SpawnOptions {
     /// The `buildkitd` binary.
     pub binary: PathBuf,
+    /// A command that runs the daemon (program and its arguments, the
+    /// daemon's command line follows), e.g. `rootlesskit --state-dir DIR`;
+    /// empty runs the binary directly.
+    pub wrapper: Vec<OsString>,
+    /// Environment variables added for the daemon.
+    pub env: Vec<(OsString, OsString)>,
     /// Its state directory (`--root`).
     pub root: PathBuf,
     /// The unix socket it listens on (`--addr unix://...`).
@@ -153,8 +160,16 @@ impl Buildkitd {
         let log_file = File::create(&opts.log).map_err(log_error)?;
         let log_err = log_file.try_clone().map_err(log_error)?;
 
-        let mut cmd = std::process::Command::new(&opts.binary);
-        cmd.arg("--root")
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(args).arg(&opts.binary);
+                cmd
+            }
+            None => std::process::Command::new(&opts.binary),
+        };
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .arg("--root")
             .arg(&opts.root)
             .arg("--addr")
             .arg(format!("unix://{}", opts.socket.display()))
@@ -178,7 +193,10 @@ impl Buildkitd {
             cmd.spawn()
         })
         .map_err(|source| DaemonError::Spawn {
-            binary: opts.binary.clone(),
+            binary: opts
+                .wrapper
+                .first()
+                .map_or(opts.binary.clone(), PathBuf::from),
             source,
         })?;
         tracing::info!(pid = child.id(), root = %opts.root.display(), "started buildkitd");
@@ -441,6 +459,8 @@ mod tests {
     fn options(binary: PathBuf, dir: &Path) -> SpawnOptions {
         SpawnOptions {
             binary,
+            wrapper: Vec::new(),
+            env: Vec::new(),
             root: dir.join("state"),
             socket: dir.join("buildkitd.sock"),
             config: None,

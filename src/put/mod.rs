@@ -5,6 +5,7 @@
 pub mod embedded;
 pub mod manifest;
 pub mod push;
+pub mod rootless;
 pub mod run;
 pub mod serve;
 pub mod solve;

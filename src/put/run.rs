@@ -23,6 +23,7 @@ use crate::registry;
 use super::Error;
 use super::embedded::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use super::push::{self, Pushed};
+use super::rootless;
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
 use crate::Result;
@@ -163,13 +164,20 @@ fn choose_daemon(
     let Some(binary) = buildkit::daemon::find_on_path() else {
         return Err(Error::from(embedded::DaemonError::NotConfigured).into());
     };
-    embedded::check_privileges().map_err(Error::from)?;
     let avoid: Vec<PathBuf> = solve::local_dirs(params).into_values().collect();
     let roots = embedded::put_root_candidates(work_dir, &avoid);
+    // The overlay probe runs where the daemon's state will go.
+    let host = rootless::System {
+        probe_dir: roots.parents[0].clone(),
+    };
+    let choice = rootless::detect(&host)
+        .map_err(|tried| Error::from(embedded::DaemonError::Unavailable { tried }))?;
+    tracing::info!("embedded buildkitd mode: {}", choice.reason);
     tracing::info!("{}", roots.note);
     let config = daemon_config(source, daemon_params);
     let embedded = EmbeddedDaemon::spawn(StartOptions {
         root_parents: roots.parents,
+        mode: choice.mode,
         ..StartOptions::new(binary, config)
     })
     .map_err(Error::from)?;
@@ -235,6 +243,7 @@ fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
         registries,
         extra: params.extra_config.clone(),
         debug: source.debug,
+        rootless: None,
     }
 }
 

@@ -12,6 +12,8 @@
 //!   with skopeo and a following `check`.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
+//!   root of a user namespace and as a user through rootlesskit (issue 11).
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 //! - `readme`: every yaml example of README.md goes through the config
 //!   decoders (no tools needed).
@@ -28,5 +30,6 @@ mod get;
 mod load;
 mod put;
 mod put_main_path;
+mod put_rootless;
 mod readme;
 mod signals;

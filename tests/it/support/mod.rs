@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod rootless;
 mod selftest;
 
 pub use oci_build_resource::testutil::{require_tool, run_tool, sha256_digest, unique, which};
