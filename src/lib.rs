@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod image;
 pub mod oci;
+pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod secret;

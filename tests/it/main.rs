@@ -2,6 +2,7 @@
 //! against real registries and daemons started by `support`.
 //!
 //! - `support`: the test world (services, peers, fixtures) and its self-tests.
+//! - `cli`: the binaries run by hand (`--help`, `--version`, a terminal).
 //! - `check`: `/opt/resource/check` against real registries, asserted against
 //!   what skopeo sees.
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
@@ -12,13 +13,16 @@
 //!   with skopeo and a following `check`.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 
 mod support;
 
 mod buildkit;
 mod check;
+mod cli;
 mod get;
+mod progress;
 mod put;
 mod put_main_path;
 mod signals;
