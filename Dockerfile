@@ -27,6 +27,12 @@ ARG BASE_IMAGE=debian:bookworm-slim@sha256:d5d3f9c23164ea16f31852f95bd5959aad1c5
 
 # --- build the multi-call binary --------------------------------------------
 FROM ${RUST_IMAGE} AS build
+# What `--version` prints (build.rs): the BuildKit this image bundles, and
+# the commit (the build context has no .git; a release passes GIT_COMMIT).
+ARG BUILDKIT_VERSION
+ARG GIT_COMMIT=unknown
+ENV OCI_BUILD_RESOURCE_BUILDKIT_VERSION=${BUILDKIT_VERSION} \
+    OCI_BUILD_RESOURCE_GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /src
 # build.rs compiles proto/ with protox (pure Rust), so no protoc is needed.
 COPY Cargo.toml Cargo.lock build.rs ./

@@ -15,6 +15,7 @@ pub mod error;
 pub mod image;
 pub mod oci;
 pub mod process;
+pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod secret;

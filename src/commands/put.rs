@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::commands::Interrupt;
+use crate::commands::check::SemverOptions;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::put::{self, push, run, tags};
@@ -48,6 +49,14 @@ pub async fn run(
         &existing,
     )
     .map_err(put::Error::from)?;
+    let mode = source.check_mode();
+    let semver = SemverOptions::of(source);
+    if let Action::Build(b) = &params.action
+        && let Some(cache_tag) = &b.cache_tag
+    {
+        tags::check_cache_tag(cache_tag, &plan.tags, &mode, &semver).map_err(put::Error::from)?;
+    }
+    let reported = tags::reported_tag(&plan.tags, &mode, &semver).to_string();
     if plan.defaulted_to_latest {
         tracing::info!(
             "no tag given (source.tag, version, tag_file, additional_tags or tag_as_latest): pushing `latest`"
@@ -122,7 +131,7 @@ pub async fn run(
     }
     Ok(OutResponse {
         version: Version {
-            tag: plan.tags[0].clone(),
+            tag: reported,
             digest: pushed.digest,
         },
         metadata,

@@ -17,6 +17,7 @@ use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use super::serve::{ImageStore, ServedManifest};
 use crate::Result;
 use crate::oci::{Digest, sha256_digest};
+use crate::progress::{Transfer, human};
 use crate::registry;
 
 /// What ended up in the registry.
@@ -105,9 +106,15 @@ pub async fn push_store(
 
     // Blobs, deduplicated across images.
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
+    let mut configs: Vec<Digest> = Vec::new();
     for m in &images {
         let doc = parse(m)?;
         let config = doc.get("config").and_then(descriptor);
+        if let Some((d, _)) = &config
+            && let Ok(d) = Digest::parse(d)
+        {
+            configs.push(d);
+        }
         let layers = doc["layers"]
             .as_array()
             .into_iter()
@@ -127,15 +134,27 @@ pub async fn push_store(
             }
         }
     }
+    // Layer progress on stderr (configs are small and not layers).
+    let transfer = Transfer::new("pushing", "pushed");
+    for (digest, size) in &blobs {
+        if !configs.contains(digest) {
+            transfer.expect(digest.as_str(), *size);
+        }
+    }
     futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
         let store = store.clone();
+        let transfer = transfer.clone();
+        let is_layer = !configs.contains(&digest);
         async move {
             registry::retry_transient(&format!("pushing blob {digest}"), || {
                 let store = store.clone();
                 let digest = digest.clone();
+                let transfer = transfer.clone();
                 async move {
                     if client.blob_exists(&digest).await? {
-                        tracing::info!("{digest}: already in the registry");
+                        if is_layer {
+                            transfer.skipped(digest.as_str(), size);
+                        }
                         return Ok::<(), crate::Error>(());
                     }
                     let reader = store.open_blob(&digest).await.map_err(|e| {
@@ -144,8 +163,15 @@ pub async fn push_store(
                             source: e,
                         })
                     })?;
-                    client.push_blob(&digest, size, reader).await?;
-                    tracing::info!("{digest}: pushed ({size} bytes)");
+                    if is_layer {
+                        let reader = transfer.reader(digest.as_str(), size, reader);
+                        client.push_blob(&digest, size, reader).await?;
+                        // The upload stops after `size` bytes, before the
+                        // reader sees its EOF.
+                        transfer.finish(digest.as_str());
+                    } else {
+                        client.push_blob(&digest, size, reader).await?;
+                    }
                     Ok(())
                 }
             })
@@ -155,6 +181,7 @@ pub async fn push_store(
     .buffer_unordered(PARALLEL_BLOBS)
     .try_collect::<Vec<()>>()
     .await?;
+    transfer.done();
 
     if images.len() > 1 || images.first().map(|m| &m.digest) != Some(&top.digest) {
         for m in &images {
@@ -324,6 +351,8 @@ pub async fn push_from_engine(
         source: e,
     })?;
     let tar = dir.path().join("image.tar");
+    tracing::info!("reading the built image {name} back from the Docker Engine (docker save)");
+    let started = std::time::Instant::now();
     let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
         .await
         .map_err(Error::from)?;
@@ -331,13 +360,19 @@ pub async fn push_from_engine(
         what: format!("writing {}", tar.display()),
         source: e,
     })?;
-    tokio::io::copy(&mut reader, &mut file)
+    let bytes = tokio::io::copy(&mut reader, &mut file)
         .await
         .map_err(|e| Error::Io {
             what: format!("reading image {name} from the Engine"),
             source: e,
         })?;
     drop(file);
+    tracing::info!(
+        "read {} from the Engine in {:.1}s; pushing it to {}",
+        human(bytes),
+        started.elapsed().as_secs_f64(),
+        client.repository()
+    );
     let store = super::stores::for_push(&tar, annotations).await?;
     push_store(client, store, tags).await
 }

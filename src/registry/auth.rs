@@ -272,11 +272,22 @@ impl Client {
         if let Some(body) = body {
             req = req.body(body);
         }
-        debug!(%method, %url, "registry request");
-        req.send().await.map_err(|source| Error::Transport {
+        let started = std::time::Instant::now();
+        let resp = req.send().await.map_err(|source| Error::Transport {
             request: format!("{method} {url}"),
             source,
-        })
+        })?;
+        // `debug: true`: one line per request. The path only: upload
+        // locations carry state in their query, and headers (credentials)
+        // are never logged.
+        debug!(
+            "registry {method} {}{} -> {} ({} ms)",
+            session.origin,
+            reqwest::Url::parse(url).map_or_else(|_| String::new(), |u| u.path().to_string()),
+            resp.status(),
+            started.elapsed().as_millis()
+        );
+        Ok(resp)
     }
 }
 

@@ -2,6 +2,7 @@
 //! against real registries and daemons started by `support`.
 //!
 //! - `support`: the test world (services, peers, fixtures) and its self-tests.
+//! - `cli`: the binaries run by hand (`--help`, `--version`, a terminal).
 //! - `check`: `/opt/resource/check` against real registries, asserted against
 //!   what skopeo sees.
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
@@ -14,6 +15,7 @@
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
 //!   root of a user namespace and as a user through rootlesskit (issue 11).
+//! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 //! - `readme`: every yaml example of README.md goes through the config
 //!   decoders (no tools needed).
@@ -25,9 +27,11 @@ mod support;
 
 mod buildkit;
 mod check;
+mod cli;
 mod faults;
 mod get;
 mod load;
+mod progress;
 mod put;
 mod put_main_path;
 mod put_rootless;

@@ -86,6 +86,7 @@ macro_rules! on_each_daemon {
 on_each_daemon!(
     minimal_build_pushes_and_check_agrees,
     tags_from_every_source_move_together,
+    source_tag_is_reported_whenever_pushed,
     version_with_bump_aliases,
     oci_build_task_params,
     docker_image_params,
@@ -264,6 +265,32 @@ fn tags_from_every_source_move_together(d: &Daemon) {
         metadata(&resp, "tags").as_deref(),
         Some("v1.4.2 vstable vnightly vextra latest")
     );
+}
+
+/// issue 9 item 5: docker-image's migration example (`tag_file` plus
+/// `tag_as_latest`, `source.tag: latest`) reports `latest`, the version the
+/// following `check` reports, so Concourse holds one version per digest.
+fn source_tag_is_reported_whenever_pushed(d: &Daemon) {
+    let reg = support::registry::plain();
+    let repo = support::unique("put-reported");
+    let src = Src::new(&[
+        ("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n"),
+        ("version/tag", "1.4.2\n"),
+    ]);
+    let mut source = reg.source(&repo);
+    source["tag"] = json!("latest");
+    let resp = out(
+        d,
+        &src,
+        source.clone(),
+        json!({"context": "src", "tag_file": "version/tag", "tag_as_latest": true}),
+    );
+    assert_eq!(metadata(&resp, "tags").as_deref(), Some("1.4.2 latest"));
+    let versions = support::cmd::run("check", &[], &json!({"source": source}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(versions, json!([resp["version"].clone()]));
+    assert_eq!(resp["version"]["tag"], "latest");
 }
 
 fn version_with_bump_aliases(d: &Daemon) {
@@ -542,6 +569,17 @@ fn registry_cache_is_reused(d: &Daemon) {
     assert!(
         registry_digest(reg, &format!("{repo}:buildcache")).is_some(),
         "cache manifest pushed"
+    );
+    // issue 9 item 6: a regex matching every tag still reports only the image.
+    let mut all = reg.source(&repo);
+    all["tag_regex"] = json!(".*");
+    let versions = support::cmd::run("check", &[], &json!({"source": all}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(
+        versions,
+        json!([{"tag": "latest", "digest": first.json()["version"]["digest"]}]),
+        "the cache manifest is not a version"
     );
     // Each `out` starts a fresh embedded daemon: only the registry cache can hit.
     let second = run_out(
@@ -914,6 +952,15 @@ fn params_errors_fail_before_any_daemon() {
             "invalid semantic version",
         ),
         (json!({"image": "missing/*.tar"}), "does not exist"),
+        // Semver mode (no source.tag) would report a version-like cache tag.
+        (
+            json!({"context": "src", "cache": true, "cache_tag": "1.2.3"}),
+            "cache_tag \"1.2.3\" is a version tag",
+        ),
+        (
+            json!({"context": "src", "cache": true, "cache_tag": "latest", "tag_as_latest": true}),
+            "is also a tag this put pushes",
+        ),
     ];
     for (params, expected) in cases {
         support::cmd::run(
