@@ -10,6 +10,8 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_layers`: `out` with `params.layers` (no daemon), against the
+//!   `skopeo` + `umoci insert` flow.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
@@ -20,5 +22,6 @@ mod buildkit;
 mod check;
 mod get;
 mod put;
+mod put_layers;
 mod put_main_path;
 mod signals;
