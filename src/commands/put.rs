@@ -1,4 +1,5 @@
-//! `out`: build on put (or push a prebuilt image), then move the tags.
+//! `out`: build on put (or push a prebuilt image, or append layers to a
+//! base image), then move the tags.
 //!
 //! Order matters for users: params and tags are validated before any daemon
 //! starts or any byte is pushed, and the manifest goes under the tags last,
@@ -84,6 +85,7 @@ pub async fn run(
         });
     }
 
+    let mut extra = Vec::new();
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
@@ -95,6 +97,21 @@ pub async fn run(
                 }),
             };
             (pushed, None)
+        }
+        Action::Layers(l) => {
+            tracing::info!(
+                "appending {} layer(s) to a base image (no build daemon)",
+                l.add.len()
+            );
+            let appended = tokio::select! {
+                appended = put::layers::append_and_push(source, l, &client, &plan.tags) => appended?,
+                signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                    signal,
+                    cleanup: "stopped the push".into(),
+                }),
+            };
+            extra.push(field("base_digest", appended.base_digest));
+            (appended.pushed, None)
         }
         Action::Build(b) => {
             let built = run::build_and_push(
@@ -122,6 +139,7 @@ pub async fn run(
     if let Some(c) = &pushed.config_digest {
         metadata.push(field("config_digest", c.clone()));
     }
+    metadata.extend(extra);
     if let Some((version, duration)) = buildkit_version {
         metadata.push(field("buildkit_version", version));
         metadata.push(field(

@@ -3,6 +3,7 @@
 //! results that do not go straight from BuildKit to the registry.
 
 pub mod embedded;
+pub mod layers;
 pub mod manifest;
 pub mod push;
 pub mod rootless;

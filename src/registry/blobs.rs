@@ -246,6 +246,38 @@ impl Client {
         Ok(())
     }
 
+    /// Asks the registry to link blob `digest` from repository `from` (a
+    /// path on the same registry) into this one, without sending its bytes
+    /// (distribution spec, "Mounting a blob from another repository").
+    /// `Ok(false)` when the registry declines (it may, for instance when the
+    /// token does not cover `from`): it then opens an upload instead, which
+    /// is cancelled here, and the caller uploads the blob.
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool> {
+        let session = self.session().await?;
+        // `from` is a validated repository path (`[a-z0-9._/-]`) and the
+        // digest is `sha256:<hex>`: neither needs escaping in a query.
+        let url = format!(
+            "{}?mount={digest}&from={from}",
+            self.url(&session, "blobs/uploads/")
+        );
+        let resp = self
+            .send(Method::POST, &url, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Ok(upload) = self.location(&url, &Method::POST, &resp) {
+                    // Best effort: an abandoned upload expires on its own.
+                    let _ = self
+                        .send(Method::DELETE, &upload, HeaderMap::new(), None)
+                        .await;
+                }
+                Ok(false)
+            }
+            _ => Err(Error::from_response(&Method::POST, &url, resp).await),
+        }
+    }
+
     fn location(&self, url: &str, method: &Method, resp: &reqwest::Response) -> Result<String> {
         let missing = || Error::Protocol {
             request: format!("{method} {url}"),

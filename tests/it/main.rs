@@ -11,6 +11,8 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_layers`: `out` with `params.layers` (no daemon), against the
+//!   `skopeo` + `umoci insert` flow.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
@@ -33,6 +35,7 @@ mod get;
 mod load;
 mod progress;
 mod put;
+mod put_layers;
 mod put_main_path;
 mod put_rootless;
 mod readme;

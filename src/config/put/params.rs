@@ -194,6 +194,7 @@ pub(super) const IMAGE: Param = any(
         DockerImage("load_file"),
     ],
 );
+pub(super) const LAYERS: Param = any("the layers to append", &[Typed("layers")]);
 // docker-image's own settings.
 pub(super) const CACHE_TAG: Param = build("the cache tag", &[DockerImage("cache_tag")]);
 pub(super) const LOAD_BASE: Param = build("a base image", &[DockerImage("load_base")]);
@@ -231,6 +232,7 @@ pub(super) const ALL: &[Param] = &[
     VERSION,
     BUMP_ALIASES,
     IMAGE,
+    LAYERS,
     CACHE_TAG,
     LOAD_BASE,
     LOAD_BASES,
