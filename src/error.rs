@@ -135,7 +135,7 @@ pub fn hint_with(message: &str, source: Option<&crate::config::Source>) -> Optio
         || (message.contains("operation timed out") && !message.contains("buildkit"))
     {
         Some(
-            "hint: the registry stopped sending data for longer than source.registry_timeout (default 60s); raise it for a registry that is slow to start answering",
+            "hint: the registry stopped sending data for longer than source.registry_timeout (default 60s); raise it for a registry that is slow to start answering".into(),
         )
     } else if message.contains("certificate") || message.contains("UnknownIssuer") {
         Some(

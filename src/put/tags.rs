@@ -381,13 +381,24 @@ mod tests {
         }
     }
 
+    /// One row: source.tag, tag_regex, variant, the tag params, the tags
+    /// pushed, and the tag the version reports.
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        TagParams,
+        &'a [&'a str],
+        &'a str,
+    );
+
     /// README.md "Output": the version is the tag `check` would report for
     /// the pushed digest, for every combination of the tag params.
     #[test]
     fn reported_tag_is_what_check_reports() {
         let none = || p(None, None, false, &[], false);
         #[rustfmt::skip]
-        let cases: Vec<(Option<&str>, Option<&str>, Option<&str>, TagParams, &[&str], &str)> = vec![
+        let cases: Vec<Case> = vec![
             // Tag mode: source.tag whenever it was pushed.
             (Some("dev"), None, None, none(), &["dev"], "dev"),
             (Some("latest"), None, None, p(Some("1.4"), None, false, &[], true), &["1.4", "latest"], "latest"),

@@ -191,7 +191,12 @@ fn check_put_params(line: usize, what: &str, params: &Value, checked: &mut Check
     // The real decoder wants the paths to exist: make each one it misses,
     // in a put directory of its own, and decode again.
     let dir = tempfile::tempdir().expect("temp dir");
-    let var = |_: &str| Some("x".to_string());
+    // Every variable an example may name (build args from the environment,
+    // secrets' `env`) is set; SOURCE_DATE_EPOCH must be seconds.
+    let var = |name: &str| match name {
+        "SOURCE_DATE_EPOCH" => Some("0".to_string()),
+        _ => Some("x".to_string()),
+    };
     let env = Env {
         src_dir: dir.path(),
         var: &var,

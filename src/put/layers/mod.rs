@@ -203,6 +203,7 @@ fn base_client(source: &Source, repo: &Repository) -> registry::Result<Client> {
         &TlsOptions {
             ca_certs: source.ca_certs.clone(),
             insecure: source.insecure,
+            read_timeout: source.registry_timeout,
         },
         Access::Pull,
     )
