@@ -426,19 +426,15 @@ async fn relay(conn: UnixStream, args: Arc<Vec<OsString>>, state: Arc<State>) {
         // Give it time to finish, then stop waiting.
         tokio::time::sleep(Duration::from_secs(5)).await;
     };
+    // ssh's stdout and stderr until both close; the client's side stays
+    // open until the failure is recorded below, so that the error the
+    // client then sees can name it.
     let down = async {
-        let copy = async {
-            let _ = tokio::io::copy(&mut stdout, &mut to_client).await;
-            let _ = to_client.shutdown().await;
-        };
+        let copy = tokio::io::copy(&mut stdout, &mut to_client);
         let mut text = Vec::new();
-        let read = async {
-            let _ = (&mut stderr)
-                .take(STDERR_LIMIT as u64)
-                .read_to_end(&mut text)
-                .await;
-        };
-        tokio::join!(copy, read);
+        let mut limited = (&mut stderr).take(STDERR_LIMIT as u64);
+        let read = limited.read_to_end(&mut text);
+        let _ = tokio::join!(copy, read);
         text
     };
     let stderr_text = tokio::select! {
@@ -468,6 +464,7 @@ async fn relay(conn: UnixStream, args: Arc<Vec<OsString>>, state: Arc<State>) {
         (None, false) => stderr_text,
     };
     state.record(message);
+    let _ = to_client.shutdown().await;
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //!   with skopeo and a following `check`.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `put_ssh`: `out` on `ssh://` hosts (sshd in front of dockerd and of a
+//!   standalone buildkitd): builds, refused keys and host keys, dropped
+//!   connections.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 
 mod support;
@@ -21,4 +24,5 @@ mod check;
 mod get;
 mod put;
 mod put_main_path;
+mod put_ssh;
 mod signals;

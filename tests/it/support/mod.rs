@@ -18,6 +18,7 @@ pub mod fixtures;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod sshd;
 mod selftest;
 
 use std::path::PathBuf;
