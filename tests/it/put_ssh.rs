@@ -259,17 +259,26 @@ fn dropped_mid_build(host: &Host) {
     let marker = support::unique("ssh-drop-marker");
     let src = Src::new(&[(
         "src/Dockerfile",
-        &from_base(reg, &format!("RUN echo {marker} && sleep 30\n")),
+        // The trailing echo keeps the shell (whose command line names the
+        // marker) running while it sleeps.
+        &from_base(
+            reg,
+            &format!("RUN echo {marker} && sleep 30 && echo finished\n"),
+        ),
     )]);
     let source = host.good_source(&repo);
     let run = std::thread::scope(|scope| {
         let running = scope.spawn(|| out(&src, &source, &json!({"context": "src"})));
         let deadline = Instant::now() + Duration::from_secs(180);
         while !step_running(&marker) {
-            assert!(
-                !running.is_finished(),
-                "out ended before the RUN step started"
-            );
+            if running.is_finished() {
+                let run = running.join().expect("out thread");
+                panic!(
+                    "out ended before the RUN step started\n{}{}",
+                    run.details(),
+                    host.logs()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "the RUN step did not start{}",
