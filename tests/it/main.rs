@@ -12,6 +12,8 @@
 //!   with skopeo and a following `check`.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `put_fleet`: two mTLS buildkitd on loopback sharing layers through the
+//!   registry cache (README, "A shared BuildKit fleet").
 //! - `put_ssh`: `out` on `ssh://` hosts (sshd in front of dockerd and of a
 //!   standalone buildkitd): builds, refused keys and host keys, dropped
 //!   connections.
@@ -23,6 +25,7 @@ mod buildkit;
 mod check;
 mod get;
 mod put;
+mod put_fleet;
 mod put_main_path;
 mod put_ssh;
 mod signals;

@@ -433,13 +433,13 @@ fn push_by_digest_then_tags_and_failed_pushes_move_no_tag(d: &Daemon) {
 
 /// PEM files made by openssl: a CA, a daemon certificate for 127.0.0.1
 /// signed by it, a client certificate signed by it, and an unrelated CA.
-struct MtlsFiles {
-    ca: PathBuf,
-    server: PathBuf,
-    server_key: PathBuf,
-    client: PathBuf,
-    client_key: PathBuf,
-    other_ca: PathBuf,
+pub(crate) struct MtlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) server: PathBuf,
+    pub(crate) server_key: PathBuf,
+    pub(crate) client: PathBuf,
+    pub(crate) client_key: PathBuf,
+    pub(crate) other_ca: PathBuf,
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -450,7 +450,7 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
-fn make_mtls_files(dir: &Path) -> MtlsFiles {
+pub(crate) fn make_mtls_files(dir: &Path) -> MtlsFiles {
     let ec = [
         "-newkey",
         "ec",
@@ -524,7 +524,7 @@ fn make_mtls_files(dir: &Path) -> MtlsFiles {
     }
 }
 
-fn pem(path: &Path) -> String {
+pub(crate) fn pem(path: &Path) -> String {
     std::fs::read_to_string(path).expect("PEM file")
 }
 

@@ -68,7 +68,10 @@ impl Host {
         match &self.behind {
             Behind::Engine => base,
             Behind::Buildkitd(d) => {
-                format!("{base}{}", d.socket.as_ref().expect("unix socket").display())
+                format!(
+                    "{base}{}",
+                    d.socket.as_ref().expect("unix socket").display()
+                )
             }
         }
     }
@@ -150,7 +153,8 @@ fn run_secret_and_push(host: &Host) {
     run.expect_not_leaked(text)
         .expect_not_leaked(&key_line(&host.sshd.user_key));
     assert!(
-        run.stderr.contains(&format!("building on {}", host.address())),
+        run.stderr
+            .contains(&format!("building on {}", host.address())),
         "the daemon is named by its ssh:// address\n{}",
         run.details()
     );

@@ -18,8 +18,8 @@ pub mod fixtures;
 pub mod process;
 pub mod proxy;
 pub mod registry;
-pub mod sshd;
 mod selftest;
+pub mod sshd;
 
 use std::path::PathBuf;
 use std::process::Command;

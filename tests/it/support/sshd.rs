@@ -38,7 +38,16 @@ pub struct Sshd {
 fn keygen(path: &Path) -> (String, String) {
     run_tool(
         Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "oci-build-test", "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "oci-build-test",
+                "-f",
+            ])
             .arg(path),
     );
     let private = std::fs::read_to_string(path).expect("private key");
@@ -48,7 +57,11 @@ fn keygen(path: &Path) -> (String, String) {
 
 /// The first two fields of a public key line (`ssh-ed25519 AAAA...`).
 fn key_fields(public: &str) -> String {
-    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Sshd {
