@@ -239,9 +239,10 @@ pub struct SshCredentials {
 }
 
 /// What the relays saw go wrong, for the error of a build that failed.
-#[derive(Default)]
 struct State {
     failure: Mutex<Option<String>>,
+    /// The temp dir, whose paths ssh's advice names (not the user's files).
+    dir: String,
 }
 
 impl State {
@@ -314,7 +315,10 @@ impl SshTunnel {
         let socket = dir.path().join("dial.sock");
         let listener = UnixListener::bind(&socket).map_err(setup("listening on a local socket"))?;
         let args = Arc::new(target.ssh_args(dir.path()));
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            failure: Mutex::new(None),
+            dir: dir.path().display().to_string(),
+        });
         let accept = tokio::spawn(accept_loop(listener, args, state.clone()));
         let mut target = target.clone();
         target.tunnel = Some(socket);
@@ -455,6 +459,7 @@ async fn relay(conn: UnixStream, args: Arc<Vec<OsString>>, state: Arc<State>) {
     if !stderr_text.is_empty() {
         tracing::debug!("ssh: {stderr_text}");
     }
+    let stderr_text = summarize(&stderr_text, &state.dir);
     let message = match (status, stderr_text.is_empty()) {
         // The remote end closed cleanly (the daemon ended the connection).
         (Some(s), true) if s.success() => return,
@@ -465,6 +470,29 @@ async fn relay(conn: UnixStream, args: Arc<Vec<OsString>>, state: Arc<State>) {
     };
     state.record(message);
     let _ = to_client.shutdown().await;
+}
+
+/// ssh's error output as one line: its last two lines (the reason), plus
+/// the fingerprint the host sent when ssh printed one. The rest is the
+/// "REMOTE HOST IDENTIFICATION HAS CHANGED" banner and advice about files
+/// in our temp dir, which is gone by the time anyone reads it.
+fn summarize(stderr: &str, dir: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('@') && !l.contains(dir))
+        .collect();
+    let mut out = lines[lines.len().saturating_sub(2)..].join(" ");
+    if let Some(fingerprint) = lines
+        .iter()
+        .find(|l| l.starts_with("SHA256:") && !out.contains(**l))
+    {
+        out.push_str(&format!(
+            " (the host sent the key {})",
+            fingerprint.trim_end_matches('.')
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -511,6 +539,29 @@ mod tests {
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ssh_errors_are_summarized() {
+        let changed = "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\n\
+            IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
+            The fingerprint for the ED25519 key sent by the remote host is\n\
+            SHA256:ZvC7K6KIDAJ0/hRk+9NZxLomVx77IdueWCKCdISPODQ.\n\
+            Add correct host key in /tmp/oci-build-ssh-x/known_hosts to get rid of this message.\n\
+            Offending ED25519 key in /tmp/oci-build-ssh-x/known_hosts:1\n  remove with:\n\
+            \x20 ssh-keygen -f \"/tmp/oci-build-ssh-x/known_hosts\" -R \"[h]:22\"\n\
+            Host key for [h]:22 has changed and you have requested strict checking.\n\
+            Host key verification failed.";
+        assert_eq!(
+            summarize(changed, "/tmp/oci-build-ssh-x"),
+            "Host key for [h]:22 has changed and you have requested strict checking. \
+             Host key verification failed. (the host sent the key \
+             SHA256:ZvC7K6KIDAJ0/hRk+9NZxLomVx77IdueWCKCdISPODQ)"
+        );
+        assert_eq!(
+            summarize("u@h: Permission denied (publickey).\n", "/d"),
+            "u@h: Permission denied (publickey)."
+        );
     }
 
     #[test]

@@ -214,6 +214,7 @@ fn assert_ssh_failure(host: &Host, run: &support::cmd::Output, needle: &str) {
         "ssh's reason ({needle}) is shown\n{}",
         run.details()
     );
+    eprintln!("--- stderr of the failed put ---\n{}", run.stderr);
 }
 
 /// A wrong key, an unknown host and a changed host key are refused by ssh
