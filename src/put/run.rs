@@ -3,7 +3,10 @@
 //!
 //! Daemon choice: `source.buildkit_host`, else `$BUILDKIT_HOST`, else the
 //! embedded buildkitd (when `buildkitd` is on PATH), else an error naming
-//! those three options. On a standalone buildkitd the image goes straight
+//! those three options. An `ssh://` host is reached through an
+//! [`SshTunnel`](buildkit::SshTunnel) opened with `source.buildkit_ssh`, whose
+//! local socket then serves as the Engine or buildkitd socket; when ssh
+//! failed under a failed build, ssh's reason is the error. On a standalone buildkitd the image goes straight
 //! from BuildKit to the registry by digest (credentials served from the
 //! session); on a Docker Engine it is built into the Engine's store, read
 //! back as a docker-save stream and pushed by us. Either way the manifest is
