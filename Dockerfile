@@ -27,6 +27,12 @@ ARG BASE_IMAGE=debian:bookworm-slim@sha256:d5d3f9c23164ea16f31852f95bd5959aad1c5
 
 # --- build the multi-call binary --------------------------------------------
 FROM ${RUST_IMAGE} AS build
+# What `--version` prints (build.rs): the BuildKit this image bundles, and
+# the commit (the build context has no .git; a release passes GIT_COMMIT).
+ARG BUILDKIT_VERSION
+ARG GIT_COMMIT=unknown
+ENV OCI_BUILD_RESOURCE_BUILDKIT_VERSION=${BUILDKIT_VERSION} \
+    OCI_BUILD_RESOURCE_GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /src
 # build.rs compiles proto/ with protox (pure Rust), so no protoc is needed.
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -75,6 +81,15 @@ LABEL org.opencontainers.image.title="oci-build-resource" \
       org.opencontainers.image.description="Concourse resource: build with BuildKit on put, fetch on get" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.concourse.oci-build-resource.buildkit-image="${BUILDKIT_IMAGE}"
+# A non-root user for running without `privileged: true` where the runtime
+# lets the image pick its user (README "Running without privileged", case
+# c): `out` run as `build` starts buildkitd under rootlesskit with these
+# subordinate ranges. Concourse runs resources as root, so this is unused
+# there.
+RUN useradd --create-home --uid 1000 --user-group --shell /bin/sh build \
+ && for f in /etc/subuid /etc/subgid; do \
+      grep -q '^build:' "$f" 2>/dev/null || echo 'build:100000:65536' >> "$f"; \
+    done
 # /scratch, when Concourse mounts one, becomes buildkitd's root (see
 # src/put/embedded.rs); otherwise it lives under TMPDIR.
 ENV TMPDIR=/tmp

@@ -8,6 +8,14 @@
 //! `protoc` version a machine happens to have. tonic-prost-build then turns
 //! the descriptor set into prost messages and tonic clients/servers.
 //!
+//! It records what `--version` prints (see `src/cli.rs`):
+//! `OCI_BUILD_RESOURCE_GIT_COMMIT`, from the environment (the Dockerfile's
+//! build stage has no `.git`) or `git rev-parse --short HEAD`, else
+//! `unknown`; and `OCI_BUILD_RESOURCE_BUILDKIT_VERSION`, from the environment
+//! (the Dockerfile passes its `BUILDKIT_VERSION` build arg) or the version
+//! pinned in the Dockerfile, so a plain `cargo build` reports what the image
+//! would bundle.
+//!
 //! It also sets one `have_<tool>` cfg per test prerequisite that is present
 //! (see [`TEST_TOOLS`]): tests that need a tool carry
 //! `#[cfg_attr(not(have_<tool>), ignore = "...")]`, so where the tool is
@@ -49,11 +57,22 @@ const TEST_TOOLS: &[(&str, &[&str], bool)] = &[
     // An OpenSSH server for `ssh://` build hosts; it lets root in, so root.
     ("sshd", &["sshd", "ssh", "ssh-keygen"], true),
     ("root", &[], true),
+    // Rootless embedded buildkitd (tests/it/put_rootless.rs): case (b) runs
+    // `out` under util-linux `unshare --map-users`, case (c) under
+    // rootlesskit; both map subordinate ids through newuidmap/newgidmap,
+    // and the tests set up users and /etc/subuid as root.
+    ("unshare", &["unshare", "newuidmap", "newgidmap"], true),
+    (
+        "rootlesskit",
+        &["rootlesskit", "newuidmap", "newgidmap"],
+        true,
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     test_tool_cfgs();
+    version_info();
     let descriptors = protox::compile(PROTO_FILES, ["proto"])?;
     tonic_prost_build::configure()
         // Payload fields become `bytes::Bytes`: upload chunks and session
@@ -63,6 +82,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .compile_fds(descriptors)?;
     Ok(())
+}
+
+const GIT_COMMIT: &str = "OCI_BUILD_RESOURCE_GIT_COMMIT";
+const BUILDKIT_VERSION: &str = "OCI_BUILD_RESOURCE_BUILDKIT_VERSION";
+
+/// Sets [`GIT_COMMIT`] and [`BUILDKIT_VERSION`] for `env!`.
+fn version_info() {
+    for var in [GIT_COMMIT, BUILDKIT_VERSION] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let from_env = |var| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    let commit = from_env(GIT_COMMIT)
+        .or_else(|| {
+            // A commit moves the branch ref, not HEAD itself: watch both (and
+            // packed-refs), as far as they exist (a missing path would make
+            // cargo rerun this script on every build).
+            for path in ["HEAD", "packed-refs"] {
+                watch(git(&["rev-parse", "--git-path", path]));
+            }
+            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+                watch(git(&["rev-parse", "--git-path", &branch]));
+            }
+            git(&["rev-parse", "--short", "HEAD"])
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env={GIT_COMMIT}={commit}");
+    println!("cargo:rerun-if-changed=Dockerfile");
+    let buildkit = from_env(BUILDKIT_VERSION)
+        .or_else(|| {
+            std::fs::read_to_string("Dockerfile")
+                .ok()?
+                .lines()
+                .find_map(|l| {
+                    let v = l.trim().strip_prefix("ARG BUILDKIT_VERSION=")?.trim();
+                    (!v.is_empty()).then(|| v.to_string())
+                })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env={BUILDKIT_VERSION}={buildkit}");
+}
+
+/// `git <args>`'s trimmed stdout, if git ran and succeeded.
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+}
+
+/// `rerun-if-changed` for `path` when it exists.
+fn watch(path: Option<String>) {
+    if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }
 
 /// Emits `have_<name>` for each present entry of [`TEST_TOOLS`] (all of them

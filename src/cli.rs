@@ -5,23 +5,28 @@
 //! stderr (debug when `source.debug`), run the step on a tokio runtime and
 //! print its response as one JSON line on stdout. Nothing else writes to
 //! stdout. Failure: `error: <chain>` (plus a hint when we know one) on
-//! stderr and exit status 1. `in` and `out` handle SIGTERM and SIGINT (see
+//! stderr and exit status 1. Everything written to stderr passes
+//! [`crate::secret::scrub`] (the request's secrets are remembered right
+//! after decoding) and control-character escaping. `in` and `out` handle SIGTERM and SIGINT (see
 //! [`Interrupt`]): they clean up, print `<step>: interrupted by <signal>;
 //! <what was cleaned>` and exit with 128 + the signal number.
 //!
-//! `--version` and `--help` as the only argument print to stdout and exit 0
-//! without reading stdin: the Dockerfile's last stage runs them to prove the
-//! copied binary starts. Concourse always passes an absolute path, so they
-//! cannot clash with `in`/`out`'s directory argument.
+//! `--version` and `--help` (`-V`, `-h`) as the first argument print to
+//! stdout and exit 0 without reading stdin: the Dockerfile's last stage runs
+//! them to prove the copied binary starts. Concourse always passes an
+//! absolute path, so they cannot clash with `in`/`out`'s directory argument.
+//! Run by hand with stdin on a terminal, a binary prints what it expects on
+//! stderr and exits 2 instead of waiting silently.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::commands::Interrupt;
 use crate::concourse::{CheckRequest, InRequest, OutRequest};
-use crate::error::{Error, Result, chain, hint};
+use crate::config::Source;
+use crate::error::{Error, Result, chain, hint_with};
 
 /// Which resource step a binary runs.
 #[derive(Debug, Clone, Copy)]
@@ -64,12 +69,20 @@ pub fn main(step: Step) -> ExitCode {
         .as_deref()
         .and_then(OsStr::to_str)
     {
-        Some("--version") => return print_stdout(&version()),
-        Some("--help") => return print_stdout(&usage(step)),
+        Some("--version" | "-V") => return print_stdout(&version_of(step)),
+        Some("--help" | "-h") => return print_stdout(&usage(step)),
         _ => {}
     }
+    // Run by hand, a binary would wait for a request nobody is typing.
+    if std::io::stdin().is_terminal() {
+        eprintln!("{}", terminal_notice(step));
+        return ExitCode::from(2);
+    }
     crate::tls::install_crypto_provider();
-    match run(step) {
+    // The request's source, once decoded: the auth hint names the
+    // credentials it holds for the registry that refused.
+    let mut source = None;
+    match run(step, &mut source) {
         Ok(json) => {
             let mut stdout = std::io::stdout().lock();
             match writeln!(stdout, "{json}").and_then(|()| stdout.flush()) {
@@ -91,8 +104,11 @@ pub fn main(step: Step) -> ExitCode {
         }
         Err(e) => {
             let message = chain(&e);
-            eprintln!("error: {message}");
-            if let Some(hint) = hint(&message) {
+            // The one place errors are printed: no known secret, and no
+            // terminal control from remote text, gets through (issue 10
+            // item 10).
+            eprintln!("error: {}", crate::secret::for_stderr(&message));
+            if let Some(hint) = hint_with(&message, source.as_ref()) {
                 eprintln!("{hint}");
             }
             ExitCode::FAILURE
@@ -100,23 +116,129 @@ pub fn main(step: Step) -> ExitCode {
     }
 }
 
-/// `oci-build-resource <crate version>`.
+/// The git commit the binary was built from (`build.rs`), or `unknown`.
+pub const GIT_COMMIT: &str = env!("OCI_BUILD_RESOURCE_GIT_COMMIT");
+
+/// The BuildKit version the resource image bundles: the Dockerfile's
+/// `BUILDKIT_VERSION` at build time (`build.rs`).
+pub const BUNDLED_BUILDKIT: &str = env!("OCI_BUILD_RESOURCE_BUILDKIT_VERSION");
+
+/// Where the README documents each step, for `--help` and the terminal
+/// notice: the repository's README.md and the section's anchor.
+fn readme_section(step: Step) -> &'static str {
+    match step {
+        Step::Check => "README.md#versions-reported-by-check",
+        Step::In => "README.md#get-params",
+        Step::Out => "README.md#put",
+    }
+}
+
+/// `oci-build-resource <crate version> (commit <short hash>)`.
 pub fn version() -> String {
-    format!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+    format!(
+        "{} {} (commit {GIT_COMMIT})",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// What `<step> --version` prints: [`version`], and for `out` the BuildKit
+/// the image bundles plus, when one is on `PATH`, what `buildkitd --version`
+/// says (the binary an embedded build would start, which differs from the
+/// bundled one outside the resource image).
+pub fn version_of(step: Step) -> String {
+    let mut text = version();
+    if let Step::Out = step {
+        text.push_str(&format!("\nbundled BuildKit: {BUNDLED_BUILDKIT}"));
+        text.push_str(&format!("\n{}", buildkitd_on_path()));
+    }
+    text
+}
+
+/// `buildkitd on PATH: <its --version>`, or why there is none.
+fn buildkitd_on_path() -> String {
+    let Some(path) = crate::buildkit::daemon::find_on_path() else {
+        return "buildkitd on PATH: none (a put then needs source.buildkit_host or BUILDKIT_HOST)"
+            .into();
+    };
+    let answer = std::process::Command::new(&path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output();
+    match answer {
+        Ok(out) if out.status.success() => format!(
+            "buildkitd on PATH: {} ({})",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            path.display()
+        ),
+        Ok(out) => format!(
+            "buildkitd on PATH: {} did not answer --version ({})",
+            path.display(),
+            out.status
+        ),
+        Err(e) => format!("buildkitd on PATH: {} could not run: {e}", path.display()),
+    }
+}
+
+/// The request, argument and answer of each step, for `--help` and the
+/// terminal notice.
+fn contract(step: Step) -> String {
+    let (args, what, stdin, argv, stdout) = match step {
+        Step::Check => (
+            "",
+            "lists the image's versions (resource `check`)",
+            r#"{"source": {"repository": "registry.example.com/app", "tag": "latest"}, "version": null}"#,
+            "",
+            r#"[{"tag": "latest", "digest": "sha256:..."}], oldest first"#,
+        ),
+        Step::In => (
+            " <destination dir>",
+            "fetches one version into a directory (resource `get`)",
+            r#"{"source": {"repository": "registry.example.com/app"}, "version": {"tag": "latest", "digest": "sha256:..."}, "params": {"format": "rootfs"}}"#,
+            "\n  <destination dir>  where the image is written (Concourse passes the get's output dir)",
+            r#"{"version": {...}, "metadata": [{"name": ..., "value": ...}]}"#,
+        ),
+        Step::Out => (
+            " <sources dir>",
+            "builds a Dockerfile with BuildKit (or pushes a prebuilt image) and moves the tags (resource `put`)",
+            r#"{"source": {"repository": "registry.example.com/app", "tag": "latest"}, "params": {"context": "src"}}"#,
+            "\n  <sources dir>  the directory params paths are relative to (Concourse passes the build's working dir)",
+            r#"{"version": {"tag": ..., "digest": "sha256:..."}, "metadata": [...]}"#,
+        ),
+    };
+    let name = step.name();
+    format!(
+        "usage: {name}{args} < request.json\n       {name} --help | --version\n\n\
+         `{name}` {what}. Concourse runs it as /opt/resource/{name}.\n\
+         stdin:  one JSON request, e.g.\n  {stdin}{argv}\n\
+         stdout: one JSON answer, {stdout}\n\
+         stderr: progress and logs (`\"debug\": true` in source for more)\n\
+         exit:   0 on success, 1 on error (the error and a hint on stderr)"
+    )
 }
 
 fn usage(step: Step) -> String {
-    let args = match step {
-        Step::Check => "",
-        Step::In => " <destination dir>",
-        Step::Out => " <sources dir>",
-    };
     format!(
-        "{}\nusage: {}{args} < request.json\n\
-         The Concourse resource step `{}`: reads the request JSON on stdin and \
-         writes one JSON response on stdout (see README.md).",
+        "{}\n{}\n\nEvery key: {}",
         version(),
+        contract(step),
+        readme_section(step)
+    )
+}
+
+/// Printed instead of waiting when stdin is a terminal.
+fn terminal_notice(step: Step) -> String {
+    format!(
+        "{}: stdin is a terminal; this binary reads a JSON request on stdin, it does not prompt.\n\
+         Pipe one in, e.g. `echo '<request>' | {}`.\n\n{}\n\nEvery key: {} (`{} --help` prints this)",
         step.name(),
+        match step {
+            Step::Check => "check".to_string(),
+            Step::In => "in /tmp/dest".to_string(),
+            Step::Out => "out .".to_string(),
+        },
+        contract(step),
+        readme_section(step),
         step.name()
     )
 }
@@ -147,7 +269,8 @@ fn init_logging(debug: bool) {
     ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every event passes the secret scrubber and control escaping.
+        .with_writer(|| crate::secret::ScrubWriter::new(std::io::stderr()))
         .with_target(debug)
         .with_ansi(false)
         .without_time()
@@ -189,10 +312,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     })
 }
 
-fn run(step: Step) -> Result<String> {
+fn run(step: Step, source: &mut Option<Source>) -> Result<String> {
     match step {
         Step::Check => {
             let req = CheckRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
+            *source = Some(req.source.clone());
             init_logging(req.source.debug);
             let versions = runtime()?.block_on(crate::commands::check::run(req))?;
             to_json(&versions)
@@ -200,6 +325,8 @@ fn run(step: Step) -> Result<String> {
         Step::In => {
             let dest = path_arg("destination")?;
             let req = InRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
+            *source = Some(req.source.clone());
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
                 let interrupt = Interrupt::listen();
@@ -210,6 +337,8 @@ fn run(step: Step) -> Result<String> {
         Step::Out => {
             let src = path_arg("source")?;
             let req = OutRequest::from_json(&read_stdin()?)?;
+            req.source.remember_secrets();
+            *source = Some(req.source.clone());
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
                 let interrupt = Interrupt::listen();
@@ -223,6 +352,38 @@ fn run(step: Step) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GitHub's anchor for a README heading: lower-case, punctuation other
+    /// than `-` and `_` dropped, spaces to `-`.
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+
+    #[test]
+    fn help_points_at_readme_sections_that_exist() {
+        let readme = include_str!("../README.md");
+        let anchors: Vec<String> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .map(|l| anchor(l.trim_start_matches('#')))
+            .collect();
+        for step in [Step::Check, Step::In, Step::Out] {
+            let section = readme_section(step);
+            let want = section.strip_prefix("README.md#").expect("a README anchor");
+            assert!(
+                anchors.iter().any(|a| a == want),
+                "{section}: no such heading in README.md"
+            );
+            assert!(usage(step).contains(section));
+            assert!(terminal_notice(step).contains(section));
+        }
+    }
 
     #[test]
     fn from_program_uses_the_file_name() {

@@ -109,35 +109,181 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub use crate::oci::error_chain as chain;
 
 /// A hint for errors users can fix themselves, if `message` (a chain) shows
-/// one.
-pub fn hint(message: &str) -> Option<&'static str> {
-    if message.contains("UNAUTHORIZED")
-        || message.contains("DENIED")
-        || message.contains("401 Unauthorized")
-        || message.contains("403 Forbidden")
-        || message.contains("Authentication failure")
-    {
-        Some(
-            "hint: the registry refused the credentials; check source.username and source.password (and registry_mirror credentials)",
-        )
+/// one; see [`hint_with`].
+pub fn hint(message: &str) -> Option<String> {
+    hint_with(message, None)
+}
+
+/// Like [`hint`], knowing the request's `source`: a refused login then names
+/// the registry host that answered and the credentials this resource sent
+/// there (source, registry_mirror, an additional_registries entry, or none).
+pub fn hint_with(message: &str, source: Option<&crate::config::Source>) -> Option<String> {
+    if is_auth_failure(message) {
+        Some(auth_hint(message, source))
     } else if message.contains("connecting to buildkit at")
         && (message.contains("certificate") || message.contains("UnknownIssuer"))
     {
         // Checked before the registry case: the same rustls words, another fix.
         Some(
-            "hint: the BuildKit daemon's TLS certificate is not trusted; set source.buildkit_tls.ca_cert to the CA that signed it (and server_name if the certificate names another host)",
+            "hint: the BuildKit daemon's TLS certificate is not trusted; set source.buildkit_tls.ca_cert to the CA that signed it (and server_name if the certificate names another host)".into(),
         )
     } else if message.contains("the daemon closed the TLS connection") {
         Some(
-            "hint: the BuildKit daemon closed the connection on the first call; a tcp:// daemon that verifies clients needs a client certificate: set source.buildkit_tls.cert and source.buildkit_tls.key",
+            "hint: the BuildKit daemon closed the connection on the first call; a tcp:// daemon that verifies clients needs a client certificate: set source.buildkit_tls.cert and source.buildkit_tls.key".into(),
+        )
+    } else if message.contains("(source.registry_timeout)")
+        || (message.contains("operation timed out") && !message.contains("buildkit"))
+    {
+        Some(
+            "hint: the registry stopped sending data for longer than source.registry_timeout (default 60s); raise it for a registry that is slow to start answering",
         )
     } else if message.contains("certificate") || message.contains("UnknownIssuer") {
         Some(
-            "hint: the registry's TLS certificate is not trusted; add its CA to source.ca_certs (plain HTTP needs source.insecure: true)",
+            "hint: the registry's TLS certificate is not trusted; add its CA to source.ca_certs (plain HTTP needs source.insecure: true)".into(),
         )
     } else {
         None
     }
+}
+
+/// Words of a refused login: registry error codes and HTTP status lines
+/// (ours and BuildKit's), which follow the request that got them.
+const AUTH_STATUS: &[&str] = &[
+    "UNAUTHORIZED",
+    "DENIED",
+    "401 Unauthorized",
+    "403 Forbidden",
+    "Authentication failure",
+];
+
+/// BuildKit's words for the same, which may come before the request's URL
+/// (`failed to authorize: ... GET request to https://auth.../token: 401`).
+const AUTH_PHRASES: &[&str] = &[
+    "pull access denied",
+    "insufficient_scope",
+    "failed to authorize",
+];
+
+fn is_auth_failure(message: &str) -> bool {
+    AUTH_STATUS
+        .iter()
+        .chain(AUTH_PHRASES)
+        .any(|m| message.contains(m))
+}
+
+/// Docker Hub answers under several names (the API, the token service, the
+/// reference form); they all take the same credentials.
+fn canonical_host(host: &str) -> &str {
+    match host {
+        "docker.io"
+        | "index.docker.io"
+        | "registry-1.docker.io"
+        | "auth.docker.io"
+        | "registry.docker.io" => "docker.io",
+        other => other,
+    }
+}
+
+/// The registry host of a word of an error message: a URL's host, or the
+/// host of an image reference (`host[:port]/path...`, the host having a `.`
+/// or `:` or being `localhost`, as the reference grammar tells hosts from
+/// path components).
+fn host_of(word: &str) -> Option<&str> {
+    let word = word.trim_matches(|c: char| "\"'`()[],;".contains(c));
+    let (rest, url) = match word.split_once("://") {
+        Some((_, rest)) => (rest, true),
+        None => (word, false),
+    };
+    let host = rest.split('/').next()?;
+    let host = host
+        .rsplit_once('@')
+        .map_or(host, |(_, h)| h)
+        .trim_end_matches(':');
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    {
+        return None;
+    }
+    let looks_like_host = host.contains('.') || host.contains(':') || host == "localhost";
+    (url || (rest.contains('/') && looks_like_host)).then_some(host)
+}
+
+/// The host that refused: the last host named before the first auth marker
+/// (the request that got the answer), else the first one named at all.
+/// Besides URLs and references, the word after `authenticating to` (our
+/// token handshake, [`crate::registry::Error::Auth`]) names a host.
+fn refusing_host(message: &str) -> Option<&str> {
+    let first = |markers: &[&str]| markers.iter().filter_map(|m| message.find(m)).min();
+    let at = first(AUTH_STATUS)
+        .or_else(|| first(AUTH_PHRASES))
+        .unwrap_or(message.len());
+    let mut hosts: Vec<(usize, &str)> = Vec::new();
+    let mut offset = 0;
+    for word in message.split(' ') {
+        let host = host_of(word).or_else(|| {
+            message[..offset]
+                .ends_with("authenticating to ")
+                .then(|| word.trim_end_matches(':'))
+                .filter(|w| !w.is_empty())
+        });
+        if let Some(host) = host {
+            hosts.push((offset, host));
+        }
+        offset += word.len() + 1;
+    }
+    hosts
+        .iter()
+        .rev()
+        .find(|(pos, _)| *pos < at)
+        .or_else(|| hosts.first())
+        .map(|(_, h)| *h)
+}
+
+fn auth_hint(message: &str, source: Option<&crate::config::Source>) -> String {
+    let generic = "hint: a registry refused the credentials; check source.username and source.password, \
+        registry_mirror's, and (put) the additional_registries entry of the registry named above";
+    let Some(host) = refusing_host(message) else {
+        return generic.into();
+    };
+    let Some(source) = source else {
+        return format!(
+            "hint: the registry at {host} refused the request; check the credentials this resource has for {host} \
+             (source.username/password for the source repository's registry, registry_mirror, or additional_registries)"
+        );
+    };
+    let wanted = canonical_host(host);
+    let same = |h: &str| canonical_host(h.trim_end_matches('/')) == wanted;
+    let set = |user: &Option<String>| if user.is_some() { "check" } else { "set" };
+    let repository = &source.repository;
+    if same(&repository.registry) || same(repository.api_host()) {
+        return format!(
+            "hint: {host} (the registry of source.repository {}) refused the request; {} source.username and \
+             source.password, and that this account may access {}",
+            repository.given,
+            set(&source.username),
+            repository.path
+        );
+    }
+    if let Some(mirror) = source.registry_mirror.as_ref().filter(|m| same(&m.host)) {
+        return format!(
+            "hint: {host} (source.registry_mirror) refused the request; {} source.registry_mirror.username and password",
+            set(&mirror.username)
+        );
+    }
+    if let Some(extra) = source.additional_registries.iter().find(|r| same(&r.host)) {
+        return format!(
+            "hint: {host} refused the request; {} the username and password of its source.additional_registries entry",
+            set(&extra.username)
+        );
+    }
+    format!(
+        "hint: {host} refused the request, and this resource has no credentials for it (it is not the registry of \
+         source.repository {}); if a FROM image, cache_from/cache_to ref or base image lives there, add \
+         {{host: {host}, username, password}} to source.additional_registries",
+        repository.given
+    )
 }
 
 #[cfg(test)]
@@ -196,6 +342,107 @@ mod tests {
         );
     }
 
+    fn source(json: serde_json::Value) -> crate::config::Source {
+        let req = serde_json::json!({ "source": json });
+        crate::concourse::CheckRequest::from_json(req.to_string().as_bytes())
+            .expect("a valid source")
+            .source
+    }
+
+    /// issue 9 item 7: the auth hint names the host that refused and the
+    /// credentials this resource holds for it.
+    #[test]
+    fn auth_hint_names_the_refusing_registry_and_its_credentials() {
+        let app = source(serde_json::json!({
+            "repository": "registry.example.com/team/app",
+            "username": "u", "password": "p",
+            "additional_registries": [{"host": "extra.example.com:5000", "username": "e", "password": "q"}],
+        }));
+        let hub = source(serde_json::json!({
+            "repository": "busybox",
+            "registry_mirror": {"host": "mirror.example.com"},
+        }));
+        let cases: &[(&crate::config::Source, &str, &[&str], &[&str])] = &[
+            (
+                &app,
+                "checking origin registry.example.com/team/app failed: GET https://registry.example.com/v2/team/app/manifests/latest: UNAUTHORIZED: authentication required",
+                &[
+                    "registry.example.com (the registry of source.repository",
+                    "check source.username",
+                    "team/app",
+                ],
+                &["additional_registries"],
+            ),
+            (
+                &app,
+                "building: failed to solve: failed to resolve source metadata for base.example.org/img:1: unexpected status from HEAD request to https://base.example.org/v2/img/manifests/1: 401 Unauthorized",
+                &[
+                    "base.example.org refused",
+                    "no credentials for it",
+                    "{host: base.example.org, username, password} to source.additional_registries",
+                ],
+                &["source.username"],
+            ),
+            (
+                &app,
+                "building: failed to solve: failed to push registry.example.com/team/app:cache: failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://extra.example.com:5000/token?scope=x: 401 Unauthorized",
+                &[
+                    "extra.example.com:5000 refused",
+                    "check the username and password of its source.additional_registries entry",
+                ],
+                &["source.username"],
+            ),
+            (
+                &app,
+                "reaching registry.example.com/team/app before the build failed: authenticating to registry.example.com for push,pull: 403 Forbidden",
+                &["registry.example.com (the registry of source.repository"],
+                &[],
+            ),
+            (
+                &hub,
+                "GET https://mirror.example.com/v2/library/busybox/manifests/latest: UNAUTHORIZED: no",
+                &[
+                    "mirror.example.com (source.registry_mirror)",
+                    "set source.registry_mirror.username",
+                ],
+                &["source.username"],
+            ),
+            (
+                &hub,
+                "failed to solve: failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://auth.docker.io/token?scope=repository%3Alibrary%2Fbusybox%3Apull&service=registry.docker.io: 401 Unauthorized",
+                &[
+                    "auth.docker.io (the registry of source.repository busybox)",
+                    "set source.username",
+                ],
+                &[],
+            ),
+            (
+                &app,
+                "failed to solve: docker.io/library/private:1: pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
+                &["docker.io refused", "additional_registries"],
+                &["source.username"],
+            ),
+        ];
+        for (source, message, want, not) in cases {
+            let got = hint_with(message, Some(source)).expect("an auth hint");
+            for w in *want {
+                assert!(got.contains(w), "{message}\n-> {got}\nmissing {w:?}");
+            }
+            for n in *not {
+                assert!(
+                    !got.contains(n),
+                    "{message}\n-> {got}\nshould not say {n:?}"
+                );
+            }
+        }
+        // Without a source (the request did not decode), the host is still named.
+        let got = hint(
+            "GET http://127.0.0.1:5000/v2/x/tags/list: unexpected status code 401 Unauthorized",
+        )
+        .unwrap();
+        assert!(got.contains("127.0.0.1:5000 refused"), "{got}");
+    }
+
     #[test]
     fn hints() {
         assert!(
@@ -216,5 +463,15 @@ mod tests {
                 .unwrap()
                 .contains("buildkit_tls.cert")
         );
+        for stalled in [
+            "download: reading blob sha256:x: the registry sent nothing for 60s (source.registry_timeout)",
+            "GET http://r/v2/x/manifests/y: error sending request: operation timed out",
+        ] {
+            assert!(
+                hint(stalled).unwrap().contains("source.registry_timeout"),
+                "{stalled}"
+            );
+        }
+        assert!(hint("connecting to buildkit at tcp://h:1: operation timed out").is_none());
     }
 }

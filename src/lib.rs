@@ -14,9 +14,17 @@ pub mod config;
 pub mod error;
 pub mod image;
 pub mod oci;
+pub mod process;
+pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod secret;
+pub mod text;
 pub mod tls;
+
+/// The test harness shared by the unit tests and `tests/it` (which enables
+/// the `testutil` feature through a dev-dependency on this package).
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match Step::from_program(&program) {
         Some(step) => cli::main(step),
         None if std::env::args_os().nth(1).is_some_and(|a| a == "--version") => {
-            println!("{}", cli::version());
+            println!("{}", cli::version_of(Step::Out));
             ExitCode::SUCCESS
         }
         None => {

@@ -12,6 +12,13 @@ use super::{
     SolveRequest, progress, session, transport,
 };
 
+/// Default deadline for [`Client::connect_and_probe`] (`source.buildkit_timeout`).
+/// A running daemon accepts and answers `Info` within milliseconds, and over
+/// a slow network or TLS within a few seconds; 30 s (Go's dial timeout,
+/// which registry-image uses for registries) leaves room for a loaded
+/// Docker Engine while still failing a dead host quickly.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// gRPC message size limit both ways, as the Go client and buildkitd use.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
@@ -47,6 +54,26 @@ impl Client {
             info: Default::default(),
             tunnel: SessionTunnel::default(),
         })
+    }
+
+    /// Connects and probes the daemon ([`Client::info`]) within `timeout`,
+    /// failing with [`Error::NoAnswer`] naming the address and the timeout
+    /// when the daemon does not answer by then.
+    pub async fn connect_and_probe(
+        address: &Address,
+        timeout: Duration,
+    ) -> Result<(Client, DaemonInfo)> {
+        let work = async {
+            let client = Client::connect(address).await?;
+            let info = client.info().await?;
+            Ok::<_, Error>((client, info))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| Error::NoAnswer {
+                address: address.to_string(),
+                timeout,
+            })?
     }
 
     /// Chooses how sessions reach the daemon (default `Control.Session`,
@@ -427,5 +454,46 @@ mod tests {
             id.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         );
+    }
+
+    /// issue 10 item 6: a tcp:// host that accepts connections and never
+    /// answers (no HTTP/2 settings, no `Info` reply) fails within the
+    /// deadline with a message naming the address and the timeout. Before
+    /// the deadline existed, the probe waited forever (the outer timeout
+    /// here turned that into a failure).
+    #[tokio::test]
+    async fn a_silent_tcp_daemon_fails_within_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                open.push(sock);
+            }
+        });
+        let address = Address::parse(&format!("tcp://127.0.0.1:{port}"), None).unwrap();
+        let start = std::time::Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(20),
+            Client::connect_and_probe(&address, Duration::from_millis(500)),
+        )
+        .await
+        .expect("the probe of a silent daemon hung")
+        .map(|_| ())
+        .unwrap_err();
+        assert!(matches!(err, Error::NoAnswer { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "buildkit_host tcp://127.0.0.1:{port} did not answer within 0.5s"
+            )) && text.contains("source.buildkit_timeout"),
+            "{text}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        held.abort();
     }
 }

@@ -11,10 +11,8 @@
 //!
 //! The child is a [`tokio::process::Child`], so waiting never blocks a
 //! runtime thread. It gets `PR_SET_PDEATHSIG = SIGKILL` so that it dies with
-//! us. That signal fires when the *thread* that forked the child ends, not
-//! the process, and tokio may end its worker threads at will, so every
-//! daemon is forked from one dedicated thread that lives as long as the
-//! process (as `tests/it/support/process.rs` does for the test services).
+//! us, and is forked from the one thread that lives as long as the process
+//! (see `src/process.rs`).
 //! Dropping a [`Buildkitd`] that was not stopped sends SIGKILL without
 //! waiting (tokio reaps the process in the background).
 //!
@@ -23,12 +21,11 @@
 //! root: [`Buildkitd::stop`] kills the descendants that outlive the daemon,
 //! and [`unmount_under`] detaches what is still mounted under a directory.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -107,6 +104,12 @@ pub async fn answers(socket: PathBuf) -> bool {
 pub struct SpawnOptions {
     /// The `buildkitd` binary.
     pub binary: PathBuf,
+    /// A command that runs the daemon (program and its arguments, the
+    /// daemon's command line follows), e.g. `rootlesskit --state-dir DIR`;
+    /// empty runs the binary directly.
+    pub wrapper: Vec<OsString>,
+    /// Environment variables added for the daemon.
+    pub env: Vec<(OsString, OsString)>,
     /// Its state directory (`--root`).
     pub root: PathBuf,
     /// The unix socket it listens on (`--addr unix://...`).
@@ -133,35 +136,6 @@ pub struct Buildkitd {
     stop_grace: Duration,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Runs `job` on the one thread that forks every daemon (see module docs).
-fn on_spawner_thread<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("buildkitd-spawner".into())
-            .spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })
-            .expect("starting the buildkitd spawner thread");
-        Mutex::new(tx)
-    });
-    let (tx, rx) = mpsc::channel();
-    let job: Job = Box::new(move || {
-        let _ = tx.send(job());
-    });
-    sender
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send(job)
-        .expect("the buildkitd spawner thread is alive");
-    rx.recv().expect("the buildkitd spawner thread ran the job")
-}
-
 impl Buildkitd {
     /// Starts the daemon and waits until `probe(socket)` says it answers
     /// (pass [`answers`] for a real buildkitd). On a timeout the daemon is
@@ -186,8 +160,16 @@ impl Buildkitd {
         let log_file = File::create(&opts.log).map_err(log_error)?;
         let log_err = log_file.try_clone().map_err(log_error)?;
 
-        let mut cmd = std::process::Command::new(&opts.binary);
-        cmd.arg("--root")
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(args).arg(&opts.binary);
+                cmd
+            }
+            None => std::process::Command::new(&opts.binary),
+        };
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .arg("--root")
             .arg(&opts.root)
             .arg("--addr")
             .arg(format!("unix://{}", opts.socket.display()))
@@ -200,31 +182,21 @@ impl Buildkitd {
         if opts.debug {
             cmd.arg("--debug");
         }
-        let parent = nix::unistd::getpid();
-        // SAFETY: between fork and exec only async-signal-safe syscalls run
-        // (prctl, getppid), and nothing allocates.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // We may have died before prctl took effect; then nobody
-                // would ever stop the daemon.
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        crate::process::die_with_parent(&mut cmd, Signal::SIGKILL);
         let mut cmd = Command::from(cmd);
         cmd.kill_on_drop(true);
         // tokio registers the child with the runtime's SIGCHLD handling, so
         // the spawner thread enters this runtime for the call.
         let runtime = tokio::runtime::Handle::current();
-        let child = on_spawner_thread(move || {
+        let child = crate::process::on_spawner_thread(move || {
             let _guard = runtime.enter();
             cmd.spawn()
         })
         .map_err(|source| DaemonError::Spawn {
-            binary: opts.binary.clone(),
+            binary: opts
+                .wrapper
+                .first()
+                .map_or(opts.binary.clone(), PathBuf::from),
             source,
         })?;
         tracing::info!(pid = child.id(), root = %opts.root.display(), "started buildkitd");
@@ -487,6 +459,8 @@ mod tests {
     fn options(binary: PathBuf, dir: &Path) -> SpawnOptions {
         SpawnOptions {
             binary,
+            wrapper: Vec::new(),
+            env: Vec::new(),
             root: dir.join("state"),
             socket: dir.join("buildkitd.sock"),
             config: None,

@@ -28,6 +28,20 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The daemon did not accept the connection and answer its first call
+    /// (`Info`) in time: a host that accepts but never speaks gRPC, or one
+    /// that stopped responding, must not hang the step silently.
+    #[error(
+        "buildkit_host {address} did not answer within {}: connecting and asking for its version; \
+         check that a BuildKit daemon is running there, or raise source.buildkit_timeout if it is only slow",
+        seconds(.timeout)
+    )]
+    NoAnswer {
+        /// The address dialled.
+        address: String,
+        /// The deadline that passed.
+        timeout: std::time::Duration,
+    },
     /// A control call failed.
     #[error("{what}")]
     Rpc {
@@ -125,6 +139,10 @@ pub enum Error {
         /// The Engine's message.
         message: String,
     },
+}
+
+fn seconds(d: &std::time::Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 fn tail(logs: &[String]) -> String {

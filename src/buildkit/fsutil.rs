@@ -19,6 +19,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -123,10 +124,14 @@ where
     use futures::StreamExt;
 
     let files: FileTable = Arc::default();
+    // Set when the transfer failed: the listing stops at its next entry, so
+    // that nothing follows the ERR packet (found by fuzz/targets/fsutil.rs).
+    let cancel = Arc::new(AtomicBool::new(false));
     let walker = {
         let files = files.clone();
         let out = out.clone();
-        tokio::task::spawn_blocking(move || walk(&root, &options, &files, &out))
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || walk(&root, &options, &files, &out, &cancel))
     };
     // Drain the daemon's packets eagerly: it may send thousands of tiny
     // REQ packets at once, and leaving them unread in HTTP/2 buffers while a
@@ -191,6 +196,11 @@ where
     .await;
     reader.abort();
     if let Err(e) = &result {
+        cancel.store(true, Ordering::Relaxed);
+        if let Some(walker) = walker.take() {
+            // Its own outcome no longer matters: the transfer has failed.
+            let _ = walker.await;
+        }
         let mut packet = packet_of(PacketType::PacketErr);
         packet.data = error_chain(e).into();
         let _ = out.send(Ok(packet)).await;
@@ -259,8 +269,12 @@ fn walk(
     options: &WalkOptions,
     files: &FileTable,
     out: &mpsc::Sender<Result<Packet, Status>>,
+    cancel: &AtomicBool,
 ) -> Result<(), Error> {
     let mut emit = |stat: Stat, file: Option<FileRef>| -> Result<(), Error> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
         files
             .lock()
             .expect("file table lock is never poisoned")
@@ -763,5 +777,49 @@ mod tests {
             .map(|p| p.expect("ok").r#type)
             .collect();
         assert_eq!(kinds.last(), Some(&(PacketType::PacketFin as i32)));
+    }
+
+    /// A failure while the listing still runs: the listing stops, and ERR
+    /// is the last packet (before, STATs could follow it). Found by the
+    /// fsutil fuzz target (fuzz/corpus/fsutil/unknown-id).
+    #[tokio::test]
+    async fn err_is_the_last_packet_even_mid_listing() {
+        let names: Vec<String> = (0..400).map(|i| format!("d{}/f{i}", i % 7)).collect();
+        let dir = tree(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        // Room for one packet, drained by a task of its own: the listing
+        // can only advance as the receiver reads, so it is still running
+        // when the bad request fails the transfer.
+        let (out_tx, mut out_rx) = mpsc::channel::<Result<Packet, Status>>(1);
+        let drain = tokio::spawn(async move {
+            let mut kinds = Vec::new();
+            while let Some(p) = out_rx.recv().await {
+                kinds.push(p.expect("ok").r#type);
+            }
+            kinds
+        });
+        let request = Packet {
+            r#type: PacketType::PacketReq as i32,
+            id: 4_000_000_000,
+            ..Packet::default()
+        };
+        let err = send(
+            dir.path().to_owned(),
+            WalkOptions::default(),
+            futures::stream::iter([Ok(request)]),
+            out_tx,
+        )
+        .await
+        .expect_err("unknown id");
+        assert!(matches!(err, Error::UnknownId(4_000_000_000)), "{err}");
+        // Ends when the listing's sender is gone too.
+        let kinds = drain.await.expect("drain task");
+        assert_eq!(kinds.last(), Some(&(PacketType::PacketErr as i32)));
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == PacketType::PacketErr as i32)
+                .count(),
+            1
+        );
     }
 }

@@ -59,7 +59,7 @@ mod session;
 mod ssh;
 mod transport;
 
-pub use client::Client;
+pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
 pub(crate) use client::{MAX_MESSAGE_SIZE, random_id};
 pub(crate) use error::error_chain;
 pub use error::{Error, Result};

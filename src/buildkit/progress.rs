@@ -83,9 +83,9 @@ impl Printer {
         }
     }
 
-    /// Prints to stderr.
+    /// Prints to stderr, through the secret scrubber.
     pub fn stderr() -> Printer {
-        Printer::new(Box::new(std::io::stderr()))
+        Printer::new(Box::new(crate::secret::ScrubWriter::new(std::io::stderr())))
     }
 
     fn state(&mut self, digest: &str) -> &mut VertexState {
@@ -110,6 +110,9 @@ impl Printer {
             let _ = writeln!(self.out);
         }
         self.current = Some(digest.to_owned());
+        // Remote text (vertex names, logs, errors): one line, tabs kept,
+        // no terminal controls (see `crate::text`).
+        let text = crate::text::escape_line_keep_tabs(text);
         let _ = writeln!(self.out, "#{number} {text}");
     }
 
@@ -195,7 +198,14 @@ impl Printer {
             let mut lines = Vec::new();
             while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
-                lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                // A carriage return redraws a terminal line (progress bars);
+                // in a plain log each redraw is a line of its own.
+                lines.extend(
+                    line.split('\r')
+                        .filter(|part| !part.is_empty())
+                        .map(|part| crate::text::escape_line_keep_tabs(part).into_owned()),
+                );
             }
             let offset = match (started, log.timestamp) {
                 (Some(a), Some(b)) => seconds_between(&a, &b),
@@ -276,9 +286,13 @@ impl Printer {
             .as_ref()
             .and_then(|d| self.vertices.get(d))
             .map(|v| FailedStep {
-                name: v.name.clone(),
-                error: v.error.clone(),
-                logs: v.tail.iter().cloned().collect(),
+                name: crate::text::escape_line(&v.name).into_owned(),
+                error: crate::text::escape_lines(&v.error).into_owned(),
+                logs: v
+                    .tail
+                    .iter()
+                    .map(|l| crate::text::escape_line_keep_tabs(l).into_owned())
+                    .collect(),
             });
         Summary {
             total_steps,

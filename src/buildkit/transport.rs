@@ -381,87 +381,25 @@ mod tests {
         assert!(!format!("{tls:?}").contains("PRIVATE"));
     }
 
-    /// Generates a CA, a server certificate for `buildkitd.test` and a
-    /// client certificate with openssl; returns (ca, server cert, server key,
+    /// A CA, a server certificate for `buildkitd.test` and a client
+    /// certificate, made by openssl; returns (ca, server cert, server key,
     /// client cert, client key) as PEM.
     fn certificates(dir: &Path) -> [String; 5] {
-        let openssl = |args: &[&str]| {
-            std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .ok()
-                .filter(|s| s.success())
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut ca = vec![
-            "req",
-            "-x509",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=test-ca",
-            "-days",
-            "1",
-        ];
-        ca.extend(ec);
-        openssl(&ca).expect("ca");
-        for (name, ext) in [
-            (
-                "server",
-                "subjectAltName=DNS:buildkitd.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-            ),
-            (
-                "client",
-                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-            ),
-        ] {
-            std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
-            let (key, csr, crt, extfile) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-                format!("{name}.ext"),
-            );
-            let subj = format!("/CN={name}");
-            let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr, "-subj", &subj];
-            req.extend(ec);
-            openssl(&req).expect("csr");
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "1",
-                "-extfile",
-                &extfile,
-            ])
-            .expect("sign");
-        }
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("pem");
+        use crate::testutil::certs;
+        let ca = certs::ca(dir, "ca");
+        let server = certs::leaf(
+            dir,
+            "server",
+            &ca,
+            "subjectAltName=DNS:buildkitd.test\nextendedKeyUsage=serverAuth\n",
+        );
+        let client = certs::leaf(dir, "client", &ca, "extendedKeyUsage=clientAuth\n");
         [
-            read("ca.crt"),
-            read("server.crt"),
-            read("server.key"),
-            read("client.crt"),
-            read("client.key"),
+            ca.cert_pem(),
+            server.cert_pem(),
+            server.key_pem(),
+            client.cert_pem(),
+            client.key_pem(),
         ]
     }
 

@@ -59,12 +59,7 @@ async fn check_with(
         CheckMode::Regex(re) => regex_versions(client, source, &re).await,
         CheckMode::Semver => {
             let tags = list_tags(client).await?;
-            let options = SemverOptions {
-                variant: source.variant.as_deref(),
-                constraint: source.semver_constraint.as_ref(),
-                pre_releases: source.pre_releases,
-                pre_release_prefixes: &source.pre_release_prefixes,
-            };
+            let options = SemverOptions::of(source);
             semver_versions(tags, &options, version, |tag| async move {
                 Ok(client.resolve_tag(&tag).await?.map(Digest::into_string))
             })
@@ -169,8 +164,21 @@ fn better(new: &Candidate, old: &Candidate) -> bool {
     }
 }
 
+impl<'a> SemverOptions<'a> {
+    /// The semver-mode filters `source` sets (also used by a put to report
+    /// the tag this mode would report, see `put::tags::reported_tag`).
+    pub fn of(source: &'a Source) -> SemverOptions<'a> {
+        SemverOptions {
+            variant: source.variant.as_deref(),
+            constraint: source.semver_constraint.as_ref(),
+            pre_releases: source.pre_releases,
+            pre_release_prefixes: &source.pre_release_prefixes,
+        }
+    }
+}
+
 /// Parses `tag` as a semver candidate under `options`, or `None` to skip it.
-fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<SemVer> {
+pub fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<SemVer> {
     let text = match options.variant {
         Some(variant) => tag.strip_suffix(variant)?.strip_suffix('-')?,
         None => tag,
@@ -311,7 +319,7 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
     let tags = list_tags(client).await?;
     let mut out = Vec::new();
     for tag in tags.into_iter().filter(|t| re.is_match(t)) {
-        if let Some(digest) = client.resolve_tag(&tag).await? {
+        if let Some(digest) = image_digest(client, &tag).await? {
             out.push(Version {
                 tag,
                 digest: digest.into_string(),
@@ -336,6 +344,55 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
         out = keyed.into_iter().map(|(_, v)| v).collect();
     }
     Ok(out)
+}
+
+/// The digest `tag` points at, or `None` when it does not exist or holds a
+/// BuildKit registry cache (a put's `cache: true` writes `:buildcache` into
+/// the image's own repository, and a `tag_regex` such as `.*` matches it;
+/// a cache is not an image, so reporting it would make `get` fail). One GET
+/// per tag instead of registry-image's HEAD: the same number of requests,
+/// with the manifest's few kilobytes to tell a cache by.
+async fn image_digest(client: &Client, tag: &str) -> Result<Option<Digest>> {
+    match client.fetch_manifest(tag).await {
+        Ok(manifest) if is_build_cache(&manifest.bytes) => {
+            debug!(tag, "skipping a BuildKit cache manifest");
+            Ok(None)
+        }
+        Ok(manifest) => Ok(Some(manifest.digest)),
+        Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
+        // Schema 1 cannot be fetched as bytes we use, but check only reports
+        // its digest, as registry-image does.
+        Err(crate::registry::Error::Schema1 { .. }) => Ok(client.resolve_tag(tag).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// BuildKit's cache config media type: the config of an `image-manifest=true`
+/// cache manifest, or one entry of the index a plain registry cache export
+/// writes (BuildKit names it `CacheConfigMediaTypeV0`).
+const BUILDKIT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+
+/// Whether manifest `bytes` are a BuildKit registry cache, in either form.
+pub fn is_build_cache(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Descriptor {
+        #[serde(default, rename = "mediaType")]
+        media_type: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        config: Option<Descriptor>,
+        #[serde(default)]
+        manifests: Vec<Descriptor>,
+    }
+    serde_json::from_slice::<Manifest>(bytes).is_ok_and(|m| {
+        m.config
+            .is_some_and(|c| c.media_type == BUILDKIT_CACHE_CONFIG)
+            || m.manifests
+                .iter()
+                .any(|d| d.media_type == BUILDKIT_CACHE_CONFIG)
+    })
 }
 
 /// The `created` time of the image at `digest` (for an index, of the child
@@ -410,6 +467,24 @@ mod tests {
             pre_releases: false,
             pre_release_prefixes: &[],
         }
+    }
+
+    #[test]
+    fn build_caches_are_told_by_their_config_media_type() {
+        let cache_manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1},"layers":[]}"#;
+        let cache_index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:01","size":1},
+            {"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1}]}"#;
+        let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
+        let index = br#"{"schemaVersion":2,"manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:00","size":1}]}"#;
+        assert!(is_build_cache(cache_manifest));
+        assert!(is_build_cache(cache_index));
+        assert!(!is_build_cache(image));
+        assert!(!is_build_cache(index));
+        assert!(!is_build_cache(b"not json"));
     }
 
     #[test]
@@ -629,7 +704,7 @@ mod fake_registry_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::testutil::{FakeServer, response};
+    use crate::testutil::{FakeServer, response};
 
     fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
         CheckRequest {
@@ -683,13 +758,14 @@ mod fake_registry_tests {
                 &[("Content-Type", "application/json")],
                 br#"{"name":"img","tags":["good","../../v2/evil/manifests/x","bad\u001b[31m","-x"]}"#,
             ),
-            (_, p) if p.starts_with("/v2/img/manifests/") => response(
+            // Regex mode GETs each manifest (to skip BuildKit caches).
+            (m, p) if p.starts_with("/v2/img/manifests/") => response(
                 "200 OK",
                 &[
                     ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
                     ("Docker-Content-Digest", &d2),
                 ],
-                b"",
+                if m == "GET" { b"m" } else { b"" },
             ),
             _ => response("404 Not Found", &[], b""),
         })

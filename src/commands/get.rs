@@ -7,8 +7,11 @@
 //! retry loop, writes `tag`, `digest` and `repository`, and builds the
 //! response metadata. The fetch is by digest only; the tag names things.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use tracing::{info, warn};
 
@@ -17,10 +20,14 @@ use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
 use crate::image::Error as ImageError;
-use crate::image::fetch::{self, FetchError, Format, GetOptions, GetOutcome};
+use crate::image::fetch::{
+    self, BlobSource, FetchError, FetchedManifest, Format, GetOptions, GetOutcome,
+};
 use crate::image::metadata::matching;
 use crate::image::platform::WantedPlatform;
 use crate::image::rootfs::UnpackOptions;
+use crate::oci::Digest;
+use crate::progress::{Counting, Transfer};
 use crate::registry::{Access, Client, retry_transient};
 
 /// Layers downloading at once: enough to keep the unpacker fed, few enough
@@ -136,14 +143,91 @@ async fn attempt_with_retries(
     opts: &GetOptions,
 ) -> Result<GetOutcome> {
     retry_transient("download", || async {
-        fetch::download(source.clone(), dest, opts)
+        let tracked = Arc::new(Tracked {
+            client: source.clone(),
+            transfer: Transfer::new("downloading", "downloaded"),
+            configs: Mutex::new(HashSet::new()),
+        });
+        let result = fetch::download(tracked.clone(), dest, opts)
             .await
             .map_err(|e| match e {
                 FetchError::Source(e) => Error::Registry(e),
                 FetchError::Image(e) => Error::Image(e),
-            })
+            });
+        if result.is_ok() {
+            tracked.transfer.done();
+        }
+        result
     })
     .await
+}
+
+/// The registry client as a [`BlobSource`] that reports layer progress
+/// ([`crate::progress`]): each image manifest fetched announces its layers,
+/// so the totals are known before the first byte; layer streams are counted
+/// as they are read. Configs are small and not counted as layers.
+struct Tracked {
+    client: Arc<Client>,
+    transfer: Transfer,
+    configs: Mutex<HashSet<Digest>>,
+}
+
+impl BlobSource for Tracked {
+    type Error = crate::registry::Error;
+    type Reader = Counting<crate::registry::BlobReader>;
+
+    async fn fetch_manifest(&self, digest: &Digest) -> Result<FetchedManifest, Self::Error> {
+        let m = BlobSource::fetch_manifest(&*self.client, digest).await?;
+        announce(&self.transfer, &self.configs, &m.bytes);
+        Ok(m)
+    }
+
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Bytes, Self::Error> {
+        BlobSource::fetch_blob(&*self.client, digest).await
+    }
+
+    async fn blob_reader(&self, digest: &Digest, size: u64) -> Result<Self::Reader, Self::Error> {
+        let reader = BlobSource::blob_reader(&*self.client, digest, size).await?;
+        let is_config = self
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(digest);
+        Ok(if is_config {
+            Counting::untracked(reader)
+        } else {
+            self.transfer.reader(digest.as_str(), size, reader)
+        })
+    }
+}
+
+/// Announces the layers of an image manifest (an index has none) and notes
+/// its config, which is not a layer.
+fn announce(transfer: &Transfer, configs: &Mutex<HashSet<Digest>>, bytes: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Descriptor {
+        digest: String,
+        #[serde(default)]
+        size: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Image {
+        config: Option<Descriptor>,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+    }
+    let Ok(image) = serde_json::from_slice::<Image>(bytes) else {
+        return;
+    };
+    if let Some(config) = image.config.and_then(|c| Digest::parse(&c.digest).ok()) {
+        configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(config);
+    }
+    for layer in image.layers {
+        transfer.expect(&layer.digest, layer.size);
+    }
 }
 
 fn metadata(source: &Source, tag: &str, outcome: &GetOutcome) -> Vec<MetadataField> {

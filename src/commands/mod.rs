@@ -59,6 +59,7 @@ fn client(
         &TlsOptions {
             ca_certs: source.ca_certs.clone(),
             insecure: source.insecure,
+            read_timeout: source.registry_timeout,
         },
         access,
     )

@@ -1,4 +1,5 @@
-//! `out`: build on put (or push a prebuilt image), then move the tags.
+//! `out`: build on put (or push a prebuilt image, or append layers to a
+//! base image), then move the tags.
 //!
 //! Order matters for users: params and tags are validated before any daemon
 //! starts or any byte is pushed, and the manifest goes under the tags last,
@@ -7,6 +8,7 @@
 use std::path::Path;
 
 use crate::commands::Interrupt;
+use crate::commands::check::SemverOptions;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::put::{self, push, run, tags};
@@ -48,6 +50,14 @@ pub async fn run(
         &existing,
     )
     .map_err(put::Error::from)?;
+    let mode = source.check_mode();
+    let semver = SemverOptions::of(source);
+    if let Action::Build(b) = &params.action
+        && let Some(cache_tag) = &b.cache_tag
+    {
+        tags::check_cache_tag(cache_tag, &plan.tags, &mode, &semver).map_err(put::Error::from)?;
+    }
+    let reported = tags::reported_tag(&plan.tags, &mode, &semver).to_string();
     if plan.defaulted_to_latest {
         tracing::info!(
             "no tag given (source.tag, version, tag_file, additional_tags or tag_as_latest): pushing `latest`"
@@ -75,6 +85,7 @@ pub async fn run(
         });
     }
 
+    let mut extra = Vec::new();
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
@@ -86,6 +97,21 @@ pub async fn run(
                 }),
             };
             (pushed, None)
+        }
+        Action::Layers(l) => {
+            tracing::info!(
+                "appending {} layer(s) to a base image (no build daemon)",
+                l.add.len()
+            );
+            let appended = tokio::select! {
+                appended = put::layers::append_and_push(source, l, &client, &plan.tags) => appended?,
+                signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                    signal,
+                    cleanup: "stopped the push".into(),
+                }),
+            };
+            extra.push(field("base_digest", appended.base_digest));
+            (appended.pushed, None)
         }
         Action::Build(b) => {
             let built = run::build_and_push(
@@ -113,6 +139,7 @@ pub async fn run(
     if let Some(c) = &pushed.config_digest {
         metadata.push(field("config_digest", c.clone()));
     }
+    metadata.extend(extra);
     if let Some((version, duration)) = buildkit_version {
         metadata.push(field("buildkit_version", version));
         metadata.push(field(
@@ -122,7 +149,7 @@ pub async fn run(
     }
     Ok(OutResponse {
         version: Version {
-            tag: plan.tags[0].clone(),
+            tag: reported,
             digest: pushed.digest,
         },
         metadata,

@@ -5,6 +5,8 @@
 //! validated form. Validation happens once, here, so commands never see an
 //! unparsed regex, constraint or repository.
 
+use std::time::Duration;
+
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,6 +84,8 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("buildkit_tls", BUILDKIT_TLS),
     ("buildkit_ssh", BUILDKIT_SSH),
     ("additional_registries", Shape::List(&CREDENTIALS)),
+    ("registry_timeout", Shape::Leaf),
+    ("buildkit_timeout", Shape::Leaf),
 ]);
 
 /// `source` as written, after key canonicalisation.
@@ -152,6 +156,8 @@ struct RawSource {
     buildkit_ssh: Option<RawBuildkitSsh>,
     #[serde(default)]
     additional_registries: Vec<RawCredentials>,
+    registry_timeout: Option<Value>,
+    buildkit_timeout: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,6 +325,12 @@ pub struct Source {
     pub buildkit_ssh: Option<BuildkitSsh>,
     /// `additional_registries` (put only).
     pub additional_registries: Vec<RegistryCredentials>,
+    /// `registry_timeout`: idle-read timeout of registry requests; `None`
+    /// is the registry client's default.
+    pub registry_timeout: Option<Duration>,
+    /// `buildkit_timeout` (put only): deadline for connecting to BuildKit
+    /// and its first answer; `None` is the default.
+    pub buildkit_timeout: Option<Duration>,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -449,7 +461,31 @@ impl Source {
                 known_hosts: s.known_hosts,
             }),
             additional_registries,
+            registry_timeout: duration("source.registry_timeout", raw.registry_timeout)?,
+            buildkit_timeout: duration("source.buildkit_timeout", raw.buildkit_timeout)?,
         })
+    }
+
+    /// Hands every secret of this source (registry, mirror and additional
+    /// registry passwords with their user names, `buildkit_tls.key`) to
+    /// [`crate::secret::scrub`], which removes them from all output.
+    pub fn remember_secrets(&self) {
+        let basic = |user: Option<&str>, password: Option<&Secret>| {
+            if let Some(p) = password {
+                crate::secret::remember_basic(user.unwrap_or_default(), p.expose());
+            }
+        };
+        basic(self.username.as_deref(), self.password.as_ref());
+        for creds in self
+            .registry_mirror
+            .iter()
+            .chain(&self.additional_registries)
+        {
+            basic(creds.username.as_deref(), creds.password.as_ref());
+        }
+        if let Some(key) = self.buildkit_tls.as_ref().and_then(|t| t.key.as_ref()) {
+            crate::secret::remember(key.expose());
+        }
     }
 
     /// Which check mode this source selects (`tag` beats `tag_regex`).
@@ -469,6 +505,63 @@ impl Source {
             .is_docker_hub()
             .then(|| (self.repository.on_registry(&mirror.host), mirror))
     }
+}
+
+/// A timeout: a number of seconds, or Go's duration syntax as Concourse
+/// users write it elsewhere (`90s`, `1m30s`, `500ms`, `2h`). `null`, `0`
+/// and `""` are unset, as for every other key.
+fn duration(field: &'static str, value: Option<Value>) -> Result<Option<Duration>, Error> {
+    let invalid = |value: String| Error::Invalid {
+        field,
+        value,
+        reason: "expected a duration such as \"60s\", \"2m\" or \"1m30s\", or a number of seconds"
+            .into(),
+    };
+    let seconds = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| invalid(n.to_string()))?,
+        Some(Value::String(text)) if text.trim().is_empty() => return Ok(None),
+        Some(Value::String(text)) => match text.trim().parse::<f64>() {
+            // A number's literal text (see `decode::parse_keeping_number_text`).
+            Ok(n) => n,
+            Err(_) => go_duration(text.trim()).ok_or_else(|| invalid(text.clone()))?,
+        },
+        Some(other) => return Err(invalid(other.to_string())),
+    };
+    if !seconds.is_finite() || !(0.0..=7.0 * 24.0 * 3600.0).contains(&seconds) {
+        return Err(Error::Invalid {
+            field,
+            value: seconds.to_string(),
+            reason: "a timeout must be between 0 (the default) and 7 days".into(),
+        });
+    }
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// Seconds in a Go duration (`1h2m3.5s`, `250ms`; units h, m, s, ms).
+fn go_duration(text: &str) -> Option<f64> {
+    let mut rest = text;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        total += number * factor;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 fn credentials(raw: RawCredentials) -> Option<RegistryCredentials> {
@@ -680,6 +773,37 @@ mod tests {
         assert!(err.starts_with("invalid regex pattern"), "{err}");
         let err = source(json!({"repository": "a", "semver_constraint": ">>1"})).unwrap_err();
         assert!(err.contains("semver_constraint"), "{err}");
+    }
+
+    /// issue 10 item 6: both timeouts as seconds or Go durations; unset
+    /// when absent or zero; nonsense named by its key.
+    #[test]
+    fn timeouts() {
+        let t = |v: Value| {
+            source(json!({"repository": "a", "registry_timeout": v.clone(), "buildkit_timeout": v}))
+                .map(|s| (s.registry_timeout, s.buildkit_timeout))
+        };
+        let secs = |f: f64| Some(Duration::from_secs_f64(f));
+        assert_eq!(t(json!(90)).unwrap(), (secs(90.0), secs(90.0)));
+        assert_eq!(t(json!("1m30s")).unwrap(), (secs(90.0), secs(90.0)));
+        assert_eq!(t(json!("250ms")).unwrap(), (secs(0.25), secs(0.25)));
+        assert_eq!(t(json!("1h")).unwrap(), (secs(3600.0), secs(3600.0)));
+        assert_eq!(t(json!("2.5")).unwrap(), (secs(2.5), secs(2.5)));
+        assert_eq!(t(json!(0)).unwrap(), (None, None));
+        assert_eq!(t(Value::Null).unwrap(), (None, None));
+        let s = source(json!({"repository": "a"})).unwrap();
+        assert_eq!((s.registry_timeout, s.buildkit_timeout), (None, None));
+        for bad in [
+            json!("soon"),
+            json!("10x"),
+            json!("m"),
+            json!(-1),
+            json!(true),
+            json!("9999h"),
+        ] {
+            let err = t(bad.clone()).unwrap_err();
+            assert!(err.contains("source.registry_timeout"), "{bad}: {err}");
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::compression::Compression;
 use super::{Error, Result};
-use crate::oci::Digest;
+use crate::oci::{Digest, VerifyError};
 
 /// A streaming `docker save` tarball writer.
 pub struct DockerArchiveWriter<W> {
@@ -121,11 +121,20 @@ impl<W: AsyncWrite + Unpin> DockerArchiveWriter<W> {
             self.write(&name, &buf[..n]).await?;
         }
         if written != size {
-            return Err(Error::SizeMismatch {
-                what: format!("layer {digest}"),
-                expected: size,
-                actual: written,
-            });
+            let (what, expected, actual) = (format!("layer {digest}"), size, written);
+            return Err(Error::Verify(if written < size {
+                VerifyError::Truncated {
+                    what,
+                    expected,
+                    actual,
+                }
+            } else {
+                VerifyError::SizeMismatch {
+                    what,
+                    expected,
+                    actual,
+                }
+            }));
         }
         self.write(&name, &vec![0u8; padding(size)]).await?;
         self.layers.push(name);
@@ -225,12 +234,12 @@ mod tests {
         let d = sha256_digest(b"abc");
         assert!(matches!(
             w.append_layer(&d, 4, &b"abc"[..]).await,
-            Err(Error::SizeMismatch { actual: 3, .. })
+            Err(Error::Verify(VerifyError::Truncated { actual: 3, .. }))
         ));
         let mut w = DockerArchiveWriter::new(Vec::new());
         assert!(matches!(
             w.append_layer(&d, 2, &b"abc"[..]).await,
-            Err(Error::SizeMismatch { .. })
+            Err(Error::Verify(VerifyError::SizeMismatch { .. }))
         ));
     }
 }

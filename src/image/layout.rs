@@ -291,7 +291,7 @@ pub fn file_digest(path: &Path) -> Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::sha256_digest;
+    use crate::oci::{VerifyError, sha256_digest};
 
     #[tokio::test]
     async fn blobs_are_verified_before_they_get_their_name() {
@@ -305,9 +305,15 @@ mod tests {
             .write_blob(&data[..], &wrong, data.len() as u64)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Verify(VerifyError::DigestMismatch { .. })),
+            "{err:?}"
+        );
         let err = w.write_blob(&data[..], &digest, 5).await.unwrap_err();
-        assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Verify(VerifyError::SizeMismatch { .. })),
+            "{err:?}"
+        );
         let err = w
             .write_blob(&data[..], "sha256:../../x", 5)
             .await
@@ -366,7 +372,10 @@ mod tests {
 
         let path = w.blob_path(&layer_d).unwrap();
         std::fs::write(&path, b"not really a taR").unwrap();
-        assert!(matches!(verify(&dir), Err(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            verify(&dir),
+            Err(Error::Verify(VerifyError::DigestMismatch { .. }))
+        ));
         std::fs::write(&path, &layer).unwrap();
         assert!(verify(&dir).is_ok());
     }

@@ -4,10 +4,12 @@
 //! readers list what there is to push with digests and sizes, and open
 //! streaming readers over single blobs, so no image is ever held in memory.
 //!
-//! - [`OciLayoutDir`] follows registry-image's rules for a layout: descend
-//!   while `index.json` holds exactly one entry that is itself an index
-//!   (buildx `type=oci` output); with a `single-image-digest` file only that
-//!   image is meant. It also implements [`BlobSource`], so a layout can be
+//! - [`OciLayoutDir`] descends while `index.json` holds exactly one entry
+//!   that is itself an index (buildx `type=oci` output), as registry-image
+//!   does; when that one entry is an image manifest (what umoci, skopeo and
+//!   one-platform `buildctl --output type=oci` write), the image itself is
+//!   meant, as skopeo and crane push it; with a `single-image-digest` file
+//!   only that image is meant. It also implements [`BlobSource`], so a layout can be
 //!   "downloaded" like a registry image (tests use that), and its blob
 //!   readers verify digest and size as they stream.
 //! - [`DockerArchive`] indexes the tar once (headers only, seeking over
@@ -172,7 +174,11 @@ impl OciLayoutDir {
         ))
     }
 
-    /// What the layout asks to push, following registry-image's rules.
+    /// What the layout asks to push: with `single-image-digest`, that image;
+    /// else descend while the index holds exactly one entry; a single image
+    /// manifest found so is pushed alone (skopeo's and crane's rule, not
+    /// registry-image's, which pushes `index.json` itself), and an index with
+    /// several entries is pushed whole.
     pub fn top(&self) -> Result<LayoutTop> {
         let path = self.dir.join("index.json");
         let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
@@ -189,15 +195,21 @@ impl OciLayoutDir {
         }
         loop {
             let index = manifest::parse_index(&current.digest, &current.bytes)?;
-            match index.manifests().as_slice() {
-                [only] if manifest::is_index_type(only.media_type().as_ref()) => {
-                    current = self.manifest(
-                        only.digest().as_ref(),
-                        Some(only.size()),
-                        Some(only.media_type().to_string()),
-                    )?;
-                }
-                _ => break,
+            let [only] = index.manifests().as_slice() else {
+                break;
+            };
+            let child = self.manifest(
+                only.digest().as_ref(),
+                Some(only.size()),
+                Some(only.media_type().to_string()),
+            )?;
+            match manifest::classify(&child.digest, child.media_type.as_deref(), &child.bytes)? {
+                Kind::Index => current = child,
+                // One image: push the image itself, as skopeo and crane do,
+                // so the version digest is the image manifest's digest and
+                // not that of the layout's own index.json (which carries
+                // local `ref.name` annotations).
+                Kind::Image => return Ok(LayoutTop::Image(self.image(child)?)),
             }
         }
         let mut nested = Vec::new();

@@ -27,26 +27,9 @@ pub enum Error {
     /// A digest string is not `sha256:<64 lower-case hex>`.
     #[error("invalid digest {0:?}: expected sha256:<64 hex characters>")]
     InvalidDigest(String),
-    /// Content did not hash to the digest it was fetched or stored under.
-    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch {
-        /// What was being verified (a blob, a layout file).
-        what: String,
-        /// The digest the content should have.
-        expected: String,
-        /// The digest it has.
-        actual: String,
-    },
-    /// Content had another length than its descriptor says.
-    #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        /// What was being verified.
-        what: String,
-        /// The size from the descriptor.
-        expected: u64,
-        /// The size read.
-        actual: u64,
-    },
+    /// Content is not what its descriptor promised (digest or size).
+    #[error(transparent)]
+    Verify(#[from] crate::oci::VerifyError),
     /// A manifest, index or config could not be parsed.
     #[error("parsing {what}: {message}")]
     Parse {
@@ -77,7 +60,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An I/O error on a named file or directory.
-    #[error("{action} {}", path.display())]
+    // The path may hold a tar entry's name: escaped (issue 10 item 10).
+    #[error("{action} {}", crate::text::escape_line(&path.display().to_string()))]
     Io {
         /// What was being done ("writing", "reading", ...).
         action: &'static str,
@@ -149,37 +133,6 @@ impl Error {
 impl From<crate::oci::DigestError> for Error {
     fn from(e: crate::oci::DigestError) -> Error {
         Error::InvalidDigest(e.0)
-    }
-}
-
-impl From<crate::oci::VerifyError> for Error {
-    fn from(e: crate::oci::VerifyError) -> Error {
-        use crate::oci::VerifyError as V;
-        match e {
-            V::DigestMismatch {
-                what,
-                expected,
-                actual,
-            } => Error::DigestMismatch {
-                what,
-                expected,
-                actual,
-            },
-            V::SizeMismatch {
-                what,
-                expected,
-                actual,
-            }
-            | V::Truncated {
-                what,
-                expected,
-                actual,
-            } => Error::SizeMismatch {
-                what,
-                expected,
-                actual,
-            },
-        }
     }
 }
 

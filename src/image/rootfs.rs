@@ -126,7 +126,12 @@ fn entry_components(path: &Path) -> std::result::Result<Vec<&OsStr>, Refused> {
 fn not_a_dir(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotADirectory,
-        format!("{} is not a directory", path.display()),
+        // The path holds entry names from the layer: escaped (issue 10
+        // item 10).
+        format!(
+            "{} is not a directory",
+            crate::text::escape_line(&path.display().to_string())
+        ),
     )
 }
 
@@ -191,7 +196,10 @@ impl Unpacker {
                     if hops > 40 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidInput,
-                            format!("too many levels of symbolic links at {}", host.display()),
+                            format!(
+                                "too many levels of symbolic links at {}",
+                                crate::text::escape_line(&host.display().to_string())
+                            ),
                         ));
                     }
                     let target = fs::read_link(&host)?;
@@ -478,7 +486,7 @@ impl Unpacker {
             }
             EntryType::Char | EntryType::Block => {
                 if !self.opts.as_root {
-                    tracing::debug!(entry = %path.display(), "skipping device node: not root");
+                    tracing::debug!(entry = ?path, "skipping device node: not root");
                     return Ok(false);
                 }
                 if existing.is_some() {
@@ -501,7 +509,7 @@ impl Unpacker {
                     Ok(()) => {}
                     // Root in a user namespace may not create devices.
                     Err(nix::errno::Errno::EPERM) => {
-                        tracing::warn!(entry = %path.display(), "skipping device node: not permitted");
+                        tracing::warn!(entry = ?path, "skipping device node: not permitted");
                         return Ok(false);
                     }
                     Err(e) => return Err(io::Error::from(e).into()),
@@ -510,7 +518,7 @@ impl Unpacker {
                 filetime::set_symlink_file_times(&host, mtime, mtime)?;
             }
             other => {
-                tracing::debug!(entry = %path.display(), kind = ?other, "skipping unsupported tar entry");
+                tracing::debug!(entry = ?path, kind = ?other, "skipping unsupported tar entry");
                 return Ok(false);
             }
         }
@@ -600,7 +608,7 @@ impl Unpacker {
     fn xattrs(&self, pax: &Pax, path: &Path) {
         for (name, value) in &pax.xattrs {
             if let Err(e) = xattr::set(path, OsStr::from_bytes(name), value) {
-                tracing::debug!(path = %path.display(), error = %e, "could not set extended attribute");
+                tracing::debug!(path = ?path, error = %e, "could not set extended attribute");
             }
         }
     }

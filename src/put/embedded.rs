@@ -16,14 +16,21 @@
 //! the put's working directory (a volume in Concourse), `/scratch`, the temp
 //! dir; see [`root_candidates`].
 //!
-//! Before starting, [`check_privileges`] makes sure the process may mount
-//! at all: without `privileged: true` BuildKit only fails later, with a raw
-//! mount error.
+//! Before starting, `src/put/rootless.rs` decides how the daemon can run
+//! here: privileged as before, rootless as root of a user namespace, or
+//! rootless under `rootlesskit` as a non-root user; where none can, `out`
+//! fails with one line before the build instead of BuildKit's raw mount
+//! error. A rootless daemon gets `[worker.oci] rootless = true`, the chosen
+//! snapshotter and sandbox, its OpenTelemetry socket in its root (the default
+//! `/run/buildkit/otel-grpc.sock` is not writable there, and buildkitd exits
+//! on it), and `XDG_RUNTIME_DIR`/`HOME` in its root.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::buildkit::daemon::{self, Buildkitd, SpawnOptions};
+
+use super::rootless::{Mode, Rootless};
 
 /// Why the embedded daemon could not be set up or started.
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +60,15 @@ pub enum DaemonError {
     /// The process could not be started or did not answer.
     #[error(transparent)]
     Start(#[from] daemon::DaemonError),
-    /// This process may not mount, so buildkitd could not either.
+    /// No way to run the daemon here (see `src/put/rootless.rs`).
     #[error(
-        "the embedded buildkitd needs to mount filesystems, which this container may not do ({detail}): \
-         give the resource type `privileged: true` in the pipeline's resource_types, or build on another \
-         daemon with source.buildkit_host"
+        "the embedded buildkitd cannot run in this container: tried {tried}; give the resource type \
+         `privileged: true` in the pipeline's resource_types, or build on another daemon with \
+         source.buildkit_host"
     )]
-    NotPrivileged {
-        /// What the probe saw.
-        detail: String,
+    Unavailable {
+        /// What was tried and why it cannot work, on one line.
+        tried: String,
     },
 }
 
@@ -93,6 +100,17 @@ pub struct DaemonConfig {
     pub extra: Option<String>,
     /// `debug = true`.
     pub debug: bool,
+    /// Rootless worker settings, `None` for a privileged daemon.
+    pub rootless: Option<RootlessWorker>,
+}
+
+/// The generated part of a rootless daemon's buildkitd.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootlessWorker {
+    /// Snapshotter and sandbox.
+    pub worker: Rootless,
+    /// `[otel] socketPath`: somewhere the daemon may create a socket.
+    pub otel_socket: PathBuf,
 }
 
 /// Checks the user's extra TOML on its own, before anything starts.
@@ -163,6 +181,33 @@ pub fn render_config(
     if !registries.is_empty() {
         root.insert("registry".into(), Value::Table(registries));
     }
+    if let Some(rl) = &cfg.rootless {
+        let mut otel = Table::new();
+        otel.insert(
+            "socketPath".into(),
+            Value::String(rl.otel_socket.display().to_string()),
+        );
+        root.insert("otel".into(), Value::Table(otel));
+        let mut oci = Table::new();
+        oci.insert("enabled".into(), Value::Boolean(true));
+        oci.insert("rootless".into(), Value::Boolean(true));
+        oci.insert(
+            "snapshotter".into(),
+            Value::String(rl.worker.snapshotter.name().into()),
+        );
+        oci.insert(
+            "noProcessSandbox".into(),
+            Value::Boolean(!rl.worker.process_sandbox),
+        );
+        // The containerd worker would look for a containerd socket this
+        // user cannot have.
+        let mut containerd = Table::new();
+        containerd.insert("enabled".into(), Value::Boolean(false));
+        let mut worker = Table::new();
+        worker.insert("oci".into(), Value::Table(oci));
+        worker.insert("containerd".into(), Value::Table(containerd));
+        root.insert("worker".into(), Value::Table(worker));
+    }
     if let Some(extra) = &cfg.extra {
         merge(&mut root, validate_extra(extra)?);
     }
@@ -196,6 +241,8 @@ pub struct StartOptions {
     /// Where the private root may go, best first (see [`root_candidates`]);
     /// empty = `/scratch` if present, else the temp dir.
     pub root_parents: Vec<PathBuf>,
+    /// How the daemon runs (see `src/put/rootless.rs`).
+    pub mode: Mode,
 }
 
 impl StartOptions {
@@ -207,6 +254,7 @@ impl StartOptions {
             timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
             root_parents: Vec::new(),
+            mode: Mode::Privileged,
         }
     }
 }
@@ -219,6 +267,7 @@ pub struct EmbeddedDaemon {
     // Declared before `root`: the process is signalled before its root goes.
     daemon: Buildkitd,
     root: tempfile::TempDir,
+    mode: Mode,
 }
 
 impl EmbeddedDaemon {
@@ -266,7 +315,33 @@ impl EmbeddedDaemon {
         };
         let certs = root.path().join("certs");
         std::fs::create_dir_all(&certs).map_err(io(&certs))?;
-        let (toml, files) = render_config(&opts.config, &certs)?;
+        let mut config = opts.config.clone();
+        let mut env = Vec::new();
+        let mut wrapper = Vec::new();
+        if let Some(worker) = opts.mode.rootless() {
+            // A rootless buildkitd keeps runc state and sockets under
+            // $XDG_RUNTIME_DIR and reads $HOME; neither may be shared or
+            // root-owned, so both go in the private root.
+            let run = root.path().join("run");
+            let home = root.path().join("home");
+            for dir in [&run, &home] {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            config.rootless = Some(RootlessWorker {
+                worker,
+                otel_socket: run.join("otel.sock"),
+            });
+            env.push(("XDG_RUNTIME_DIR".into(), run.into_os_string()));
+            env.push(("HOME".into(), home.into_os_string()));
+        }
+        if let Mode::Rootlesskit { binary, .. } = &opts.mode {
+            wrapper = vec![
+                binary.clone().into_os_string(),
+                "--state-dir".into(),
+                root.path().join("rootlesskit").into_os_string(),
+            ];
+        }
+        let (toml, files) = render_config(&config, &certs)?;
         for (path, pem) in files {
             std::fs::write(&path, pem).map_err(io(&path))?;
         }
@@ -274,6 +349,8 @@ impl EmbeddedDaemon {
         std::fs::write(&config_path, toml).map_err(io(&config_path))?;
         let daemon = Buildkitd::spawn(SpawnOptions {
             binary: opts.binary,
+            wrapper,
+            env,
             root: root.path().join("state"),
             socket: root.path().join("buildkitd.sock"),
             config: Some(config_path),
@@ -282,7 +359,11 @@ impl EmbeddedDaemon {
             timeout: opts.timeout,
             stop_grace: opts.stop_grace,
         })?;
-        Ok(EmbeddedDaemon { daemon, root })
+        Ok(EmbeddedDaemon {
+            daemon,
+            root,
+            mode: opts.mode,
+        })
     }
 
     /// Waits until `probe(socket)` says the daemon answers (pass
@@ -338,7 +419,7 @@ impl EmbeddedDaemon {
         let killed = self.daemon.stop().await;
         let root = self.root.path().to_path_buf();
         let unmounted = daemon::unmount_under(&root);
-        let removed = match std::fs::remove_dir_all(&root) {
+        let removed = match remove_root(&root, &self.mode) {
             Ok(()) => "removed its root".to_string(),
             Err(e) => format!("could not remove its root {}: {e}", root.display()),
         };
@@ -363,6 +444,40 @@ impl Drop for EmbeddedDaemon {
             self.daemon.kill_now();
         }
         daemon::unmount_under(self.root.path());
+        if matches!(self.mode, Mode::Rootlesskit { .. }) && self.root.path().exists() {
+            let _ = remove_root(self.root.path(), &self.mode);
+        }
+    }
+}
+
+/// Removes the daemon's root. Under `rootlesskit`, layers may hold files of
+/// the user's subordinate ids, which only root of a user namespace with
+/// those ids mapped may remove: a second `rootlesskit` runs `rm -rf` there.
+fn remove_root(root: &Path, mode: &Mode) -> std::io::Result<()> {
+    let first = match std::fs::remove_dir_all(root) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => e,
+    };
+    let Mode::Rootlesskit { binary, .. } = mode else {
+        return Err(first);
+    };
+    let state = tempfile::Builder::new()
+        .prefix(".rootlesskit-rm-")
+        .tempdir()?;
+    let status = std::process::Command::new(binary)
+        .arg("--state-dir")
+        .arg(state.path().join("s"))
+        .args(["rm", "-rf", "--"])
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() && !root.exists() {
+        Ok(())
+    } else {
+        Err(first)
     }
 }
 
@@ -493,42 +608,6 @@ pub fn put_root_candidates(work_dir: &Path, avoid: &[PathBuf]) -> RootChoice {
     root_candidates(&candidates, &avoid, default_root_parent(), fs_type)
 }
 
-/// Fails with [`DaemonError::NotPrivileged`] when this process may not
-/// mount: a private tmpfs on a fresh temp dir, unmounted at once. That is
-/// the least buildkitd does (its snapshots are overlay and bind mounts).
-pub fn check_privileges() -> Result<()> {
-    use nix::mount::{MntFlags, MsFlags, mount, umount2};
-    let dir = tempfile::Builder::new()
-        .prefix(".mount-probe-")
-        .tempdir()
-        .map_err(|source| DaemonError::Root {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    match mount(
-        Some("tmpfs"),
-        dir.path(),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("size=4k"),
-    ) {
-        Ok(()) => {
-            let _ = umount2(dir.path(), MntFlags::MNT_DETACH);
-            Ok(())
-        }
-        Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => {
-            Err(DaemonError::NotPrivileged {
-                detail: "mounting a tmpfs was refused with EPERM".into(),
-            })
-        }
-        Err(e) => {
-            // Not a privilege problem we recognise: let buildkitd try.
-            tracing::debug!("mount probe: {e}");
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +631,7 @@ mod tests {
             ],
             extra: Some("[registry.\"docker.io\"]\nhttp = true\n[worker.oci]\ngc = false\n".into()),
             debug: false,
+            rootless: None,
         };
         let (text, files) = render_config(&cfg, Path::new("/r/certs")).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
@@ -646,6 +726,91 @@ mod tests {
         assert!(d.log_tail(5).contains("got TERM"), "{}", d.log_tail(5));
         drop(d);
         assert!(!root.exists(), "private root removed");
+    }
+
+    #[test]
+    fn a_rootless_config_moves_the_otel_socket_and_sets_the_worker() {
+        use crate::put::rootless::Snapshotter;
+        let cfg = DaemonConfig {
+            rootless: Some(RootlessWorker {
+                worker: Rootless {
+                    snapshotter: Snapshotter::Native,
+                    process_sandbox: false,
+                },
+                otel_socket: PathBuf::from("/r/run/otel.sock"),
+            }),
+            // The user's extra TOML still wins key by key.
+            extra: Some("[worker.oci]\ngc = false\n".into()),
+            ..Default::default()
+        };
+        let (text, _) = render_config(&cfg, Path::new("/r/certs")).unwrap();
+        let parsed: toml::Table = text.parse().unwrap();
+        assert_eq!(
+            parsed["otel"]["socketPath"].as_str(),
+            Some("/r/run/otel.sock")
+        );
+        let oci = parsed["worker"]["oci"].as_table().unwrap();
+        assert_eq!(oci["rootless"].as_bool(), Some(true));
+        assert_eq!(oci["snapshotter"].as_str(), Some("native"));
+        assert_eq!(oci["noProcessSandbox"].as_bool(), Some(true));
+        assert_eq!(oci["gc"].as_bool(), Some(false));
+        assert_eq!(
+            parsed["worker"]["containerd"]["enabled"].as_bool(),
+            Some(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn rootlesskit_mode_wraps_the_daemon_and_gives_it_a_runtime_dir() {
+        use crate::put::rootless::Snapshotter;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A fake rootlesskit: records its arguments and environment, then
+        // runs the command after `--state-dir DIR` as the real one does.
+        let kit = dir.path().join("rootlesskit");
+        std::fs::write(
+            &kit,
+            "#!/bin/sh\necho \"kit: $* xdg=$XDG_RUNTIME_DIR home=$HOME\"\nshift 2\nexec \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&kit, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let worker = Rootless {
+            snapshotter: Snapshotter::Overlayfs,
+            process_sandbox: true,
+        };
+        let opts = StartOptions {
+            timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_millis(500),
+            root_parents: vec![dir.path().to_path_buf()],
+            mode: Mode::Rootlesskit {
+                binary: kit.clone(),
+                worker,
+            },
+            ..StartOptions::new(fake(dir.path()), DaemonConfig::default())
+        };
+        let d = EmbeddedDaemon::start(opts, socket_exists).await.unwrap();
+        let root = d.root().to_path_buf();
+        let log = d.log_tail(5);
+        assert!(
+            log.contains(&format!(
+                "kit: --state-dir {} {} --root",
+                root.join("rootlesskit").display(),
+                dir.path().join("buildkitd").display()
+            )) && log.contains(&format!(
+                "xdg={} home={}",
+                root.join("run").display(),
+                root.join("home").display()
+            )),
+            "{log}"
+        );
+        let toml = std::fs::read_to_string(root.join("buildkitd.toml")).unwrap();
+        assert!(
+            toml.contains("rootless = true") && toml.contains("snapshotter = \"overlayfs\""),
+            "{toml}"
+        );
+        let done = d.shutdown().await;
+        assert!(done.contains("removed its root"), "{done}");
+        assert!(!root.exists());
     }
 
     const EXT4: i64 = 0xEF53;

@@ -3,8 +3,10 @@
 //! results that do not go straight from BuildKit to the registry.
 
 pub mod embedded;
+pub mod layers;
 pub mod manifest;
 pub mod push;
+pub mod rootless;
 pub mod run;
 pub mod serve;
 pub mod solve;

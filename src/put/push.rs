@@ -17,6 +17,7 @@ use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use super::serve::{ImageStore, ServedManifest};
 use crate::Result;
 use crate::oci::{Digest, sha256_digest};
+use crate::progress::{Transfer, human};
 use crate::registry;
 
 /// What ended up in the registry.
@@ -105,9 +106,15 @@ pub async fn push_store(
 
     // Blobs, deduplicated across images.
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
+    let mut configs: Vec<Digest> = Vec::new();
     for m in &images {
         let doc = parse(m)?;
         let config = doc.get("config").and_then(descriptor);
+        if let Some((d, _)) = &config
+            && let Ok(d) = Digest::parse(d)
+        {
+            configs.push(d);
+        }
         let layers = doc["layers"]
             .as_array()
             .into_iter()
@@ -127,15 +134,27 @@ pub async fn push_store(
             }
         }
     }
+    // Layer progress on stderr (configs are small and not layers).
+    let transfer = Transfer::new("pushing", "pushed");
+    for (digest, size) in &blobs {
+        if !configs.contains(digest) {
+            transfer.expect(digest.as_str(), *size);
+        }
+    }
     futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
         let store = store.clone();
+        let transfer = transfer.clone();
+        let is_layer = !configs.contains(&digest);
         async move {
             registry::retry_transient(&format!("pushing blob {digest}"), || {
                 let store = store.clone();
                 let digest = digest.clone();
+                let transfer = transfer.clone();
                 async move {
                     if client.blob_exists(&digest).await? {
-                        tracing::info!("{digest}: already in the registry");
+                        if is_layer {
+                            transfer.skipped(digest.as_str(), size);
+                        }
                         return Ok::<(), crate::Error>(());
                     }
                     let reader = store.open_blob(&digest).await.map_err(|e| {
@@ -144,8 +163,15 @@ pub async fn push_store(
                             source: e,
                         })
                     })?;
-                    client.push_blob(&digest, size, reader).await?;
-                    tracing::info!("{digest}: pushed ({size} bytes)");
+                    if is_layer {
+                        let reader = transfer.reader(digest.as_str(), size, reader);
+                        client.push_blob(&digest, size, reader).await?;
+                        // The upload stops after `size` bytes, before the
+                        // reader sees its EOF.
+                        transfer.finish(digest.as_str());
+                    } else {
+                        client.push_blob(&digest, size, reader).await?;
+                    }
                     Ok(())
                 }
             })
@@ -155,6 +181,7 @@ pub async fn push_store(
     .buffer_unordered(PARALLEL_BLOBS)
     .try_collect::<Vec<()>>()
     .await?;
+    transfer.done();
 
     if images.len() > 1 || images.first().map(|m| &m.digest) != Some(&top.digest) {
         for m in &images {
@@ -324,6 +351,8 @@ pub async fn push_from_engine(
         source: e,
     })?;
     let tar = dir.path().join("image.tar");
+    tracing::info!("reading the built image {name} back from the Docker Engine (docker save)");
+    let started = std::time::Instant::now();
     let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
         .await
         .map_err(Error::from)?;
@@ -331,13 +360,19 @@ pub async fn push_from_engine(
         what: format!("writing {}", tar.display()),
         source: e,
     })?;
-    tokio::io::copy(&mut reader, &mut file)
+    let bytes = tokio::io::copy(&mut reader, &mut file)
         .await
         .map_err(|e| Error::Io {
             what: format!("reading image {name} from the Engine"),
             source: e,
         })?;
     drop(file);
+    tracing::info!(
+        "read {} from the Engine in {:.1}s; pushing it to {}",
+        human(bytes),
+        started.elapsed().as_secs_f64(),
+        client.repository()
+    );
     let store = super::stores::for_push(&tar, annotations).await?;
     push_store(client, store, tags).await
 }
@@ -347,7 +382,7 @@ mod tests {
     use super::*;
     use crate::put::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
-    use crate::registry::testutil::{TestRegistry, run, umoci_layout};
+    use crate::testutil::{registry, run_tool, umoci_layout, unique};
     use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::process::Command;
@@ -358,26 +393,35 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
-        not(all(have_docker_registry, have_skopeo, have_umoci)),
-        ignore = "needs docker-registry, skopeo and umoci on PATH"
+        not(all(
+            have_docker_registry,
+            have_skopeo,
+            have_umoci,
+            have_openssl,
+            have_htpasswd
+        )),
+        ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
     )]
     async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::tls_auth();
+        let reg = registry::tls_auth();
+        let repo = unique("pushed");
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
         let tar = dir.path().join("image.tar");
-        run(Command::new("skopeo")
-            .arg("copy")
-            .arg(format!("oci:{}:t", layout.display()))
-            .arg(format!("docker-archive:{}:x:latest", tar.display())));
-        let client = reg.client("pushed", Access::Push);
+        run_tool(
+            Command::new("skopeo")
+                .arg("copy")
+                .arg(format!("oci:{}:t", layout.display()))
+                .arg(format!("docker-archive:{}:x:latest", tar.display())),
+        );
+        let client = reg.client(&repo, Access::Push);
         let pushed = push_image_path(&client, &tar, &tags(&["1.0", "latest"]))
             .await
             .unwrap();
         for tag in ["1.0", "latest"] {
             assert_eq!(
-                sha256_digest(&reg.raw_manifest("pushed", tag)),
+                sha256_digest(&reg.inspect_raw(&format!("{repo}:{tag}"))),
                 pushed.digest
             );
         }
@@ -397,17 +441,26 @@ mod tests {
     )]
     async fn tag_pushed_puts_an_existing_manifest_under_tags() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::plain();
+        let reg = registry::plain();
+        let repo = unique("bd");
         let dir = tempfile::tempdir().unwrap();
         let layout = umoci_layout(dir.path(), "t", "by digest");
-        reg.push_layout(&layout, "t", "bd", "untracked");
-        let digest = sha256_digest(&reg.raw_manifest("bd", "untracked"));
-        let client = reg.client("bd", Access::Push);
+        reg.push(
+            &format!("oci:{}:t", layout.display()),
+            &repo,
+            "untracked",
+            false,
+        );
+        let digest = sha256_digest(&reg.inspect_raw(&format!("{repo}:untracked")));
+        let client = reg.client(&repo, Access::Push);
         let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
             .await
             .unwrap();
         assert_eq!(pushed.digest, digest);
-        assert_eq!(sha256_digest(&reg.raw_manifest("bd", "b")), digest);
+        assert_eq!(
+            sha256_digest(&reg.inspect_raw(&format!("{repo}:b"))),
+            digest
+        );
     }
 
     /// An image whose layer cannot be read: the push fails before any tag.
@@ -435,7 +488,7 @@ mod tests {
     #[cfg_attr(not(have_docker_registry), ignore = "needs docker-registry on PATH")]
     async fn a_failed_push_moves_no_tag() {
         crate::tls::install_crypto_provider();
-        let reg = TestRegistry::plain();
+        let reg = registry::plain();
         let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
         let layer = Bytes::from(vec![1u8; 1000]);
         let manifest = serde_json::json!({
@@ -457,7 +510,7 @@ mod tests {
                 (sha256_digest(&layer).into_string(), layer),
             ]),
         };
-        let client = reg.client("broken", Access::Push);
+        let client = reg.client(&unique("broken"), Access::Push);
         let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))
             .await
             .unwrap_err();

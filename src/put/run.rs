@@ -26,6 +26,7 @@ use crate::registry;
 use super::Error;
 use super::embedded::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use super::push::{self, Pushed};
+use super::rootless;
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
 use crate::Result;
@@ -178,13 +179,20 @@ fn choose_daemon(
     let Some(binary) = buildkit::daemon::find_on_path() else {
         return Err(Error::from(embedded::DaemonError::NotConfigured).into());
     };
-    embedded::check_privileges().map_err(Error::from)?;
     let avoid: Vec<PathBuf> = solve::local_dirs(params).into_values().collect();
     let roots = embedded::put_root_candidates(work_dir, &avoid);
+    // The overlay probe runs where the daemon's state will go.
+    let host = rootless::System {
+        probe_dir: roots.parents[0].clone(),
+    };
+    let choice = rootless::detect(&host)
+        .map_err(|tried| Error::from(embedded::DaemonError::Unavailable { tried }))?;
+    tracing::info!("embedded buildkitd mode: {}", choice.reason);
     tracing::info!("{}", roots.note);
     let config = daemon_config(source, daemon_params);
     let embedded = EmbeddedDaemon::spawn(StartOptions {
         root_parents: roots.parents,
+        mode: choice.mode,
         ..StartOptions::new(binary, config)
     })
     .map_err(Error::from)?;
@@ -285,6 +293,7 @@ fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
         registries,
         extra: params.extra_config.clone(),
         debug: source.debug,
+        rootless: None,
     }
 }
 
@@ -373,10 +382,17 @@ async fn build_on(
 ) -> Result<Built> {
     // Before connecting: nothing about the daemon's answer changes this.
     check_preload_reachable(address, params)?;
-    let bk = buildkit::Client::connect(address)
-        .await
-        .map_err(Error::from)?;
-    let info = bk.info().await.map_err(Error::from)?;
+    // One deadline for connecting and the first answer: a tcp:// host that
+    // accepts and never speaks must fail with a message, not hang (issue 10
+    // item 6).
+    let (bk, info) = buildkit::Client::connect_and_probe(
+        address,
+        source
+            .buildkit_timeout
+            .unwrap_or(buildkit::DEFAULT_ANSWER_TIMEOUT),
+    )
+    .await
+    .map_err(Error::from)?;
     // The Engine path needs the Engine's API socket (to read the image
     // back), so the address decides, not only what the daemon says it is.
     let engine_socket = match (address.docker_socket(), info.kind) {

@@ -2,8 +2,9 @@
 //! tarballs) as [`ImageStore`]s, the one view both the loopback registry
 //! and our push walk use.
 //!
-//! A layout is taken as registry-image takes it (see `image::load`): its
-//! manifests go up byte for byte. A docker-save tarball has no registry
+//! A layout is taken as `image::load` reads it (a one-image layout is that
+//! image, a multi-entry index goes up whole): its manifests go up byte for
+//! byte. A docker-save tarball has no registry
 //! manifest: for serving (IMAGE_ARG) its layers are described as stored;
 //! for pushing we write registry-image's manifest with gzip layers,
 //! compressing uncompressed layers into a temp dir first, in parallel.
@@ -585,10 +586,13 @@ mod tests {
             sha256_digest(&layer1).as_str()
         );
 
-        // The layout itself serves as registry-image pushes it: index.json on top.
+        // A one-image layout serves (and pushes) the image itself, as skopeo
+        // and crane push it (issue 10 item 12): not index.json, whose
+        // `ref.name` annotation is local to the layout.
         let store = for_serving(&layout).await.unwrap();
-        assert_eq!(store.top().media_type, OCI_INDEX);
-        assert!(store.manifest(&md).is_some());
+        assert_eq!(store.top().media_type, OCI_MANIFEST);
+        assert_eq!(store.top().digest, md);
+        assert_eq!(store.top().bytes.as_ref(), m.as_bytes());
         assert_eq!(store.blob_size(&ld), Some(gz.len() as u64));
     }
 }

@@ -115,7 +115,14 @@ impl Client {
                 // An https probe of a plain-HTTP server that never answers
                 // the ClientHello must not hang the run (ggcr races http
                 // after 300 ms); this client only pings and fetches tokens.
-                read_timeout: http_allowed.then_some(std::time::Duration::from_secs(10)),
+                // Otherwise the idle timeout of every registry read.
+                read_timeout: Some(if http_allowed {
+                    self.tls
+                        .read_timeout()
+                        .min(std::time::Duration::from_secs(10))
+                } else {
+                    self.tls.read_timeout()
+                }),
                 // Go's default dial timeout, as registry-image has.
                 connect_timeout: Some(std::time::Duration::from_secs(30)),
                 ..Default::default()
@@ -128,7 +135,11 @@ impl Client {
                 Ok(token) => {
                     debug!(registry = %host, scheme, "registry session established");
                     let authorization = match (token, &self.credentials) {
-                        (Some(token), _) => Some(format!("Bearer {token}")),
+                        (Some(token), _) => {
+                            // A registry may echo the token in an error body.
+                            crate::secret::remember(&token);
+                            Some(format!("Bearer {token}"))
+                        }
                         (None, Credentials::Basic { username, password }) => {
                             use base64::Engine as _;
                             let raw = format!("{username}:{}", password.expose());
@@ -244,10 +255,13 @@ impl Client {
         body: Option<reqwest::Body>,
         session: &Session,
     ) -> Result<reqwest::Response> {
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .headers(headers.clone());
+        // A streamed body (a blob upload) goes without reqwest's read
+        // timeout; its caller bounds idle time itself.
+        let http = match &body {
+            Some(b) if b.as_bytes().is_none() => &self.upload_http,
+            _ => &self.http,
+        };
+        let mut req = http.request(method.clone(), url).headers(headers.clone());
         // Credentials go only to the registry itself, never to another host
         // a Location header points at (ggcr's transport does the same).
         if let Some(auth) = &session.authorization
@@ -258,11 +272,22 @@ impl Client {
         if let Some(body) = body {
             req = req.body(body);
         }
-        debug!(%method, %url, "registry request");
-        req.send().await.map_err(|source| Error::Transport {
+        let started = std::time::Instant::now();
+        let resp = req.send().await.map_err(|source| Error::Transport {
             request: format!("{method} {url}"),
             source,
-        })
+        })?;
+        // `debug: true`: one line per request. The path only: upload
+        // locations carry state in their query, and headers (credentials)
+        // are never logged.
+        debug!(
+            "registry {method} {}{} -> {} ({} ms)",
+            session.origin,
+            reqwest::Url::parse(url).map_or_else(|_| String::new(), |u| u.path().to_string()),
+            resp.status(),
+            started.elapsed().as_millis()
+        );
+        Ok(resp)
     }
 }
 

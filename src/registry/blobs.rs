@@ -6,8 +6,12 @@
 //! A consumer that reads to EOF without error has exactly the blob it asked
 //! for.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
@@ -37,6 +41,54 @@ pub fn blob_reader(stream: ByteStream, name: String, digest: &Digest, size: u64)
 
 /// Read size for streamed blob uploads.
 const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// When a streamed upload last handed the registry a chunk.
+struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs an upload request until it answers, or fails it with
+/// [`Error::Stalled`] (transient) once `idle` passed without the registry
+/// taking a chunk of the body or, after the last one, answering: the idle
+/// timeout of downloads, measured on upload progress.
+async fn until_idle<T>(
+    request: impl Future<Output = Result<T>>,
+    progress: &Progress,
+    idle: Duration,
+    what: impl Fn() -> String,
+) -> Result<T> {
+    tokio::pin!(request);
+    loop {
+        let deadline = progress.last() + idle;
+        tokio::select! {
+            result = &mut request => return result,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                if progress.last() + idle <= Instant::now() {
+                    return Err(Error::Stalled { request: what(), idle });
+                }
+            }
+        }
+    }
+}
 
 impl Client {
     async fn blob_response(&self, digest: &Digest) -> Result<(String, reqwest::Response)> {
@@ -88,7 +140,22 @@ impl Client {
                 ),
             });
         }
-        let stream = resp.bytes_stream().map_err(std::io::Error::other);
+        // A stall mid-blob (the client's idle-read timeout) is an io
+        // `TimedOut`, which the retry loop treats as transient.
+        let idle = self.tls.read_timeout();
+        let stream = resp.bytes_stream().map_err(move |e| {
+            if e.is_timeout() {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the registry sent nothing for {}s (source.registry_timeout)",
+                        idle.as_secs_f64()
+                    ),
+                )
+            } else {
+                io::Error::other(e)
+            }
+        });
         Ok(blob_reader(
             Box::pin(stream),
             format!("{}@{digest}", self.repo.qualified()),
@@ -141,22 +208,28 @@ impl Client {
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         let digest_owned = digest.to_string();
+        let progress = Arc::new(Progress::new());
+        let touched = progress.clone();
         // 256 KiB reads: ReaderStream's 4 KiB default makes a large upload
         // tens of thousands of tiny body frames for a large layer.
-        let stream = tokio_util::io::ReaderStream::with_capacity(body, UPLOAD_CHUNK).map_err(
-            move |source| Error::Read {
+        let stream = tokio_util::io::ReaderStream::with_capacity(body, UPLOAD_CHUNK)
+            .inspect_ok(move |_| touched.touch())
+            .map_err(move |source| Error::Read {
                 digest: digest_owned.clone(),
                 source,
-            },
-        );
-        let resp = self
-            .send(
+            });
+        let resp = until_idle(
+            self.send(
                 Method::PATCH,
                 &location,
                 headers,
                 Some(reqwest::Body::wrap_stream(stream)),
-            )
-            .await?;
+            ),
+            &progress,
+            self.tls.read_timeout(),
+            || format!("PATCH {location}"),
+        )
+        .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(Error::from_response(&Method::PATCH, &location, resp).await);
         }
@@ -171,6 +244,38 @@ impl Client {
             return Err(Error::from_response(&Method::PUT, &put, resp).await);
         }
         Ok(())
+    }
+
+    /// Asks the registry to link blob `digest` from repository `from` (a
+    /// path on the same registry) into this one, without sending its bytes
+    /// (distribution spec, "Mounting a blob from another repository").
+    /// `Ok(false)` when the registry declines (it may, for instance when the
+    /// token does not cover `from`): it then opens an upload instead, which
+    /// is cancelled here, and the caller uploads the blob.
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool> {
+        let session = self.session().await?;
+        // `from` is a validated repository path (`[a-z0-9._/-]`) and the
+        // digest is `sha256:<hex>`: neither needs escaping in a query.
+        let url = format!(
+            "{}?mount={digest}&from={from}",
+            self.url(&session, "blobs/uploads/")
+        );
+        let resp = self
+            .send(Method::POST, &url, HeaderMap::new(), None)
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Ok(upload) = self.location(&url, &Method::POST, &resp) {
+                    // Best effort: an abandoned upload expires on its own.
+                    let _ = self
+                        .send(Method::DELETE, &upload, HeaderMap::new(), None)
+                        .await;
+                }
+                Ok(false)
+            }
+            _ => Err(Error::from_response(&Method::POST, &url, resp).await),
+        }
     }
 
     fn location(&self, url: &str, method: &Method, resp: &reqwest::Response) -> Result<String> {

@@ -5,6 +5,7 @@
 //! [`super::manifests`], [`super::blobs`] and [`super::tags`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding};
 
@@ -50,7 +51,7 @@ impl Credentials {
     }
 }
 
-/// TLS and scheme options.
+/// TLS, scheme and timeout options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// Extra trusted CA certificates (PEM), added to the system roots.
@@ -58,7 +59,28 @@ pub struct TlsOptions {
     /// Allow plain HTTP to this registry when HTTPS fails. Never disables
     /// certificate verification.
     pub insecure: bool,
+    /// Longest wait for the next bytes of a response (its head or any part
+    /// of its body) before the request fails as transient and is retried;
+    /// `None` is [`DEFAULT_READ_TIMEOUT`].
+    pub read_timeout: Option<Duration>,
 }
+
+impl TlsOptions {
+    /// The idle-read timeout in effect.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)
+    }
+}
+
+/// Default idle-read timeout (`source.registry_timeout`). It bounds silence,
+/// not the length of a download: a healthy registry sends blob bytes
+/// continuously, but one that builds a response first (a pull-through
+/// mirror fetching upstream on a miss, a registry computing a large tag
+/// list) may be silent for tens of seconds before its first byte, so the
+/// default leaves room for that; and a registry that stalls mid-blob costs
+/// a minute per attempt before the retry resumes, instead of hanging
+/// forever (issue 10 item 6).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The repository a [`Client`] talks to (registry host, path, given text).
 pub type RepositoryRef = Repository;
@@ -73,6 +95,11 @@ pub struct Client {
     pub(super) tls: TlsOptions,
     pub(super) access: Access,
     pub(super) http: reqwest::Client,
+    /// `http` without the idle-read timeout, for streamed uploads: reqwest
+    /// starts that timer when the request starts and does not reset it
+    /// while the body is sent, so a long upload would time out while busy.
+    /// [`super::blobs`] watches upload progress itself instead.
+    pub(super) upload_http: reqwest::Client,
     /// The extra CA certificates again, for oci-client's handshake.
     pub(super) certs: Vec<Certificate>,
     /// Set by the first request ([`super::auth`]).
@@ -114,21 +141,30 @@ impl Client {
                 data: pem.as_bytes().to_vec(),
             });
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("oci-build-resource/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
-            // Redirects to blob storage are followed; reqwest drops the
-            // Authorization header when the host changes.
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .connect_timeout(std::time::Duration::from_secs(30))
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("oci-build-resource/", env!("CARGO_PKG_VERSION")))
+                .tls_certs_merge(roots.clone())
+                // Redirects to blob storage are followed; reqwest drops the
+                // Authorization header when the host changes.
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .connect_timeout(Duration::from_secs(30))
+        };
+        let http = builder()
+            // Idle time before the response head and between body reads,
+            // reset by every chunk: a stalled registry fails the request (a
+            // transient error) instead of hanging the step.
+            .read_timeout(tls.read_timeout())
             .build()
             .map_err(|e| setup(Box::new(e)))?;
+        let upload_http = builder().build().map_err(|e| setup(Box::new(e)))?;
         Ok(Client {
             repo: repo.clone(),
             credentials: auth,
             tls: tls.clone(),
             access,
             http,
+            upload_http,
             certs,
             session: tokio::sync::Mutex::new(None),
             tag_page: TAG_PAGE,

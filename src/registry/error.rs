@@ -92,6 +92,18 @@ pub enum Error {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// A streamed upload made no progress (the registry took no data) and
+    /// the registry sent no answer for the idle timeout.
+    #[error(
+        "{request}: the registry took no data and sent no answer for {}s (source.registry_timeout)",
+        idle.as_secs_f64()
+    )]
+    Stalled {
+        /// `METHOD url` of the request.
+        request: String,
+        /// The idle timeout that passed.
+        idle: std::time::Duration,
+    },
     /// Reading the body to push failed.
     #[error("reading blob {digest} to push")]
     Read {
@@ -160,6 +172,7 @@ impl Error {
             Error::Transport { source, .. } => chain_is_transient(source),
             Error::Ping { source, .. } | Error::Auth { source, .. } => chain_is_transient(source),
             Error::Read { source, .. } => io_is_transient(source),
+            Error::Stalled { .. } => true,
             _ => false,
         }
     }
@@ -169,7 +182,7 @@ fn io_is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         e.kind(),
-        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe | TimedOut
     )
 }
 
@@ -184,6 +197,13 @@ pub fn chain_is_transient(err: &(dyn StdError + 'static)) -> bool {
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && io_is_transient(io)
+        {
+            return true;
+        }
+        // An idle-read timeout (`source.registry_timeout`): the registry
+        // stalled; asking again (resuming a blob) may well succeed.
+        if let Some(r) = e.downcast_ref::<reqwest::Error>()
+            && r.is_timeout()
         {
             return true;
         }
@@ -235,12 +255,14 @@ pub(super) fn error_detail(body: &[u8]) -> (Vec<String>, String) {
             .map(|e| format!("{}: {}", e.code, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        return (codes, text);
+        // Remote text: kept on one line, no terminal controls (issue 10
+        // item 10).
+        return (codes, crate::text::escape_line(&text).into_owned());
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     let text: String = text.chars().take(300).collect();
-    (Vec::new(), text)
+    (Vec::new(), crate::text::escape_line(&text).into_owned())
 }
 
 impl Error {
@@ -289,5 +311,18 @@ mod tests {
         assert_eq!(codes, ["MANIFEST_UNKNOWN"]);
         assert_eq!(text, "MANIFEST_UNKNOWN: manifest unknown");
         assert_eq!(error_detail(b"  oops \n").1, "oops");
+    }
+
+    /// issue 10 item 10: control characters in a registry's error text
+    /// (JSON message or plain body) are escaped, so a body cannot forge a
+    /// line or send a terminal sequence.
+    #[test]
+    fn registry_error_text_is_escaped() {
+        let (_, text) = error_detail(
+            br#"{"errors":[{"code":"DENIED","message":"no\nerror: forged \u001b[2J"}]}"#,
+        );
+        assert_eq!(text, "DENIED: no\\nerror: forged \\u{1b}[2J");
+        let (_, text) = error_detail(b"bad\r\n\x1b]0;title\x07gateway");
+        assert_eq!(text, "bad\\r\\n\\u{1b}]0;title\\u{7}gateway");
     }
 }

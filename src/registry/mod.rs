@@ -33,8 +33,6 @@ mod manifests;
 mod repository;
 mod retry;
 mod tags;
-#[cfg(test)]
-pub(crate) mod testutil;
 
 pub use auth::implicitly_insecure;
 pub use blobs::BlobReader;

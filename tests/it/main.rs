@@ -2,6 +2,7 @@
 //! against real registries and daemons started by `support`.
 //!
 //! - `support`: the test world (services, peers, fixtures) and its self-tests.
+//! - `cli`: the binaries run by hand (`--help`, `--version`, a terminal).
 //! - `check`: `/opt/resource/check` against real registries, asserted against
 //!   what skopeo sees.
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
@@ -10,6 +11,8 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_layers`: `out` with `params.layers` (no daemon), against the
+//!   `skopeo` + `umoci insert` flow.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `put_fleet`: two mTLS buildkitd on loopback sharing layers through the
@@ -17,15 +20,30 @@
 //! - `put_ssh`: `out` on `ssh://` hosts (sshd in front of dockerd and of a
 //!   standalone buildkitd): builds, refused keys and host keys, dropped
 //!   connections.
+//! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
+//!   root of a user namespace and as a user through rootlesskit (issue 11).
+//! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
+//! - `readme`: every yaml example of README.md goes through the config
+//!   decoders (no tools needed).
+//! - `faults`: each operation through a fault-injecting proxy: a retry that
+//!   succeeds, or a clear failure that leaves nothing behind.
+//! - `load`: many concurrent `in` and `out` against one registry.
 
 mod support;
 
 mod buildkit;
 mod check;
+mod cli;
+mod faults;
 mod get;
+mod load;
+mod progress;
 mod put;
 mod put_fleet;
+mod put_layers;
 mod put_main_path;
+mod put_rootless;
 mod put_ssh;
+mod readme;
 mod signals;

@@ -86,6 +86,7 @@ macro_rules! on_each_daemon {
 on_each_daemon!(
     minimal_build_pushes_and_check_agrees,
     tags_from_every_source_move_together,
+    source_tag_is_reported_whenever_pushed,
     version_with_bump_aliases,
     oci_build_task_params,
     docker_image_params,
@@ -264,6 +265,32 @@ fn tags_from_every_source_move_together(d: &Daemon) {
         metadata(&resp, "tags").as_deref(),
         Some("v1.4.2 vstable vnightly vextra latest")
     );
+}
+
+/// issue 9 item 5: docker-image's migration example (`tag_file` plus
+/// `tag_as_latest`, `source.tag: latest`) reports `latest`, the version the
+/// following `check` reports, so Concourse holds one version per digest.
+fn source_tag_is_reported_whenever_pushed(d: &Daemon) {
+    let reg = support::registry::plain();
+    let repo = support::unique("put-reported");
+    let src = Src::new(&[
+        ("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n"),
+        ("version/tag", "1.4.2\n"),
+    ]);
+    let mut source = reg.source(&repo);
+    source["tag"] = json!("latest");
+    let resp = out(
+        d,
+        &src,
+        source.clone(),
+        json!({"context": "src", "tag_file": "version/tag", "tag_as_latest": true}),
+    );
+    assert_eq!(metadata(&resp, "tags").as_deref(), Some("1.4.2 latest"));
+    let versions = support::cmd::run("check", &[], &json!({"source": source}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(versions, json!([resp["version"].clone()]));
+    assert_eq!(resp["version"]["tag"], "latest");
 }
 
 fn version_with_bump_aliases(d: &Daemon) {
@@ -543,6 +570,17 @@ fn registry_cache_is_reused(d: &Daemon) {
         registry_digest(reg, &format!("{repo}:buildcache")).is_some(),
         "cache manifest pushed"
     );
+    // issue 9 item 6: a regex matching every tag still reports only the image.
+    let mut all = reg.source(&repo);
+    all["tag_regex"] = json!(".*");
+    let versions = support::cmd::run("check", &[], &json!({"source": all}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(
+        versions,
+        json!([{"tag": "latest", "digest": first.json()["version"]["digest"]}]),
+        "the cache manifest is not a version"
+    );
     // Each `out` starts a fresh embedded daemon: only the registry cache can hit.
     let second = run_out(
         d,
@@ -696,33 +734,153 @@ fn prebuilt(reg: &Registry, src: &Src) -> (PathBuf, PathBuf) {
     (tar, layout)
 }
 
-#[test]
-fn push_mode_pushes_an_oci_layout_as_registry_image_does() {
+/// Pushes the one-image OCI layout at `src/<rel>` and checks, against
+/// skopeo, that the image manifest itself went up (issue 10 item 12): the
+/// version digest is `skopeo inspect --raw oci:<layout> | sha256sum` of the
+/// image manifest, the registry serves that digest under the tag, and a
+/// following `check` reports it. `oci_ref` is the `oci:` reference skopeo
+/// reads the layout by.
+fn one_image_layout_pushes_the_image(src: &Src, rel: &str, oci_ref: &str, what: &str) {
     let reg = support::registry::plain();
-    let src = Src::new(&[]);
-    let (_, layout) = prebuilt(reg, &src);
-    let repo = support::unique("put-image");
+    let repo = support::unique(&format!("put-layout-{what}"));
+    let mut source = reg.source(&repo);
+    source["tag"] = json!("2.0.0");
     let resp = support::cmd::run(
         "out",
         &[src.path()],
-        &json!({"source": reg.source(&repo), "params": {"image": "img/oc*", "version": "2.0"}}),
+        &json!({"source": source, "params": {"image": rel, "version": "2.0"}}),
         &[],
     )
     .expect_success()
     .json();
-    assert_eq!(resp["version"]["tag"], "2.0.0");
-    // One image without single-image-digest: index.json goes up byte for
-    // byte as an index (registry-image's rule), so its digest is the version.
-    let index_json = std::fs::read(layout.join("index.json")).expect("index.json");
+    assert_eq!(resp["version"]["tag"], "2.0.0", "{what}");
+    let raw = support::run_tool(Command::new("skopeo").args(["inspect", "--raw", oci_ref]));
+    let manifest: Value = serde_json::from_slice(&raw).expect("the layout's manifest is JSON");
+    assert!(
+        manifest.get("config").is_some() && manifest.get("manifests").is_none(),
+        "{what}: skopeo reads an image manifest from the layout: {manifest}"
+    );
+    let digest = sha256(&raw);
     assert_eq!(
         resp["version"]["digest"].as_str(),
-        Some(sha256(&index_json).as_str())
+        Some(digest.as_str()),
+        "{what}: the version is the image manifest's digest, not index.json's"
+    );
+    assert_ne!(
+        Some(sha256(
+            &std::fs::read(src.path().join(rel).join("index.json")).expect("index.json")
+        )),
+        resp["version"]["digest"].as_str().map(String::from),
+        "{what}"
     );
     assert_eq!(
         registry_digest(reg, &format!("{repo}:2.0.0")).as_deref(),
-        resp["version"]["digest"].as_str()
+        Some(digest.as_str()),
+        "{what}"
     );
-    assert_eq!(metadata(&resp, "platforms").as_deref(), Some("linux/amd64"));
+    let versions = support::cmd::run("check", &[], &json!({"source": source}), &[])
+        .expect_success()
+        .json();
+    assert_eq!(
+        versions,
+        json!([{"tag": "2.0.0", "digest": digest}]),
+        "{what}"
+    );
+    assert_eq!(
+        metadata(&resp, "platforms").as_deref(),
+        Some("linux/amd64"),
+        "{what}"
+    );
+}
+
+/// A one-image layout written by skopeo (`skopeo copy ... oci:dir:tag`).
+#[test]
+fn push_mode_pushes_the_image_of_a_one_image_layout_from_skopeo() {
+    let src = Src::new(&[]);
+    let (_, layout) = prebuilt(support::registry::plain(), &src);
+    let oci_ref = format!("oci:{}:t", layout.display());
+    one_image_layout_pushes_the_image(&src, "img/oci", &oci_ref, "skopeo");
+}
+
+/// A one-image layout written by umoci (`umoci init` + `new` + `insert`).
+#[test]
+fn push_mode_pushes_the_image_of_a_one_image_layout_from_umoci() {
+    let umoci = support::require_tool("umoci", "umoci");
+    let src = Src::new(&[("payload/hello.txt", "hello\n")]);
+    let layout = src.path().join("img/umoci");
+    let image = format!("{}:latest", layout.display());
+    support::run_tool(
+        Command::new(&umoci)
+            .arg("init")
+            .arg("--layout")
+            .arg(&layout),
+    );
+    support::run_tool(Command::new(&umoci).args(["new", "--image", &image]));
+    support::run_tool(
+        Command::new(&umoci)
+            .args(["insert", "--image", &image])
+            .arg(src.path().join("payload/hello.txt"))
+            .arg("/hello.txt"),
+    );
+    support::run_tool(Command::new(&umoci).args([
+        "config",
+        "--image",
+        &image,
+        "--os=linux",
+        "--architecture=amd64",
+    ]));
+    one_image_layout_pushes_the_image(&src, "img/umoci", &format!("oci:{image}"), "umoci");
+}
+
+/// A one-platform layout written by `buildctl --output type=oci` (unpacked
+/// from its tarball) on a standalone buildkitd, with `buildctl` from the
+/// same directory as `$BUILDKITD`.
+#[test]
+#[cfg_attr(
+    not(have_buildkitd),
+    ignore = "needs buildkitd and buildctl: set BUILDKITD or put them on PATH (as root)"
+)]
+fn push_mode_pushes_the_image_of_a_one_image_layout_from_buildctl() {
+    let binary = support::buildkitd::find();
+    let buildctl = binary
+        .parent()
+        .map(|d| d.join("buildctl"))
+        .filter(|p| p.is_file())
+        .or_else(|| support::which("buildctl"))
+        .expect("buildctl beside buildkitd or on PATH");
+    let daemon = support::buildkitd::Standalone::unix(&binary);
+    let src = Src::new(&[
+        ("ctx/Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+        ("ctx/hello.txt", "hello\n"),
+    ]);
+    let tarball = src.path().join("img/buildctl.tar");
+    let layout = src.path().join("img/buildctl");
+    std::fs::create_dir_all(&layout).expect("mkdir");
+    support::run_tool(
+        Command::new(&buildctl)
+            .args([
+                "--addr",
+                &daemon.address,
+                "build",
+                "--frontend",
+                "dockerfile.v0",
+            ])
+            .arg("--local")
+            .arg(format!("context={}", src.path().join("ctx").display()))
+            .arg("--local")
+            .arg(format!("dockerfile={}", src.path().join("ctx").display()))
+            .args(["--opt", "platform=linux/amd64", "--output"])
+            .arg(format!("type=oci,dest={}", tarball.display())),
+    );
+    support::run_tool(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&layout),
+    );
+    let oci_ref = format!("oci:{}", layout.display());
+    one_image_layout_pushes_the_image(&src, "img/buildctl", &oci_ref, "buildctl");
 }
 
 #[test]
@@ -794,6 +952,15 @@ fn params_errors_fail_before_any_daemon() {
             "invalid semantic version",
         ),
         (json!({"image": "missing/*.tar"}), "does not exist"),
+        // Semver mode (no source.tag) would report a version-like cache tag.
+        (
+            json!({"context": "src", "cache": true, "cache_tag": "1.2.3"}),
+            "cache_tag \"1.2.3\" is a version tag",
+        ),
+        (
+            json!({"context": "src", "cache": true, "cache_tag": "latest", "tag_as_latest": true}),
+            "is also a tag this put pushes",
+        ),
     ];
     for (params, expected) in cases {
         support::cmd::run(
@@ -900,4 +1067,43 @@ fn preloaded_images_with_a_tcp_daemon_fail_before_connecting() {
     )
     .expect_failure()
     .expect_stderr("cannot be used with the buildkitd at tcp://127.0.0.1:1");
+}
+
+/// issue 10 item 6: a `tcp://` buildkit_host that accepts connections and
+/// never answers fails `out` within `buildkit_timeout` with one message
+/// naming buildkit_host and the timeout; before, `out` hung with an empty
+/// stderr.
+#[test]
+fn a_silent_tcp_buildkit_host_fails_within_buildkit_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    // Accepts and holds every connection, sending nothing; ends with the
+    // test process.
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for sock in listener.incoming() {
+            open.push(sock);
+        }
+    });
+    let reg = support::registry::plain();
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    let mut source = reg.source("never-pushed");
+    source["buildkit_host"] = json!(format!("tcp://127.0.0.1:{port}"));
+    source["buildkit_timeout"] = json!("2s");
+    let start = std::time::Instant::now();
+    let run = support::cmd::run(
+        "out",
+        &[src.path()],
+        &json!({"source": source, "params": {"context": "src"}}),
+        &[],
+    );
+    run.expect_failure().expect_stderr(&format!(
+        "buildkit_host tcp://127.0.0.1:{port} did not answer within 2s"
+    ));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}:\n{}",
+        start.elapsed(),
+        run.details()
+    );
 }

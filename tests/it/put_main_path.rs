@@ -442,85 +442,24 @@ pub(crate) struct MtlsFiles {
     pub(crate) other_ca: PathBuf,
 }
 
-fn openssl(args: &[&str], dir: &Path) {
-    support::run_tool(
-        Command::new(support::require_tool("openssl", "openssl"))
-            .args(args)
-            .current_dir(dir),
-    );
-}
-
 pub(crate) fn make_mtls_files(dir: &Path) -> MtlsFiles {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    for ca in ["ca", "other-ca"] {
-        let mut args = vec!["req", "-x509"];
-        args.extend(ec);
-        let (key, crt, subj) = (
-            format!("{ca}.key"),
-            format!("{ca}.crt"),
-            format!("/CN=oci-build-resource {ca}"),
-        );
-        args.extend(["-keyout", &key, "-out", &crt, "-days", "2", "-subj", &subj]);
-        openssl(&args, dir);
-    }
-    for (name, ext) in [
-        (
-            "server",
-            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n{ext}"),
-        )
-        .expect("ext file");
-        let (key, csr, crt, extf, subj) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-            format!("/CN=oci-build-resource {name}"),
-        );
-        let mut args = vec!["req"];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(&args, dir);
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-days",
-                "2",
-                "-set_serial",
-                "7",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-extfile",
-                &extf,
-                "-out",
-                &crt,
-            ],
-            dir,
-        );
-    }
+    use oci_build_resource::testutil::certs;
+    let ca = certs::ca(dir, "ca");
+    let other_ca = certs::ca(dir, "other-ca");
+    let server = certs::leaf(
+        dir,
+        "server",
+        &ca,
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+    );
+    let client = certs::leaf(dir, "client", &ca, "extendedKeyUsage=clientAuth\n");
     MtlsFiles {
-        ca: dir.join("ca.crt"),
-        server: dir.join("server.crt"),
-        server_key: dir.join("server.key"),
-        client: dir.join("client.crt"),
-        client_key: dir.join("client.key"),
-        other_ca: dir.join("other-ca.crt"),
+        ca: ca.cert,
+        server: server.cert,
+        server_key: server.key,
+        client: client.cert,
+        client_key: client.key,
+        other_ca: other_ca.cert,
     }
 }
 

@@ -464,7 +464,7 @@ pub fn parse_cache_spec(param: &str, spec: &str) -> Result<CacheSpec> {
     }
 }
 
-fn validate_platform(param: &str, p: &str) -> Result<()> {
+pub(super) fn validate_platform(param: &str, p: &str) -> Result<()> {
     let parts: Vec<&str> = p.split('/').collect();
     let ok = (2..=3).contains(&parts.len())
         && parts

@@ -49,7 +49,7 @@ pub enum ParamsError {
         got: &'static str,
     },
     /// A path that does not exist.
-    #[error("param {param:?}: {} does not exist", path.display())]
+    #[error("param {param:?}: {} does not exist{}", path.display(), missing_path_hint(param))]
     MissingPath {
         /// The param.
         param: String,
@@ -107,5 +107,16 @@ pub(super) fn type_error(param: &str, expected: &'static str, got: &Value) -> Pa
         param: param.into(),
         expected,
         got: json_type(got),
+    }
+}
+
+/// docker-image's `tag` reads like a literal tag but names a file; say so
+/// where its file is missing, since that is how users find out.
+fn missing_path_hint(param: &str) -> &'static str {
+    if param == "tag" {
+        " (docker-image's `tag` is the path of a file that holds the tag, like `tag_file`; \
+         for a literal tag use `version` or source.tag)"
+    } else {
+        ""
     }
 }

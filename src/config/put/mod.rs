@@ -22,7 +22,9 @@ use serde_json::{Map, Value};
 mod access;
 mod build;
 mod errors;
-mod files;
+// Public for the fuzz targets (fuzz/targets/kv_files.rs).
+pub mod files;
+mod layers;
 mod params;
 mod tags;
 #[cfg(test)]
@@ -32,7 +34,8 @@ use access::{Decoder, glob_one};
 pub use build::parse_cache_spec;
 pub use errors::ParamsError;
 use errors::{Result, json_type};
-pub use params::known_names;
+pub use layers::{ConfigChanges, LayerSpec, LayersBase, LayersParams};
+pub use params::{is_known_name, known_names};
 pub use tags::validate_tag;
 
 /// A literal secret value (BuildKit `--secret` text), redacted in `Debug`.
@@ -164,6 +167,9 @@ pub enum Action {
         /// The one path the glob matched.
         image: PathBuf,
     },
+    /// Append layers built from the put's inputs to a base image, without
+    /// a daemon (`params.layers`).
+    Layers(Box<LayersParams>),
 }
 
 /// Tag inputs taken from params (the source's `tag`/`variant` join them in
@@ -247,23 +253,41 @@ impl Decoder<'_> {
                 "param {name:?} is ignored: builds always use BuildKit and pushes always go to the source repository"
             ));
         }
-        let action = match image {
-            Some(image) => {
-                let obt_build = self.map.keys().find(|k| params::is_obt_build_key(k));
-                if let Some(name) = params::build_only_names()
-                    .find(|n| self.is_set(n))
-                    .map(str::to_string)
-                    .or(obt_build.cloned())
-                {
-                    return Err(ParamsError::Conflict {
-                        first: image.0,
-                        second: name,
-                        what: "what to push (a prebuilt image, or a build)".into(),
-                    });
-                }
-                Action::Push { image: image.1 }
+        let layers = self.one_of(&params::LAYERS)?;
+        if let (Some((first, _)), Some(second)) = (&image, layers) {
+            return Err(ParamsError::Conflict {
+                first: first.clone(),
+                second: second.into(),
+                what: "what to push (a prebuilt image, or layers on a base image)".into(),
+            });
+        }
+        let not_built = image
+            .as_ref()
+            .map(|(name, _)| name.clone())
+            .or(layers.map(String::from));
+        if let Some(first) = not_built {
+            let obt_build = self.map.keys().find(|k| params::is_obt_build_key(k));
+            if let Some(name) = params::build_only_names()
+                .find(|n| self.is_set(n))
+                .map(str::to_string)
+                .or(obt_build.cloned())
+            {
+                let what = if layers.is_some() {
+                    "what to push (layers on a base image, or a build)"
+                } else {
+                    "what to push (a prebuilt image, or a build)"
+                };
+                return Err(ParamsError::Conflict {
+                    first,
+                    second: name,
+                    what: what.into(),
+                });
             }
-            None => Action::Build(Box::new(self.build()?)),
+        }
+        let action = match (image, layers) {
+            (Some(image), _) => Action::Push { image: image.1 },
+            (None, Some(name)) => Action::Layers(Box::new(self.layers(name)?)),
+            (None, None) => Action::Build(Box::new(self.build()?)),
         };
         Ok(PutParams {
             action,

@@ -194,6 +194,7 @@ pub(super) const IMAGE: Param = any(
         DockerImage("load_file"),
     ],
 );
+pub(super) const LAYERS: Param = any("the layers to append", &[Typed("layers")]);
 // docker-image's own settings.
 pub(super) const CACHE_TAG: Param = build("the cache tag", &[DockerImage("cache_tag")]);
 pub(super) const LOAD_BASE: Param = build("a base image", &[DockerImage("load_base")]);
@@ -231,6 +232,7 @@ pub(super) const ALL: &[Param] = &[
     VERSION,
     BUMP_ALIASES,
     IMAGE,
+    LAYERS,
     CACHE_TAG,
     LOAD_BASE,
     LOAD_BASES,
@@ -388,4 +390,11 @@ fn suggest(name: &str) -> Option<String> {
 /// Every param name we accept (for docs and tests).
 pub fn known_names() -> BTreeSet<&'static str> {
     accepted_names().into_iter().collect()
+}
+
+/// Whether `name` is a param we accept: a fixed name in any of the three
+/// spellings, or a member of an oci-build-task family (`BUILD_ARG_<key>`).
+/// The README test (tests/it/readme.rs) checks every example key with it.
+pub fn is_known_name(name: &str) -> bool {
+    accepted_names().contains(&name) || in_family(name)
 }

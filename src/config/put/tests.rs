@@ -428,6 +428,24 @@ fn tags_from_files_with_prefix() {
 }
 
 #[test]
+fn docker_image_tag_param_is_a_file_and_its_error_says_so() {
+    let f = Fixture::new();
+    let msg = f
+        .decode(json!({"context": "src", "tag": "v1.2.3"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("does not exist") && msg.contains("path of a file that holds the tag"),
+        "{msg}"
+    );
+    let msg = f
+        .decode(json!({"context": "src", "tag_file": "v1.2.3"}))
+        .unwrap_err()
+        .to_string();
+    assert!(!msg.contains("holds the tag"), "{msg}");
+}
+
+#[test]
 fn push_mode() {
     let f = Fixture::new();
     f.file("built/image.tar", "x");
@@ -617,4 +635,54 @@ fn file_contents_are_quoted_by_a_short_excerpt_only() {
         assert!(!err.contains("longtail"), "{params}: quoted whole: {err}");
         assert!(!err.contains('\u{1b}'), "{params}: unescaped: {err}");
     }
+}
+
+#[test]
+fn layers_mode_decodes_defaults_and_get_directories() {
+    let f = Fixture::new();
+    f.file("site/index.html", "x")
+        .file("base/image.tar", "not read here");
+    let decode = |params: Value| match f.decode(params).unwrap().action {
+        Action::Layers(l) => *l,
+        other => panic!("expected layers, got {other:?}"),
+    };
+    let l = decode(json!({"layers": {
+        "base": "127.0.0.1:5000/web/nginx@sha256:".to_string() + &"a".repeat(64),
+        "add": [{"src": "site", "dest": "/usr/share/nginx/html/", "owner": "101", "mode": "0o640"}],
+        "config": {"env": ["A=1"], "exposed_ports": ["53/udp", 80]},
+    }}));
+    assert_eq!(
+        l.base,
+        LayersBase::Reference {
+            repository: "127.0.0.1:5000/web/nginx".into(),
+            reference: format!("sha256:{}", "a".repeat(64)),
+        }
+    );
+    let add = &l.add[0];
+    assert_eq!(add.src, f.path("site"));
+    assert_eq!(add.dest, "usr/share/nginx/html");
+    assert_eq!(
+        (add.uid, add.gid, add.mode, add.dir_mode),
+        (101, 101, Some(0o640), None)
+    );
+    assert_eq!((l.source_date_epoch, add.mtime), (0, 0));
+    assert_eq!(l.config.env, [("A".to_string(), "1".to_string())]);
+    assert_eq!(l.config.exposed_ports, ["53/udp", "80/tcp"]);
+
+    let l = decode(
+        json!({"layers": {"base_image": "base", "add": [{"src": "site/index.html", "dest": "/i.html", "mtime": "7"}]}}),
+    );
+    assert_eq!(l.base, LayersBase::Local(f.path("base/image.tar")));
+    assert_eq!(l.add[0].mtime, 7);
+    let l = decode(json!({"layers": {"base": "busybox", "add": [{"src": "site", "dest": "/"}]}}));
+    assert!(matches!(&l.base, LayersBase::Reference { reference, .. } if reference == "latest"));
+
+    let err = f
+        .decode(json!({"layers": {"base": "b", "add": [{"src": "site/index.html", "dest": "/"}]}}))
+        .unwrap_err();
+    assert!(err.to_string().contains("layers.add[0].dest"), "{err}");
+    let err = f
+        .decode(json!({"image": "base/image.tar", "layers": {"base": "b"}}))
+        .unwrap_err();
+    assert!(err.to_string().contains("keep only one"), "{err}");
 }

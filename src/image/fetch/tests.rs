@@ -358,50 +358,9 @@ async fn platform_children_are_selected_and_oci_layout_keeps_the_index() {
     assert_eq!(report.blobs, 2 * 3);
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(all(have_skopeo, have_umoci)),
-    ignore = "needs skopeo and umoci on PATH"
-)]
-async fn oci_layout_of_a_single_image_satisfies_skopeo_and_umoci() {
-    let f = three_layer_image_with(false).await;
-    let dest = f.dest();
-    download(
-        f.source.clone(),
-        &dest,
-        &options(&f.digest, Format::OciLayout),
-    )
-    .await
-    .unwrap();
-    let oci = dest.join("oci");
-    assert_eq!(
-        std::fs::read_to_string(oci.join("single-image-digest")).unwrap(),
-        f.digest
-    );
-    assert_eq!(verify(&oci).unwrap().images, 1);
-    let mut left: Vec<_> = std::fs::read_dir(&dest)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["oci"], "no labels or metadata for oci-layout");
-
-    let out = run(Command::new("skopeo")
-        .arg("inspect")
-        .arg(format!("oci:{}", oci.display())));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["Digest"], f.digest.as_str());
-    assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
-    let bundle = f.tmp.path().join("umoci-bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:latest", oci.display()))
-        .arg(&bundle));
-    assert_eq!(
-        std::fs::read_to_string(bundle.join("rootfs/etc/three")).unwrap(),
-        "3"
-    );
-}
+// The single-image oci-layout (index wrapper, `single-image-digest`, no
+// other files, readable by skopeo) is checked end to end by
+// `tests/it/get.rs` `oci_layout_of_a_single_image_wraps_it_in_an_index`.
 
 #[tokio::test]
 #[cfg_attr(not(have_skopeo), ignore = "needs skopeo on PATH")]

@@ -840,3 +840,33 @@ fn truncated_entries_are_still_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// issue 10 item 10: control characters in entry names (an ANSI sequence,
+/// a newline that would forge an `error:` line) reach no error message raw,
+/// whichever way the entry fails.
+#[test]
+fn control_characters_in_entry_names_are_escaped_in_errors() {
+    let hostile = "\u{1b}[2J\nerror: forged\r";
+    let cases = [
+        // A `..` component: refused as unsafe.
+        Layer::new().file(&format!("../{hostile}"), b"x").bytes(),
+        // A file as parent: the unpack step fails on the entry.
+        Layer::new()
+            .file(hostile, b"x")
+            .file(&format!("{hostile}/child"), b"y")
+            .bytes(),
+        // A symlink loop under the hostile name.
+        Layer::new()
+            .symlink(hostile, "b")
+            .symlink("b", hostile)
+            .file(&format!("{hostile}/x"), b"x")
+            .bytes(),
+    ];
+    for layer in cases {
+        let w = World::new();
+        let err = crate::error::chain(&w.apply(&[layer]).unwrap_err());
+        assert!(!err.chars().any(char::is_control), "raw control in {err:?}");
+        assert!(err.contains("\\u{1b}[2J"), "{err}");
+        w.assert_outside_untouched();
+    }
+}

@@ -3,8 +3,6 @@
 //! `#[cfg_attr(not(have_buildkitd), ignore = ...)]` (build.rs sets the cfg when
 //! it finds one, and always under `CI=true`), and fail here when it is gone.
 
-use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,17 +113,11 @@ impl Standalone {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        // SAFETY: prctl is async-signal-safe; a test binary killed by a signal
-        // must not leave its daemons running.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("starting buildkitd");
+        // A test binary killed by a signal must not leave its daemons
+        // running (see `src/process.rs`).
+        oci_build_resource::process::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
+        let child = oci_build_resource::process::on_spawner_thread(move || cmd.spawn())
+            .expect("starting buildkitd");
         Standalone {
             address,
             socket: None,

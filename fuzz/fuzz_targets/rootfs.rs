@@ -1,0 +1,9 @@
+//! `cargo +nightly fuzz run rootfs`: see targets/rootfs.rs for the input format
+//! and what is asserted.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../targets/mod.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::rootfs::run(data));

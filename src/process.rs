@@ -1,0 +1,114 @@
+//! Child processes that die with us: the embedded buildkitd
+//! (`src/buildkit/daemon.rs`) and the services the tests start
+//! (`src/testutil/process.rs`).
+//!
+//! A child gets `PR_SET_PDEATHSIG` ([`die_with_parent`]) so that it is
+//! signalled when we die, even by SIGKILL. That signal fires when the
+//! *thread* that forked the child ends, not the process, and tokio (or a
+//! test harness) may end its threads at will, so every such child is forked
+//! from one dedicated thread that lives as long as the process
+//! ([`on_spawner_thread`]).
+
+use std::os::unix::process::CommandExt;
+use std::sync::{Mutex, OnceLock, mpsc};
+
+use nix::sys::signal::Signal;
+
+/// Makes the child of `cmd` receive `signal` when the thread that forks it
+/// ends. Fork from [`on_spawner_thread`] so that this means "when this
+/// process ends". If we died before the child set this up, the spawn fails
+/// (ESRCH) rather than leaving a child nobody will stop.
+pub fn die_with_parent(cmd: &mut std::process::Command, signal: Signal) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: between fork and exec only async-signal-safe syscalls run
+    // (prctl, getppid), and nothing allocates.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(signal)?;
+            // We may have died before prctl took effect; then nobody would
+            // ever stop the child.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one thread that forks every child tied to this
+/// process (see the module docs), and returns its result.
+pub fn on_spawner_thread<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let sender = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("starting the child spawner thread");
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(job());
+    });
+    sender
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job)
+        .expect("the child spawner thread is alive");
+    rx.recv().expect("the child spawner thread ran the job")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_run_on_one_long_lived_thread() {
+        let first = on_spawner_thread(|| std::thread::current().id());
+        let second = std::thread::spawn(|| on_spawner_thread(|| std::thread::current().id()))
+            .join()
+            .unwrap();
+        assert_eq!(first, second);
+        assert_ne!(first, std::thread::current().id());
+    }
+
+    /// A child forked from a short-lived thread is signalled when that
+    /// thread ends; one forked from the spawner thread outlives it.
+    #[test]
+    fn children_die_with_their_forking_thread_unless_it_is_the_spawner() {
+        use std::os::unix::process::ExitStatusExt;
+        let sleeper = || {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            die_with_parent(&mut cmd, Signal::SIGKILL);
+            cmd
+        };
+        let mut cmd = sleeper();
+        let mut short = std::thread::spawn(move || cmd.spawn().unwrap())
+            .join()
+            .unwrap();
+        let status = short.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+
+        let cmd = sleeper();
+        let mut long = std::thread::spawn(move || {
+            on_spawner_thread(move || {
+                let mut cmd = cmd;
+                cmd.spawn().unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(long.try_wait().unwrap().is_none(), "killed with its caller");
+        long.kill().unwrap();
+        long.wait().unwrap();
+    }
+}

@@ -1,0 +1,259 @@
+//! Long-lived helper processes and scratch directories of one test binary.
+//!
+//! Services (registries, dockerd) are started once per test binary and shared
+//! by all tests, so they outlive any single test thread. Two things make sure
+//! nothing is left behind when `cargo test` ends:
+//! - a `libc::atexit` handler stops every registered pid (SIGTERM, then
+//!   SIGKILL after a grace period) and removes the scratch root; `exit()` runs
+//!   it both on success and on the harness' `process::exit(101)`. A `Drop` on a
+//!   static would never run.
+//! - each child gets `PR_SET_PDEATHSIG = SIGTERM`, so a test binary killed by a
+//!   signal still takes its services down; it is forked from the library's
+//!   one long-lived spawner thread, as the embedded buildkitd is (see
+//!   `src/process.rs`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once, OnceLock};
+use std::time::{Duration, Instant};
+
+/// What the exit handler must undo, in reverse order of registration.
+enum Cleanup {
+    Pid(i32),
+    Path(PathBuf),
+}
+
+static CLEANUP: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+static ATEXIT: Once = Once::new();
+
+fn register(entry: Cleanup) {
+    ATEXIT.call_once(|| {
+        // SAFETY: `cleanup_at_exit` is a plain `extern "C" fn()` that never unwinds.
+        let rc = unsafe { libc::atexit(cleanup_at_exit) };
+        assert_eq!(rc, 0, "registering the test-world exit handler");
+    });
+    CLEANUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(entry);
+}
+
+/// Removes `path` (file or directory tree) when the test binary exits.
+pub fn remove_at_exit(path: &Path) {
+    register(Cleanup::Path(path.to_path_buf()));
+}
+
+extern "C" fn cleanup_at_exit() {
+    let entries = std::mem::take(&mut *CLEANUP.lock().unwrap_or_else(|p| p.into_inner()));
+    let pids: Vec<i32> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Cleanup::Pid(pid) => Some(*pid),
+            Cleanup::Path(_) => None,
+        })
+        .collect();
+    for pid in &pids {
+        // SAFETY: plain syscall on a pid this process forked and has not reaped.
+        unsafe { libc::kill(*pid, libc::SIGTERM) };
+    }
+    // dockerd needs a few seconds to stop containerd and unmount its layers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut alive = pids;
+    while !alive.is_empty() && Instant::now() < deadline {
+        alive.retain(|pid| {
+            let mut status = 0;
+            // SAFETY: as above; WNOHANG never blocks.
+            let rc = unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) };
+            rc == 0
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in alive {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    for entry in entries.iter().rev() {
+        if let Cleanup::Path(path) = entry {
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+    }
+}
+
+/// The per-run scratch root: `$TMPDIR/oci-it-<pid>`, removed at exit.
+pub fn scratch_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        remove_stale_roots();
+        let root = std::env::temp_dir().join(format!("oci-it-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("creating the test scratch root");
+        remove_at_exit(&root);
+        root
+    })
+}
+
+/// File in the scratch root listing paths outside it that the run created.
+const OUTSIDE_PATHS: &str = "outside-paths";
+
+/// Removes `path` (a directory outside the scratch root) at exit, and records
+/// it so that a later run removes it if this one is killed.
+pub fn remove_with_root(path: &Path) {
+    use std::io::Write;
+    let list = scratch_root().join(OUTSIDE_PATHS);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+    {
+        let _ = writeln!(file, "{}", path.display());
+    }
+    remove_at_exit(path);
+}
+
+/// Removes scratch roots of earlier test binaries that were killed (their
+/// exit handler never ran); their services died with them (PDEATHSIG).
+fn remove_stale_roots() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("oci-it-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            // Paths outside the root it registered (see `remove_with_root`).
+            if let Ok(list) = std::fs::read_to_string(entry.path().join(OUTSIDE_PATHS)) {
+                for path in list.lines() {
+                    let _ = std::fs::remove_dir_all(path);
+                }
+            }
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A fresh directory under [`scratch_root`], named after `name`.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = scratch_root().join(format!("{safe}-{n}"));
+    std::fs::create_dir_all(&dir).expect("creating a scratch dir");
+    dir
+}
+
+/// A service process: output goes to `log`, stopped at exit.
+pub struct Service {
+    /// What it is, for messages.
+    pub name: String,
+    /// Its combined stdout/stderr.
+    pub log: PathBuf,
+    child: Mutex<Child>,
+}
+
+impl Service {
+    /// Starts `cmd` with its output in `log`, tied to this process' life.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> io::Result<Service> {
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        crate::process::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
+        let child = crate::process::on_spawner_thread(move || cmd.spawn())?;
+        register(Cleanup::Pid(child.id() as i32));
+        Ok(Service {
+            name: name.to_string(),
+            log,
+            child: Mutex::new(child),
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
+    }
+
+    /// `Some(status text)` once the process has exited.
+    pub fn exited(&self) -> Option<String> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                // Reaped: its pid may be reused, so the exit handler must not signal it.
+                let pid = child.id() as i32;
+                CLEANUP
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|e| !matches!(e, Cleanup::Pid(p) if *p == pid));
+                Some(status.to_string())
+            }
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown ({e})")),
+        }
+    }
+
+    /// The last `lines` lines of the log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Polls `ready` until it is true, the process dies, or `timeout` passes.
+    pub fn wait_ready(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "{} exited ({status}) before it was ready; log:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} not ready after {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
