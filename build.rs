@@ -54,6 +54,8 @@ const TEST_TOOLS: &[(&str, &[&str], bool)] = &[
     ("openssl", &["openssl"], false),
     ("htpasswd", &["htpasswd"], false),
     ("ssh_tools", &["ssh-agent", "ssh-add", "ssh-keygen"], false),
+    // An OpenSSH server for `ssh://` build hosts; it lets root in, so root.
+    ("sshd", &["sshd", "ssh", "ssh-keygen"], true),
     ("root", &[], true),
     // Rootless embedded buildkitd (tests/it/put_rootless.rs): case (b) runs
     // `out` under util-linux `unshare --map-users`, case (c) under
@@ -159,7 +161,8 @@ fn test_tool_cfgs() {
 }
 
 /// Whether `tool` is an executable file on `PATH` (`buildkitd`: or at
-/// `$BUILDKITD`, as tests/it/support/buildkitd.rs looks for it).
+/// `$BUILDKITD`, as tests/it/support/buildkitd.rs looks for it; `sshd`: or
+/// at `/usr/sbin/sshd`).
 fn on_path(tool: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &std::path::Path| {
@@ -170,6 +173,11 @@ fn on_path(tool: &str) -> bool {
         && let Some(path) = std::env::var_os("BUILDKITD").filter(|p| !p.is_empty())
     {
         return executable(std::path::Path::new(&path));
+    }
+    // Debian's sshd, in /usr/sbin, which a user's PATH may lack
+    // (tests/it/support/sshd.rs runs it by that path).
+    if tool == "sshd" && executable(std::path::Path::new("/usr/sbin/sshd")) {
+        return true;
     }
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(tool))))

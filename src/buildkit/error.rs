@@ -109,6 +109,26 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The ssh client behind an `ssh://` address failed (its own words:
+    /// host key, authentication, connection or remote command errors).
+    #[error("the ssh connection to {address} failed: {message}")]
+    Ssh {
+        /// The `ssh://` address.
+        address: String,
+        /// What ssh (or the remote dial-stdio command) reported.
+        message: String,
+    },
+    /// The local side of an `ssh://` tunnel could not be set up.
+    #[error("setting up the ssh tunnel to {address}: {what}")]
+    SshSetup {
+        /// The `ssh://` address.
+        address: String,
+        /// The step that failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The Docker Engine API answered with an error.
     #[error("{what}: engine answered {status}: {message}")]
     DockerApi {

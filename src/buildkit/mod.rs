@@ -1,6 +1,6 @@
 //! A BuildKit client written from BuildKit's wire protocol: connect to a
 //! daemon (buildkitd on unix/TCP+mTLS, or a Docker Engine's built-in
-//! BuildKit), probe it, and run a `dockerfile.v0` solve with a session that
+//! BuildKit, either also over `ssh://`), probe it, and run a `dockerfile.v0` solve with a session that
 //! uploads local directories, answers credential/secret/ssh requests and
 //! receives exporter tarballs, while progress is printed to stderr.
 //!
@@ -56,6 +56,7 @@ pub mod progress;
 pub mod proto;
 mod request;
 mod session;
+mod ssh;
 mod transport;
 
 pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
@@ -68,4 +69,5 @@ pub use request::{
     SolveRequest, SshKind, SshSource,
 };
 pub use session::SessionTunnel;
+pub use ssh::{SshCredentials, SshTarget, SshTunnel};
 pub use transport::{Address, DEFAULT_DOCKER_SOCKET, TlsConfig};

@@ -1,7 +1,9 @@
 //! Where the BuildKit daemon is and how to open a gRPC channel to it: a
 //! buildkitd unix socket, TCP with optional mutual TLS, or the BuildKit built
 //! into a Docker Engine, reached through the Engine API's `POST /grpc` (an
-//! HTTP/1.1 upgrade to cleartext HTTP/2 on the Engine's unix socket).
+//! HTTP/1.1 upgrade to cleartext HTTP/2 on the Engine's unix socket), or
+//! either of the last two on another host over `ssh://` (through the local
+//! socket of an [`SshTunnel`](super::SshTunnel), `src/buildkit/ssh.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
+use super::ssh::SshTarget;
 use super::{Error, Secret};
 
 /// Default Docker Engine socket for `docker://` without a path.
@@ -57,6 +60,10 @@ pub enum Address {
     },
     /// `docker://<socket path>`: a Docker Engine's built-in BuildKit.
     DockerEngine(PathBuf),
+    /// `ssh://[user@]host[:port][/socket]`: a Docker Engine (no path) or a
+    /// buildkitd (its socket path) on another host, dialled through an
+    /// [`SshTunnel`](super::SshTunnel).
+    Ssh(SshTarget),
 }
 
 impl std::fmt::Display for Address {
@@ -68,13 +75,15 @@ impl std::fmt::Display for Address {
             }
             Address::Tcp { host, port, .. } => write!(f, "tcp://{host}:{port}"),
             Address::DockerEngine(p) => write!(f, "docker://{}", p.display()),
+            Address::Ssh(target) => target.fmt(f),
         }
     }
 }
 
 impl Address {
-    /// Parses `unix://path`, `tcp://host:port` or `docker://path`. `tls` is
-    /// only accepted with `tcp://`.
+    /// Parses `unix://path`, `tcp://host:port`, `docker://path` or
+    /// `ssh://[user@]host[:port][/socket]`. `tls` is only accepted with
+    /// `tcp://`.
     pub fn parse(text: &str, tls: Option<TlsConfig>) -> Result<Address, Error> {
         let invalid = |reason: &str| Error::InvalidAddress {
             address: text.to_owned(),
@@ -82,7 +91,7 @@ impl Address {
         };
         let (scheme, rest) = text
             .split_once("://")
-            .ok_or_else(|| invalid("expected unix://, tcp:// or docker://"))?;
+            .ok_or_else(|| invalid("expected unix://, tcp://, docker:// or ssh://"))?;
         if scheme != "tcp" && tls.is_some() {
             return Err(invalid("tls settings apply only to tcp:// addresses"));
         }
@@ -119,9 +128,10 @@ impl Address {
                     tls,
                 }
             }
+            "ssh" => Address::Ssh(SshTarget::parse(rest).map_err(invalid)?),
             _ => {
                 return Err(invalid(
-                    "unsupported scheme (use unix://, tcp:// or docker://)",
+                    "unsupported scheme (use unix://, tcp://, docker:// or ssh://)",
                 ));
             }
         };
@@ -136,12 +146,20 @@ impl Address {
         }
     }
 
-    /// The Engine socket for `docker://` addresses.
+    /// The Engine API socket: the `docker://` path, or the tunnel's local
+    /// socket for an `ssh://` Engine.
     pub fn docker_socket(&self) -> Option<&Path> {
         match self {
             Address::DockerEngine(p) => Some(p),
+            Address::Ssh(target) if target.is_engine() => target.tunnel.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the daemon is on another host, where this container's
+    /// loopback (preloaded images are served there) is not ours.
+    pub fn is_remote_host(&self) -> bool {
+        matches!(self, Address::Tcp { .. } | Address::Ssh(_))
     }
 }
 
@@ -157,7 +175,21 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
     // "too_many_pings", which would kill builds with long silent steps.
     let local =
         || Endpoint::from_static("http://localhost").connect_timeout(Duration::from_secs(10));
-    match address {
+    let socket = match address {
+        Address::Ssh(target) => {
+            let tunnel = target.tunnel.clone().ok_or_else(|| Error::InvalidAddress {
+                address: address.to_string(),
+                reason: "ssh:// needs source.buildkit_ssh (private_key and known_hosts)".into(),
+            })?;
+            if target.is_engine() {
+                Address::DockerEngine(tunnel)
+            } else {
+                Address::Unix(tunnel)
+            }
+        }
+        other => other.clone(),
+    };
+    match &socket {
         Address::Unix(path) => {
             let path = path.clone();
             local()
@@ -181,6 +213,7 @@ pub(crate) async fn connect(address: &Address) -> Result<Channel, Error> {
                 .await
                 .map_err(|e| fail(Box::new(e)))
         }
+        Address::Ssh(_) => unreachable!("an ssh:// address dials its tunnel's socket"),
         Address::Tcp { host, port, tls } => {
             let authority = if host.contains(':') {
                 format!("[{host}]:{port}")
@@ -292,6 +325,13 @@ mod tests {
             Address::parse("docker://", None).expect("docker default"),
             Address::DockerEngine(DEFAULT_DOCKER_SOCKET.into())
         );
+        let ssh =
+            Address::parse("ssh://b@build-1:2222/run/buildkit/buildkitd.sock", None).expect("ssh");
+        assert_eq!(
+            ssh.to_string(),
+            "ssh://b@build-1:2222/run/buildkit/buildkitd.sock"
+        );
+        assert!(ssh.is_remote_host() && ssh.docker_socket().is_none());
         assert_eq!(
             Address::parse("tcp://[::1]:1234", None).expect("v6"),
             Address::Tcp {
@@ -322,7 +362,8 @@ mod tests {
             "tcp://host",
             "tcp://:12",
             "tcp://h:99999",
-            "ssh://x",
+            "ssh://",
+            "ssh://u:pw@x",
             "unix://",
         ] {
             assert!(Address::parse(bad, None).is_err(), "{bad}");

@@ -18,8 +18,8 @@ pub use crate::secret::Secret;
 pub use decode::DecodeError;
 pub use get::{Format, GetParams};
 pub use source::{
-    BuildkitTls, CheckMode, DOCKER_HUB_HOST, Platform, RegistryCredentials, RegistryMirror,
-    Repository, Source,
+    BuildkitSsh, BuildkitTls, CheckMode, DOCKER_HUB_HOST, Platform, RegistryCredentials,
+    RegistryMirror, Repository, Source,
 };
 
 /// A request or source setting that is well-formed JSON but not acceptable.

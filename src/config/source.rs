@@ -34,6 +34,8 @@ const BUILDKIT_TLS: Shape = Shape::Object(&[
     ("key", Shape::Secret),
     ("server_name", Shape::Leaf),
 ]);
+const BUILDKIT_SSH: Shape =
+    Shape::Object(&[("private_key", Shape::Secret), ("known_hosts", Shape::Leaf)]);
 const CONTENT_TRUST: Shape = Shape::Object(&[
     ("server", Shape::Leaf),
     ("repository_key_id", Shape::Leaf),
@@ -80,6 +82,7 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("content_trust", CONTENT_TRUST),
     ("buildkit_host", Shape::Leaf),
     ("buildkit_tls", BUILDKIT_TLS),
+    ("buildkit_ssh", BUILDKIT_SSH),
     ("additional_registries", Shape::List(&CREDENTIALS)),
     ("registry_timeout", Shape::Leaf),
     ("buildkit_timeout", Shape::Leaf),
@@ -150,10 +153,20 @@ struct RawSource {
     #[serde(default)]
     buildkit_host: String,
     buildkit_tls: Option<RawBuildkitTls>,
+    buildkit_ssh: Option<RawBuildkitSsh>,
     #[serde(default)]
     additional_registries: Vec<RawCredentials>,
     registry_timeout: Option<Value>,
     buildkit_timeout: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuildkitSsh {
+    #[serde(default)]
+    private_key: Secret,
+    #[serde(default)]
+    known_hosts: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +258,16 @@ pub struct BuildkitTls {
     pub server_name: Option<String>,
 }
 
+/// `buildkit_ssh`: the identity and host keys for an `ssh://` buildkit_host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildkitSsh {
+    /// Private key (OpenSSH or PEM text), unencrypted.
+    pub private_key: Secret,
+    /// known_hosts lines for the host (`[host]:port key` for a port other
+    /// than 22); empty means no host is trusted, so the connection fails.
+    pub known_hosts: String,
+}
+
 /// What check follows, decided by which of `tag`/`tag_regex` are set.
 #[derive(Debug, Clone)]
 pub enum CheckMode {
@@ -298,6 +321,8 @@ pub struct Source {
     pub buildkit_host: Option<String>,
     /// `buildkit_tls` (put only).
     pub buildkit_tls: Option<BuildkitTls>,
+    /// `buildkit_ssh` (put only).
+    pub buildkit_ssh: Option<BuildkitSsh>,
     /// `additional_registries` (put only).
     pub additional_registries: Vec<RegistryCredentials>,
     /// `registry_timeout`: idle-read timeout of registry requests; `None`
@@ -431,6 +456,10 @@ impl Source {
             debug: raw.debug,
             buildkit_host: non_empty(raw.buildkit_host),
             buildkit_tls,
+            buildkit_ssh: raw.buildkit_ssh.map(|s| BuildkitSsh {
+                private_key: s.private_key,
+                known_hosts: s.known_hosts,
+            }),
             additional_registries,
             registry_timeout: duration("source.registry_timeout", raw.registry_timeout)?,
             buildkit_timeout: duration("source.buildkit_timeout", raw.buildkit_timeout)?,
@@ -716,6 +745,12 @@ mod tests {
             "Some(<redacted>)"
         );
         assert_eq!(s.additional_registries[0].host, "r");
+        let s = source(json!({"repository": "a", "buildkit_host": "ssh://u@b",
+            "buildkit_ssh": {"private_key": "PRIVATE", "known_hosts": "b ssh-ed25519 AAAA"}}))
+        .unwrap();
+        let ssh = s.buildkit_ssh.unwrap();
+        assert_eq!(ssh.known_hosts, "b ssh-ed25519 AAAA");
+        assert!(!format!("{ssh:?}").contains("PRIVATE"));
     }
 
     #[test]

@@ -37,8 +37,8 @@ use super::rootless::{Mode, Rootless};
 pub enum DaemonError {
     /// No address configured and no `buildkitd` to run.
     #[error(
-        "no BuildKit daemon to build with: set source.buildkit_host (unix:///path, tcp://host:port or \
-         docker:///var/run/docker.sock), set BUILDKIT_HOST, or run this resource from an image with \
+        "no BuildKit daemon to build with: set source.buildkit_host (unix:///path, tcp://host:port, \
+         docker:///var/run/docker.sock or ssh://user@host), set BUILDKIT_HOST, or run this resource from an image with \
          `buildkitd` on PATH (the resource image has it) to use the embedded daemon"
     )]
     NotConfigured,

@@ -94,7 +94,7 @@ pub enum Error {
     /// Preloaded images that a remote daemon cannot reach.
     #[error(
         "{params} cannot be used with the buildkitd at {address}: their images are served on this \
-         container's 127.0.0.1, which a daemon reached over TCP cannot reach; push them to a registry and \
+         container's 127.0.0.1, which a daemon reached over TCP or ssh cannot reach; push them to a registry and \
          name them in FROM/build_args, or build on the embedded buildkitd or a unix:// or docker:// socket \
          on this host"
     )]

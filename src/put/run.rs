@@ -3,7 +3,10 @@
 //!
 //! Daemon choice: `source.buildkit_host`, else `$BUILDKIT_HOST`, else the
 //! embedded buildkitd (when `buildkitd` is on PATH), else an error naming
-//! those three options. On a standalone buildkitd the image goes straight
+//! those three options. An `ssh://` host is reached through an
+//! [`SshTunnel`](buildkit::SshTunnel) opened with `source.buildkit_ssh`, whose
+//! local socket then serves as the Engine or buildkitd socket; when ssh
+//! failed under a failed build, ssh's reason is the error. On a standalone buildkitd the image goes straight
 //! from BuildKit to the registry by digest (credentials served from the
 //! session); on a Docker Engine it is built into the Engine's store, read
 //! back as a docker-save stream and pushed by us. Either way the manifest is
@@ -42,6 +45,8 @@ pub struct Built {
 /// The daemon we talk to; the embedded one stops when this drops.
 enum Daemon {
     Remote(Address),
+    /// An `ssh://` host, through the tunnel's local socket.
+    Ssh(buildkit::SshTunnel),
     Embedded(EmbeddedDaemon),
 }
 
@@ -65,6 +70,7 @@ pub async fn build_and_push(
     let mut daemon = choose_daemon(source, daemon_params, params, work_dir)?;
     let address = match &mut daemon {
         Daemon::Remote(a) => a.clone(),
+        Daemon::Ssh(t) => t.address().clone(),
         Daemon::Embedded(d) => {
             let ready = match race(d.wait_ready(buildkit::daemon::answers), interrupt).await {
                 Raced::Done(r) => r,
@@ -84,6 +90,13 @@ pub async fn build_and_push(
         Raced::Done(r) => r,
         Raced::Interrupted(signal) => return Err(abort(daemon, signal).await),
     };
+    if let (Err(e), Daemon::Ssh(tunnel)) = (&result, &daemon)
+        && let Some(ssh) = tunnel.failure_error()
+    {
+        // The gRPC layer only saw the connection close; ssh said why.
+        tracing::debug!("the build over ssh failed with: {e}");
+        return Err(Error::from(ssh).into());
+    }
     if let Daemon::Embedded(d) = daemon {
         if result.is_err() {
             tracing::warn!(
@@ -117,6 +130,10 @@ async fn abort(daemon: Daemon, signal: &'static str) -> crate::Error {
     let cleanup = match daemon {
         Daemon::Embedded(d) => d.shutdown().await,
         Daemon::Remote(address) => format!("cancelled the build on {address}"),
+        Daemon::Ssh(tunnel) => format!(
+            "cancelled the build on {} and closed its ssh connections",
+            tunnel.address()
+        ),
     };
     crate::Error::Interrupted { signal, cleanup }
 }
@@ -152,14 +169,12 @@ fn choose_daemon(
             key: t.key.as_ref().map(|k| buildkit::Secret::new(k.expose())),
             server_name: t.server_name.clone(),
         });
-        return Ok(Daemon::Remote(
-            Address::parse(host, tls).map_err(Error::from)?,
-        ));
+        let address = Address::parse(host, tls).map_err(Error::from)?;
+        return remote(address, source);
     }
     if let Some(host) = env_host {
-        return Ok(Daemon::Remote(
-            Address::parse(&host, None).map_err(Error::from)?,
-        ));
+        let address = Address::parse(&host, None).map_err(Error::from)?;
+        return remote(address, source);
     }
     let Some(binary) = buildkit::daemon::find_on_path() else {
         return Err(Error::from(embedded::DaemonError::NotConfigured).into());
@@ -182,6 +197,29 @@ fn choose_daemon(
     })
     .map_err(Error::from)?;
     Ok(Daemon::Embedded(embedded))
+}
+
+/// A daemon at `address`; for `ssh://`, its tunnel opened with
+/// `source.buildkit_ssh`.
+fn remote(address: Address, source: &Source) -> Result<Daemon> {
+    let Address::Ssh(target) = &address else {
+        return Ok(Daemon::Remote(address));
+    };
+    let Some(ssh) = &source.buildkit_ssh else {
+        return Err(Error::from(buildkit::Error::InvalidAddress {
+            address: address.to_string(),
+            reason: "ssh:// needs source.buildkit_ssh with private_key (the user's key) and \
+                     known_hosts (the host's key, e.g. from ssh-keyscan)"
+                .into(),
+        })
+        .into());
+    };
+    let credentials = buildkit::SshCredentials {
+        private_key: buildkit::Secret::new(ssh.private_key.expose()),
+        known_hosts: ssh.known_hosts.clone(),
+    };
+    let tunnel = buildkit::SshTunnel::open(target, &credentials).map_err(Error::from)?;
+    Ok(Daemon::Ssh(tunnel))
 }
 
 /// Params that only the embedded buildkitd honours (it is the only daemon
@@ -213,6 +251,18 @@ fn ineffective_params(source: &Source, params: &DaemonParams, remote: bool) -> V
         out.push(
             "source.buildkit_tls is ignored: it is the client TLS for source.buildkit_host (tcp://), \
              which is not set"
+                .to_string(),
+        );
+    }
+    if source.buildkit_ssh.is_some()
+        && !source
+            .buildkit_host
+            .as_deref()
+            .is_some_and(|h| h.starts_with("ssh://"))
+    {
+        out.push(
+            "source.buildkit_ssh is ignored: it is the key and known_hosts for an ssh:// \
+             source.buildkit_host, which is not set"
                 .to_string(),
         );
     }
@@ -305,7 +355,7 @@ fn check_preload_reachable(address: &Address, params: &BuildParams) -> Result<()
     .into_iter()
     .flatten()
     .collect();
-    if names.is_empty() || !matches!(address, Address::Tcp { .. }) {
+    if names.is_empty() || !address.is_remote_host() {
         return Ok(());
     }
     Err(Error::PreloadUnreachable {
@@ -345,12 +395,14 @@ async fn build_on(
     .map_err(Error::from)?;
     // The Engine path needs the Engine's API socket (to read the image
     // back), so the address decides, not only what the daemon says it is.
-    let engine_socket = match (address, info.kind) {
-        (Address::DockerEngine(socket), _) => Some(socket.clone()),
-        (_, DaemonKind::DockerEngine) => {
+    let engine_socket = match (address.docker_socket(), info.kind) {
+        (Some(socket), _) => Some(socket.to_path_buf()),
+        (None, DaemonKind::DockerEngine) => {
             return Err(Error::from(buildkit::Error::InvalidAddress {
                 address: address.to_string(),
-                reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock".into(),
+                reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock, or as \
+                         ssh://user@host without a socket path"
+                    .into(),
             })
             .into());
         }
@@ -364,8 +416,8 @@ async fn build_on(
     tracing::info!("building on {address} ({})", info.version);
 
     let mut params = params.clone();
-    if let (Backend::DockerEngine, Address::DockerEngine(socket), Network::Default) =
-        (backend, address, params.network)
+    if let (Backend::DockerEngine, Some(socket), Network::Default) =
+        (backend, address.docker_socket(), params.network)
         && buildkit::docker_engine::has_bridge(socket).await == Some(false)
     {
         tracing::info!(
@@ -690,6 +742,25 @@ mod tests {
         assert!(w[0].contains("source.buildkit_tls is ignored"), "{w:?}");
         let s = source(json!({"buildkit_tls": {"ca_cert": PEM}, "buildkit_host": "tcp://b:1234"}));
         assert_eq!(ineffective_params(&s, &p, true).len(), 2);
+
+        let s = source(json!({"buildkit_ssh": {"private_key": "k", "known_hosts": "h k"}}));
+        let w = ineffective_params(&s, &p, false);
+        assert!(w[0].contains("source.buildkit_ssh is ignored"), "{w:?}");
+        let s = source(
+            json!({"buildkit_ssh": {"private_key": "k", "known_hosts": "h k"},
+            "buildkit_host": "ssh://b@build-1"}),
+        );
+        assert!(ineffective_params(&s, &p, false).is_empty());
+    }
+
+    #[tokio::test]
+    async fn ssh_hosts_need_their_credentials() {
+        let s = source(json!({"buildkit_host": "ssh://b@build-1"}));
+        let err = remote(Address::parse("ssh://b@build-1", None).unwrap(), &s)
+            .err()
+            .expect("no buildkit_ssh")
+            .to_string();
+        assert!(err.contains("needs source.buildkit_ssh"), "{err}");
     }
 
     #[test]
@@ -697,6 +768,7 @@ mod tests {
         let tcp = Address::parse("tcp://buildkitd:1234", None).unwrap();
         let unix = Address::parse("unix:///run/buildkit/buildkitd.sock", None).unwrap();
         let docker = Address::parse("docker:///var/run/docker.sock", None).unwrap();
+        let ssh = Address::parse("ssh://b@build-1", None).unwrap();
         let mut p = super::solve::tests::params();
         for a in [&tcp, &unix, &docker] {
             assert!(check_preload_reachable(a, &p).is_ok());
@@ -712,6 +784,8 @@ mod tests {
                 && err.contains("tcp://buildkitd:1234"),
             "{err}"
         );
+        let err = check_preload_reachable(&ssh, &p).unwrap_err().to_string();
+        assert!(err.contains("ssh://b@build-1"), "{err}");
         assert!(check_preload_reachable(&unix, &p).is_ok());
         assert!(check_preload_reachable(&docker, &p).is_ok());
     }

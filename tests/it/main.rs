@@ -15,6 +15,11 @@
 //!   `skopeo` + `umoci insert` flow.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
+//! - `put_fleet`: two mTLS buildkitd on loopback sharing layers through the
+//!   registry cache (README, "A shared BuildKit fleet").
+//! - `put_ssh`: `out` on `ssh://` hosts (sshd in front of dockerd and of a
+//!   standalone buildkitd): builds, refused keys and host keys, dropped
+//!   connections.
 //! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
 //!   root of a user namespace and as a user through rootlesskit (issue 11).
 //! - `progress`: layer progress lines on stderr for a push and a get.
@@ -35,8 +40,10 @@ mod get;
 mod load;
 mod progress;
 mod put;
+mod put_fleet;
 mod put_layers;
 mod put_main_path;
 mod put_rootless;
+mod put_ssh;
 mod readme;
 mod signals;

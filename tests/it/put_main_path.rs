@@ -433,16 +433,16 @@ fn push_by_digest_then_tags_and_failed_pushes_move_no_tag(d: &Daemon) {
 
 /// PEM files made by openssl: a CA, a daemon certificate for 127.0.0.1
 /// signed by it, a client certificate signed by it, and an unrelated CA.
-struct MtlsFiles {
-    ca: PathBuf,
-    server: PathBuf,
-    server_key: PathBuf,
-    client: PathBuf,
-    client_key: PathBuf,
-    other_ca: PathBuf,
+pub(crate) struct MtlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) server: PathBuf,
+    pub(crate) server_key: PathBuf,
+    pub(crate) client: PathBuf,
+    pub(crate) client_key: PathBuf,
+    pub(crate) other_ca: PathBuf,
 }
 
-fn make_mtls_files(dir: &Path) -> MtlsFiles {
+pub(crate) fn make_mtls_files(dir: &Path) -> MtlsFiles {
     use oci_build_resource::testutil::certs;
     let ca = certs::ca(dir, "ca");
     let other_ca = certs::ca(dir, "other-ca");
@@ -463,7 +463,7 @@ fn make_mtls_files(dir: &Path) -> MtlsFiles {
     }
 }
 
-fn pem(path: &Path) -> String {
+pub(crate) fn pem(path: &Path) -> String {
     std::fs::read_to_string(path).expect("PEM file")
 }
 

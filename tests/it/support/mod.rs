@@ -24,5 +24,6 @@ pub mod proxy;
 pub mod registry;
 pub mod rootless;
 mod selftest;
+pub mod sshd;
 
 pub use oci_build_resource::testutil::{require_tool, run_tool, sha256_digest, unique, which};
