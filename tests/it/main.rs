@@ -4,6 +4,7 @@
 //! - `support`: the test world (services, peers, fixtures) and its self-tests.
 //! - `check`: `/opt/resource/check` against real registries, asserted against
 //!   what skopeo sees.
+//! - `ecr`: check, put and get with ECR auth through moto (STS, ECR).
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
 //!   and dockerd.
 //! - `buildkit`: the BuildKit client library against dockerd's built-in
@@ -20,6 +21,7 @@ mod support;
 
 mod buildkit;
 mod check;
+mod ecr;
 mod get;
 mod put;
 mod put_main_path;
