@@ -402,16 +402,21 @@ async fn get_token(
     };
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status != 200 {
+        // JSON as the protocol says, or the query protocol's XML, which
+        // auth failures come in from some front ends (moto's among them).
+        let text = String::from_utf8_lossy(&bytes);
         let code = error_type
             .or_else(|| {
                 value["__type"]
                     .as_str()
                     .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
             })
+            .or_else(|| xml_text(&text, "Code").map(str::to_owned))
             .unwrap_or_else(|| "(no code)".into());
         let message = value["message"]
             .as_str()
             .or(value["Message"].as_str())
+            .or_else(|| xml_text(&text, "Message"))
             .unwrap_or("")
             .to_owned();
         return Err(Error::Refused {

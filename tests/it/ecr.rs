@@ -270,7 +270,8 @@ fn invalid_key_fails_in_one_line_without_the_secret() {
         .expect_failure()
         .expect_not_leaked(SECRET_KEY)
         .expect_stderr(
-            "cannot authenticate with ECR: ecr:GetAuthorizationToken was refused with HTTP 4",
+            "error: cannot authenticate with ECR: ecr:GetAuthorizationToken was refused with \
+             HTTP 403: InvalidClientTokenId: The security token included in the request is invalid.",
         );
     let error_lines: Vec<&str> = check
         .stderr
