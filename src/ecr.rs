@@ -10,14 +10,23 @@
 //!
 //! Two AWS calls only, so this is a small SigV4 client (the `aws-sigv4`
 //! crate signs; reqwest, already used by the registry client, sends) rather
-//! than the AWS SDK. Measured on this machine (2 shared cores, loaded), a
-//! release build (thin LTO, one codegen unit, stripped) of a scratch binary
-//! making the two calls:
+//! than the AWS SDK. Measured for issue 12 with two scratch binaries making
+//! these calls (release: thin LTO, one codegen unit, stripped; built with
+//! `nice` on 2 cores shared with other builds, so CPU time is the comparable
+//! figure, not wall time):
 //!
-//! | | clean build | stripped binary |
-//! |---|---|---|
-//! | `aws-config` + `aws-sdk-ecr` + `aws-sdk-sts` (default features) | SDK_TIME | SDK_SIZE |
-//! | `aws-sigv4` + `aws-credential-types` + reqwest (rustls) | SIGV4_TIME | SIGV4_SIZE |
+//! | | crates (normal deps) | new to this tree | clean build, CPU user+sys | stripped binary |
+//! |---|---|---|---|---|
+//! | `aws-config` + `aws-sdk-ecr` + `aws-sdk-sts` (default features) | 181 | 61, ~970k lines of Rust (`aws-lc-sys` with a C build among them) | not finished (see below) | not finished |
+//! | `aws-sigv4` + `aws-credential-types` + reqwest (rustls, ring) | 120 | 19, ~117k lines (half of it `time`) | 256 s | 3.3 MB |
+//!
+//! The SDK build did not finish within the session that wrote this (it was
+//! still compiling after ~25 min niced, where the SigV4 one took 35 min wall
+//! for 256 s of CPU); the counts above are from `cargo tree` and the fetched
+//! sources.
+//!
+//! In this tree the SigV4 client added 20 crates to Cargo.lock and no second
+//! TLS stack; the SDK's default features bring `aws-lc-rs` next to our ring.
 //!
 //! What the SDK would add and we lack: the rest of the default credential
 //! chain (instance profiles, ECS task roles, web identity, SSO, profiles).
@@ -116,7 +125,7 @@ struct Keys {
 /// `source` with ECR credentials applied when `source.ecr` is set (else as
 /// given): `username` `AWS`, the token's password, and the repository on the
 /// ECR host when it named none.
-pub async fn authenticate(mut source: Source) -> Result<Source, crate::Error> {
+pub async fn authenticate(source: Source) -> Result<Source, crate::Error> {
     let Some(ecr) = source.ecr.clone() else {
         return Ok(source);
     };
@@ -129,6 +138,11 @@ pub async fn authenticate(mut source: Source) -> Result<Source, crate::Error> {
     let login = login(&ecr)
         .await
         .map_err(|e| crate::Error::Ecr(Box::new(e)))?;
+    with_login(source, &ecr, login)
+}
+
+/// `source` with `login` applied (see [`authenticate`]).
+fn with_login(mut source: Source, ecr: &Ecr, login: Login) -> Result<Source, crate::Error> {
     if let Some(name) = &ecr.repository_name {
         let text = format!("{}/{name}", login.host);
         source.repository = Repository::parse(&text).map_err(|e| {
@@ -443,20 +457,26 @@ async fn get_token(
             ));
         }
     };
-    let host = match &ecr.account_id {
-        Some(id) => format!("{id}.dkr.ecr.{}.amazonaws.com", ecr.region),
+    let host = registry_host(ecr, data["proxyEndpoint"].as_str())
+        .ok_or_else(|| answer("no authorizationData[0].proxyEndpoint".into()))?;
+    Ok(Login { host, password })
+}
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com` with `aws_account_id`
+/// (registry-image's rule: always `.amazonaws.com`), else the host of the
+/// token's proxy endpoint.
+fn registry_host(ecr: &Ecr, proxy_endpoint: Option<&str>) -> Option<String> {
+    match &ecr.account_id {
+        Some(id) => Some(format!("{id}.dkr.ecr.{}.amazonaws.com", ecr.region)),
         None => {
-            let endpoint = data["proxyEndpoint"]
-                .as_str()
-                .ok_or_else(|| answer("no authorizationData[0].proxyEndpoint".into()))?;
-            endpoint
+            let endpoint = proxy_endpoint?;
+            let host = endpoint
                 .split_once("://")
                 .map_or(endpoint, |(_, rest)| rest)
-                .trim_end_matches('/')
-                .to_owned()
+                .trim_end_matches('/');
+            (!host.is_empty()).then(|| host.to_owned())
         }
-    };
-    Ok(Login { host, password })
+    }
 }
 
 /// The text of the first `<tag>…</tag>` in `xml` (STS answers are flat
@@ -503,6 +523,41 @@ mod tests {
         ] {
             assert!(!is_loopback_http(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn repository_name_goes_on_the_ecr_host() {
+        let source = |repo: &str| {
+            Source::from_value(serde_json::json!({"repository": repo, "aws_region": "eu-west-1"}))
+                .unwrap()
+        };
+        let login = |host: &str| Login {
+            host: host.into(),
+            password: Secret::new("pw-987654321"),
+        };
+        let s = source("team/app");
+        let mut ecr = s.ecr.clone().unwrap();
+        let proxy = Some("https://111122223333.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(
+            registry_host(&ecr, proxy).as_deref(),
+            Some("111122223333.dkr.ecr.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(registry_host(&ecr, None), None);
+        ecr.account_id = Some("210987654321".into());
+        let host = registry_host(&ecr, proxy).unwrap();
+        assert_eq!(host, "210987654321.dkr.ecr.eu-west-1.amazonaws.com");
+        let out = with_login(s, &ecr, login(&host)).unwrap();
+        assert_eq!(
+            out.repository.qualified(),
+            "210987654321.dkr.ecr.eu-west-1.amazonaws.com/team/app"
+        );
+        assert_eq!(out.username.as_deref(), Some("AWS"));
+        assert_eq!(out.password.unwrap().expose(), "pw-987654321");
+        // A repository that names its host keeps it.
+        let s = source("127.0.0.1:5000/team/app");
+        let ecr = s.ecr.clone().unwrap();
+        let out = with_login(s, &ecr, login("elsewhere.example")).unwrap();
+        assert_eq!(out.repository.qualified(), "127.0.0.1:5000/team/app");
     }
 
     #[test]
