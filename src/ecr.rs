@@ -21,8 +21,8 @@
 //! | `aws-sigv4` + `aws-credential-types` + reqwest (rustls, ring) | 120 | 19, ~117k lines (half of it `time`) | 256 s | 3.3 MB |
 //!
 //! So the SDK costs 3.3 times the CPU and 3.9 times the binary of the
-//! SigV4 client (wall time, with the same sharing: 21 min against 35 min,
-//! the SDK build having run while the machine was less loaded).
+//! SigV4 client. (The wall times, 21 and 35 min, say little: both builds
+//! were niced on a machine whose load changed in between.)
 //!
 //! In this tree the SigV4 client added 20 crates to Cargo.lock and no second
 //! TLS stack; the SDK's default features bring `aws-lc-rs` next to our ring.
