@@ -315,20 +315,28 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 fn run(step: Step, source: &mut Option<Source>) -> Result<String> {
     match step {
         Step::Check => {
-            let req = CheckRequest::from_json(&read_stdin()?)?;
+            let mut req = CheckRequest::from_json(&read_stdin()?)?;
             req.source.remember_secrets();
             *source = Some(req.source.clone());
             init_logging(req.source.debug);
-            let versions = runtime()?.block_on(crate::commands::check::run(req))?;
+            let versions = runtime()?.block_on(async {
+                req.source = crate::ecr::authenticate(req.source).await?;
+                // The ECR token is now the password: scrub it too.
+                req.source.remember_secrets();
+                crate::commands::check::run(req).await
+            })?;
             to_json(&versions)
         }
         Step::In => {
             let dest = path_arg("destination")?;
-            let req = InRequest::from_json(&read_stdin()?)?;
+            let mut req = InRequest::from_json(&read_stdin()?)?;
             req.source.remember_secrets();
             *source = Some(req.source.clone());
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
+                req.source = crate::ecr::authenticate(req.source).await?;
+                // The ECR token is now the password: scrub it too.
+                req.source.remember_secrets();
                 let interrupt = Interrupt::listen();
                 crate::commands::get::run(req, &dest, &interrupt).await
             })?;
@@ -336,11 +344,14 @@ fn run(step: Step, source: &mut Option<Source>) -> Result<String> {
         }
         Step::Out => {
             let src = path_arg("source")?;
-            let req = OutRequest::from_json(&read_stdin()?)?;
+            let mut req = OutRequest::from_json(&read_stdin()?)?;
             req.source.remember_secrets();
             *source = Some(req.source.clone());
             init_logging(req.source.debug);
             let resp = runtime()?.block_on(async {
+                req.source = crate::ecr::authenticate(req.source).await?;
+                // The ECR token is now the password: scrub it too.
+                req.source.remember_secrets();
                 let interrupt = Interrupt::listen();
                 crate::commands::put::run(req, &src, &interrupt).await
             })?;

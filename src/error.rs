@@ -40,6 +40,9 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// ECR authentication (`source.aws_*`) failed.
+    #[error("cannot authenticate with ECR")]
+    Ecr(#[source] Box<crate::ecr::Error>),
     /// A put-specific failure (params, tags, daemon, local images).
     #[error(transparent)]
     Put(#[from] crate::put::Error),

@@ -18,7 +18,7 @@ pub use crate::secret::Secret;
 pub use decode::DecodeError;
 pub use get::{Format, GetParams};
 pub use source::{
-    BuildkitSsh, BuildkitTls, CheckMode, DOCKER_HUB_HOST, Platform, RegistryCredentials,
+    BuildkitSsh, BuildkitTls, CheckMode, DOCKER_HUB_HOST, Ecr, Platform, RegistryCredentials,
     RegistryMirror, Repository, Source,
 };
 

@@ -123,8 +123,6 @@ struct RawSource {
     annotation_regex: String,
     #[serde(default)]
     debug: bool,
-    // Parsed so that a typo is still reported; any non-zero value is
-    // rejected in validation as not supported yet.
     #[serde(default)]
     aws_access_key_id: String,
     #[serde(default)]
@@ -141,6 +139,8 @@ struct RawSource {
     aws_account_id: String,
     #[serde(default)]
     aws_ecr_registry_id: String,
+    // Parsed so that a typo is still reported; any non-zero value is
+    // rejected in validation as not supported yet.
     #[serde(default)]
     azure_acr: bool,
     #[serde(default)]
@@ -268,6 +268,32 @@ pub struct BuildkitSsh {
     pub known_hosts: String,
 }
 
+/// The `aws_*` fields: ECR authentication, on when `aws_region` is set
+/// (registry-image: no detection from the host name). Used by
+/// [`crate::ecr`], which turns it into registry credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ecr {
+    /// `aws_region`.
+    pub region: String,
+    /// `aws_access_key_id`; with the secret key, else the `AWS_*`
+    /// environment variables are used.
+    pub access_key_id: Option<String>,
+    /// `aws_secret_access_key`.
+    pub secret_access_key: Option<Secret>,
+    /// `aws_session_token`.
+    pub session_token: Option<Secret>,
+    /// `aws_role_arn` or `aws_role_arns`, assumed in this order.
+    pub role_arns: Vec<String>,
+    /// `aws_account_id`: the registry is `<id>.dkr.ecr.<region>.amazonaws.com`.
+    pub account_id: Option<String>,
+    /// `aws_ecr_registry_id` was given: deprecated, only warned about.
+    pub deprecated_registry_id: bool,
+    /// The repository as written, when it names no registry host: the ECR
+    /// host is put in front of it once known. `None` when `repository`
+    /// names its host (then that host gets the token).
+    pub repository_name: Option<String>,
+}
+
 /// What check follows, decided by which of `tag`/`tag_regex` are set.
 #[derive(Debug, Clone)]
 pub enum CheckMode {
@@ -331,6 +357,8 @@ pub struct Source {
     /// `buildkit_timeout` (put only): deadline for connecting to BuildKit
     /// and its first answer; `None` is the default.
     pub buildkit_timeout: Option<Duration>,
+    /// `aws_*`: ECR authentication, when `aws_region` is set.
+    pub ecr: Option<Ecr>,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -357,6 +385,7 @@ impl Source {
 
     fn validate(raw: RawSource) -> Result<Source, Error> {
         reject_unsupported(&raw)?;
+        let ecr = ecr(&raw)?;
         let repository = Repository::parse(&raw.repository).map_err(|e| match e {
             RepositoryError::Empty => Error::Missing("repository"),
             RepositoryError::Invalid(reason) => Error::Invalid {
@@ -463,6 +492,7 @@ impl Source {
             additional_registries,
             registry_timeout: duration("source.registry_timeout", raw.registry_timeout)?,
             buildkit_timeout: duration("source.buildkit_timeout", raw.buildkit_timeout)?,
+            ecr,
         })
     }
 
@@ -485,6 +515,14 @@ impl Source {
         }
         if let Some(key) = self.buildkit_tls.as_ref().and_then(|t| t.key.as_ref()) {
             crate::secret::remember(key.expose());
+        }
+        if let Some(ssh) = &self.buildkit_ssh {
+            crate::secret::remember(ssh.private_key.expose());
+        }
+        if let Some(ecr) = &self.ecr {
+            for secret in ecr.secret_access_key.iter().chain(&ecr.session_token) {
+                crate::secret::remember(secret.expose());
+            }
         }
     }
 
@@ -608,21 +646,114 @@ fn validate_pem(pem: &str) -> Result<(), Error> {
     }
 }
 
-/// AWS/Azure auth and content trust are registry-image features we do not
+/// The `aws_*` fields, validated; `None` without `aws_region`. Other `aws_*`
+/// fields without a region are an error: registry-image ignores them, which
+/// silently pulls anonymously.
+fn ecr(raw: &RawSource) -> Result<Option<Ecr>, Error> {
+    let invalid = |field, reason: &str| Error::Invalid {
+        field,
+        value: String::new(),
+        reason: reason.to_owned(),
+    };
+    if raw.aws_region.is_empty() {
+        let set = [
+            (
+                "source.aws_access_key_id",
+                !raw.aws_access_key_id.is_empty(),
+            ),
+            (
+                "source.aws_secret_access_key",
+                !raw.aws_secret_access_key.is_empty(),
+            ),
+            (
+                "source.aws_session_token",
+                !raw.aws_session_token.is_empty(),
+            ),
+            ("source.aws_role_arn", !raw.aws_role_arn.is_empty()),
+            ("source.aws_role_arns", !raw.aws_role_arns.is_empty()),
+            ("source.aws_account_id", !raw.aws_account_id.is_empty()),
+        ];
+        return match set.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(invalid(
+                field,
+                "ECR authentication is turned on by source.aws_region: set it too",
+            )),
+            None => Ok(None),
+        };
+    }
+    if !raw.aws_role_arn.is_empty() && !raw.aws_role_arns.is_empty() {
+        return Err(invalid(
+            "source.aws_role_arn",
+            "give either aws_role_arn or aws_role_arns, not both",
+        ));
+    }
+    if raw.aws_access_key_id.is_empty() != raw.aws_secret_access_key.is_empty() {
+        return Err(invalid(
+            "source.aws_access_key_id",
+            "aws_access_key_id and aws_secret_access_key go together: set both or neither",
+        ));
+    }
+    let region_ok = raw
+        .aws_region
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(Error::Invalid {
+            field: "source.aws_region",
+            value: raw.aws_region.clone(),
+            reason: "a region is lower-case letters, digits and '-', e.g. eu-west-1".into(),
+        });
+    }
+    if !raw.aws_account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Error::Invalid {
+            field: "source.aws_account_id",
+            value: raw.aws_account_id.clone(),
+            reason: "an AWS account id is 12 digits".into(),
+        });
+    }
+    let mut role_arns: Vec<String> = raw
+        .aws_role_arns
+        .iter()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .collect();
+    if !raw.aws_role_arn.is_empty() {
+        role_arns.push(raw.aws_role_arn.clone());
+    }
+    if let Some(bad) = role_arns.iter().find(|a| !a.starts_with("arn:")) {
+        return Err(Error::Invalid {
+            field: "source.aws_role_arns",
+            value: bad.clone(),
+            reason: "a role ARN looks like arn:aws:iam::123456789012:role/name".into(),
+        });
+    }
+    Ok(Some(Ecr {
+        region: raw.aws_region.clone(),
+        access_key_id: non_empty(raw.aws_access_key_id.clone()),
+        secret_access_key: (!raw.aws_secret_access_key.is_empty())
+            .then(|| raw.aws_secret_access_key.clone()),
+        session_token: (!raw.aws_session_token.is_empty()).then(|| raw.aws_session_token.clone()),
+        role_arns,
+        account_id: non_empty(raw.aws_account_id.clone()),
+        deprecated_registry_id: !raw.aws_ecr_registry_id.is_empty(),
+        repository_name: (!names_registry_host(&raw.repository)).then(|| raw.repository.clone()),
+    }))
+}
+
+/// Whether a repository text starts with a registry host, by the rule
+/// [`Repository::parse`] applies (first component with `.` or `:`, or
+/// `localhost`).
+fn names_registry_host(text: &str) -> bool {
+    match text.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+/// Azure auth and content trust are registry-image features we do not
 /// implement yet: refusing them beats silently pulling anonymously.
 fn reject_unsupported(raw: &RawSource) -> Result<(), Error> {
     let aws = [
-        ("aws_access_key_id", !raw.aws_access_key_id.is_empty()),
-        (
-            "aws_secret_access_key",
-            !raw.aws_secret_access_key.is_empty(),
-        ),
-        ("aws_session_token", !raw.aws_session_token.is_empty()),
-        ("aws_region", !raw.aws_region.is_empty()),
-        ("aws_role_arn", !raw.aws_role_arn.is_empty()),
-        ("aws_role_arns", !raw.aws_role_arns.is_empty()),
-        ("aws_account_id", !raw.aws_account_id.is_empty()),
-        ("aws_ecr_registry_id", !raw.aws_ecr_registry_id.is_empty()),
         ("azure_acr", raw.azure_acr),
         ("azure_client_id", !raw.azure_client_id.is_empty()),
         ("azure_tenant_id", !raw.azure_tenant_id.is_empty()),
@@ -631,9 +762,7 @@ fn reject_unsupported(raw: &RawSource) -> Result<(), Error> {
     ];
     match aws.iter().find(|(_, set)| *set) {
         Some((name, _)) => {
-            let what = if name.starts_with("aws") {
-                "ECR authentication"
-            } else if name.starts_with("azure") {
+            let what = if name.starts_with("azure") {
                 "ACR authentication"
             } else {
                 "Notary content trust"
@@ -720,17 +849,80 @@ mod tests {
 
     #[test]
     fn cloud_auth_rejected() {
-        let err = source(json!({"repository": "a", "aws_region": "eu-west-1"})).unwrap_err();
-        assert_eq!(
-            err,
-            "source.aws_region (ECR authentication) is not supported yet"
-        );
         let err = source(json!({"repository": "a", "azure_acr": true})).unwrap_err();
         assert!(err.contains("ACR"), "{err}");
         let err = source(json!({"repository": "a", "content_trust": {"server": "x"}})).unwrap_err();
         assert!(err.contains("content_trust"), "{err}");
         // zero values are unset, as in Go
         source(json!({"repository": "a", "aws_region": "", "azure_acr": false})).unwrap();
+    }
+
+    #[test]
+    fn ecr_fields_typed_and_checked() {
+        let s = source(json!({"repository": "team/app", "aws_region": "eu-west-1",
+            "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "sk-987654321",
+            "aws_session_token": "st-987654321", "aws_role_arns": ["arn:aws:iam::1:role/a", "arn:aws:iam::2:role/b"],
+            "aws_account_id": "123456789012", "aws_ecr_registry_id": "x"}))
+        .unwrap();
+        let ecr = s.ecr.clone().unwrap();
+        assert_eq!(ecr.region, "eu-west-1");
+        assert_eq!(ecr.access_key_id.as_deref(), Some("AKIDEXAMPLE"));
+        assert_eq!(
+            ecr.secret_access_key.as_ref().unwrap().expose(),
+            "sk-987654321"
+        );
+        assert_eq!(
+            ecr.role_arns,
+            ["arn:aws:iam::1:role/a", "arn:aws:iam::2:role/b"]
+        );
+        assert_eq!(ecr.account_id.as_deref(), Some("123456789012"));
+        assert!(ecr.deprecated_registry_id);
+        assert_eq!(ecr.repository_name.as_deref(), Some("team/app"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("987654321"), "{shown}");
+
+        let s = source(
+            json!({"repository": "127.0.0.1:5000/app", "aws_region": "us-east-1",
+            "aws_role_arn": "arn:aws:iam::1:role/a"}),
+        )
+        .unwrap();
+        let ecr = s.ecr.unwrap();
+        assert_eq!(
+            ecr.repository_name, None,
+            "a repository with a host keeps it"
+        );
+        assert_eq!(ecr.role_arns, ["arn:aws:iam::1:role/a"]);
+        assert_eq!(ecr.access_key_id, None);
+
+        for (extra, field) in [
+            (
+                json!({"aws_role_arn": "arn:aws:iam::1:role/a", "aws_role_arns": ["arn:aws:iam::1:role/b"]}),
+                "source.aws_role_arn",
+            ),
+            (
+                json!({"aws_access_key_id": "AKID"}),
+                "source.aws_access_key_id",
+            ),
+            (json!({"aws_role_arns": ["role/a"]}), "source.aws_role_arns"),
+            (json!({"aws_account_id": "12-34"}), "source.aws_account_id"),
+            (json!({"aws_region": "EU WEST"}), "source.aws_region"),
+        ] {
+            let mut v = json!({"repository": "a", "aws_region": "eu-west-1"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let err = source(v).unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        // Without a region the other fields would be ignored: an error instead.
+        let err = source(json!({"repository": "a", "aws_access_key_id": "AKID",
+            "aws_secret_access_key": "sk-987654321"}))
+        .unwrap_err();
+        assert!(
+            err.contains("source.aws_access_key_id") && err.contains("aws_region"),
+            "{err}"
+        );
+        assert!(!err.contains("987654321"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub fn tls_auth() -> &'static Registry {
     TLS.get_or_init(|| start(true))
 }
 
+/// A new TLS registry with htpasswd auth for `username`/`password` (e.g.
+/// `AWS` and the password moto's ECR tokens carry, src/ecr.rs's tests),
+/// stopped when the test binary exits.
+pub fn tls_with_user(username: &str, password: &str) -> Registry {
+    start_with(true, Some((username.to_owned(), password.to_owned())))
+}
+
 impl Registry {
     /// Whether it speaks TLS.
     pub fn is_tls(&self) -> bool {
@@ -280,6 +287,16 @@ pub fn skopeo() -> PathBuf {
 }
 
 fn start(tls: bool) -> Registry {
+    let user = tls.then(|| {
+        (
+            "oci-user".to_string(),
+            format!("pw-{:016x}", rand::random::<u64>()),
+        )
+    });
+    start_with(tls, user)
+}
+
+fn start_with(tls: bool, user: Option<(String, String)>) -> Registry {
     let binary = require_tool("docker-registry", "docker-registry");
     let kind = if tls {
         "registry-tls"
@@ -287,10 +304,8 @@ fn start(tls: bool) -> Registry {
         "registry-plain"
     };
     let root = process::scratch_dir(kind);
-    let (ca, auth) = if tls {
+    let (ca, auth) = if let (true, Some((user, pass))) = (tls, user) {
         let certs = make_certs(&root);
-        let user = "oci-user".to_string();
-        let pass = format!("pw-{:016x}", rand::random::<u64>());
         let htpasswd = root.join("htpasswd");
         run_tool(
             Command::new(require_tool("htpasswd", "apache2-utils"))

@@ -5,6 +5,7 @@
 //! - `cli`: the binaries run by hand (`--help`, `--version`, a terminal).
 //! - `check`: `/opt/resource/check` against real registries, asserted against
 //!   what skopeo sees.
+//! - `ecr`: check, put and get with ECR auth through moto (STS, ECR).
 //! - `get`: `/opt/resource/in` in every format, asserted against umoci, skopeo
 //!   and dockerd.
 //! - `buildkit`: the BuildKit client library against dockerd's built-in
@@ -35,6 +36,7 @@ mod support;
 mod buildkit;
 mod check;
 mod cli;
+mod ecr;
 mod faults;
 mod get;
 mod load;
