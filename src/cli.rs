@@ -200,7 +200,7 @@ fn contract(step: Step) -> String {
         ),
         Step::Out => (
             " <sources dir>",
-            "builds a Dockerfile with BuildKit (or pushes a prebuilt image) and moves the tags (resource `put`)",
+            "builds a Dockerfile with BuildKit (or pushes a prebuilt image, or appends layers to a base image with no daemon) and moves the tags (resource `put`)",
             r#"{"source": {"repository": "registry.example.com/app", "tag": "latest"}, "params": {"context": "src"}}"#,
             "\n  <sources dir>  the directory params paths are relative to (Concourse passes the build's working dir)",
             r#"{"version": {"tag": ..., "digest": "sha256:..."}, "metadata": [...]}"#,
