@@ -174,16 +174,12 @@ fn is_auth_failure(message: &str) -> bool {
         .any(|m| message.contains(m))
 }
 
-/// Docker Hub answers under several names (the API, the token service, the
-/// reference form); they all take the same credentials.
+/// Docker Hub's several names as one, since they take the same credentials.
 fn canonical_host(host: &str) -> &str {
-    match host {
+    if crate::registry::is_docker_hub_host(host) {
         "docker.io"
-        | "index.docker.io"
-        | "registry-1.docker.io"
-        | "auth.docker.io"
-        | "registry.docker.io" => "docker.io",
-        other => other,
+    } else {
+        host
     }
 }
 

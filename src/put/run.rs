@@ -365,10 +365,11 @@ fn check_preload_reachable(address: &Address, params: &BuildParams) -> Result<()
 }
 
 /// Docker Hub as BuildKit names it.
-fn buildkit_host(registry: &str) -> String {
-    match registry {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
-        other => other.into(),
+fn buildkit_host(host: &str) -> String {
+    if registry::is_docker_hub_host(host) {
+        "docker.io".into()
+    } else {
+        host.into()
     }
 }
 

@@ -39,7 +39,7 @@ pub use blobs::BlobReader;
 pub use client::{Access, Client, Credentials, RepositoryRef, TlsOptions};
 pub use error::{Error, Result, chain_is_transient};
 pub use manifests::{MANIFEST_ACCEPT, Manifest};
-pub use repository::{DOCKER_HUB_HOST, Repository, RepositoryError};
+pub use repository::{DOCKER_HUB_HOST, Repository, RepositoryError, is_docker_hub_host};
 pub use retry::{Transient, retry_transient};
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,20 @@
 /// The host ggcr and docker use for Docker Hub repositories.
 pub const DOCKER_HUB_HOST: &str = "index.docker.io";
 
+/// Whether `host` is one of the names Docker Hub answers under (the
+/// reference form, the index, the API, the token service): they all take
+/// the same credentials.
+pub fn is_docker_hub_host(host: &str) -> bool {
+    matches!(
+        host,
+        "docker.io"
+            | "index.docker.io"
+            | "registry-1.docker.io"
+            | "registry.docker.io"
+            | "auth.docker.io"
+    )
+}
+
 /// The host that actually serves Docker Hub's registry API (ggcr rewrites
 /// `index.docker.io` to it for requests).
 const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";

@@ -185,8 +185,8 @@ impl Base {
 /// source's registry, an `additional_registries` entry's on its host (the
 /// credentials a build's `FROM` pulls get, see `put::run`), else anonymous.
 fn base_client(source: &Source, repo: &Repository) -> registry::Result<Client> {
-    let hub = |h: &str| matches!(h, "docker.io" | "index.docker.io" | "registry-1.docker.io");
-    let same_host = |h: &str| h == repo.registry || (repo.is_docker_hub() && hub(h));
+    let same_host =
+        |h: &str| h == repo.registry || (repo.is_docker_hub() && registry::is_docker_hub_host(h));
     let credentials = if same_host(&source.repository.registry) {
         Credentials::from_parts(source.username.as_deref(), source.password.as_ref())
     } else {
