@@ -136,6 +136,9 @@ pub async fn run(
     if !pushed.platforms.is_empty() {
         metadata.push(field("platforms", pushed.platforms.join(",")));
     }
+    if !pushed.attestations.is_empty() {
+        metadata.push(field("attestations", pushed.attestations.join(",")));
+    }
     if let Some(c) = &pushed.config_digest {
         metadata.push(field("config_digest", c.clone()));
     }

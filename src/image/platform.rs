@@ -94,12 +94,16 @@ impl WantedPlatform {
     /// Index entries to try, in index order: matching image manifests and
     /// nested indexes (which the caller resolves recursively; a nested index
     /// without a platform is searched too, since it says nothing about its
-    /// children).
+    /// children). Never an attestation: BuildKit's provenance and SBOM
+    /// entries say `unknown/unknown`, which `os: unknown` would match.
     pub fn candidates<'a>(
         &'a self,
         index: &'a ImageIndex,
     ) -> impl Iterator<Item = &'a Descriptor> + 'a {
         index.manifests().iter().filter(move |d| {
+            if is_attestation(d) {
+                return false;
+            }
             let nested = super::manifest::is_index_type(d.media_type().as_ref());
             if nested && d.platform().is_none() {
                 return true;
@@ -107,6 +111,19 @@ impl WantedPlatform {
             self.matches(d.platform().as_ref())
         })
     }
+}
+
+/// Whether an index entry is an attestation manifest, not an image.
+fn is_attestation(d: &Descriptor) -> bool {
+    let annotations = d
+        .annotations()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let os = d.platform().as_ref().map(|p| p.os().to_string());
+    let arch = d.platform().as_ref().map(|p| p.architecture().to_string());
+    let os_arch = os.as_deref().zip(arch.as_deref());
+    crate::oci::attestation::is_attestation_entry(annotations, os_arch)
 }
 
 fn normalise_variant<'a>(arch: &str, variant: Option<&'a str>) -> Option<&'a str> {
@@ -249,6 +266,34 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn attestations_are_never_candidates() {
+        let att = |n: u8, platform: &str| {
+            entry(n, &format!(
+                r#","annotations":{{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"sha256:{}"}}{platform}"#,
+                "1".repeat(64)
+            ))
+        };
+        let idx = index(
+            &[
+                // Listed first, and claiming the wanted platform: still skipped.
+                att(7, r#","platform":{"os":"linux","architecture":"amd64"}"#),
+                entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#),
+                att(8, r#","platform":{"os":"unknown","architecture":"unknown"}"#),
+                entry(9, r#","platform":{"os":"unknown","architecture":"unknown"}"#),
+            ]
+            .join(","),
+        );
+        let picks = |w: WantedPlatform| -> Vec<String> {
+            w.candidates(&idx).map(|d| d.digest().to_string()).collect()
+        };
+        assert_eq!(
+            picks(WantedPlatform::new(Some("linux"), Some("amd64"), None)),
+            [format!("sha256:{}", "1".repeat(64))]
+        );
+        assert!(picks(WantedPlatform::new(Some("unknown"), Some("unknown"), None)).is_empty());
     }
 
     #[test]

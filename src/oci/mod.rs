@@ -1,10 +1,11 @@
 //! OCI primitives that every layer shares: the [`Digest`] type and sha256
-//! hashing, the media-type constants, one verifying reader and the
-//! error-chain text.
+//! hashing, the media-type constants, telling attestations from images,
+//! one verifying reader and the error-chain text.
 //!
 //! This module imports nothing from the rest of the crate, so `registry`,
 //! `image`, `put` and `buildkit` all use it without reaching up.
 
+pub mod attestation;
 mod digest;
 pub mod media_types;
 mod verify;

@@ -2,6 +2,7 @@
 //! read-only registry that serves preloaded images to BuildKit, and pushing
 //! results that do not go straight from BuildKit to the registry.
 
+pub mod attest;
 pub mod embedded;
 pub mod layers;
 pub mod manifest;
@@ -15,7 +16,9 @@ pub mod tags;
 
 use std::path::PathBuf;
 
+use crate::config::Source;
 use crate::config::put::ParamsError;
+use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
 use embedded::DaemonError;
 
 /// A failure of the put-specific parts (params, tags, daemon, images,
@@ -35,6 +38,9 @@ pub enum Error {
     /// A build the daemon cannot do.
     #[error(transparent)]
     Plan(#[from] solve::PlanError),
+    /// An attestation that cannot be attached.
+    #[error(transparent)]
+    Attest(#[from] attest::AttestError),
     /// The embedded daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
@@ -111,3 +117,32 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A client pulling from `repo` as a build's `FROM` would (see
+/// `put::run`): the source's credentials on the source's registry, an
+/// `additional_registries` entry's on its host, else anonymous; the source's
+/// CA and timeouts either way. For `params.layers`' base and the SBOM scanner.
+pub(crate) fn pull_client(source: &Source, repo: &Repository) -> registry::Result<Client> {
+    let same_host =
+        |h: &str| h == repo.registry || (repo.is_docker_hub() && registry::is_docker_hub_host(h));
+    let credentials = if same_host(&source.repository.registry) {
+        Credentials::from_parts(source.username.as_deref(), source.password.as_ref())
+    } else {
+        source
+            .additional_registries
+            .iter()
+            .find(|r| same_host(&r.host))
+            .map(|r| Credentials::from_parts(r.username.as_deref(), r.password.as_ref()))
+            .unwrap_or_default()
+    };
+    Client::new(
+        repo,
+        credentials,
+        &TlsOptions {
+            ca_certs: source.ca_certs.clone(),
+            insecure: source.insecure,
+            read_timeout: source.registry_timeout,
+        },
+        Access::Pull,
+    )
+}

@@ -16,6 +16,7 @@ use super::Error;
 use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use super::serve::{ImageStore, ServedManifest};
 use crate::Result;
+use crate::oci::attestation::{is_attestation_json, predicate_types};
 use crate::oci::{Digest, sha256_digest};
 use crate::progress::{Transfer, human};
 use crate::registry;
@@ -31,6 +32,9 @@ pub struct Pushed {
     pub config_digest: Option<String>,
     /// `os/arch[/variant]` of each image.
     pub platforms: Vec<String>,
+    /// What the index's attestation manifests attest (`provenance`, `sbom`,
+    /// or another in-toto predicate type), each once.
+    pub attestations: Vec<String>,
 }
 
 /// Blobs pushed at once: enough to overlap round trips, few enough for
@@ -77,6 +81,7 @@ pub async fn push_store(
     let top = store.top().clone();
     let top_doc = parse(&top)?;
     let mut images: Vec<ServedManifest> = Vec::new();
+    let mut attestations = Vec::new();
     if is_index(&top.media_type, &top_doc) {
         for child in top_doc["manifests"].as_array().into_iter().flatten() {
             let Some((digest, _)) = descriptor(child) else {
@@ -85,6 +90,9 @@ pub async fn push_store(
             // Each child once, and not without bound (issue 10 item 2).
             if images.iter().any(|m| m.digest == digest) {
                 continue;
+            }
+            if is_attestation_json(child) {
+                attestations.push(digest.clone());
             }
             if images.len() >= crate::image::manifest::MAX_MANIFESTS {
                 return Err(crate::image::manifest::too_many_manifests(&top.digest).into());
@@ -188,7 +196,7 @@ pub async fn push_store(
             put_manifest(client, &m.digest, m).await?;
         }
     }
-    let platforms_and_config = describe(&images, |digest| {
+    let description = describe(&images, &attestations, |digest| {
         let store = store.clone();
         async move {
             let mut reader = store.open_blob(&digest).await.ok()?;
@@ -206,8 +214,9 @@ pub async fn push_store(
     Ok(Pushed {
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
-        config_digest: platforms_and_config.0,
-        platforms: platforms_and_config.1,
+        config_digest: description.config_digest,
+        platforms: description.platforms,
+        attestations: description.attestations,
     })
 }
 
@@ -233,35 +242,72 @@ async fn put_manifest(
     Ok(())
 }
 
-/// Config digest and platforms of what is being pushed.
+/// What [`describe`] finds in the pushed manifests.
+struct Description {
+    /// The first image's config digest.
+    config_digest: Option<String>,
+    /// Each image's platform, once.
+    platforms: Vec<String>,
+    /// [`attestation_kind`] of each attestation layer, once.
+    attestations: Vec<String>,
+}
+
+/// Config digest, platforms and attestations of what is being pushed.
+/// `attestations` are the digests the index marks as attestation
+/// manifests: they are not images, so their `unknown/unknown` config is
+/// neither a platform nor the image's ID.
 async fn describe<F, Fut>(
     images: &[ServedManifest],
+    attestations: &[String],
     config: F,
-) -> Result<(Option<String>, Vec<String>)>
+) -> Result<Description>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,
 {
-    // An index's own platform fields may be absent (umoci, skopeo): the
-    // configs say it for sure.
-    let mut platforms = Vec::new();
-    let mut config_digest = None;
+    let mut out = Description {
+        config_digest: None,
+        platforms: Vec::new(),
+        attestations: Vec::new(),
+    };
     for m in images {
         let doc = parse(m)?;
+        if attestations.contains(&m.digest) {
+            for kind in predicate_types(&doc).iter().map(|t| attestation_kind(t)) {
+                if !out.attestations.contains(&kind) {
+                    out.attestations.push(kind);
+                }
+            }
+            continue;
+        }
         let Some((digest, _)) = doc.get("config").and_then(descriptor) else {
             continue;
         };
-        if config_digest.is_none() {
-            config_digest = Some(digest.clone());
+        if out.config_digest.is_none() {
+            out.config_digest = Some(digest.clone());
         }
+        // An index's own platform fields may be absent (umoci, skopeo): the
+        // configs say it for sure.
         if let Some(cfg) = config(digest).await
             && let Some(p) = platform_text(&cfg)
-            && !platforms.contains(&p)
+            && !out.platforms.contains(&p)
         {
-            platforms.push(p);
+            out.platforms.push(p);
         }
     }
-    Ok((config_digest, platforms))
+    Ok(out)
+}
+
+/// A short name for an in-toto predicate type: `provenance` for SLSA
+/// provenance, `sbom` for SPDX, else the type itself.
+fn attestation_kind(predicate_type: &str) -> String {
+    if predicate_type.starts_with("https://slsa.dev/provenance/") {
+        "provenance".into()
+    } else if predicate_type.starts_with("https://spdx.dev/") {
+        "sbom".into()
+    } else {
+        predicate_type.into()
+    }
 }
 
 /// After BuildKit pushed by digest: put that manifest under each tag.
@@ -289,11 +335,15 @@ pub async fn tag_pushed(
     }
     let top_doc = parse(&top)?;
     let mut images = Vec::new();
+    let mut attestations = Vec::new();
     if is_index(&top.media_type, &top_doc) {
         for child in top_doc["manifests"].as_array().into_iter().flatten() {
             let Some((d, _)) = descriptor(child) else {
                 continue;
             };
+            if is_attestation_json(child) {
+                attestations.push(d.clone());
+            }
             let m = registry::retry_transient(&format!("fetching manifest {d}"), || {
                 client.fetch_manifest(&d)
             })
@@ -307,7 +357,7 @@ pub async fn tag_pushed(
     } else {
         images.push(top.clone());
     }
-    let (config_digest, platforms) = describe(&images, |d| async move {
+    let description = describe(&images, &attestations, |d| async move {
         let blob = client.fetch_blob(&Digest::parse(&d).ok()?).await.ok()?;
         serde_json::from_slice::<Value>(&blob).ok()
     })
@@ -318,8 +368,9 @@ pub async fn tag_pushed(
     Ok(Pushed {
         digest: top.digest,
         media_type: top.media_type,
-        config_digest,
-        platforms,
+        config_digest: description.config_digest,
+        platforms: description.platforms,
+        attestations: description.attestations,
     })
 }
 
@@ -520,5 +571,47 @@ mod tests {
             crate::error::chain(&err)
         );
         assert_eq!(client.resolve_tag("stable").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn attestation_manifests_are_no_platform_and_no_image_id() {
+        let served = |doc: Value| {
+            let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap());
+            ServedManifest {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: sha256_digest(&bytes).into_string(),
+                bytes,
+            }
+        };
+        let image = served(serde_json::json!({
+            "config": {"digest": "sha256:image-config", "size": 2},
+            "layers": [{"digest": "sha256:layer", "size": 3}]
+        }));
+        // As BuildKit writes it: listed after the image, its config saying
+        // unknown/unknown, its layers in-toto statements.
+        let attestation = served(serde_json::json!({
+            "config": {"digest": "sha256:att-config", "size": 2},
+            "layers": [{"digest": "sha256:statement", "size": 3, "annotations": {
+                "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]
+        }));
+        let configs = |d: String| async move {
+            Some(match d.as_str() {
+                "sha256:image-config" => serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                _ => serde_json::json!({"os": "unknown", "architecture": "unknown"}),
+            })
+        };
+        let d = describe(
+            &[attestation.clone(), image.clone()],
+            std::slice::from_ref(&attestation.digest),
+            configs,
+        )
+        .await
+        .unwrap();
+        assert_eq!(d.config_digest.as_deref(), Some("sha256:image-config"));
+        assert_eq!(d.platforms, ["linux/arm64/v8"]);
+        assert_eq!(d.attestations, ["provenance"]);
+        // Unmarked, the same manifest would count as a platform.
+        let d = describe(&[image, attestation], &[], configs).await.unwrap();
+        assert_eq!(d.platforms, ["linux/arm64/v8", "unknown/unknown"]);
     }
 }

@@ -24,6 +24,7 @@ use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
 use crate::registry;
 
 use super::Error;
+use super::attest;
 use super::embedded::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use super::push::{self, Pushed};
 use super::rootless;
@@ -415,6 +416,14 @@ async fn build_on(
         Backend::Buildkitd
     };
     tracing::info!("building on {address} ({})", info.version);
+    // Before preloading or building: a refused attestation or an
+    // unreachable scanner fails the put with nothing built.
+    let attest_attrs = attest::frontend_attrs(params, backend, &info).map_err(Error::from)?;
+    if let Some(sbom) = &params.sbom {
+        attest::check_scanner(source, sbom)
+            .await
+            .map_err(Error::from)?;
+    }
 
     let mut params = params.clone();
     if let (Backend::DockerEngine, Some(socket), Network::Default) =
@@ -444,7 +453,8 @@ async fn build_on(
             repo.registry
         );
     }
-    let request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
+    let mut request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
+    request.frontend_attrs.extend(attest_attrs);
     let session = buildkit::SessionOptions {
         local_dirs: solve::local_dirs(params),
         secrets: params

@@ -411,6 +411,8 @@ pub(crate) mod tests {
             cache_tag: None,
             source_date_epoch: None,
             network: Network::Default,
+            provenance: Default::default(),
+            sbom: None,
         }
     }
 

@@ -12,7 +12,10 @@ use super::access::{Decoder, scalar_text};
 use super::errors::{ParamsError, Result, type_error};
 use super::params;
 use super::tags::validate_tag;
-use super::{BuildParams, CacheSpec, LoadBase, Network, NoCache, SecretSpec, SecretText, SshSpec};
+use super::{
+    BuildParams, CacheSpec, DEFAULT_SBOM_GENERATOR, LoadBase, Network, NoCache, Provenance, Sbom,
+    SecretSpec, SecretText, SshSpec,
+};
 
 impl Decoder<'_> {
     pub(super) fn build(&mut self) -> Result<BuildParams> {
@@ -132,6 +135,8 @@ impl Decoder<'_> {
                 });
             }
         };
+        let provenance = self.provenance()?;
+        let sbom = self.sbom()?;
         Ok(BuildParams {
             context,
             dockerfile,
@@ -151,7 +156,51 @@ impl Decoder<'_> {
             cache_tag,
             source_date_epoch,
             network,
+            provenance,
+            sbom,
         })
+    }
+
+    /// `provenance: min | max | true | false` (buildx's `mode=` spellings too).
+    fn provenance(&self) -> Result<Provenance> {
+        Ok(match self.text("provenance")?.as_deref() {
+            None => Provenance::Default,
+            Some("false") => Provenance::Off,
+            Some("true" | "min" | "mode=min") => Provenance::Min,
+            Some("max" | "mode=max") => Provenance::Max,
+            Some(other) => {
+                return Err(ParamsError::Invalid {
+                    param: "provenance".into(),
+                    problem: format!("{other:?} is not one of min, max, false"),
+                });
+            }
+        })
+    }
+
+    /// `sbom: true` (BuildKit's own scanner), `false`, or a scanner image
+    /// (`generator=<image>` as buildx writes it, or the image alone).
+    fn sbom(&self) -> Result<Option<Sbom>> {
+        let image = match self.text("sbom")?.as_deref() {
+            None | Some("false") => return Ok(None),
+            Some("true") => DEFAULT_SBOM_GENERATOR.to_owned(),
+            Some(text) => {
+                let image = text.strip_prefix("generator=").unwrap_or(text).trim();
+                if image.is_empty() || image.contains(',') {
+                    return Err(ParamsError::Invalid {
+                        param: "sbom".into(),
+                        problem: format!(
+                            "{text:?} is not true, false or a scanner image reference"
+                        ),
+                    });
+                }
+                image.to_owned()
+            }
+        };
+        let (repository, reference) = super::layers::image_reference("sbom", &image)?;
+        Ok(Some(Sbom {
+            repository,
+            reference,
+        }))
     }
 
     /// A list, or one string taken whole (ssh specs contain commas).

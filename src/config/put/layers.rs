@@ -301,8 +301,17 @@ fn string(param: &str, v: &Value) -> Result<String> {
     scalar_text(v).ok_or_else(|| type_error(param, "a string", v))
 }
 
-/// `host/repo[:tag|@digest]`, the tag `latest` when neither is given.
 fn parse_reference(param: &str, text: &str) -> Result<LayersBase> {
+    let (repository, reference) = image_reference(param, text)?;
+    Ok(LayersBase::Reference {
+        repository,
+        reference,
+    })
+}
+
+/// `host/repo[:tag|@digest]` → (repository, tag or digest), the tag
+/// `latest` when neither is given.
+pub(super) fn image_reference(param: &str, text: &str) -> Result<(String, String)> {
     let invalid = |problem: String| ParamsError::Invalid {
         param: param.into(),
         problem,
@@ -334,10 +343,7 @@ fn parse_reference(param: &str, text: &str) -> Result<LayersBase> {
     };
     crate::registry::Repository::parse(&repository)
         .map_err(|e| invalid(format!("{text:?}: {e}")))?;
-    Ok(LayersBase::Reference {
-        repository,
-        reference,
-    })
+    Ok((repository, reference))
 }
 
 /// A path in the image: `/` or relative to it, without `..` (a layer

@@ -104,6 +104,59 @@ pub enum Network {
     Host,
 }
 
+/// `provenance`: the SLSA provenance attestation BuildKit attaches
+/// (`attest:provenance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provenance {
+    /// Not set: `min` where the daemon can attach it, as buildx does, and
+    /// none on a daemon that cannot.
+    #[default]
+    Default,
+    /// `false`: none.
+    Off,
+    /// `min` (or `true`): what was built, from what, by which frontend.
+    Min,
+    /// `max`: also the build's steps, args and sources.
+    Max,
+}
+
+impl Provenance {
+    /// BuildKit's `mode=` value, `None` for no attestation.
+    pub fn mode(self) -> Option<&'static str> {
+        match self {
+            Provenance::Default | Provenance::Min => Some("min"),
+            Provenance::Off => None,
+            Provenance::Max => Some("max"),
+        }
+    }
+}
+
+/// BuildKit's own SBOM generator, which `attest:sbom` runs when it names
+/// none (buildx's default too).
+pub const DEFAULT_SBOM_GENERATOR: &str = "docker.io/docker/buildkit-syft-scanner:stable-1";
+
+/// `sbom`: an SPDX SBOM attestation, made by running a scanner image
+/// (BuildKit's SBOM generator protocol) on the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sbom {
+    /// The scanner's repository (`host/path`, Docker Hub's spelt out).
+    pub repository: String,
+    /// Its tag or digest.
+    pub reference: String,
+}
+
+impl Sbom {
+    /// The reference BuildKit pulls: `repository:tag` or `repository@digest`.
+    pub fn generator(&self) -> String {
+        let sep = if self.reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{sep}{}", self.repository, self.reference)
+    }
+}
+
 /// An image preloaded for `FROM`: docker-image's `load_base(s)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadBase {
@@ -154,6 +207,10 @@ pub struct BuildParams {
     pub source_date_epoch: Option<u64>,
     /// Network for `RUN`.
     pub network: Network,
+    /// The provenance attestation.
+    pub provenance: Provenance,
+    /// The SBOM attestation, if asked for.
+    pub sbom: Option<Sbom>,
 }
 
 /// What a put does besides tagging.

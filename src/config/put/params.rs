@@ -180,6 +180,9 @@ pub(super) const CACHE: Param = build("the registry cache", &[Typed("cache")]);
 pub(super) const SOURCE_DATE_EPOCH: Param =
     build("reproducible timestamps", &[Typed("source_date_epoch")]);
 pub(super) const NETWORK: Param = build("the network", &[Typed("network")]);
+pub(super) const PROVENANCE: Param =
+    build("the provenance attestation", &[Typed("provenance")]);
+pub(super) const SBOM: Param = build("the SBOM attestation", &[Typed("sbom")]);
 pub(super) const TAG_FILE: Param = any("the tag file", &[Typed("tag_file"), DockerImage("tag")]);
 pub(super) const TAG_PREFIX: Param = any("the tag prefix", &[Typed("tag_prefix")]);
 pub(super) const TAG_AS_LATEST: Param = any("the latest tag", &[Typed("tag_as_latest")]);
@@ -225,6 +228,8 @@ pub(super) const ALL: &[Param] = &[
     CACHE,
     SOURCE_DATE_EPOCH,
     NETWORK,
+    PROVENANCE,
+    SBOM,
     TAG_FILE,
     TAG_PREFIX,
     TAG_AS_LATEST,

@@ -395,6 +395,51 @@ fn cache_params() {
 }
 
 #[test]
+fn attestation_params() {
+    let f = Fixture::new();
+    let b = |v: Value| f.build(json!({"context": "src", "provenance": v}));
+    assert_eq!(f.build(json!({"context": "src"})).provenance, Provenance::Default);
+    assert_eq!(b(json!(false)).provenance, Provenance::Off);
+    assert_eq!(b(json!("false")).provenance, Provenance::Off);
+    assert_eq!(b(json!(true)).provenance, Provenance::Min);
+    assert_eq!(b(json!("min")).provenance, Provenance::Min);
+    assert_eq!(b(json!("mode=max")).provenance, Provenance::Max);
+    let err = f
+        .decode(json!({"context": "src", "provenance": "full"}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("provenance") && err.contains("min, max, false"), "{err}");
+
+    let sbom = |v: Value| f.build(json!({"context": "src", "sbom": v})).sbom;
+    assert_eq!(sbom(json!(false)), None);
+    assert_eq!(
+        sbom(json!(true)).unwrap().generator(),
+        DEFAULT_SBOM_GENERATOR
+    );
+    assert_eq!(
+        sbom(json!("generator=127.0.0.1:5000/scan:1")).unwrap().generator(),
+        "127.0.0.1:5000/scan:1"
+    );
+    assert_eq!(
+        sbom(json!("reg.example/scan")).unwrap().generator(),
+        "reg.example/scan:latest"
+    );
+    for bad in [json!("a,b"), json!("UPPER/case"), json!("generator=")] {
+        let err = f
+            .decode(json!({"context": "src", "sbom": bad}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("param \"sbom\""), "{err}");
+    }
+    // Build-only: next to `image` they are an error.
+    f.file("built/image.tar", "x");
+    assert!(
+        f.decode(json!({"image": "built/image.tar", "provenance": "max"}))
+            .is_err()
+    );
+}
+
+#[test]
 fn tags_from_files_with_prefix() {
     let f = Fixture::new();
     f.file("tag", " 1.2.3\n");

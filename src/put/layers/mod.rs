@@ -33,7 +33,7 @@ use crate::Result;
 use crate::config::Source;
 use crate::config::put::{LayersBase, LayersParams};
 use crate::oci::{Digest, media_types, sha256_digest};
-use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
+use crate::registry::{self, Client, Repository};
 use tarball::BuiltLayer;
 
 /// What a layers put pushed.
@@ -88,7 +88,7 @@ impl Base {
             } => {
                 let repo = Repository::parse(repository)
                     .map_err(|e| base_error(repository, format!("params.layers.base: {e}")))?;
-                let client = Arc::new(base_client(source, &repo)?);
+                let client = Arc::new(super::pull_client(source, &repo)?);
                 let sep = if reference.starts_with("sha256:") {
                     '@'
                 } else {
@@ -179,34 +179,6 @@ impl Base {
         serde_json::from_slice(&bytes)
             .map_err(|e| base_error(&self.name, format!("config {digest}: {e}")))
     }
-}
-
-/// A client for the base's repository: the source's credentials on the
-/// source's registry, an `additional_registries` entry's on its host (the
-/// credentials a build's `FROM` pulls get, see `put::run`), else anonymous.
-fn base_client(source: &Source, repo: &Repository) -> registry::Result<Client> {
-    let same_host =
-        |h: &str| h == repo.registry || (repo.is_docker_hub() && registry::is_docker_hub_host(h));
-    let credentials = if same_host(&source.repository.registry) {
-        Credentials::from_parts(source.username.as_deref(), source.password.as_ref())
-    } else {
-        source
-            .additional_registries
-            .iter()
-            .find(|r| same_host(&r.host))
-            .map(|r| Credentials::from_parts(r.username.as_deref(), r.password.as_ref()))
-            .unwrap_or_default()
-    };
-    Client::new(
-        repo,
-        credentials,
-        &TlsOptions {
-            ca_certs: source.ca_certs.clone(),
-            insecure: source.insecure,
-            read_timeout: source.registry_timeout,
-        },
-        Access::Pull,
-    )
 }
 
 /// `os/arch[/variant]` of an index entry, `None` for attestations and
