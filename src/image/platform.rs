@@ -271,18 +271,27 @@ mod tests {
     #[test]
     fn attestations_are_never_candidates() {
         let att = |n: u8, platform: &str| {
-            entry(n, &format!(
-                r#","annotations":{{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"sha256:{}"}}{platform}"#,
-                "1".repeat(64)
-            ))
+            entry(
+                n,
+                &format!(
+                    r#","annotations":{{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"sha256:{}"}}{platform}"#,
+                    "1".repeat(64)
+                ),
+            )
         };
         let idx = index(
             &[
                 // Listed first, and claiming the wanted platform: still skipped.
                 att(7, r#","platform":{"os":"linux","architecture":"amd64"}"#),
                 entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#),
-                att(8, r#","platform":{"os":"unknown","architecture":"unknown"}"#),
-                entry(9, r#","platform":{"os":"unknown","architecture":"unknown"}"#),
+                att(
+                    8,
+                    r#","platform":{"os":"unknown","architecture":"unknown"}"#,
+                ),
+                entry(
+                    9,
+                    r#","platform":{"os":"unknown","architecture":"unknown"}"#,
+                ),
             ]
             .join(","),
         );

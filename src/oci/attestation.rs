@@ -118,7 +118,10 @@ mod tests {
         ]});
         assert_eq!(
             predicate_types(&m),
-            ["https://slsa.dev/provenance/v0.2", "https://spdx.dev/Document"]
+            [
+                "https://slsa.dev/provenance/v0.2",
+                "https://spdx.dev/Document"
+            ]
         );
     }
 }

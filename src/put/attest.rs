@@ -110,8 +110,8 @@ pub async fn check_scanner(source: &Source, sbom: &Sbom) -> Result<(), AttestErr
         reason,
     };
     let repo = Repository::parse(&sbom.repository).map_err(|e| unreachable(e.to_string()))?;
-    let client = super::pull_client(source, &repo)
-        .map_err(|e| unreachable(crate::oci::error_chain(&e)))?;
+    let client =
+        super::pull_client(source, &repo).map_err(|e| unreachable(crate::oci::error_chain(&e)))?;
     match client.fetch_manifest(&sbom.reference).await {
         Ok(_) => Ok(()),
         Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
@@ -191,8 +191,9 @@ mod tests {
         ] {
             let err = run(p).unwrap_err().to_string();
             assert!(
-                err.contains("docker engine 20.10.24+dfsg1 (buildkit < v0.11) cannot attach attestations")
-                    && err.contains(": false to build here"),
+                err.contains(
+                    "docker engine 20.10.24+dfsg1 (buildkit < v0.11) cannot attach attestations"
+                ) && err.contains(": false to build here"),
                 "{err}"
             );
         }

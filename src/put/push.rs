@@ -596,7 +596,9 @@ mod tests {
         }));
         let configs = |d: String| async move {
             Some(match d.as_str() {
-                "sha256:image-config" => serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                "sha256:image-config" => {
+                    serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})
+                }
                 _ => serde_json::json!({"os": "unknown", "architecture": "unknown"}),
             })
         };

@@ -30,6 +30,7 @@ use super::push::{self, Pushed};
 use super::rootless;
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
+use super::unchanged;
 use crate::Result;
 
 /// What a build produced.
@@ -485,7 +486,17 @@ async fn build_on(
                             .join(", "),
                     )
                 })?;
-            push::tag_pushed(client, &digest, tags).await?
+            match unchanged::equivalent_index(client, &digest, tags).await {
+                Some(old) => {
+                    tracing::info!(
+                        "the images are unchanged since {old}, and its attestations differ from this \
+                         build's only in the invocation's ID and times: the tags stay on it (the new \
+                         index {digest} is left untagged)"
+                    );
+                    push::tag_pushed(client, &old, &[]).await?
+                }
+                None => push::tag_pushed(client, &digest, tags).await?,
+            }
         }
         Some(socket) => {
             let result = push::push_from_engine(

@@ -12,6 +12,9 @@
 //!   BuildKit and, when present, a standalone buildkitd.
 //! - `put`: `/opt/resource/out` building and pushing on each backend, checked
 //!   with skopeo and a following `check`.
+//! - `put_attestations`: provenance (default `min`, `max`, `false`) and SBOM
+//!   attestations from `out`, and `check`/`in` on an index that holds them;
+//!   their refusal on the Docker Engine and without a reachable scanner.
 //! - `put_layers`: `out` with `params.layers` (no daemon), against the
 //!   `skopeo` + `umoci insert` flow.
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
@@ -42,6 +45,7 @@ mod get;
 mod load;
 mod progress;
 mod put;
+mod put_attestations;
 mod put_fleet;
 mod put_layers;
 mod put_main_path;

@@ -181,7 +181,14 @@ fn multi_platform_index_and_check_and_in_pick_each_platform(d: &Daemon) {
     let raw = skopeo(reg, &["inspect", "--raw"], &format!("{repo}:latest")).expect("index");
     let index: Value = serde_json::from_slice(&raw).expect("index is JSON");
     let mut archs = Vec::new();
+    let mut attested = Vec::new();
     for child in index["manifests"].as_array().expect("an index") {
+        // Provenance (on by default): one attestation per image, not a platform.
+        if child["annotations"]["vnd.docker.reference.type"] == "attestation-manifest" {
+            assert_eq!(child["platform"]["os"], "unknown", "{child}");
+            attested.push(child["annotations"]["vnd.docker.reference.digest"].clone());
+            continue;
+        }
         let arch = child["platform"]["architecture"]
             .as_str()
             .expect("platform");
@@ -195,10 +202,17 @@ fn multi_platform_index_and_check_and_in_pick_each_platform(d: &Daemon) {
     }
     archs.sort();
     assert_eq!(archs, ["amd64", "arm64"], "{index}");
-    let platforms = metadata(&resp, "platforms").expect("platforms metadata");
-    assert!(
-        platforms.contains("linux/amd64") && platforms.contains("linux/arm64"),
-        "{platforms}"
+    assert_eq!(attested.len(), 2, "an attestation for each image: {index}");
+    let mut platforms: Vec<String> = metadata(&resp, "platforms")
+        .expect("platforms metadata")
+        .split(',')
+        .map(String::from)
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        metadata(&resp, "attestations").as_deref(),
+        Some("provenance")
     );
 
     let mut check_source = reg.source(&repo);

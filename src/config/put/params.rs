@@ -180,8 +180,7 @@ pub(super) const CACHE: Param = build("the registry cache", &[Typed("cache")]);
 pub(super) const SOURCE_DATE_EPOCH: Param =
     build("reproducible timestamps", &[Typed("source_date_epoch")]);
 pub(super) const NETWORK: Param = build("the network", &[Typed("network")]);
-pub(super) const PROVENANCE: Param =
-    build("the provenance attestation", &[Typed("provenance")]);
+pub(super) const PROVENANCE: Param = build("the provenance attestation", &[Typed("provenance")]);
 pub(super) const SBOM: Param = build("the SBOM attestation", &[Typed("sbom")]);
 pub(super) const TAG_FILE: Param = any("the tag file", &[Typed("tag_file"), DockerImage("tag")]);
 pub(super) const TAG_PREFIX: Param = any("the tag prefix", &[Typed("tag_prefix")]);

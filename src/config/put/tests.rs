@@ -398,7 +398,10 @@ fn cache_params() {
 fn attestation_params() {
     let f = Fixture::new();
     let b = |v: Value| f.build(json!({"context": "src", "provenance": v}));
-    assert_eq!(f.build(json!({"context": "src"})).provenance, Provenance::Default);
+    assert_eq!(
+        f.build(json!({"context": "src"})).provenance,
+        Provenance::Default
+    );
     assert_eq!(b(json!(false)).provenance, Provenance::Off);
     assert_eq!(b(json!("false")).provenance, Provenance::Off);
     assert_eq!(b(json!(true)).provenance, Provenance::Min);
@@ -408,7 +411,10 @@ fn attestation_params() {
         .decode(json!({"context": "src", "provenance": "full"}))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("provenance") && err.contains("min, max, false"), "{err}");
+    assert!(
+        err.contains("provenance") && err.contains("min, max, false"),
+        "{err}"
+    );
 
     let sbom = |v: Value| f.build(json!({"context": "src", "sbom": v})).sbom;
     assert_eq!(sbom(json!(false)), None);
@@ -417,7 +423,9 @@ fn attestation_params() {
         DEFAULT_SBOM_GENERATOR
     );
     assert_eq!(
-        sbom(json!("generator=127.0.0.1:5000/scan:1")).unwrap().generator(),
+        sbom(json!("generator=127.0.0.1:5000/scan:1"))
+            .unwrap()
+            .generator(),
         "127.0.0.1:5000/scan:1"
     );
     assert_eq!(

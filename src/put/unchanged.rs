@@ -1,0 +1,236 @@
+//! An unchanged image keeps its version, attestations or not.
+//!
+//! A provenance attestation records its build's invocation: an ID and the
+//! start and finish times. So a rebuild whose every step was cached, which
+//! pushes byte-identical images, still pushes a new index, and Concourse
+//! would see a new version (and trigger everything downstream) on every
+//! put, where docker-image reported the same digest. BuildKit's view is
+//! that provenance is never reproducible (moby/buildkit#3421), and it is
+//! right about the statement; but the old statement is just as true of the
+//! same images.
+//!
+//! So before moving tags we compare: when every tag already holds one
+//! index whose images are the very images just built, and whose
+//! attestations say the same apart from the invocation's ID and times, the
+//! tags stay and that index is the version. Anything else (a new image, a
+//! new platform, `provenance: max` instead of `min`, other build args, an
+//! SBOM that differs) moves the tags as usual. The comparison never fails a
+//! put: when it cannot be made, the tags move.
+
+use serde_json::Value;
+
+use crate::oci::Digest;
+use crate::oci::attestation::{REFERENCE_DIGEST, is_attestation_json};
+use crate::registry;
+
+/// Keys of a provenance statement that differ between two invocations of
+/// the same build: SLSA v0.2's `metadata.buildInvocationID`,
+/// `buildStartedOn`, `buildFinishedOn`, and v1's `runDetails.metadata`
+/// `invocationId` (BuildKit's spelling; the spec's is `invocationID`),
+/// `startedOn`, `finishedOn`. With `source_date_epoch` BuildKit leaves the
+/// times out, and only the ID differs.
+const VOLATILE: &[&str] = &[
+    "buildInvocationID",
+    "buildStartedOn",
+    "buildFinishedOn",
+    "invocationId",
+    "invocationID",
+    "startedOn",
+    "finishedOn",
+];
+
+/// The index every tag already holds, when it is `new`'s equal (see the
+/// module doc); `None` when the tags must move.
+pub async fn equivalent_index(
+    client: &registry::Client,
+    new: &str,
+    tags: &[String],
+) -> Option<String> {
+    match find(client, new, tags).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::debug!(
+                "comparing with the tagged index: {}",
+                crate::oci::error_chain(&e)
+            );
+            None
+        }
+    }
+}
+
+async fn find(
+    client: &registry::Client,
+    new: &str,
+    tags: &[String],
+) -> registry::Result<Option<String>> {
+    let new_index = json(&client.fetch_manifest(new).await?.bytes);
+    if !has_attestations(&new_index) {
+        // Without attestations a rebuild reproduces the digest itself.
+        return Ok(None);
+    }
+    let mut old: Option<Digest> = None;
+    for tag in tags {
+        let current = match client.fetch_manifest(tag).await {
+            Ok(m) => m.digest,
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match &old {
+            Some(d) if *d != current => return Ok(None),
+            _ => old = Some(current),
+        }
+    }
+    let Some(old) = old else {
+        return Ok(None);
+    };
+    if old.as_str() == new {
+        return Ok(None);
+    }
+    let old_index = json(&client.fetch_manifest(old.as_str()).await?.bytes);
+    if images(&old_index) != images(&new_index) || images(&new_index).is_empty() {
+        tracing::debug!("tags move: the images differ from {old}'s");
+        return Ok(None);
+    }
+    let (old_att, new_att) = (
+        statements(client, &old_index).await?,
+        statements(client, &new_index).await?,
+    );
+    if old_att != new_att {
+        tracing::debug!("tags move: the attestations differ from {old}'s");
+        return Ok(None);
+    }
+    Ok(Some(old.into_string()))
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+fn entries(index: &Value) -> impl Iterator<Item = &Value> {
+    index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn has_attestations(index: &Value) -> bool {
+    entries(index).any(is_attestation_json)
+}
+
+/// The image entries as they stand in the index (digest, platform, media
+/// type, annotations), in order.
+fn images(index: &Value) -> Vec<&Value> {
+    entries(index).filter(|e| !is_attestation_json(e)).collect()
+}
+
+/// Each attestation entry's subject and its statements without the
+/// volatile keys, in index order.
+async fn statements(
+    client: &registry::Client,
+    index: &Value,
+) -> registry::Result<Vec<(String, Vec<Value>)>> {
+    let mut out = Vec::new();
+    for entry in entries(index).filter(|e| is_attestation_json(e)) {
+        let subject = entry
+            .get("annotations")
+            .and_then(|a| a.get(REFERENCE_DIGEST))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let digest = entry
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let manifest = json(&client.fetch_manifest(digest).await?.bytes);
+        let mut docs = Vec::new();
+        for layer in manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let digest = Digest::parse(
+                layer
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )?;
+            let mut statement = json(&client.fetch_blob(&digest).await?);
+            strip_volatile(&mut statement);
+            docs.push(statement);
+        }
+        out.push((subject, docs));
+    }
+    Ok(out)
+}
+
+/// Removes [`VOLATILE`] keys at any depth.
+fn strip_volatile(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !VOLATILE.contains(&k.as_str()));
+            map.values_mut().for_each(strip_volatile);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn invocation_ids_and_times_are_ignored_and_nothing_else() {
+        let statement = |id: &str, started: &str, arg: &str| {
+            json!({
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://slsa.dev/provenance/v0.2",
+                "subject": [{"name": "x", "digest": {"sha256": "aa"}}],
+                "predicate": {
+                    "invocation": {"parameters": {"args": {"build-arg:A": arg}}},
+                    "metadata": {"buildInvocationID": id, "buildStartedOn": started,
+                                 "buildFinishedOn": started, "completeness": {"parameters": true}},
+                    "runDetails": {"metadata": {"invocationId": id, "startedOn": started}}
+                }
+            })
+        };
+        let mut a = statement("one", "2026-01-01T00:00:00Z", "x");
+        let mut b = statement("two", "2026-02-02T00:00:00Z", "x");
+        let mut c = statement("two", "2026-02-02T00:00:00Z", "y");
+        for s in [&mut a, &mut b, &mut c] {
+            strip_volatile(s);
+        }
+        assert_eq!(a, b);
+        assert_ne!(a, c, "another build arg is another build");
+        assert_eq!(
+            a["predicate"]["metadata"],
+            json!({"completeness": {"parameters": true}})
+        );
+    }
+
+    #[test]
+    fn images_are_compared_whole_and_attestations_left_out() {
+        let index = |image: &str, att: &str| {
+            json!({"manifests": [
+                {"digest": image, "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": att, "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": image}}
+            ]})
+        };
+        let (a, b, c) = (
+            index("sha256:1", "sha256:a"),
+            index("sha256:1", "sha256:b"),
+            index("sha256:2", "sha256:a"),
+        );
+        assert!(has_attestations(&a));
+        assert_eq!(images(&a), images(&b));
+        assert_ne!(images(&a), images(&c));
+        assert!(!has_attestations(
+            &json!({"manifests": [{"digest": "sha256:1"}]})
+        ));
+    }
+}
