@@ -56,7 +56,8 @@ pub enum PlanError {
     /// Several platforms on an Engine.
     #[error(
         "the Docker Engine backend builds one platform at a time, and {0} were asked for: use a standalone \
-         buildkitd (the embedded one, or source.buildkit_host unix:// or tcp://) for a multi-platform image"
+         buildkitd (the embedded one, or source.buildkit_host unix://, tcp:// or ssh:// to a buildkitd) for a \
+         multi-platform image"
     )]
     MultiPlatformOnEngine(usize),
     /// Named-context overrides on an Engine.
@@ -169,6 +170,10 @@ pub fn plan(
 
     let exporter = match backend {
         Backend::Buildkitd => {
+            // Untagged: BuildKit refuses to push a tagged name by digest
+            // ("can't push tagged ref"), so provenance subjects name the
+            // image `pkg:docker/<repository>@latest`; their digest is what
+            // identifies it.
             let mut e = BTreeMap::from([
                 ("name".to_string(), dest.repository.clone()),
                 ("push".to_string(), "true".to_string()),

@@ -184,19 +184,12 @@ impl Base {
 /// `os/arch[/variant]` of an index entry, `None` for attestations and
 /// other non-image entries.
 fn entry_platform(entry: &Value) -> Option<String> {
-    if entry
-        .get("annotations")
-        .and_then(|a| a.get("vnd.docker.reference.type"))
-        .is_some()
-    {
+    if crate::oci::attestation::is_attestation_json(entry) {
         return None;
     }
     let p = entry.get("platform")?;
     let os = p.get("os")?.as_str()?;
     let arch = p.get("architecture")?.as_str()?;
-    if os == "unknown" || arch == "unknown" {
-        return None;
-    }
     Some(match p.get("variant").and_then(Value::as_str) {
         Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
         _ => format!("{os}/{arch}"),
