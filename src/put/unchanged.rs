@@ -68,25 +68,28 @@ async fn find(
         // Without attestations a rebuild reproduces the digest itself.
         return Ok(None);
     }
-    let mut old: Option<Digest> = None;
+    // What the tags hold now: one manifest, the same under every tag.
+    let mut old: Option<registry::Manifest> = None;
     for tag in tags {
         let current = match client.fetch_manifest(tag).await {
-            Ok(m) => m.digest,
+            Ok(m) => m,
             Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => return Ok(None),
             Err(e) => return Err(e),
         };
         match &old {
-            Some(d) if *d != current => return Ok(None),
-            _ => old = Some(current),
+            Some(m) if m.digest != current.digest => return Ok(None),
+            Some(_) => {}
+            None => old = Some(current),
         }
     }
     let Some(old) = old else {
         return Ok(None);
     };
+    let old_index = json(&old.bytes);
+    let old = old.digest;
     if old.as_str() == new {
         return Ok(None);
     }
-    let old_index = json(&client.fetch_manifest(old.as_str()).await?.bytes);
     if images(&old_index) != images(&new_index) || images(&new_index).is_empty() {
         tracing::debug!("tags move: the images differ from {old}'s");
         return Ok(None);
