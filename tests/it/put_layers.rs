@@ -10,8 +10,7 @@
 //! directory gives the same image as the base by reference, and bad input
 //! fails with one message naming the field, before any registry traffic.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -140,75 +139,16 @@ fn copy_to_layout(reg: &Registry, reference: &str, name: &str) -> Layout {
     }
 }
 
-/// Everything a rootfs entry is judged by (mtimes of files and links: a
-/// directory's changes whenever an unpacker adds to it).
-#[derive(Debug, PartialEq, Eq)]
-struct Entry {
-    kind: char,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    content: Option<String>,
-    link: Option<PathBuf>,
-    mtime: Option<i64>,
-}
-
-fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
-    let mut entries = BTreeMap::new();
-    for item in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let item = item.expect("walking a rootfs");
-        let meta = item.path().symlink_metadata().expect("lstat");
-        let ft = meta.file_type();
-        let kind = if ft.is_dir() {
-            'd'
-        } else if ft.is_file() {
-            'f'
-        } else if ft.is_symlink() {
-            'l'
-        } else {
-            'o'
-        };
-        entries.insert(
-            item.path()
-                .strip_prefix(root)
-                .expect("under root")
-                .to_path_buf(),
-            Entry {
-                kind,
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
-                content: (kind == 'f')
-                    .then(|| support::sha256_digest(&std::fs::read(item.path()).expect("read"))),
-                link: (kind == 'l').then(|| std::fs::read_link(item.path()).expect("readlink")),
-                mtime: (kind != 'd').then_some(meta.mtime()),
-            },
-        );
-    }
-    entries
-}
-
+/// Asserts two rootfs trees are equal entry by entry (mtimes of files and
+/// links included), listing every difference.
 #[track_caller]
 fn assert_same_tree(ours: &Path, peer: &Path) {
-    let (a, b) = (tree(ours), tree(peer));
-    let mut diffs = Vec::new();
-    for (path, entry) in &a {
-        match b.get(path) {
-            None => diffs.push(format!("only in ours: {} {entry:?}", path.display())),
-            Some(other) if other != entry => diffs.push(format!(
-                "differs: {}\n  ours: {entry:?}\n  peer: {other:?}",
-                path.display()
-            )),
-            Some(_) => {}
-        }
-    }
-    for (path, entry) in &b {
-        if !a.contains_key(path) {
-            diffs.push(format!("only in the peer's: {} {entry:?}", path.display()));
-        }
-    }
-    assert!(diffs.is_empty(), "rootfs differs:\n{}", diffs.join("\n"));
-    assert!(a.len() > 100, "a busybox rootfs has its applets");
+    let judge = support::rootfs::Judge {
+        link_mtimes: true,
+        sizes_and_links: false,
+    };
+    let entries = support::rootfs::assert_same_tree(ours, peer, "the peer", judge);
+    assert!(entries > 100, "a busybox rootfs has its applets");
 }
 
 #[test]

@@ -612,54 +612,27 @@ fn tcp_buildkitd_tls_errors_name_buildkit_tls() {
 
 // --- shutdown ----------------------------------------------------------------
 
-/// Every process as (pid, command line with spaces, parent pid).
-fn all_processes() -> Vec<(i32, String, i32)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let ppid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or(0);
-        found.push((
-            pid,
-            String::from_utf8_lossy(&cmdline).replace('\0', " "),
-            ppid,
-        ));
-    }
-    found
-}
-
 /// Processes (other than us) whose command line contains `needle`.
 fn processes_with(needle: &str) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
-    all_processes()
+    support::process::list()
         .into_iter()
-        .filter(|(pid, cmd, _)| *pid != me && cmd.contains(needle))
-        .map(|(pid, cmd, _)| (pid, cmd))
+        .filter(|p| p.pid != me && p.cmdline.contains(needle))
+        .map(|p| (p.pid, p.cmdline))
         .collect()
 }
 
 /// The RUN step's shell (its command line names `marker`) and its children.
 fn run_step_processes(marker: &str) -> Vec<(i32, String)> {
-    let all = all_processes();
+    let all = support::process::list();
     let shells: Vec<i32> = all
         .iter()
-        .filter(|(_, cmd, _)| cmd.contains(marker) && cmd.contains("sleep 30"))
-        .map(|(pid, _, _)| *pid)
+        .filter(|p| p.cmdline.contains(marker) && p.cmdline.contains("sleep 30"))
+        .map(|p| p.pid)
         .collect();
     all.into_iter()
-        .filter(|(pid, _, ppid)| shells.contains(pid) || shells.contains(ppid))
-        .map(|(pid, cmd, _)| (pid, cmd))
+        .filter(|p| shells.contains(&p.pid) || shells.contains(&p.ppid))
+        .map(|p| (p.pid, p.cmdline))
         .collect()
 }
 

@@ -343,16 +343,7 @@ fn a_user_without_subordinate_ids_gets_one_line_before_any_daemon_starts() {
     let reg = support::registry::plain();
     let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
     // A buildkitd that records being started.
-    let bin = tempfile::tempdir().expect("dir");
-    let started = bin.path().join("started");
-    let fake = bin.path().join("buildkitd");
-    std::fs::write(
-        &fake,
-        format!("#!/bin/sh\n: > {}\nexit 1\n", started.display()),
-    )
-    .expect("fake buildkitd");
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let support::buildkitd::Recorder { dir: bin, started } = support::buildkitd::recorder();
     for dir in [bin.path(), src.path()] {
         support::rootless::chown_tree(dir, uid, gid);
     }

@@ -301,15 +301,9 @@ fn dropped_mid_build(host: &Host) {
 
 /// Whether a RUN step whose command line names `marker` runs.
 fn step_running(marker: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .any(|entry| {
-            std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| {
-                let cmd = String::from_utf8_lossy(&c);
-                cmd.contains(marker) && cmd.contains("sleep 30")
-            })
-        })
+    crate::support::process::list()
+        .iter()
+        .any(|p| p.cmdline.contains(marker) && p.cmdline.contains("sleep 30"))
 }
 
 mod engine {

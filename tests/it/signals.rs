@@ -68,24 +68,11 @@ fn sigterm(child: &Child) {
 
 /// Every process (pid, cmdline with NULs as spaces) whose cmdline matches.
 fn processes(matching: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if !cmdline.is_empty() && matching(&cmdline) {
-            out.push((pid, cmdline));
-        }
-    }
-    out
+    crate::support::process::list()
+        .into_iter()
+        .filter(|p| !p.cmdline.is_empty() && matching(&p.cmdline))
+        .map(|p| (p.pid as u32, p.cmdline))
+        .collect()
 }
 
 fn mounts_under(dir: &Path) -> Vec<String> {

@@ -7,6 +7,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `buildkitd` that only records being started and fails: for tests that
+/// `out` refuses to start the embedded daemon. Put `dir` first on `PATH`;
+/// `started` exists once anything ran it.
+pub struct Recorder {
+    /// The directory holding the fake `buildkitd`.
+    pub dir: tempfile::TempDir,
+    /// Created by the fake when it runs.
+    pub started: PathBuf,
+}
+
+/// A new [`Recorder`].
+pub fn recorder() -> Recorder {
+    let dir = tempfile::tempdir().expect("dir");
+    let started = dir.path().join("started");
+    let fake = dir.path().join("buildkitd");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n: > {}\nexit 1\n", started.display()),
+    )
+    .expect("fake buildkitd");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    Recorder { dir, started }
+}
+
 /// `$BUILDKITD`, else `buildkitd` on `PATH`; panics when there is neither.
 pub fn find() -> PathBuf {
     match std::env::var_os("BUILDKITD") {

@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod rootfs;
 pub mod rootless;
 mod selftest;
 pub mod sshd;

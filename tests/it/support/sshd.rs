@@ -150,17 +150,13 @@ impl Sshd {
     /// the listener up: the connections of a running build drop.
     pub fn kill_sessions(&self) -> usize {
         let master = self.pid() as i32;
-        let all = processes();
+        let all = super::process::list();
         let mut doomed = vec![master];
         // Descendants, parents before children.
         let mut i = 0;
         while i < doomed.len() {
             let parent = doomed[i];
-            doomed.extend(
-                all.iter()
-                    .filter(|(_, ppid)| *ppid == parent)
-                    .map(|(pid, _)| *pid),
-            );
+            doomed.extend(all.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
             i += 1;
         }
         for pid in &doomed[1..] {
@@ -169,29 +165,6 @@ impl Sshd {
         }
         doomed.len() - 1
     }
-}
-
-/// Every process as (pid, parent pid), from /proc.
-fn processes() -> Vec<(i32, i32)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        if let Some(ppid) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse().ok())
-        {
-            found.push((pid, ppid));
-        }
-    }
-    found
 }
 
 impl Drop for Sshd {
