@@ -21,9 +21,12 @@
 //! rootless under `rootlesskit` as a non-root user; where none can, `out`
 //! fails with one line before the build instead of BuildKit's raw mount
 //! error. A rootless daemon gets `[worker.oci] rootless = true`, the chosen
-//! snapshotter and sandbox, its OpenTelemetry socket in its root (the default
-//! `/run/buildkit/otel-grpc.sock` is not writable there, and buildkitd exits
-//! on it), and `XDG_RUNTIME_DIR`/`HOME` in its root.
+//! snapshotter and sandbox, and `XDG_RUNTIME_DIR`/`HOME` in its root.
+//!
+//! Every daemon gets its OpenTelemetry socket in its private root. The
+//! default, `/run/buildkit/otel-grpc.sock`, is not writable for a rootless
+//! daemon (buildkitd exits on it), and daemons sharing a host (several puts,
+//! a test suite) race for it: one fails with "address already in use".
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,6 +105,8 @@ pub struct DaemonConfig {
     pub debug: bool,
     /// Rootless worker settings, `None` for a privileged daemon.
     pub rootless: Option<RootlessWorker>,
+    /// `[otel] socketPath`; `start` puts it in the daemon's private root.
+    pub otel_socket: Option<PathBuf>,
 }
 
 /// The generated part of a rootless daemon's buildkitd.toml.
@@ -109,8 +114,6 @@ pub struct DaemonConfig {
 pub struct RootlessWorker {
     /// Snapshotter and sandbox.
     pub worker: Rootless,
-    /// `[otel] socketPath`: somewhere the daemon may create a socket.
-    pub otel_socket: PathBuf,
 }
 
 /// Checks the user's extra TOML on its own, before anything starts.
@@ -181,13 +184,15 @@ pub fn render_config(
     if !registries.is_empty() {
         root.insert("registry".into(), Value::Table(registries));
     }
-    if let Some(rl) = &cfg.rootless {
+    if let Some(socket) = &cfg.otel_socket {
         let mut otel = Table::new();
         otel.insert(
             "socketPath".into(),
-            Value::String(rl.otel_socket.display().to_string()),
+            Value::String(socket.display().to_string()),
         );
         root.insert("otel".into(), Value::Table(otel));
+    }
+    if let Some(rl) = &cfg.rootless {
         let mut oci = Table::new();
         oci.insert("enabled".into(), Value::Boolean(true));
         oci.insert("rootless".into(), Value::Boolean(true));
@@ -316,6 +321,7 @@ impl EmbeddedDaemon {
         let certs = root.path().join("certs");
         std::fs::create_dir_all(&certs).map_err(io(&certs))?;
         let mut config = opts.config.clone();
+        config.otel_socket = Some(root.path().join("otel.sock"));
         let mut env = Vec::new();
         let mut wrapper = Vec::new();
         if let Some(worker) = opts.mode.rootless() {
@@ -327,10 +333,8 @@ impl EmbeddedDaemon {
             for dir in [&run, &home] {
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
             }
-            config.rootless = Some(RootlessWorker {
-                worker,
-                otel_socket: run.join("otel.sock"),
-            });
+            config.rootless = Some(RootlessWorker { worker });
+            config.otel_socket = Some(run.join("otel.sock"));
             env.push(("XDG_RUNTIME_DIR".into(), run.into_os_string()));
             env.push(("HOME".into(), home.into_os_string()));
         }
@@ -632,6 +636,7 @@ mod tests {
             extra: Some("[registry.\"docker.io\"]\nhttp = true\n[worker.oci]\ngc = false\n".into()),
             debug: false,
             rootless: None,
+            otel_socket: None,
         };
         let (text, files) = render_config(&cfg, Path::new("/r/certs")).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
@@ -711,6 +716,12 @@ mod tests {
         assert_eq!(d.socket(), root.join("buildkitd.sock"));
         let toml = std::fs::read_to_string(root.join("buildkitd.toml")).unwrap();
         assert!(toml.contains("debug = true"), "{toml}");
+        // Its own OpenTelemetry socket, not the host-wide default.
+        let parsed: toml::Table = toml.parse().unwrap();
+        assert_eq!(
+            parsed["otel"]["socketPath"].as_str(),
+            root.join("otel.sock").to_str()
+        );
         assert_eq!(
             std::fs::read_to_string(root.join("certs/127.0.0.1_5443-0.pem")).unwrap(),
             "PEM"
@@ -737,8 +748,8 @@ mod tests {
                     snapshotter: Snapshotter::Native,
                     process_sandbox: false,
                 },
-                otel_socket: PathBuf::from("/r/run/otel.sock"),
             }),
+            otel_socket: Some(PathBuf::from("/r/run/otel.sock")),
             // The user's extra TOML still wins key by key.
             extra: Some("[worker.oci]\ngc = false\n".into()),
             ..Default::default()

@@ -296,6 +296,7 @@ fn daemon_config(source: &Source, params: &DaemonParams) -> DaemonConfig {
         extra: params.extra_config.clone(),
         debug: source.debug,
         rootless: None,
+        otel_socket: None,
     }
 }
 

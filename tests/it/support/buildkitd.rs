@@ -126,11 +126,24 @@ impl Standalone {
         let log = root.path().join("buildkitd.log");
         let out = std::fs::File::create(&log).expect("buildkitd log");
         let err = out.try_clone().expect("buildkitd log");
+        // Its own OpenTelemetry socket: daemons started at once by parallel
+        // tests would otherwise race for /run/buildkit/otel-grpc.sock.
+        let config = root.path().join("buildkitd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[otel]\nsocketPath = {:?}\n",
+                root.path().join("otel.sock").display().to_string()
+            ),
+        )
+        .expect("buildkitd.toml");
         let mut cmd = Command::new(binary);
         cmd.arg("--root")
             .arg(root.path().join("state"))
             .arg("--addr")
             .arg(&address)
+            .arg("--config")
+            .arg(&config)
             .args(extra)
             // The OCI (runc) worker only: a containerd socket on the host must
             // not change what is tested.
