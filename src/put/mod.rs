@@ -13,6 +13,7 @@ pub mod serve;
 pub mod solve;
 pub mod stores;
 pub mod tags;
+pub mod transient;
 pub mod unchanged;
 
 use std::path::PathBuf;

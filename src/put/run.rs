@@ -30,6 +30,7 @@ use super::push::{self, Pushed};
 use super::rootless;
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
+use super::transient;
 use super::unchanged;
 use crate::Result;
 
@@ -470,7 +471,7 @@ async fn build_on(
     };
 
     let started = Instant::now();
-    let outcome = bk.solve(request, session).await.map_err(Error::from)?;
+    let outcome = solve_and_push(&bk, request, session).await?;
     let pushed = match &engine_socket {
         None => {
             let digest = outcome
@@ -523,6 +524,27 @@ async fn build_on(
         buildkit_version: info.version,
         duration: started.elapsed(),
     })
+}
+
+/// One solve, and a second when the first failed only in its push: see
+/// src/put/transient.rs. No tag has moved after a failed solve.
+async fn solve_and_push(
+    bk: &buildkit::Client,
+    request: buildkit::SolveRequest,
+    session: buildkit::SessionOptions,
+) -> Result<buildkit::SolveOutcome> {
+    let error = match bk.solve(request.clone(), session.clone()).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(e) => e,
+    };
+    let Some(why) = transient::push_failure(&error) else {
+        return Err(Error::from(error).into());
+    };
+    tracing::warn!(
+        "the push failed with a transient error ({why}): solving once more (the steps are cached, no tag has moved)"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(bk.solve(request, session).await.map_err(Error::from)?)
 }
 
 /// Serves IMAGE_ARG and load_base images from a loopback registry.

@@ -89,6 +89,8 @@ enum Op {
     In(&'static str),
     PushImage,
     PushBuild,
+    /// A build on the embedded buildkitd, which pushes by itself.
+    PushBuildkitd,
 }
 
 impl Op {
@@ -98,11 +100,28 @@ impl Op {
             Op::In(format) => format!("in ({format})"),
             Op::PushImage => "out (params.image)".into(),
             Op::PushBuild => "out (build, Engine)".into(),
+            Op::PushBuildkitd => "out (build, buildkitd)".into(),
         }
     }
 
     fn is_push(self) -> bool {
-        matches!(self, Op::PushImage | Op::PushBuild)
+        matches!(self, Op::PushImage | Op::PushBuild | Op::PushBuildkitd)
+    }
+
+    /// PATH for the step: the embedded daemon needs buildkitd on it.
+    fn path(self) -> std::ffi::OsString {
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        match self {
+            Op::PushBuildkitd => {
+                let binary = support::buildkitd::find();
+                let dir = binary.parent().expect("buildkitd's directory");
+                let mut path = dir.as_os_str().to_owned();
+                path.push(":");
+                path.push(system);
+                path
+            }
+            _ => system,
+        }
     }
 }
 
@@ -137,7 +156,13 @@ impl Step {
 /// Runs `bin` as Concourse does (request on stdin, `dir` as argv[1]), killing
 /// it after `bound`. `support::cmd` waits up to ten minutes, too long for a
 /// table where a hang is one of the outcomes.
-fn run_bounded(bin: &str, dir: Option<&Path>, request: &Value, bound: Duration) -> Step {
+fn run_bounded(
+    bin: &str,
+    dir: Option<&Path>,
+    path: std::ffi::OsString,
+    request: &Value,
+    bound: Duration,
+) -> Step {
     let mut command = Command::new(cmd::binary(bin));
     if let Some(dir) = dir {
         command.arg(dir);
@@ -145,7 +170,7 @@ fn run_bounded(bin: &str, dir: Option<&Path>, request: &Value, bound: Duration) 
     let mut child = command
         .env_clear()
         .env("TEST", "true")
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -249,7 +274,7 @@ impl World {
                 );
                 world.src = Some(src);
             }
-            Op::PushBuild => {
+            Op::PushBuild | Op::PushBuildkitd => {
                 let src = tempfile::tempdir().expect("temp dir");
                 std::fs::create_dir_all(src.path().join("src")).expect("mkdir");
                 std::fs::write(
@@ -310,6 +335,15 @@ impl World {
                 },
                 "params": {"context": "src"},
             }),
+            Op::PushBuildkitd => json!({
+                "source": {
+                    "repository": format!("{}/{repo}", self.proxy.host),
+                    "tag": "stable",
+                    "registry_timeout": IDLE_TIMEOUT,
+                    "insecure": true,
+                },
+                "params": {"context": "src"},
+            }),
         }
     }
 
@@ -344,6 +378,12 @@ impl World {
                 format!("^/v2/{repo}/manifests/"),
                 "PUT manifest",
             ),
+            // containerd's pusher sends each blob in one PUT after the POST.
+            (Op::PushBuildkitd, Fault::Truncate | Fault::Corrupt | Fault::Stall(_)) => (
+                Some("PUT"),
+                format!("^/v2/{repo}/blobs/uploads/"),
+                "PUT upload",
+            ),
             (_, Fault::Truncate | Fault::Corrupt | Fault::Stall(_)) => (
                 Some("PATCH"),
                 format!("^/v2/{repo}/blobs/uploads/"),
@@ -372,7 +412,9 @@ impl World {
         let dir: Option<&Path> = match self.op {
             Op::Check => None,
             Op::In(_) => Some(&dest),
-            Op::PushImage | Op::PushBuild => Some(self.src.as_ref().expect("src").path()),
+            Op::PushImage | Op::PushBuild | Op::PushBuildkitd => {
+                Some(self.src.as_ref().expect("src").path())
+            }
         };
         let started = Instant::now();
         let step = run_bounded(
@@ -382,6 +424,7 @@ impl World {
                 _ => "out",
             },
             dir,
+            self.op.path(),
             &self.request(&repo),
             bound,
         );
@@ -416,7 +459,7 @@ impl World {
                     );
                     json!(fingerprint(&dest))
                 }
-                Op::PushImage | Op::PushBuild => {
+                Op::PushImage | Op::PushBuild | Op::PushBuildkitd => {
                     let digest = response["version"]["digest"].clone();
                     assert_eq!(
                         tag_now.as_deref(),
@@ -427,11 +470,13 @@ impl World {
                         tag_now, old_digest,
                         "a successful push moved the tag\n{details}"
                     );
+                    self.assert_whole(&repo, &details);
                     digest
                 }
             };
-            if inject && !matches!(self.op, Op::PushBuild) {
-                // The Engine build's config has a fresh `created` time.
+            if inject && !matches!(self.op, Op::PushBuild | Op::PushBuildkitd) {
+                // The Engine build's config has a fresh `created` time, a
+                // buildkitd build's provenance the invocation's ID and times.
                 assert_eq!(
                     result, self.expected,
                     "a faulted run that succeeds gives the clean result\n{details}"
@@ -466,6 +511,25 @@ impl World {
             retried: step.stderr.contains("transient error"),
             succeeded: status.success(),
         }
+    }
+
+    /// Every manifest and blob under `<repo>:stable` is in the registry
+    /// and matches its digest: skopeo copies it all and checks each one. A
+    /// faulted request that a pusher took for a success would leave a hole.
+    fn assert_whole(&self, repo: &str, details: &str) {
+        let copy = tempfile::tempdir().expect("temp dir");
+        let output = Command::new(registry::skopeo())
+            .args(["copy", "--quiet", "--all"])
+            .args(self.reg.skopeo_src_args())
+            .arg(format!("docker://{}", self.reg.reference(repo, "stable")))
+            .arg(format!("oci:{}:t", copy.path().join("oci").display()))
+            .output()
+            .expect("running skopeo");
+        assert!(
+            output.status.success(),
+            "the pushed image is whole: skopeo copy --all failed: {}\n{details}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Tags `<repo>:stable` with the old image; returns its digest.
@@ -540,11 +604,29 @@ fn table(op: Op, faults: &[Fault], bound: Duration) {
     let mut rows = Vec::new();
     for fault in faults {
         let attempt = world.attempt(fault, true, bound);
-        let transient = matches!(fault, Fault::Status { .. } | Fault::Reset);
-        if transient && !matches!(op, Op::Check) {
+        let status_or_reset = matches!(fault, Fault::Status { .. } | Fault::Reset);
+        let damaged_upload = matches!(fault, Fault::Truncate | Fault::Corrupt);
+        // Retried by us: status and reset on our registry client; on a
+        // buildkitd build, the registry's refusal of a damaged upload's
+        // digest, which BuildKit does not retry (src/put/transient.rs).
+        // BuildKit retries 5xx and resets itself, so there a status or a
+        // reset must succeed, by whichever retry.
+        let (must_succeed, we_retry) = match op {
+            Op::Check => (false, false),
+            Op::PushBuildkitd => (status_or_reset || damaged_upload, damaged_upload),
+            _ => (status_or_reset, status_or_reset),
+        };
+        if must_succeed {
             assert!(
-                attempt.succeeded && attempt.retried,
+                attempt.succeeded,
                 "a transient fault is retried and the retry succeeds\n{}",
+                attempt.details
+            );
+        }
+        if we_retry {
+            assert!(
+                attempt.retried,
+                "out logs its retry of a transient fault\n{}",
                 attempt.details
             );
         }
@@ -602,6 +684,15 @@ fn push_image_through_each_fault() {
 )]
 fn push_build_on_engine_through_each_fault() {
     table(Op::PushBuild, &table_faults(), ROW_BOUND);
+}
+
+#[test]
+#[cfg_attr(
+    not(have_buildkitd),
+    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
+)]
+fn push_build_on_buildkitd_through_each_fault() {
+    table(Op::PushBuildkitd, &table_faults(), ROW_BOUND);
 }
 
 // A stall mid-body (or before an answer) on each operation, one test each

@@ -1,0 +1,134 @@
+//! Which failed solves are worth one more try: a push (or a registry cache
+//! export) that the registry broke off in a way that says nothing about the
+//! build.
+//!
+//! BuildKit's pusher retries a blob upload on a reset or a 5xx, but not a
+//! commit the registry refused with `DIGEST_INVALID`. The distribution
+//! registry answers that when two uploads of the same blob into one
+//! repository commit at once, which is what BuildKit's concurrent image push
+//! and `cache: true` export do with every shared layer; the manifest PUT then
+//! fails with `blob unknown to registry`. A second solve finds the steps in
+//! the daemon's cache and the blobs already in the registry, so it is cheap,
+//! and no tag moved in between: tags are put only after a solve succeeds.
+//!
+//! Only failures of the export steps count: a `RUN` step whose own download
+//! got a 503 failed the build, not the push.
+
+use crate::buildkit;
+
+/// Why `error` is a transient push failure, or `None` when it is not.
+pub fn push_failure(error: &buildkit::Error) -> Option<&'static str> {
+    let text = match error {
+        buildkit::Error::BuildFailed { step, error, .. } if is_export_step(step) => error,
+        buildkit::Error::Solve(message) if mentions_export(message) => message,
+        _ => return None,
+    };
+    let text = text.to_ascii_lowercase();
+    SIGNS
+        .iter()
+        .find(|(sign, _)| text.contains(sign))
+        .map(|(_, why)| *why)
+}
+
+/// Lower-case text in BuildKit's (containerd's, the registry's) error, and
+/// what it means.
+const SIGNS: &[(&str, &str)] = &[
+    (
+        "provided digest did not match uploaded content",
+        "the registry refused an upload's digest",
+    ),
+    ("digest_invalid", "the registry refused an upload's digest"),
+    (
+        "blob unknown to registry",
+        "a blob the manifest names did not arrive",
+    ),
+    ("blob_unknown", "a blob the manifest names did not arrive"),
+    ("too many requests", "the registry is rate limiting"),
+    ("toomanyrequests", "the registry is rate limiting"),
+    ("500 internal server error", "the registry answered 500"),
+    ("502 bad gateway", "the registry answered 502"),
+    ("503 service unavailable", "the registry answered 503"),
+    ("504 gateway timeout", "the registry answered 504"),
+    ("connection reset by peer", "the connection was reset"),
+    ("broken pipe", "the connection was reset"),
+    ("unexpected eof", "the connection ended early"),
+];
+
+/// The vertices BuildKit names for exports: `exporting to image`,
+/// `exporting cache to registry`, `exporting to oci image format`, ...
+fn is_export_step(step: &str) -> bool {
+    step.trim_start().starts_with("exporting ")
+}
+
+/// Export failures that reach us without a failed vertex.
+fn mentions_export(message: &str) -> bool {
+    [
+        "failed to push",
+        "error writing layer blob",
+        "error writing manifest blob",
+        "exporting cache",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, error: &str) -> buildkit::Error {
+        buildkit::Error::BuildFailed {
+            step: name.into(),
+            error: error.into(),
+            logs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_concurrent_upload_race_is_transient() {
+        // As BuildKit v0.32.2 reported it against Debian's docker-registry
+        // (image push and cache export committing one layer at once).
+        let seen = step(
+            "exporting to image",
+            "failed to push 127.0.0.1:43435/fleet-19548-295: errors:\nunknown: provided digest did not \
+             match uploaded content\nunknown: blob unknown to registry - sha256:b13fef60880973743af215be42ba3efb0657367304863ab41092692aae3d0eed\n",
+        );
+        assert_eq!(
+            push_failure(&seen),
+            Some("the registry refused an upload's digest")
+        );
+        let cache = buildkit::Error::Solve(
+            "error writing layer blob: failed commit on ref \"layer-sha256:fa40\": unexpected status from PUT \
+             request to http://127.0.0.1:5000/v2/x/blobs/uploads/abc: 503 Service Unavailable"
+                .into(),
+        );
+        assert_eq!(push_failure(&cache), Some("the registry answered 503"));
+    }
+
+    #[test]
+    fn build_steps_and_lasting_refusals_are_not() {
+        // A RUN step's own download failing is the build's failure.
+        let run = step(
+            "[2/3] RUN curl -f https://example.invalid/x",
+            "process \"/bin/sh -c curl\" did not complete successfully: 503 Service Unavailable",
+        );
+        assert_eq!(push_failure(&run), None);
+        // Credentials and permissions do not mend themselves.
+        let denied = step(
+            "exporting to image",
+            "failed to push r/x: unexpected status from HEAD request: 401 Unauthorized",
+        );
+        assert_eq!(push_failure(&denied), None);
+        let forbidden = step(
+            "exporting to image",
+            "failed to push r/x: denied: requested access to the resource is denied",
+        );
+        assert_eq!(push_failure(&forbidden), None);
+        assert_eq!(
+            push_failure(&buildkit::Error::Solve(
+                "failed to solve: dockerfile parse error".into()
+            )),
+            None
+        );
+    }
+}
