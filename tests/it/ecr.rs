@@ -138,14 +138,10 @@ fn ecr_source(reg: &Registry, repo: &str) -> Value {
 
 fn run(bin: &str, moto: &Moto, args: &[&std::path::Path], req: &Value) -> support::cmd::Output {
     // `out` starts the embedded buildkitd, found on PATH.
-    let system = std::env::var("PATH").unwrap_or_default();
     let path = if bin == "out" {
-        match support::buildkitd::find().parent() {
-            Some(dir) => format!("{}:{system}", dir.display()),
-            None => system,
-        }
+        support::buildkitd::path_env()
     } else {
-        system
+        std::env::var("PATH").unwrap_or_default()
     };
     support::cmd::run(
         bin,

@@ -109,18 +109,10 @@ impl Op {
     }
 
     /// PATH for the step: the embedded daemon needs buildkitd on it.
-    fn path(self) -> std::ffi::OsString {
-        let system = std::env::var_os("PATH").unwrap_or_default();
+    fn path(self) -> String {
         match self {
-            Op::PushBuildkitd => {
-                let binary = support::buildkitd::find();
-                let dir = binary.parent().expect("buildkitd's directory");
-                let mut path = dir.as_os_str().to_owned();
-                path.push(":");
-                path.push(system);
-                path
-            }
-            _ => system,
+            Op::PushBuildkitd => support::buildkitd::path_env(),
+            _ => std::env::var("PATH").unwrap_or_default(),
         }
     }
 }
@@ -159,7 +151,7 @@ impl Step {
 fn run_bounded(
     bin: &str,
     dir: Option<&Path>,
-    path: std::ffi::OsString,
+    path: String,
     request: &Value,
     bound: Duration,
 ) -> Step {

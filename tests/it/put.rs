@@ -25,7 +25,7 @@ enum Daemon {
     /// `buildkit_host: docker://<socket>`.
     Engine(PathBuf),
     /// No buildkit_host: `out` starts `buildkitd` found on PATH.
-    Embedded(PathBuf),
+    Embedded,
 }
 
 impl Daemon {
@@ -34,7 +34,7 @@ impl Daemon {
     }
 
     fn embedded() -> Daemon {
-        Daemon::Embedded(support::buildkitd::find())
+        Daemon::Embedded
     }
 
     /// Adds `buildkit_host` to a source.
@@ -47,13 +47,9 @@ impl Daemon {
 
     /// PATH for `out`: the embedded case needs buildkitd (and its runc) on it.
     fn path_env(&self) -> String {
-        let system = std::env::var("PATH").unwrap_or_default();
         match self {
-            Daemon::Embedded(bin) => match bin.parent() {
-                Some(dir) => format!("{}:{system}", dir.display()),
-                None => system,
-            },
-            Daemon::Engine(_) => system,
+            Daemon::Embedded => support::buildkitd::path_env(),
+            Daemon::Engine(_) => std::env::var("PATH").unwrap_or_default(),
         }
     }
 

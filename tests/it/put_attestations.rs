@@ -23,18 +23,8 @@ const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
 const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 const SPDX: &str = "https://spdx.dev/Document";
 
-/// PATH for an `out` that starts the embedded buildkitd.
-fn embedded_path() -> String {
-    let bin = support::buildkitd::find();
-    let system = std::env::var("PATH").unwrap_or_default();
-    match bin.parent() {
-        Some(dir) => format!("{}:{system}", dir.display()),
-        None => system,
-    }
-}
-
 fn run_out(src: &Src, source: Value, params: Value) -> support::cmd::Output {
-    let path = embedded_path();
+    let path = support::buildkitd::path_env();
     support::cmd::run(
         "out",
         &[src.path()],

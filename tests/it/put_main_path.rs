@@ -65,13 +65,9 @@ impl Daemon {
 
     /// PATH for `out`: the embedded case needs buildkitd (and runc) on it.
     fn path_env(&self) -> String {
-        let system = std::env::var("PATH").unwrap_or_default();
         match self {
-            Daemon::Embedded(bin) => match bin.parent() {
-                Some(dir) => format!("{}:{system}", dir.display()),
-                None => system,
-            },
-            Daemon::Standalone(..) => system,
+            Daemon::Embedded(_) => support::buildkitd::path_env(),
+            Daemon::Standalone(..) => std::env::var("PATH").unwrap_or_default(),
         }
     }
 

@@ -90,13 +90,6 @@ fn params() -> Value {
     })
 }
 
-/// PATH with the test's buildkitd (and the system's runc) on it.
-fn path_env() -> String {
-    let bin = support::buildkitd::find();
-    let system = std::env::var("PATH").unwrap_or_default();
-    format!("{}:{system}", bin.parent().expect("a directory").display())
-}
-
 /// A pushed result: the image manifest's digest and the unpacked rootfs.
 struct Built {
     image: String,
@@ -162,7 +155,7 @@ fn privileged() -> &'static Built {
             "out",
             &[src.path()],
             &json!({"source": reg.source(&repo), "params": params()}),
-            &[("PATH", path_env().as_str())],
+            &[("PATH", support::buildkitd::path_env().as_str())],
         );
         run.expect_success()
             .expect_stderr("embedded buildkitd mode: privileged")
@@ -231,7 +224,7 @@ fn build_as(who: As, case: &str, owner: (u32, u32), expect_mode: &str) {
         &who,
         src.path(),
         &json!({"source": reg.source(&repo), "params": params()}),
-        &path_env(),
+        &support::buildkitd::path_env(),
     );
     let resp = run.json();
     assert!(

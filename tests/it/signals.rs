@@ -101,7 +101,6 @@ fn entries(dir: &Path) -> Vec<String> {
     ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
 )]
 fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
-    let buildkitd = support::buildkitd::find();
     let reg = support::registry::plain();
     let base = support::fixtures::busybox_base(reg);
     // A sleep whose length names it among the machine's processes.
@@ -123,11 +122,7 @@ fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
         format!("FROM {base}\nRUN {marker}\n"),
     )
     .expect("Dockerfile");
-    let path = format!(
-        "{}:{}",
-        buildkitd.parent().expect("buildkitd's dir").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::support::buildkitd::path_env();
     let root_env = root.display().to_string();
     let mut out = spawn_step(
         "out",

@@ -53,6 +53,16 @@ pub fn find() -> PathBuf {
     }
 }
 
+/// `PATH` for an `out` that starts the embedded daemon: the directory of
+/// [`find`]'s buildkitd first, then this process's `PATH` (for runc and the
+/// rest of the system).
+pub fn path_env() -> String {
+    let binary = find();
+    let dir = binary.parent().expect("buildkitd's directory");
+    let system = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{system}", dir.display())
+}
+
 /// Server-side TLS files of a `tcp://` daemon (`--tlscacert` verifies
 /// client certificates, so mutual TLS is required).
 pub struct ServerTls {
