@@ -81,15 +81,11 @@ LABEL org.opencontainers.image.title="oci-build-resource" \
       org.opencontainers.image.description="Concourse resource: build with BuildKit on put, fetch on get" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.concourse.oci-build-resource.buildkit-image="${BUILDKIT_IMAGE}"
-# A non-root user for running without `privileged: true` where the runtime
-# lets the image pick its user (README "Running without privileged", case
-# c): `out` run as `build` starts buildkitd under rootlesskit with these
-# subordinate ranges. Concourse runs resources as root, so this is unused
-# there.
-RUN useradd --create-home --uid 1000 --user-group --shell /bin/sh build \
- && for f in /etc/subuid /etc/subgid; do \
-      grep -q '^build:' "$f" 2>/dev/null || echo 'build:100000:65536' >> "$f"; \
-    done
+# The non-root user `build` (uid 1000, subordinate ranges) for case (c) of
+# README "Running without privileged"; scripts/image-test runs the same
+# script and a put as that user.
+COPY image/build-user.sh /tmp/build-user.sh
+RUN sh /tmp/build-user.sh && rm /tmp/build-user.sh
 # /scratch, when Concourse mounts one, becomes buildkitd's root (see
 # src/put/embedded.rs); otherwise it lives under TMPDIR.
 ENV TMPDIR=/tmp
