@@ -11,16 +11,33 @@
 //!
 //! So before moving tags we compare: when every tag already holds one
 //! index whose images are the very images just built, and whose
-//! attestations say the same apart from the invocation's ID and times, the
-//! tags stay and that index is the version. Anything else (a new image, a
-//! new platform, `provenance: max` instead of `min`, other build args, an
-//! SBOM that differs) moves the tags as usual. The comparison never fails a
+//! attestations say the same apart from the invocation's ID and times (and
+//! an SBOM's document ID and creation time: a scanner names each document
+//! it writes anew, syft with a random UUID), the tags stay and that index is
+//! the version. Anything else (a new image, a new platform, `provenance:
+//! max` instead of `min`, other build args, an SBOM that lists something
+//! else) moves the tags as usual. The comparison never fails a
 //! put: when it cannot be made, the tags move.
 
 use serde_json::Value;
 
 use crate::oci::Digest;
 use crate::oci::attestation::{REFERENCE_DIGEST, is_attestation_json};
+
+/// Where an SBOM names and dates its document, by predicate type: SPDX's
+/// `documentNamespace` (unique per document, by the spec) and
+/// `creationInfo.created`, CycloneDX's `serialNumber` and
+/// `metadata.timestamp`. Paths inside the statement's `predicate`.
+const SBOM_VOLATILE: &[(&str, &[&[&str]])] = &[
+    (
+        "https://spdx.dev/Document",
+        &[&["documentNamespace"], &["creationInfo", "created"]],
+    ),
+    (
+        "https://cyclonedx.org/bom",
+        &[&["serialNumber"], &["metadata", "timestamp"]],
+    ),
+];
 use crate::registry;
 
 /// Keys of a provenance statement that differ between two invocations of
@@ -161,6 +178,7 @@ async fn statements(
             )?;
             let mut statement = json(&client.fetch_blob(&digest).await?);
             strip_volatile(&mut statement);
+            strip_sbom_identity(&mut statement);
             docs.push(statement);
         }
         out.push((subject, docs));
@@ -177,6 +195,30 @@ fn strip_volatile(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(strip_volatile),
         _ => {}
+    }
+}
+
+/// Removes [`SBOM_VOLATILE`]'s paths from an SBOM statement's predicate.
+fn strip_sbom_identity(statement: &mut Value) {
+    let kind = statement
+        .get("predicateType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let Some((_, paths)) = SBOM_VOLATILE.iter().find(|(t, _)| *t == kind) else {
+        return;
+    };
+    for path in *paths {
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let mut at = statement.get_mut("predicate");
+        for key in parents {
+            at = at.and_then(|v| v.get_mut(*key));
+        }
+        if let Some(Value::Object(map)) = at {
+            map.remove(*last);
+        }
     }
 }
 
@@ -212,6 +254,64 @@ mod tests {
             a["predicate"]["metadata"],
             json!({"completeness": {"parameters": true}})
         );
+    }
+
+    #[test]
+    fn sbom_document_names_and_dates_are_ignored_and_contents_are_not() {
+        let spdx = |namespace: &str, created: &str, package: &str| {
+            json!({
+                "predicateType": "https://spdx.dev/Document",
+                "predicate": {
+                    "documentNamespace": namespace,
+                    "creationInfo": {"created": created, "creators": ["Tool: syft-1.0"]},
+                    "packages": [{"name": package}]
+                }
+            })
+        };
+        let mut a = spdx(
+            "https://anchore.com/syft/image/x-1111",
+            "2026-01-01T00:00:00Z",
+            "busybox",
+        );
+        let mut b = spdx(
+            "https://anchore.com/syft/image/x-2222",
+            "2026-02-02T00:00:00Z",
+            "busybox",
+        );
+        let mut c = spdx(
+            "https://anchore.com/syft/image/x-2222",
+            "2026-02-02T00:00:00Z",
+            "openssl",
+        );
+        for s in [&mut a, &mut b, &mut c] {
+            strip_sbom_identity(s);
+        }
+        assert_eq!(a, b);
+        assert_ne!(a, c, "another package list is another SBOM");
+        assert_eq!(
+            a["predicate"]["creationInfo"],
+            json!({"creators": ["Tool: syft-1.0"]})
+        );
+
+        let cyclonedx = |serial: &str, time: &str| {
+            json!({
+                "predicateType": "https://cyclonedx.org/bom",
+                "predicate": {"serialNumber": serial, "metadata": {"timestamp": time, "tools": []}}
+            })
+        };
+        let (mut d, mut e) = (
+            cyclonedx("urn:uuid:1", "2026-01-01T00:00:00Z"),
+            cyclonedx("urn:uuid:2", "2026-01-02T00:00:00Z"),
+        );
+        strip_sbom_identity(&mut d);
+        strip_sbom_identity(&mut e);
+        assert_eq!(d, e);
+
+        // Other statements keep those keys.
+        let mut other =
+            json!({"predicateType": "https://example.com/x", "predicate": {"serialNumber": "1"}});
+        strip_sbom_identity(&mut other);
+        assert_eq!(other["predicate"]["serialNumber"], "1");
     }
 
     #[test]

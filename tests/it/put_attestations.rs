@@ -366,17 +366,20 @@ fn an_unchanged_rebuild_keeps_its_version_and_other_attestations_move_it() {
 
 /// A scanner following BuildKit's SBOM generator protocol, in shell: one
 /// SPDX document per scanned filesystem, noting whether the build's
-/// `/built` was in what it was given.
+/// `/built` was in what it was given. Like syft, it names each document
+/// anew (a random UUID) and dates it.
 const SCANNER: &str = r#"#!/bin/sh
 set -eu
 name=$(basename "$BUILDKIT_SCAN_SOURCE")
 saw=no
 if [ -f "$BUILDKIT_SCAN_SOURCE/built" ]; then saw=yes; fi
+uuid=$(cat /proc/sys/kernel/random/uuid)
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cat > "$BUILDKIT_SCAN_DESTINATION/$name.spdx.json" <<EOF
 {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://spdx.dev/Document", "subject": [],
  "predicate": {"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "test-scan",
-  "dataLicense": "CC0-1.0", "documentNamespace": "https://scanner.invalid/$name",
-  "creationInfo": {"created": "2024-01-01T00:00:00Z", "creators": ["Tool: test-scanner"]},
+  "dataLicense": "CC0-1.0", "documentNamespace": "https://scanner.invalid/$name-$uuid",
+  "creationInfo": {"created": "$now", "creators": ["Tool: test-scanner"]},
   "comment": "saw-built=$saw", "packages": []}}
 EOF
 "#;
@@ -410,11 +413,13 @@ fn sbom_comes_from_a_scanner_the_daemon_can_pull() {
         "src/Dockerfile",
         &from_base(reg, "RUN echo built > /built\n"),
     )]);
-    let resp = out(
-        &src,
-        reg.source(&repo),
-        json!({"context": "src", "sbom": format!("{}/{scanner_repo}:latest", reg.host)}),
-    );
+    // Reproducible images: the rebuild below must give the same image.
+    let params = json!({
+        "context": "src",
+        "sbom": format!("{}/{scanner_repo}:latest", reg.host),
+        "source_date_epoch": 1700000000,
+    });
+    let resp = out(&src, reg.source(&repo), params.clone());
     let mut kinds: Vec<String> = metadata(&resp, "attestations")
         .expect("attestations metadata")
         .split(',')
@@ -436,6 +441,22 @@ fn sbom_comes_from_a_scanner_the_daemon_can_pull() {
         images[0]["digest"]
             .as_str()
             .and_then(|d| d.strip_prefix("sha256:"))
+    );
+
+    // A rebuild scans anew: another document name and time, the same
+    // contents. The version stays, as without an SBOM.
+    let again = run_out(&src, reg.source(&repo), params);
+    let again_resp = again.expect_success().json();
+    assert_eq!(
+        version_digest(&again_resp),
+        version_digest(&resp),
+        "an unchanged image with a re-scanned SBOM keeps its version\n{}",
+        again.details()
+    );
+    assert!(
+        again.stderr.contains("the tags stay on it"),
+        "{}",
+        again.details()
     );
 }
 
