@@ -46,7 +46,8 @@ impl Compression {
 type Raw<R> = BufReader<Chain<Cursor<Vec<u8>>, R>>;
 
 enum Kind<R: Read> {
-    Gzip(flate2::bufread::MultiGzDecoder<Raw<R>>),
+    // Boxed: zlib-rs keeps its inflate state inline (346 bytes).
+    Gzip(Box<flate2::bufread::MultiGzDecoder<Raw<R>>>),
     Zstd(zstd::stream::read::Decoder<'static, Raw<R>>),
     Plain(Raw<R>),
 }
@@ -78,7 +79,7 @@ pub fn decompress<R: Read>(mut reader: R) -> io::Result<Decoder<R>> {
     let compression = Compression::sniff(&prefix);
     let raw = BufReader::with_capacity(128 * 1024, Cursor::new(prefix).chain(reader));
     let kind = match compression {
-        Compression::Gzip => Kind::Gzip(flate2::bufread::MultiGzDecoder::new(raw)),
+        Compression::Gzip => Kind::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
         Compression::Zstd => Kind::Zstd(zstd::stream::read::Decoder::with_buffer(raw)?),
         Compression::None => Kind::Plain(raw),
     };

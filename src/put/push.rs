@@ -173,12 +173,12 @@ pub async fn push_store(
                     })?;
                     if is_layer {
                         let reader = transfer.reader(digest.as_str(), size, reader);
-                        client.push_blob(&digest, size, reader).await?;
+                        client.upload_blob(&digest, size, reader).await?;
                         // The upload stops after `size` bytes, before the
                         // reader sees its EOF.
                         transfer.finish(digest.as_str());
                     } else {
-                        client.push_blob(&digest, size, reader).await?;
+                        client.upload_blob(&digest, size, reader).await?;
                     }
                     Ok(())
                 }

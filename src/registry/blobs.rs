@@ -179,8 +179,7 @@ impl Client {
     }
 
     /// Uploads blob `digest` (`size` bytes from `body`) unless the registry
-    /// already has it: POST → PATCH (streamed) → PUT `?digest=`, the request
-    /// pattern of ggcr. The registry verifies the digest on the final PUT.
+    /// already has it (a HEAD first; see [`Client::upload_blob`]).
     pub async fn push_blob(
         &self,
         digest: &Digest,
@@ -191,6 +190,19 @@ impl Client {
             debug!(%digest, "blob exists, skipping upload");
             return Ok(());
         }
+        self.upload_blob(digest, size, body).await
+    }
+
+    /// Uploads blob `digest` (`size` bytes from `body`) without asking
+    /// whether the registry has it, for callers that just did:
+    /// POST → PATCH (streamed) → PUT `?digest=`, the request pattern of
+    /// ggcr. The registry verifies the digest on the final PUT.
+    pub async fn upload_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        body: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<()> {
         let session = self.session().await?;
         let url = self.url(&session, "blobs/uploads/");
         let resp = self

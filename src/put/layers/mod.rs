@@ -274,7 +274,9 @@ pub async fn append_and_push(
         source,
     })?;
     let started = std::time::Instant::now();
-    let built = {
+    // The layers are written on a blocking thread while the base's manifest
+    // and config come from the registry: neither waits for the other.
+    let building = {
         let specs = params.add.clone();
         let dir = scratch.path().to_path_buf();
         tokio::task::spawn_blocking(move || -> PutResult<Vec<(BuiltLayer, String)>> {
@@ -291,12 +293,12 @@ pub async fn append_and_push(
                 })
                 .collect()
         })
-        .await
-        .map_err(|e| Error::Io {
-            what: "building the layers".into(),
-            source: std::io::Error::other(e),
-        })??
     };
+    let (built, base) = tokio::join!(building, Base::open(source, target, params));
+    let built = built.map_err(|e| Error::Io {
+        what: "building the layers".into(),
+        source: std::io::Error::other(e),
+    })??;
     for (layer, dest) in &built {
         tracing::info!(
             "layer {dest}: {} ({} bytes gzipped)",
@@ -310,7 +312,7 @@ pub async fn append_and_push(
         started.elapsed().as_secs_f64()
     );
 
-    let base = Base::open(source, target, params).await?;
+    let base = base?;
     let top_doc = parse(&base.name, &base.top)?;
     // (base manifest) for each image to append to.
     let mut images: Vec<ServedManifest> = Vec::new();
