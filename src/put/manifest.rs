@@ -63,11 +63,12 @@ pub fn is_compressed(head: &[u8]) -> bool {
 const GZIP_BLOCK: usize = 1 << 20;
 
 /// The deflate level for layers we compress: 1, registry-image's (ggcr's
-/// gzip uses `BestSpeed`). skopeo uses pgzip's default level, but flate2's
-/// backend (miniz_oxide) is far slower there than pgzip's: measured on one
-/// core of this project's CI-class machine, level 1 ran at 129-186 MB/s and
-/// level 6 at 21-25 MB/s, for output only 0.4-2.7% smaller (a tar of
-/// /usr/lib + /usr/share, and the benchmark's half-random layers). A put
+/// gzip uses `BestSpeed`). skopeo uses pgzip's default level, which costs
+/// several times the time for little: measured on one core of this
+/// project's CI-class machine with flate2's former backend (miniz_oxide),
+/// level 1 ran at 129-186 MB/s and level 6 at 21-25 MB/s, for output only
+/// 0.4-2.7% smaller (a tar of /usr/lib + /usr/share, and the benchmark's
+/// half-random layers). zlib-rs, the backend now, is faster at both. A put
 /// pushes once; the compression is paid on every put.
 const GZIP_LEVEL: u32 = 1;
 
