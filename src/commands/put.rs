@@ -86,6 +86,7 @@ pub async fn run(
     }
 
     let mut extra = Vec::new();
+    let mut tags_kept = false;
     let (pushed, buildkit_version) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
@@ -124,10 +125,19 @@ pub async fn run(
                 interrupt,
             )
             .await?;
+            tags_kept = built.tags_kept;
             (built.pushed, Some((built.buildkit_version, built.duration)))
         }
     };
-    tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
+    if tags_kept {
+        tracing::info!(
+            "kept {} on {} (unchanged)",
+            plan.tags.join(", "),
+            pushed.digest
+        );
+    } else {
+        tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
+    }
 
     let mut metadata = vec![
         field("repository", source.repository.given.clone()),

@@ -43,6 +43,9 @@ pub struct Built {
     pub buildkit_version: String,
     /// Wall time of the solve (and, on an Engine, the read-back).
     pub duration: Duration,
+    /// The tags already held an equal index and stayed on it
+    /// (src/put/unchanged.rs): `pushed` is that index, and no tag moved.
+    pub tags_kept: bool,
 }
 
 /// The daemon we talk to; the embedded one stops when this drops.
@@ -472,6 +475,7 @@ async fn build_on(
 
     let started = Instant::now();
     let outcome = solve_and_push(&bk, request, session).await?;
+    let mut tags_kept = false;
     let pushed = match &engine_socket {
         None => {
             let digest = outcome
@@ -495,6 +499,7 @@ async fn build_on(
                          build's only in the invocation's ID and times: the tags stay on it (the new \
                          index {digest} is left untagged)"
                     );
+                    tags_kept = true;
                     push::tag_pushed(client, &old, &[]).await?
                 }
                 None => push::tag_pushed(client, &digest, tags).await?,
@@ -523,6 +528,7 @@ async fn build_on(
         pushed,
         buildkit_version: info.version,
         duration: started.elapsed(),
+        tags_kept,
     })
 }
 

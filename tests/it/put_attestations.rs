@@ -337,7 +337,12 @@ fn an_unchanged_rebuild_keeps_its_version_and_other_attestations_move_it() {
         again.details()
     );
     assert!(
-        again.stderr.contains("the tags stay on it"),
+        again.stderr.contains("the tags stay on it")
+            && again.stderr.contains(&format!(
+                "kept latest on {} (unchanged)",
+                version_digest(&first)
+            ))
+            && !again.stderr.contains("pushed sha256:"),
         "{}",
         again.details()
     );
