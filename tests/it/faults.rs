@@ -1,7 +1,8 @@
 //! The fault table (issue 10): every fault of [`FaultProxy`] against every
 //! operation — `check`, `in` in each format, `out` pushing `params.image`,
-//! and `out` building on the Docker Engine (whose push goes through our
-//! registry client after the read-back, see src/put/run.rs) — with the
+//! `out` building on the Docker Engine (whose push goes through our
+//! registry client after the read-back, see src/put/run.rs), and `out`
+//! building on the embedded buildkitd (which pushes by itself) — with the
 //! real binaries, through the proxy, in front of the plain test registry.
 //!
 //! Each row must end in one of two ways:
@@ -12,7 +13,12 @@
 //!   after).
 //!
 //! A status or a reset on `in` or `out` must be retried and succeed (those
-//! are transient, `Retry-After: 1` is honoured); `check` never retries. Each
+//! are transient, `Retry-After: 1` is honoured); `check` never retries. On
+//! the buildkitd build, BuildKit's pusher retries statuses and resets
+//! itself, and a truncated or corrupted upload (the registry refuses its
+//! digest) must be retried by `out` (one more solve, src/put/transient.rs).
+//! Every successful push must leave a whole image: `skopeo copy --all`
+//! reads and verifies each manifest and blob under the tag. Each
 //! row also asserts that its fault really fired. The table (fault, operation,
 //! faulted request, outcome) goes to stderr, and is appended to the file
 //! `$FAULT_TABLE` when that is set.
@@ -21,10 +27,13 @@
 //! - `check` (`tag_regex`): the tag list, for every fault.
 //! - `in`: the first layer blob; an endless or oversized body goes to the
 //!   manifest instead (bounded reads, issue 10 item 3).
-//! - pushes: a status or a reset to the manifest PUT (the tag move, never
-//!   forwarded); truncation, corruption and a stall to the first upload
-//!   chunk (PATCH); an endless or oversized body to the answer to the upload
-//!   POST.
+//! - pushes: a status or a reset to the first manifest PUT (for our client
+//!   the tag move; for buildkitd a manifest by digest), never forwarded;
+//!   truncation, corruption and a stall to the first upload chunk (PATCH;
+//!   buildkitd sends each blob in one PUT); an endless or oversized body to
+//!   the answer to the upload POST. The buildkitd build has no stall row:
+//!   BuildKit's pusher has no idle limit, and the put would wait for the
+//!   step's timeout (README, known limitations).
 //!
 //! The stall rows rely on the idle-read timeout (`source.registry_timeout`,
 //! set short here); each is bounded by [`STALL_BOUND`].
