@@ -249,10 +249,13 @@ fn process_gone(pid: u32) -> bool {
 fn services_stop_when_the_test_binary_exits_or_dies() {
     const NAME: &str = "support::selftest::services_stop_when_the_test_binary_exits_or_dies";
     if let Ok(mode) = std::env::var("OCI_IT_CHILD") {
-        // Child mode: start a service, report it, then end or wait to be killed.
+        // Child mode: start a service, report it, then end (once the parent
+        // has seen the service run and closes our stdin) or wait to be killed.
         println!("REGISTRY_PID={}", registry::plain().pid());
         if mode == "hang" {
             std::thread::sleep(std::time::Duration::from_secs(120));
+        } else {
+            let _ = std::io::stdin().read_line(&mut String::new());
         }
         return;
     }
@@ -264,10 +267,12 @@ fn services_stop_when_the_test_binary_exits_or_dies() {
                 "OCI_IT_CHILD",
                 if mode == "killed" { "hang" } else { "exit" },
             )
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("starting the test binary again");
+        let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let pid: u32 = std::io::BufReader::new(stdout)
             .lines()
@@ -283,6 +288,8 @@ fn services_stop_when_the_test_binary_exits_or_dies() {
         if mode == "killed" {
             child.kill().expect("SIGKILL to the child test binary");
         }
+        // The exiting child ends when its stdin closes.
+        drop(stdin);
         let status = child.wait().expect("waiting for the child");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while !process_gone(pid) && std::time::Instant::now() < deadline {
