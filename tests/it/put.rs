@@ -170,6 +170,15 @@ pub(crate) fn metadata(resp: &Value, name: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// A comma-separated metadata field (`platforms`, `attestations`) as a
+/// sorted list; panics when the field is missing.
+pub(crate) fn metadata_list(resp: &Value, name: &str) -> Vec<String> {
+    let value = metadata(resp, name).unwrap_or_else(|| panic!("no {name} metadata in {resp}"));
+    let mut items: Vec<String> = value.split(',').map(String::from).collect();
+    items.sort();
+    items
+}
+
 /// A Dockerfile starting from the shared busybox base (RUN needs a shell).
 pub(crate) fn from_base(reg: &Registry, rest: &str) -> String {
     format!("FROM {}\n{rest}", support::fixtures::busybox_base(reg))

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::put::{Src, from_base, metadata, registry_digest, skopeo};
+use crate::put::{Src, from_base, metadata, metadata_list, registry_digest, skopeo};
 use crate::support;
 use crate::support::registry::Registry;
 
@@ -425,13 +425,7 @@ fn sbom_comes_from_a_scanner_the_daemon_can_pull() {
         "source_date_epoch": 1700000000,
     });
     let resp = out(&src, reg.source(&repo), params.clone());
-    let mut kinds: Vec<String> = metadata(&resp, "attestations")
-        .expect("attestations metadata")
-        .split(',')
-        .map(String::from)
-        .collect();
-    kinds.sort();
-    assert_eq!(kinds, ["provenance", "sbom"]);
+    assert_eq!(metadata_list(&resp, "attestations"), ["provenance", "sbom"]);
     let index = raw(reg, &format!("{repo}@{}", version_digest(&resp)));
     let (images, attestations) = split_index(&index);
     assert_eq!((images.len(), attestations.len()), (1, 1), "{index:#}");

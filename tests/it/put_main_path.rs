@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::put::{Src, from_base, image_config, metadata, registry_digest, skopeo};
+use crate::put::{Src, from_base, image_config, metadata, metadata_list, registry_digest, skopeo};
 use crate::support;
 use crate::support::buildkitd::Standalone;
 use crate::support::registry::Registry;
@@ -199,13 +199,10 @@ fn multi_platform_index_and_check_and_in_pick_each_platform(d: &Daemon) {
     archs.sort();
     assert_eq!(archs, ["amd64", "arm64"], "{index}");
     assert_eq!(attested.len(), 2, "an attestation for each image: {index}");
-    let mut platforms: Vec<String> = metadata(&resp, "platforms")
-        .expect("platforms metadata")
-        .split(',')
-        .map(String::from)
-        .collect();
-    platforms.sort();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        metadata_list(&resp, "platforms"),
+        ["linux/amd64", "linux/arm64"]
+    );
     assert_eq!(
         metadata(&resp, "attestations").as_deref(),
         Some("provenance")
