@@ -224,7 +224,7 @@ fn build_as(who: As, case: &str, owner: (u32, u32), expect_mode: &str) {
         &who,
         src.path(),
         &json!({"source": reg.source(&repo), "params": params()}),
-        &support::buildkitd::path_env(),
+        &support::rootless::path_env(),
     );
     let resp = run.json();
     assert!(

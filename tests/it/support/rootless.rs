@@ -9,11 +9,14 @@
 //!   request on stdin and stdout/stderr captured.
 //!
 //! Files the step reads must be readable there: callers `chown` work dirs
-//! to the namespace's root or the test user ([`chown_tree`]).
+//! to the namespace's root or the test user ([`chown_tree`]). The programs
+//! it runs must be reachable too, and a checkout under `/root` (mode 0700)
+//! or a `mktemp -d` directory is not: [`run_out`] runs a staged copy of `out`
+//! and [`path_env`] puts a staged buildkitd on `PATH` ([`reachable`]).
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -131,6 +134,51 @@ pub fn chown_tree(dir: &Path, uid: u32, gid: u32) {
     }
 }
 
+/// `program` as a file every user can reach and run: a hard link (a copy
+/// across file systems) in a directory of the per-run scratch root, made once
+/// per program and test process. The scratch root is removed at exit.
+pub fn reachable(program: &Path) -> PathBuf {
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+    static STAGED: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
+    let mut staged = STAGED.lock().unwrap_or_else(|p| p.into_inner());
+    let staged = staged.get_or_insert_with(HashMap::new);
+    if let Some(path) = staged.get(program) {
+        return path.clone();
+    }
+    let name = program.file_name().expect("a program has a file name");
+    let dir = super::process::scratch_dir("reachable");
+    let dest = dir.join(name);
+    if std::fs::hard_link(program, &dest).is_err() {
+        std::fs::copy(program, &dest)
+            .unwrap_or_else(|e| panic!("staging {}: {e}", program.display()));
+    }
+    let temp = std::env::temp_dir();
+    let dirs = dir.ancestors().take_while(|p| *p != temp);
+    for path in std::iter::once(dest.as_path()).chain(dirs) {
+        let meta = std::fs::metadata(path).expect("stat a staged path");
+        let mode = meta.permissions().mode();
+        let wanted = if meta.is_dir() { 0o001 } else { 0o005 };
+        assert!(
+            mode & wanted == wanted,
+            "{} (mode {:o}) is not reachable by other users",
+            path.display(),
+            mode & 0o7777
+        );
+    }
+    staged.insert(program.to_path_buf(), dest.clone());
+    dest
+}
+
+/// `PATH` for an `out` run by another user that starts the embedded daemon:
+/// a reachable copy of the tests' buildkitd first, then this process's `PATH`.
+pub fn path_env() -> String {
+    let buildkitd = reachable(&super::buildkitd::find());
+    let dir = buildkitd.parent().expect("a staged file has a directory");
+    let system = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{system}", dir.display())
+}
+
 /// Who runs `out`.
 pub enum As {
     /// uid 0 of `unshare --user --map-users=<start>,0,<count> ... --mount
@@ -184,9 +232,10 @@ impl Output {
 }
 
 /// Runs `out <work>` as `who` with `request` on stdin, a cleared
-/// environment plus `TEST=true` and `PATH=path`.
+/// environment plus `TEST=true` and `PATH=path`; `out` is a
+/// [`reachable`] copy of the binary under test.
 pub fn run_out(who: &As, work: &Path, request: &Value, path: &str) -> Output {
-    let out = super::cmd::binary("out");
+    let out = reachable(&super::cmd::binary("out"));
     let mut cmd = match who {
         As::UserNamespace {
             range: (start, count),
