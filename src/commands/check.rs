@@ -24,7 +24,7 @@ use regex::Regex;
 use tracing::{debug, warn};
 
 use crate::concourse::{CheckRequest, Version};
-use crate::config::semver::{Constraint, Version as SemVer};
+use crate::config::semver::{SemverOptions, Version as SemVer, candidate_version};
 use crate::config::{CheckMode, Source};
 use crate::error::{Result, chain};
 use crate::image::fetch::{self, FetchError};
@@ -59,7 +59,7 @@ async fn check_with(
         CheckMode::Regex(re) => regex_versions(client, source, &re).await,
         CheckMode::Semver => {
             let tags = list_tags(client).await?;
-            let options = SemverOptions::of(source);
+            let options = source.semver_options();
             semver_versions(tags, &options, version, |tag| async move {
                 Ok(client.resolve_tag(&tag).await?.map(Digest::into_string))
             })
@@ -130,19 +130,6 @@ async fn tag_versions(
     })
 }
 
-/// Semver-mode filters from `source`.
-#[derive(Debug, Clone, Copy)]
-pub struct SemverOptions<'a> {
-    /// `variant`
-    pub variant: Option<&'a str>,
-    /// `semver_constraint`
-    pub constraint: Option<&'a Constraint>,
-    /// `pre_releases`
-    pub pre_releases: bool,
-    /// `pre_release_prefixes`
-    pub pre_release_prefixes: &'a [String],
-}
-
 struct Candidate {
     tag: String,
     version: SemVer,
@@ -162,51 +149,6 @@ fn better(new: &Candidate, old: &Candidate) -> bool {
         (true, false) => false,
         _ => dots(&new.tag) > dots(&old.tag),
     }
-}
-
-impl<'a> SemverOptions<'a> {
-    /// The semver-mode filters `source` sets (also used by a put to report
-    /// the tag this mode would report, see `put::tags::reported_tag`).
-    pub fn of(source: &'a Source) -> SemverOptions<'a> {
-        SemverOptions {
-            variant: source.variant.as_deref(),
-            constraint: source.semver_constraint.as_ref(),
-            pre_releases: source.pre_releases,
-            pre_release_prefixes: &source.pre_release_prefixes,
-        }
-    }
-}
-
-/// Parses `tag` as a semver candidate under `options`, or `None` to skip it.
-pub fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<SemVer> {
-    let text = match options.variant {
-        Some(variant) => tag.strip_suffix(variant)?.strip_suffix('-')?,
-        None => tag,
-    };
-    let version = SemVer::parse_loose(text)?;
-    if let Some(c) = options.constraint
-        && !c.matches(&version)
-    {
-        return None;
-    }
-    if version.is_prerelease() {
-        if !options.pre_releases {
-            return None;
-        }
-        // Without custom prefixes a `-` inside the prerelease marks another
-        // variant (`1.0.0-rc.1-bar`), which is not ours.
-        if options.pre_release_prefixes.is_empty() && version.pre.contains('-') {
-            return None;
-        }
-        let known = ["alpha", "beta", "rc"]
-            .into_iter()
-            .chain(options.pre_release_prefixes.iter().map(String::as_str))
-            .any(|p| version.pre.starts_with(p));
-        if !known {
-            return None;
-        }
-    }
-    Some(version)
 }
 
 /// Semver mode over `tags` (registry order), looking digests up with
@@ -432,6 +374,7 @@ async fn created_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::semver::Constraint;
 
     fn d(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use crate::commands::Interrupt;
-use crate::commands::check::SemverOptions;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
 use crate::put::{self, push, run, tags};
@@ -51,7 +50,7 @@ pub async fn run(
     )
     .map_err(put::Error::from)?;
     let mode = source.check_mode();
-    let semver = SemverOptions::of(source);
+    let semver = source.semver_options();
     if let Action::Build(b) = &params.action
         && let Some(cache_tag) = &b.cache_tag
     {

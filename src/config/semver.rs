@@ -361,6 +361,52 @@ fn term_matches(t: &Term, v: &Version) -> bool {
     }
 }
 
+/// Semver-mode filters from `source` (see `Source::semver_options`), shared
+/// by check's semver mode and the tag a put reports.
+#[derive(Debug, Clone, Copy)]
+pub struct SemverOptions<'a> {
+    /// `variant`
+    pub variant: Option<&'a str>,
+    /// `semver_constraint`
+    pub constraint: Option<&'a Constraint>,
+    /// `pre_releases`
+    pub pre_releases: bool,
+    /// `pre_release_prefixes`
+    pub pre_release_prefixes: &'a [String],
+}
+
+/// Parses `tag` as a semver candidate under `options`, or `None` to skip it.
+pub fn candidate_version(tag: &str, options: &SemverOptions<'_>) -> Option<Version> {
+    let text = match options.variant {
+        Some(variant) => tag.strip_suffix(variant)?.strip_suffix('-')?,
+        None => tag,
+    };
+    let version = Version::parse_loose(text)?;
+    if let Some(c) = options.constraint
+        && !c.matches(&version)
+    {
+        return None;
+    }
+    if version.is_prerelease() {
+        if !options.pre_releases {
+            return None;
+        }
+        // Without custom prefixes a `-` inside the prerelease marks another
+        // variant (`1.0.0-rc.1-bar`), which is not ours.
+        if options.pre_release_prefixes.is_empty() && version.pre.contains('-') {
+            return None;
+        }
+        let known = ["alpha", "beta", "rc"]
+            .into_iter()
+            .chain(options.pre_release_prefixes.iter().map(String::as_str))
+            .any(|p| version.pre.starts_with(p));
+        if !known {
+            return None;
+        }
+    }
+    Some(version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

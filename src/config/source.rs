@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{self, DecodeError, Shape};
-use super::semver::Constraint;
+use super::semver::{Constraint, SemverOptions};
 use super::{Error, Secret};
 use crate::registry::RepositoryError;
 pub use crate::registry::{DOCKER_HUB_HOST, Repository};
@@ -532,6 +532,17 @@ impl Source {
             (Some(tag), _) => CheckMode::Tag(tag.clone()),
             (None, Some(re)) => CheckMode::Regex(re.clone()),
             (None, None) => CheckMode::Semver,
+        }
+    }
+
+    /// The semver-mode filters this source sets: check's semver mode and the
+    /// tag a put reports (`put::tags::reported_tag`) read the same ones.
+    pub fn semver_options(&self) -> SemverOptions<'_> {
+        SemverOptions {
+            variant: self.variant.as_deref(),
+            constraint: self.semver_constraint.as_ref(),
+            pre_releases: self.pre_releases,
+            pre_release_prefixes: &self.pre_release_prefixes,
         }
     }
 

@@ -15,10 +15,9 @@
 //! image and downstream jobs trigger twice. For the same reason the registry
 //! cache tag may not be one `check` could report ([`check_cache_tag`]).
 
-use crate::commands::check::{SemverOptions, candidate_version};
 use crate::config::CheckMode;
 use crate::config::put::{TagParams, validate_tag};
-use crate::config::semver::Version;
+use crate::config::semver::{SemverOptions, Version, candidate_version};
 
 /// A tag problem, found before anything is pushed.
 #[derive(Debug, thiserror::Error)]

@@ -22,14 +22,7 @@ use tracing::debug;
 
 use super::client::{Access, Client, Credentials};
 use super::error::{Error, Result};
-
-/// The per-run state decided by the ping: scheme and authorization.
-pub(super) struct Session {
-    /// `https://host` or `http://host`.
-    pub(super) origin: String,
-    /// `Authorization` header value (marked sensitive), if any.
-    pub(super) authorization: Option<HeaderValue>,
-}
+use super::session::Session;
 
 /// Hosts for which ggcr allows plain HTTP without `insecure`: `localhost`,
 /// `*.localhost`, loopback and RFC1918 addresses (any port).

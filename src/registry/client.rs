@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding};
 
-use super::auth::Session;
 use super::error::{Error, Result};
 use super::repository::Repository;
+use super::session::Session;
 use crate::secret::Secret;
 
 /// What the client will do; decides the token scope.
@@ -191,8 +191,6 @@ pub(super) const MAX_MANIFEST_BYTES: usize = 4 << 20;
 pub(super) const MAX_CONFIG_BYTES: usize = 64 << 20;
 /// Most bytes of one page of a tag list.
 pub(super) const MAX_TAG_PAGE_BYTES: usize = 4 << 20;
-/// Most bytes of an error response body kept (the rest is not read).
-pub(super) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Reads a response body into memory, refusing one of more than `limit`
 /// bytes: an endless or huge body from a hostile registry must not grow
@@ -221,20 +219,4 @@ pub(super) async fn read_limited(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
-}
-
-/// The first `limit` bytes of a response body (an error text), read no
-/// further; a failed read keeps what arrived.
-pub(super) async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> bytes::Bytes {
-    let mut buf = bytes::BytesMut::new();
-    while buf.len() < limit {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(limit - buf.len());
-                buf.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    buf.freeze()
 }

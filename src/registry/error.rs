@@ -278,7 +278,7 @@ impl Error {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(super::retry::parse_retry_after);
-        let body = super::client::read_prefix(resp, super::client::MAX_ERROR_BODY_BYTES).await;
+        let body = read_prefix(resp, MAX_ERROR_BODY_BYTES).await;
         let (codes, body) = error_detail(&body);
         Error::Status {
             request: format!("{method} {url}"),
@@ -298,6 +298,25 @@ impl From<crate::oci::DigestError> for Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Most bytes of an error response body kept (the rest is not read).
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// The first `limit` bytes of a response body (an error text), read no
+/// further; a failed read keeps what arrived.
+async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    buf.freeze()
+}
 
 #[cfg(test)]
 mod tests {

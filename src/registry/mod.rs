@@ -32,6 +32,7 @@ mod error;
 mod manifests;
 mod repository;
 mod retry;
+mod session;
 mod tags;
 
 pub use auth::implicitly_insecure;

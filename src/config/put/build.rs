@@ -12,6 +12,7 @@ use super::access::{Decoder, scalar_text};
 use super::errors::{ParamsError, Result, type_error};
 use super::params;
 use super::tags::validate_tag;
+use super::values::{image_reference, validate_platform};
 use super::{
     BuildParams, CacheSpec, DEFAULT_SBOM_GENERATOR, LoadBase, Network, NoCache, Provenance, Sbom,
     SecretSpec, SecretText, SshSpec,
@@ -196,7 +197,7 @@ impl Decoder<'_> {
                 image.to_owned()
             }
         };
-        let (repository, reference) = super::layers::image_reference("sbom", &image)?;
+        let (repository, reference) = image_reference("sbom", &image)?;
         Ok(Some(Sbom {
             repository,
             reference,
@@ -510,21 +511,5 @@ pub fn parse_cache_spec(param: &str, spec: &str) -> Result<CacheSpec> {
                 .into(),
         }),
         _ => Ok(CacheSpec { kind, attrs }),
-    }
-}
-
-pub(super) fn validate_platform(param: &str, p: &str) -> Result<()> {
-    let parts: Vec<&str> = p.split('/').collect();
-    let ok = (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ParamsError::Invalid {
-            param: param.into(),
-            problem: format!("{p:?} is not os/arch[/variant]"),
-        })
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::access::{Decoder, scalar_text};
 use super::errors::{ParamsError, Result, json_type, type_error};
+use super::values::{image_reference, validate_platform};
 
 /// The fields of `params.layers`, for "unknown field" and "did you mean".
 const FIELDS: &[&str] = &[
@@ -149,7 +150,7 @@ impl Decoder<'_> {
         let platform = match set("platform") {
             Some(v) => {
                 let p = string(&field("platform"), v)?;
-                super::build::validate_platform(&field("platform"), &p)?;
+                validate_platform(&field("platform"), &p)?;
                 Some(p)
             }
             None => None,
@@ -307,43 +308,6 @@ fn parse_reference(param: &str, text: &str) -> Result<LayersBase> {
         repository,
         reference,
     })
-}
-
-/// `host/repo[:tag|@digest]` → (repository, tag or digest), the tag
-/// `latest` when neither is given.
-pub(super) fn image_reference(param: &str, text: &str) -> Result<(String, String)> {
-    let invalid = |problem: String| ParamsError::Invalid {
-        param: param.into(),
-        problem,
-    };
-    let (repository, reference) = match text.split_once('@') {
-        Some((repo, digest)) => {
-            if !crate::oci::Digest::is_valid(digest) {
-                return Err(invalid(format!(
-                    "{text:?}: {digest:?} is not a sha256 digest"
-                )));
-            }
-            // A tag before the digest is ignored, as docker does.
-            let repo = match repo.rfind(':') {
-                Some(i) if !repo[i..].contains('/') => &repo[..i],
-                _ => repo,
-            };
-            (repo.to_string(), digest.to_string())
-        }
-        None => match text.rfind(':') {
-            Some(i) if !text[i..].contains('/') => {
-                let tag = &text[i + 1..];
-                if !crate::config::tag::is_valid(tag) {
-                    return Err(invalid(format!("{text:?}: {tag:?} is not a valid tag")));
-                }
-                (text[..i].to_string(), tag.to_string())
-            }
-            _ => (text.to_string(), "latest".to_string()),
-        },
-    };
-    crate::registry::Repository::parse(&repository)
-        .map_err(|e| invalid(format!("{text:?}: {e}")))?;
-    Ok((repository, reference))
 }
 
 /// A path in the image: `/` or relative to it, without `..` (a layer

@@ -29,6 +29,7 @@ mod params;
 mod tags;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use access::{Decoder, glob_one};
 pub use build::parse_cache_spec;
