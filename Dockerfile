@@ -87,5 +87,5 @@ LABEL org.opencontainers.image.title="oci-build-resource" \
 COPY image/build-user.sh /tmp/build-user.sh
 RUN sh /tmp/build-user.sh && rm /tmp/build-user.sh
 # /scratch, when Concourse mounts one, becomes buildkitd's root (see
-# src/put/embedded.rs); otherwise it lives under TMPDIR.
+# src/daemon/root.rs); otherwise it lives under TMPDIR.
 ENV TMPDIR=/tmp

@@ -157,7 +157,7 @@ pub fn version_of(step: Step) -> String {
 
 /// `buildkitd on PATH: <its --version>`, or why there is none.
 fn buildkitd_on_path() -> String {
-    let Some(path) = crate::buildkit::daemon::find_on_path() else {
+    let Some(path) = crate::daemon::process::find_on_path() else {
         return "buildkitd on PATH: none (a put then needs source.buildkit_host or BUILDKIT_HOST)"
             .into();
     };

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod concourse;
 pub mod config;
+pub mod daemon;
 pub mod ecr;
 pub mod error;
 pub mod image;

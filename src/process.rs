@@ -1,5 +1,5 @@
 //! Child processes that die with us: the embedded buildkitd
-//! (`src/buildkit/daemon.rs`) and the services the tests start
+//! (`src/daemon/process.rs`) and the services the tests start
 //! (`src/testutil/process.rs`).
 //!
 //! A child gets `PR_SET_PDEATHSIG` ([`die_with_parent`]) so that it is

@@ -46,7 +46,6 @@
 //! ```
 
 mod client;
-pub mod daemon;
 pub mod docker_engine;
 mod error;
 pub mod fsutil;

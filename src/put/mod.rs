@@ -3,11 +3,9 @@
 //! results that do not go straight from BuildKit to the registry.
 
 pub mod attest;
-pub mod embedded;
 pub mod layers;
 pub mod manifest;
 pub mod push;
-pub mod rootless;
 pub mod run;
 pub mod serve;
 pub mod solve;
@@ -20,8 +18,8 @@ use std::path::PathBuf;
 
 use crate::config::Source;
 use crate::config::put::ParamsError;
+use crate::daemon::Error as DaemonError;
 use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
-use embedded::DaemonError;
 
 /// A failure of the put-specific parts (params, tags, daemon, images,
 /// pushes we do ourselves). Registry and BuildKit client errors keep their

@@ -25,14 +25,14 @@ use crate::registry;
 
 use super::Error;
 use super::attest;
-use super::embedded::{self, DaemonConfig, EmbeddedDaemon, RegistryHost, StartOptions};
 use super::push::{self, Pushed};
-use super::rootless;
 use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
 use super::transient;
 use super::unchanged;
 use crate::Result;
+use crate::daemon::config::{DaemonConfig, RegistryHost};
+use crate::daemon::{self, EmbeddedDaemon, StartOptions};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub async fn build_and_push(
         Daemon::Remote(a) => a.clone(),
         Daemon::Ssh(t) => t.address().clone(),
         Daemon::Embedded(d) => {
-            let ready = match race(d.wait_ready(buildkit::daemon::answers), interrupt).await {
+            let ready = match race(d.wait_ready(daemon::process::answers), interrupt).await {
                 Raced::Done(r) => r,
                 Raced::Interrupted(signal) => return Err(abort(daemon, signal).await),
             };
@@ -155,7 +155,7 @@ fn choose_daemon(
     if let Some(extra) = &daemon_params.extra_config {
         // Checked even when another daemon is used: a typo should not wait
         // for the day the embedded daemon runs.
-        embedded::validate_extra(extra).map_err(Error::from)?;
+        daemon::config::validate_extra(extra).map_err(Error::from)?;
     }
     let given_host = source.buildkit_host.as_deref().filter(|h| !h.is_empty());
     let env_host = std::env::var("BUILDKIT_HOST")
@@ -182,17 +182,17 @@ fn choose_daemon(
         let address = Address::parse(&host, None).map_err(Error::from)?;
         return remote(address, source);
     }
-    let Some(binary) = buildkit::daemon::find_on_path() else {
-        return Err(Error::from(embedded::DaemonError::NotConfigured).into());
+    let Some(binary) = daemon::process::find_on_path() else {
+        return Err(Error::from(daemon::Error::NotConfigured).into());
     };
     let avoid: Vec<PathBuf> = solve::local_dirs(params).into_values().collect();
-    let roots = embedded::put_root_candidates(work_dir, &avoid);
+    let roots = daemon::root::put_root_candidates(work_dir, &avoid);
     // The overlay probe runs where the daemon's state will go.
-    let host = rootless::System {
+    let host = daemon::mode::System {
         probe_dir: roots.parents[0].clone(),
     };
-    let choice = rootless::detect(&host)
-        .map_err(|tried| Error::from(embedded::DaemonError::Unavailable { tried }))?;
+    let choice = daemon::mode::detect(&host)
+        .map_err(|tried| Error::from(daemon::Error::Unavailable { tried }))?;
     tracing::info!("embedded buildkitd mode: {}", choice.reason);
     tracing::info!("{}", roots.note);
     let config = daemon_config(source, daemon_params);
@@ -762,7 +762,7 @@ mod tests {
         // The rendered TOML has the additional registry's CA file.
         let s = source(json!({"ca_certs": [PEM]}));
         let (text, files) =
-            embedded::render_config(&daemon_config(&s, &none), Path::new("/c")).unwrap();
+            daemon::config::render_config(&daemon_config(&s, &none), Path::new("/c")).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
         let reg = parsed["registry"]["reg.example:5000"].as_table().unwrap();
         assert_eq!(reg["http"].as_bool(), Some(false));

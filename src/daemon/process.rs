@@ -2,7 +2,7 @@
 //! root, socket and config file, wait until it answers, and stop it.
 //!
 //! Where the root lives, what the config says and how long to wait are the
-//! caller's policy (the put's is in `src/put/embedded.rs`). Here: the daemon
+//! caller's policy (the put's is in [`super::embedded`]). Here: the daemon
 //! writes stdout and stderr to one log file, whose tail every start-up
 //! failure quotes; readiness is a caller-given probe (the socket merely
 //! existing is not enough, buildkitd creates it before its services are up,
@@ -32,50 +32,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::{Address, Client};
-
-/// Why a buildkitd could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// The log file could not be created.
-    #[error("creating the buildkitd log {}", path.display())]
-    Log {
-        /// The log file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The binary could not be started.
-    #[error("starting {}", binary.display())]
-    Spawn {
-        /// The binary.
-        binary: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The daemon exited while starting.
-    #[error("buildkitd exited while starting ({status}); last lines of its log:\n{tail}")]
-    Exited {
-        /// Exit status.
-        status: String,
-        /// Log tail.
-        tail: String,
-    },
-    /// The daemon did not answer in time.
-    #[error("buildkitd did not answer on {} within {secs}s; last lines of its log:\n{tail}", socket.display())]
-    Timeout {
-        /// The socket polled.
-        socket: PathBuf,
-        /// The timeout.
-        secs: u64,
-        /// Log tail.
-        tail: String,
-    },
-}
-
-type Result<T, E = DaemonError> = std::result::Result<T, E>;
+use super::error::{Error, Result};
+use crate::buildkit::{Address, Client};
 
 /// `buildkitd` on PATH, if any.
 pub fn find_on_path() -> Option<PathBuf> {
@@ -153,7 +111,7 @@ impl Buildkitd {
     /// Starts the daemon without waiting for it: the caller owns it (and so
     /// can stop it) while [`Buildkitd::wait_ready`] runs.
     pub fn spawn(opts: SpawnOptions) -> Result<Buildkitd> {
-        let log_error = |source| DaemonError::Log {
+        let log_error = |source| Error::Log {
             path: opts.log.clone(),
             source,
         };
@@ -192,7 +150,7 @@ impl Buildkitd {
             let _guard = runtime.enter();
             cmd.spawn()
         })
-        .map_err(|source| DaemonError::Spawn {
+        .map_err(|source| Error::Spawn {
             binary: opts
                 .wrapper
                 .first()
@@ -224,7 +182,7 @@ impl Buildkitd {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 daemon.child = None;
-                return Err(DaemonError::Exited {
+                return Err(Error::Exited {
                     status: status.to_string(),
                     tail: daemon.log_tail(30),
                 });
@@ -237,7 +195,7 @@ impl Buildkitd {
                 return Ok(());
             }
             if started.elapsed() >= daemon.timeout {
-                let err = DaemonError::Timeout {
+                let err = Error::Timeout {
                     socket: daemon.socket.clone(),
                     secs: daemon.timeout.as_secs(),
                     tail: daemon.log_tail(30),
@@ -443,19 +401,9 @@ pub fn unmount_under(dir: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::fake_buildkitd as fake;
 
     /// Writes a fake `buildkitd` shell script; `body` sees `$SOCK`.
-    fn fake(dir: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join("buildkitd");
-        let script = format!(
-            "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --addr) SOCK=\"${{2#unix://}}\"; shift;; esac; shift; done\n{body}\n"
-        );
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
     fn options(binary: PathBuf, dir: &Path) -> SpawnOptions {
         SpawnOptions {
             binary,
@@ -532,7 +480,7 @@ mod tests {
             config.display()
         );
         assert!(
-            matches!(&err, DaemonError::Exited { tail, .. } if tail.contains(&expected)),
+            matches!(&err, Error::Exited { tail, .. } if tail.contains(&expected)),
             "{err}"
         );
     }
@@ -564,7 +512,7 @@ mod tests {
         let started = Instant::now();
         let err = Buildkitd::start(opts, socket_exists).await.unwrap_err();
         assert!(
-            matches!(&err, DaemonError::Timeout { tail, .. } if tail.contains("stuck")),
+            matches!(&err, Error::Timeout { tail, .. } if tail.contains("stuck")),
             "{err}"
         );
         // 0.6 s wait + 0.5 s grace, then SIGKILL.
