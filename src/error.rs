@@ -59,6 +59,17 @@ pub enum Error {
     },
 }
 
+/// A registry failure of a push stays a registry error (its retry judgement
+/// and hints are the registry's); the rest is a put failure.
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            crate::store::Error::Registry(e) => Error::Registry(e),
+            e => Error::Put(crate::put::Error::Store(e)),
+        }
+    }
+}
+
 impl From<crate::config::Error> for Error {
     fn from(e: crate::config::Error) -> Self {
         Error::Config(e)
@@ -82,6 +93,7 @@ impl Transient for Error {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Registry(e) => e.retry_after(),
+            Error::Put(crate::put::Error::Store(e)) => e.retry_after(),
             Error::Context { source, .. } => source.retry_after(),
             _ => None,
         }
@@ -96,6 +108,7 @@ impl Transient for Error {
             // inside an image error (unpacking, spooling).
             Error::Image(e) => chain_is_transient(e),
             Error::Context { source, .. } => source.is_transient(),
+            Error::Put(crate::put::Error::Store(e)) => e.is_transient(),
             Error::Foreign { source, .. } => chain_is_transient(source.as_ref()),
             // Other variants: walk their sources (a wrapped io error from a
             // truncated download is transient).

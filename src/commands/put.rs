@@ -10,8 +10,9 @@ use std::path::Path;
 use crate::commands::Interrupt;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
-use crate::put::{self, push, run, tags};
+use crate::put::{self, run, tags};
 use crate::registry::{self, Access};
+use crate::store::push;
 
 /// Runs `out` for `req` with the put's inputs under `src_dir`. SIGTERM or
 /// SIGINT (`interrupt`) cancels the build and shuts the embedded daemon

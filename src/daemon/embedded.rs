@@ -38,7 +38,7 @@ pub struct StartOptions {
     pub timeout: Duration,
     /// How long SIGTERM gets before SIGKILL.
     pub stop_grace: Duration,
-    /// Where the private root may go, best first (see [`root_candidates`]);
+    /// Where the private root may go, best first (see [`super::root::root_candidates`]);
     /// empty = `/scratch` if present, else the temp dir.
     pub root_parents: Vec<PathBuf>,
     /// How the daemon runs (see [`super::mode`]).

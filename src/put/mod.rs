@@ -3,13 +3,10 @@
 //! results that do not go straight from BuildKit to the registry.
 
 pub mod attest;
+pub mod engine;
 pub mod layers;
-pub mod manifest;
-pub mod push;
 pub mod run;
-pub mod serve;
 pub mod solve;
-pub mod stores;
 pub mod tags;
 pub mod transient;
 pub mod unchanged;
@@ -44,6 +41,9 @@ pub enum Error {
     /// The embedded daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// An image we hold: reading, describing or pushing it.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
     /// The BuildKit client (connection, solve, Engine API).
     #[error(transparent)]
     Buildkit(#[from] crate::buildkit::Error),
@@ -67,14 +67,6 @@ pub enum Error {
     /// The loopback registry could not listen.
     #[error("starting the loopback registry for preloaded images")]
     ImageRegistry(#[source] std::io::Error),
-    /// A manifest we were about to push is not valid.
-    #[error("manifest {digest}: {problem}")]
-    BadManifest {
-        /// Its digest.
-        digest: String,
-        /// What is wrong.
-        problem: String,
-    },
     /// A blob could not be read for pushing.
     #[error("reading blob {digest}")]
     ReadBlob {
@@ -83,16 +75,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
-    },
-    /// The registry's digest for a manifest differs from its bytes' digest.
-    #[error("the registry stored {reference} as {got}, but the manifest pushed is {expected}")]
-    DigestMismatch {
-        /// Tag or digest pushed.
-        reference: String,
-        /// sha256 of the bytes.
-        expected: String,
-        /// What the registry said.
-        got: String,
     },
     /// BuildKit finished without telling the pushed digest.
     #[error("BuildKit reported no image digest (its exporter response had: {0})")]

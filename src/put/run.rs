@@ -25,14 +25,15 @@ use crate::registry;
 
 use super::Error;
 use super::attest;
-use super::push::{self, Pushed};
-use super::serve::{ImageRegistry, ImageStore};
 use super::solve::{self, Backend, Destination, Preloaded};
 use super::transient;
 use super::unchanged;
 use crate::Result;
 use crate::daemon::config::{DaemonConfig, RegistryHost};
 use crate::daemon::{self, EmbeddedDaemon, StartOptions};
+use crate::store::loopback::ImageRegistry;
+use crate::store::push::{self, Pushed};
+use crate::store::{ImageStore, prebuilt};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -506,7 +507,7 @@ async fn build_on(
             }
         }
         Some(socket) => {
-            let result = push::push_from_engine(
+            let result = super::engine::push_from_engine(
                 client,
                 socket,
                 &dest.engine_image,
@@ -562,13 +563,13 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
     let mut image_arg_names = BTreeMap::new();
     for (arg, path) in &params.image_args {
         let name = arg.to_ascii_lowercase();
-        images.insert(name.clone(), push::open_store(path).await?);
+        images.insert(name.clone(), prebuilt::for_serving(path).await?);
         image_arg_names.insert(arg.clone(), name);
     }
     let mut base_names = BTreeMap::new();
     for (i, base) in params.load_bases.iter().enumerate() {
         let name = format!("load-base-{i}");
-        images.insert(name.clone(), push::open_store(&base.image).await?);
+        images.insert(name.clone(), prebuilt::for_serving(&base.image).await?);
         base_names.insert(base.name.clone(), name);
     }
     let registry = ImageRegistry::start(images)

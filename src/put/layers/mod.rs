@@ -6,7 +6,7 @@
 //!    while written. A bad input fails here, before any registry traffic.
 //! 2. Read the base's manifest (or index and children) and configs: from
 //!    its registry, or from a local `image.tar` / OCI layout
-//!    ([`crate::put::stores`]). Its layers are never downloaded here.
+//!    ([`crate::store::prebuilt`]). Its layers are never downloaded here.
 //! 3. For each platform image, write the new config and manifest
 //!    ([`edit`]); for a multi-platform base, the new index.
 //! 4. Push: base layers on the same registry are mounted from the base's
@@ -26,14 +26,14 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::push::{self, Pushed};
-use super::serve::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use super::{Error, Result as PutResult};
 use crate::Result;
 use crate::config::Source;
 use crate::config::put::{LayersBase, LayersParams};
 use crate::oci::{Digest, media_types, sha256_digest};
 use crate::registry::{self, Client, Repository};
+use crate::store::push::{self, Pushed};
+use crate::store::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use tarball::BuiltLayer;
 
 /// What a layers put pushed.
@@ -116,7 +116,7 @@ impl Base {
                 })
             }
             LayersBase::Local(path) => {
-                let store = super::stores::for_push(path, &BTreeMap::new()).await?;
+                let store = crate::store::prebuilt::for_push(path, &BTreeMap::new()).await?;
                 Ok(Base {
                     name: path.display().to_string(),
                     top: store.top().clone(),
@@ -253,7 +253,7 @@ impl ImageStore for Appending {
                     let reader = client
                         .blob_reader(&d, size)
                         .await
-                        .map_err(|e| std::io::Error::other(crate::error::chain(&e)))?;
+                        .map_err(std::io::Error::other)?;
                     Ok(Box::new(reader) as BlobReader)
                 }
             }
@@ -287,7 +287,7 @@ pub async fn append_and_push(
                     let layer = tarball::write_layer(spec, &dir.join(format!("layer-{i}.tar.gz")))
                         .map_err(|e| Error::Io {
                             what: format!("params.layers.add[{i}]: building its layer"),
-                            source: std::io::Error::other(crate::error::chain(&e)),
+                            source: std::io::Error::other(e),
                         })?;
                     Ok((layer, format!("/{}", spec.dest)))
                 })

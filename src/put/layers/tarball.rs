@@ -4,7 +4,7 @@
 //! The bytes depend on the inputs only: entries in byte order of their
 //! names, every owner, mode and mtime from the params (never the host's
 //! user or group names, which are left empty), no access or change times,
-//! and the deterministic gzip of [`crate::put::manifest::gzip_to_file`]
+//! and the deterministic gzip of [`crate::store::manifest::gzip_to_file`]
 //! (no name, mtime 0, fixed level and block size). The tar stream is hashed
 //! on its way to the compressor (its `diff_id`) and the gzip stream on its
 //! way to disk (its digest), so the layer is read once.
@@ -76,7 +76,8 @@ pub fn write_layer(spec: &LayerSpec, out: &Path) -> Result<BuiltLayer, LayerErro
     };
     let (tx, rx) = sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
-        let gzip = scope.spawn(|| crate::put::manifest::gzip_to_file(ChannelReader::new(rx), out));
+        let gzip =
+            scope.spawn(|| crate::store::manifest::gzip_to_file(ChannelReader::new(rx), out));
         let sink = HashingWriter {
             inner: ChannelWriter::new(tx),
             hasher: Hasher::default(),

@@ -11,7 +11,6 @@
 //! listens on all interfaces; nothing else needs to reach it).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,36 +19,8 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::io::AsyncRead;
 
-/// A manifest or index held in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedManifest {
-    /// Its media type (sent as Content-Type).
-    pub media_type: String,
-    /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
-    /// The exact bytes.
-    pub bytes: Bytes,
-}
-
-/// An open blob.
-pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
-
-/// Future returned by [`ImageStore::open_blob`].
-pub type OpenBlob = Pin<Box<dyn Future<Output = std::io::Result<BlobReader>> + Send>>;
-
-/// One image as the registry sees it.
-pub trait ImageStore: Send + Sync + 'static {
-    /// What a tag resolves to: the top manifest or index.
-    fn top(&self) -> &ServedManifest;
-    /// A manifest or index of this image, by digest.
-    fn manifest(&self, digest: &str) -> Option<&ServedManifest>;
-    /// A blob's size, if this image has it.
-    fn blob_size(&self, digest: &str) -> Option<u64>;
-    /// Opens a blob that [`ImageStore::blob_size`] knows.
-    fn open_blob(&self, digest: &str) -> OpenBlob;
-}
+use super::{BlobReader, ImageStore};
 
 /// A running loopback registry; stops when dropped.
 pub struct ImageRegistry {
@@ -277,42 +248,11 @@ impl Body for ServeBody {
     }
 }
 
-/// An image held entirely in memory (tests, and small synthesized images).
-#[derive(Debug, Clone)]
-pub struct MemoryImage {
-    /// The top manifest or index.
-    pub top: ServedManifest,
-    /// Child manifests of an index.
-    pub children: Vec<ServedManifest>,
-    /// Blobs by digest.
-    pub blobs: BTreeMap<String, Bytes>,
-}
-
-impl ImageStore for MemoryImage {
-    fn top(&self) -> &ServedManifest {
-        &self.top
-    }
-    fn manifest(&self, digest: &str) -> Option<&ServedManifest> {
-        std::iter::once(&self.top)
-            .chain(&self.children)
-            .find(|m| m.digest == digest)
-    }
-    fn blob_size(&self, digest: &str) -> Option<u64> {
-        self.blobs.get(digest).map(|b| b.len() as u64)
-    }
-    fn open_blob(&self, digest: &str) -> OpenBlob {
-        let blob = self.blobs.get(digest).cloned();
-        Box::pin(async move {
-            let blob = blob.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-            Ok(Box::new(std::io::Cursor::new(blob)) as BlobReader)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oci::sha256_digest;
+    use crate::store::{MemoryImage, ServedManifest};
 
     fn image() -> MemoryImage {
         let config = Bytes::from_static(

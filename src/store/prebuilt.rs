@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::manifest::{
     self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, OCI_INDEX, OCI_MANIFEST,
 };
-use super::serve::{BlobReader, ImageStore, OpenBlob, ServedManifest};
+use super::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use super::{Error, Result};
 use crate::image::compression::Compression;
 use crate::image::fetch::FetchedManifest;
@@ -48,7 +48,7 @@ pub struct LocalImage {
 }
 
 fn io_error(e: crate::image::Error) -> std::io::Error {
-    std::io::Error::other(crate::error::chain(&e))
+    std::io::Error::other(e)
 }
 
 impl ImageStore for LocalImage {
@@ -562,7 +562,7 @@ mod tests {
         ]);
 
         let store = for_serving(&archive).await.unwrap();
-        let reg = super::super::serve::ImageRegistry::start(BTreeMap::from([(
+        let reg = super::super::loopback::ImageRegistry::start(BTreeMap::from([(
             "base".to_string(),
             store,
         )]))

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::Error;
 use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
-use super::serve::{ImageStore, ServedManifest};
-use crate::Result;
+use super::{Error, Result};
+use super::{ImageStore, ServedManifest};
 use crate::oci::attestation::{is_attestation_json, predicate_types};
 use crate::oci::{Digest, sha256_digest};
-use crate::progress::{Transfer, human};
+use crate::progress::Transfer;
 use crate::registry;
 
 /// What ended up in the registry.
@@ -46,12 +45,9 @@ fn is_index(media_type: &str, doc: &Value) -> bool {
 }
 
 fn parse(m: &ServedManifest) -> Result<Value> {
-    serde_json::from_slice(&m.bytes).map_err(|e| {
-        Error::BadManifest {
-            digest: m.digest.clone(),
-            problem: e.to_string(),
-        }
-        .into()
+    serde_json::from_slice(&m.bytes).map_err(|e| Error::BadManifest {
+        digest: m.digest.clone(),
+        problem: e.to_string(),
     })
 }
 
@@ -103,8 +99,7 @@ pub async fn push_store(
                     return Err(Error::BadManifest {
                         digest: top.digest.clone(),
                         problem: format!("child manifest {digest} is not in the image"),
-                    }
-                    .into());
+                    });
                 }
             }
         }
@@ -163,14 +158,15 @@ pub async fn push_store(
                         if is_layer {
                             transfer.skipped(digest.as_str(), size);
                         }
-                        return Ok::<(), crate::Error>(());
+                        return Ok::<(), Error>(());
                     }
-                    let reader = store.open_blob(&digest).await.map_err(|e| {
-                        crate::Error::from(Error::ReadBlob {
+                    let reader = store
+                        .open_blob(&digest)
+                        .await
+                        .map_err(|e| Error::ReadBlob {
                             digest: digest.to_string(),
                             source: e,
-                        })
-                    })?;
+                        })?;
                     if is_layer {
                         let reader = transfer.reader(digest.as_str(), size, reader);
                         client.upload_blob(&digest, size, reader).await?;
@@ -236,8 +232,7 @@ async fn put_manifest(
             reference: reference.into(),
             expected: m.digest.clone(),
             got: got.into_string(),
-        }
-        .into());
+        });
     }
     Ok(())
 }
@@ -330,8 +325,7 @@ pub async fn tag_pushed(
             reference: digest.into(),
             expected: digest.into(),
             got: top.digest,
-        }
-        .into());
+        });
     }
     let top_doc = parse(&top)?;
     let mut images = Vec::new();
@@ -380,59 +374,15 @@ pub async fn push_image_path(
     path: &Path,
     tags: &[String],
 ) -> Result<Pushed> {
-    let store = super::stores::for_push(path, &Default::default()).await?;
-    push_store(client, store, tags).await
-}
-
-/// Opens an image for the loopback registry (layers as stored).
-pub async fn open_store(path: &Path) -> Result<Arc<dyn ImageStore>> {
-    Ok(super::stores::for_serving(path).await?)
-}
-
-/// Reads back what a Docker Engine built and pushes it.
-pub async fn push_from_engine(
-    client: &registry::Client,
-    socket: &Path,
-    name: &str,
-    tags: &[String],
-    annotations: &std::collections::BTreeMap<String, String>,
-) -> Result<Pushed> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        what: "creating a temp dir for the Engine's image".into(),
-        source: e,
-    })?;
-    let tar = dir.path().join("image.tar");
-    tracing::info!("reading the built image {name} back from the Docker Engine (docker save)");
-    let started = std::time::Instant::now();
-    let mut reader = crate::buildkit::docker_engine::export_image(socket, name)
-        .await
-        .map_err(Error::from)?;
-    let mut file = tokio::fs::File::create(&tar).await.map_err(|e| Error::Io {
-        what: format!("writing {}", tar.display()),
-        source: e,
-    })?;
-    let bytes = tokio::io::copy(&mut reader, &mut file)
-        .await
-        .map_err(|e| Error::Io {
-            what: format!("reading image {name} from the Engine"),
-            source: e,
-        })?;
-    drop(file);
-    tracing::info!(
-        "read {} from the Engine in {:.1}s; pushing it to {}",
-        human(bytes),
-        started.elapsed().as_secs_f64(),
-        client.repository()
-    );
-    let store = super::stores::for_push(&tar, annotations).await?;
+    let store = super::prebuilt::for_push(path, &Default::default()).await?;
     push_store(client, store, tags).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::put::serve::{MemoryImage, OpenBlob};
     use crate::registry::Access;
+    use crate::store::{MemoryImage, OpenBlob};
     use crate::testutil::{registry, run_tool, umoci_layout, unique};
     use bytes::Bytes;
     use std::collections::BTreeMap;
