@@ -4,7 +4,8 @@
 //! by all tests, so they outlive any single test thread. Two things make sure
 //! nothing is left behind when `cargo test` ends:
 //! - a `libc::atexit` handler stops every registered pid (SIGTERM, then
-//!   SIGKILL after a grace period) and removes the scratch root; `exit()` runs
+//!   SIGKILL after a grace period), deletes the network links the run made
+//!   ([`delete_link_at_exit`]) and removes the scratch root; `exit()` runs
 //!   it both on success and on the harness' `process::exit(101)`. A `Drop` on a
 //!   static would never run.
 //! - each child gets `PR_SET_PDEATHSIG = SIGTERM`, so a test binary killed by a
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 enum Cleanup {
     Pid(i32),
     Path(PathBuf),
+    Link(String),
 }
 
 static CLEANUP: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
@@ -45,13 +47,31 @@ pub fn remove_at_exit(path: &Path) {
     register(Cleanup::Path(path.to_path_buf()));
 }
 
+/// The prefix of the network links a run makes: `oci-it-<pid>`, at most 15
+/// bytes (`IFNAMSIZ`), so that a later run can tell whose they are.
+pub const LINK_PREFIX: &str = "oci-it-";
+
+/// Deletes the network link `name` (`ip link delete`) when the test binary
+/// exits, after its services have stopped.
+pub fn delete_link_at_exit(name: &str) {
+    register(Cleanup::Link(name.to_string()));
+}
+
+fn delete_link(name: &str) {
+    let _ = Command::new("ip")
+        .args(["link", "delete", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 extern "C" fn cleanup_at_exit() {
     let entries = std::mem::take(&mut *CLEANUP.lock().unwrap_or_else(|p| p.into_inner()));
     let pids: Vec<i32> = entries
         .iter()
         .filter_map(|e| match e {
             Cleanup::Pid(pid) => Some(*pid),
-            Cleanup::Path(_) => None,
+            Cleanup::Path(_) | Cleanup::Link(_) => None,
         })
         .collect();
     for pid in &pids {
@@ -78,12 +98,16 @@ extern "C" fn cleanup_at_exit() {
         }
     }
     for entry in entries.iter().rev() {
-        if let Cleanup::Path(path) = entry {
-            let _ = if path.is_dir() {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_file(path)
-            };
+        match entry {
+            Cleanup::Path(path) => {
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+            }
+            Cleanup::Link(name) => delete_link(name),
+            Cleanup::Pid(_) => {}
         }
     }
 }
@@ -119,9 +143,35 @@ pub fn remove_with_root(path: &Path) {
     remove_at_exit(path);
 }
 
+/// Whether `pid` names a live process.
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the pid exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Deletes the `oci-it-<pid>` links of earlier test binaries that were
+/// killed (their exit handler never ran).
+fn delete_stale_links() {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(pid) = name
+            .strip_prefix(LINK_PREFIX)
+            .and_then(|p| p.parse::<i32>().ok())
+            && !alive(pid)
+        {
+            delete_link(name);
+        }
+    }
+}
+
 /// Removes scratch roots of earlier test binaries that were killed (their
 /// exit handler never ran); their services died with them (PDEATHSIG).
 fn remove_stale_roots() {
+    delete_stale_links();
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
@@ -134,9 +184,7 @@ fn remove_stale_roots() {
         else {
             continue;
         };
-        // SAFETY: signal 0 only checks whether the pid exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
-        if !alive {
+        if !alive(pid) {
             // Paths outside the root it registered (see `remove_with_root`).
             if let Ok(list) = std::fs::read_to_string(entry.path().join(OUTSIDE_PATHS)) {
                 for path in list.lines() {
@@ -212,6 +260,25 @@ impl Service {
             }
             Ok(None) => None,
             Err(e) => Some(format!("unknown ({e})")),
+        }
+    }
+
+    /// Stops the process now: SIGTERM, then SIGKILL after `grace`; reaps it.
+    pub fn stop(&self, grace: Duration) {
+        let pid = self.pid() as i32;
+        // SAFETY: plain syscall on our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while self.exited().is_none() {
+            if Instant::now() > deadline {
+                let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = child.kill();
+                let _ = child.wait();
+                drop(child);
+                self.exited();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -438,19 +438,51 @@ async fn docker_engine_session_endpoint() {
     context_options_and_secret(t).await;
 }
 
-/// The test dockerd runs with `--bridge=none`, which `has_bridge` must see
-/// (put/run.rs then builds with host networking on the Engine).
+/// `has_bridge` tells an Engine with a bridge network (the shared test
+/// dockerd) from one started with `--bridge=none` (put/run.rs then builds
+/// with network mode `none` on it). The second runs in a network namespace
+/// of its own, where `--bridge=none` has no `docker0` to delete.
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(
     not(have_dockerd),
     ignore = "needs dockerd and docker on PATH, as root"
 )]
-async fn docker_engine_without_bridge_is_detected() {
+async fn docker_engine_bridge_or_none_is_detected() {
     let docker = support::docker::shared();
     assert_eq!(
         buildkit::docker_engine::has_bridge(&docker.socket).await,
-        Some(false)
+        Some(true)
     );
+    let root = support::process::scratch_dir("dockerd-no-bridge");
+    let (dockerd, socket, _) =
+        support::docker::dockerd_command(&root, None, &support::registry::plain().host)
+            .expect("dockerd");
+    let mut cmd = std::process::Command::new(support::require_tool("unshare", "util-linux"));
+    cmd.args(["--net", "--"])
+        .arg(dockerd.get_program())
+        .args(dockerd.get_args());
+    let service = support::process::Service::spawn("dockerd", cmd, root.join("dockerd.log"))
+        .expect("starting dockerd");
+    let ready = {
+        let socket = socket.clone();
+        tokio::task::spawn_blocking(move || {
+            let ready = service.wait_ready(std::time::Duration::from_secs(60), || {
+                support::docker::ping(&socket)
+            });
+            (service, ready)
+        })
+        .await
+        .expect("waiting for dockerd")
+    };
+    let (service, ready) = ready;
+    let has_bridge = match ready {
+        Ok(()) => buildkit::docker_engine::has_bridge(&socket).await,
+        Err(why) => panic!("{why}"),
+    };
+    tokio::task::spawn_blocking(move || service.stop(std::time::Duration::from_secs(20)))
+        .await
+        .expect("stopping dockerd");
+    assert_eq!(has_bridge, Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread")]

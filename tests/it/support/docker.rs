@@ -1,6 +1,11 @@
 //! A private `dockerd` (Docker Engine) for tests that load, run or build
 //! images: its own data root, exec root, pidfile and unix socket under the
-//! run's scratch dir, no bridge and no iptables, started once per test binary.
+//! run's scratch dir, no iptables, started once per test binary.
+//!
+//! It gets a bridge of its own ([`Bridge`], `oci-it-<pid>` on a free
+//! 172.31.N.0/24): `--bridge=none` would make dockerd delete the machine's
+//! `docker0`, breaking the default network of a Docker already running
+//! here, and the default would take `docker0` over.
 //!
 //! dockerd trusts registry CAs only from `/etc/docker/certs.d/<host:port>/`
 //! (the directory is not configurable for a root daemon in Engine 20.10), so
@@ -70,12 +75,34 @@ impl Docker {
 }
 
 fn start() -> Result<Docker, String> {
-    let dockerd = which("dockerd").ok_or("dockerd is not on PATH")?;
-    which("docker").ok_or("the docker CLI is not on PATH")?;
     let plain = registry::plain();
     let tls = registry::tls_auth();
     trust_ca(tls)?;
+    let bridge = Bridge::shared()?;
     let root = process::scratch_dir("dockerd");
+    let (cmd, socket, data_root) = dockerd_command(&root, Some(&bridge.name), &plain.host)?;
+    let service = Service::spawn("dockerd", cmd, root.join("dockerd.log"))
+        .map_err(|e| format!("starting dockerd: {e}"))?;
+    service.wait_ready(Duration::from_secs(60), || ping(&socket))?;
+    Ok(Docker {
+        socket,
+        data_root,
+        service,
+    })
+}
+
+/// The dockerd command line of a test daemon rooted in `root`, attached to
+/// `bridge`, trusting `insecure_registry` over plain HTTP; with its socket
+/// and data root. Forwarding and masquerading stay as the machine has them.
+/// `None` is `--bridge=none`, which deletes the `docker0` of the network
+/// namespace dockerd runs in: only for a dockerd in a namespace of its own.
+pub fn dockerd_command(
+    root: &Path,
+    bridge: Option<&str>,
+    insecure_registry: &str,
+) -> Result<(Command, PathBuf, PathBuf), String> {
+    let dockerd = which("dockerd").ok_or("dockerd is not on PATH")?;
+    which("docker").ok_or("the docker CLI is not on PATH")?;
     let socket = root.join("docker.sock");
     let data_root = root.join("data");
     let mut cmd = Command::new(dockerd);
@@ -87,19 +114,65 @@ fn start() -> Result<Docker, String> {
         .arg(root.join("dockerd.pid"))
         .arg("--host")
         .arg(format!("unix://{}", socket.display()))
-        .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+        .args(["--iptables=false", "--ip6tables=false"])
+        .args(["--ip-forward=false", "--ip-masq=false"])
+        .arg(format!("--bridge={}", bridge.unwrap_or("none")))
         .arg("--insecure-registry")
-        .arg(&plain.host);
-    let service = Service::spawn("dockerd", cmd, root.join("dockerd.log"))
-        .map_err(|e| format!("starting dockerd: {e}"))?;
-    service.wait_ready(Duration::from_secs(60), || {
-        api_get(&socket, "/_ping").is_ok_and(|(status, body)| status == 200 && body == b"OK")
-    })?;
-    Ok(Docker {
-        socket,
-        data_root,
-        service,
-    })
+        .arg(insecure_registry);
+    Ok((cmd, socket, data_root))
+}
+
+/// A Linux bridge made for the test dockerd, deleted when the test binary
+/// exits (or by a later run, when this one was killed).
+pub struct Bridge {
+    /// `oci-it-<pid>`.
+    pub name: String,
+    /// Its address, `172.31.N.1/24`.
+    pub address: String,
+}
+
+impl Bridge {
+    /// The run's bridge, made once.
+    pub fn shared() -> Result<&'static Bridge, String> {
+        static BRIDGE: OnceLock<Result<Bridge, String>> = OnceLock::new();
+        BRIDGE
+            .get_or_init(Bridge::create)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn create() -> Result<Bridge, String> {
+        // The scratch root's first use sweeps the links of killed runs.
+        process::scratch_root();
+        let name = format!("{}{}", process::LINK_PREFIX, std::process::id());
+        let ip = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("running ip (iproute2): {e}"))?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let taken = ip(&["-4", "-o", "addr", "show"])? + &ip(&["-4", "route", "show"])?;
+        let start = std::process::id() % 200;
+        let subnet = (0..200)
+            .map(|i| 16 + (start + i) % 200)
+            .find(|n| !taken.contains(&format!("172.31.{n}.")))
+            .ok_or("no free 172.31.N.0/24 for the test bridge")?;
+        let address = format!("172.31.{subnet}.1/24");
+        ip(&["link", "add", "name", &name, "type", "bridge"])?;
+        process::delete_link_at_exit(&name);
+        ip(&["addr", "add", &address, "dev", &name])?;
+        ip(&["link", "set", &name, "up"])?;
+        Ok(Bridge { name, address })
+    }
 }
 
 /// Makes dockerd trust the TLS registry's CA (see module docs).
@@ -110,6 +183,11 @@ fn trust_ca(tls: &registry::Registry) -> Result<(), String> {
     process::remove_with_root(&dir);
     std::fs::write(dir.join("ca.crt"), ca)
         .map_err(|e| format!("writing {}/ca.crt: {e}", dir.display()))
+}
+
+/// Whether the Engine on `socket` answers `GET /_ping` with `OK`.
+pub fn ping(socket: &Path) -> bool {
+    api_get(socket, "/_ping").is_ok_and(|(status, body)| status == 200 && body == b"OK")
 }
 
 /// A minimal HTTP/1.0 GET over the Engine's unix socket.
