@@ -82,7 +82,7 @@ LABEL org.opencontainers.image.title="oci-build-resource" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.concourse.oci-build-resource.buildkit-image="${BUILDKIT_IMAGE}"
 # The non-root user `build` (uid 1000, subordinate ranges) for case (c) of
-# README "Running without privileged"; scripts/image-test runs the same
+# docs/running-without-privileged.md; scripts/image-test runs the same
 # script and a put as that user.
 COPY image/build-user.sh /tmp/build-user.sh
 RUN sh /tmp/build-user.sh && rm /tmp/build-user.sh

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Peak memory of `in` for a large image, in every format (README
+# Peak memory of `in` for a large image, in every format (CONTRIBUTING.md
 # "Benchmarks"). Target (get-side issue): under 100 MB for a 1 GB image.
 # Builds an image of SIZE_MB (default 1024) in 2 layers of 16 files with umoci,
 # pushes it to a private loopback docker-registry with skopeo, runs the

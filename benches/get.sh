@@ -1,6 +1,6 @@
 #!/bin/bash
 # Side-by-side benchmark of `in` against its peers on the same machine and
-# image (README "Benchmarks"):
+# image (CONTRIBUTING.md "Benchmarks"):
 #   rootfs:      in {format: rootfs}      vs  skopeo copy docker:// oci: + umoci unpack
 #   oci:         in {format: oci}         vs  skopeo copy docker:// docker-archive:
 #   oci-layout:  in {format: oci-layout}  vs  skopeo copy --all docker:// oci:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Side-by-side benchmark of the main path, a `put` that builds and pushes,
-# against `buildctl build` on one standalone buildkitd (README "Benchmarks"):
+# against `buildctl build` on one standalone buildkitd (CONTRIBUTING.md
+# "Benchmarks"):
 #   cold:  each run on a freshly started daemon with an empty root
 #   warm:  a second run of the same build on that same daemon
 # both building a ${SIZE_MB} MB / ${FILES}-file context with `FROM scratch` +

@@ -1,6 +1,7 @@
 #!/bin/bash
-# The build-time cost of running without privileges (README "Running without
-# privileged"): the same `put` (embedded buildkitd, no buildkit_host) in the
+# The build-time cost of running without privileges
+# (docs/running-without-privileged.md; figures in CONTRIBUTING.md
+# "Benchmarks"): the same `put` (embedded buildkitd, no buildkit_host) in the
 # three modes `out` detects, each on a fresh daemon, median of $RUNS runs:
 #   privileged: `out` as root with every privilege (case a)
 #   userns:     `out` as uid 0 of `unshare --user --map-users=... --mount

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Side-by-side benchmark of `out` in push-only mode (`params.image`) against
-# `skopeo copy` on the same machine and image (README "Benchmarks"):
+# `skopeo copy` on the same machine and image (CONTRIBUTING.md "Benchmarks"):
 #   layout:       out {image: layout}     vs  skopeo copy oci:            docker://
 #   archive:      out {image: image.tar}  vs  skopeo copy docker-archive: docker://
 #   layout-again: both pushing again to a repository that has every blob

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Side-by-side benchmark of `out` with `params.layers` against the OpsChain
 # flow done with skopeo + umoci, on the same base image and site files
-# (README "Benchmarks"). Each run pushes to a new repository of a loopback
-# registry that holds the base:
+# (CONTRIBUTING.md "Benchmarks"). Each run pushes to a new repository of a
+# loopback registry that holds the base:
 #   ours:    out {layers: {base: <registry>/base:1, add: [{src: site, dest: /usr/share/nginx/html}]}}
 #   insert:  skopeo copy docker://base oci: + umoci insert + umoci config + skopeo copy oci: docker://
 #   repack:  skopeo copy docker://base oci: + umoci unpack + cp + umoci repack + umoci config + skopeo copy

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The resource image's non-root user, for running without `privileged: true`
-# where the runtime lets the image pick its user (README "Running without
-# privileged", case c): `out` run as `build` starts buildkitd under
+# where the runtime lets the image pick its user
+# (docs/running-without-privileged.md, case c): `out` run as `build` starts buildkitd under
 # rootlesskit with these subordinate ranges. Concourse runs resources as
 # root, so it is unused there. Run by the Dockerfile and, in the assembled
 # image tree (chroot), by scripts/image-test.

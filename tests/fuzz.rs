@@ -1,7 +1,7 @@
 //! The fuzz smoke pass: every fuzz target (fuzz/targets/) over its corpus
 //! (fuzz/corpus/<target>/), then over a bounded number of inputs mutated
 //! from it, on stable, inside `cargo test`. Long coverage-guided campaigns
-//! run the same targets under `cargo +nightly fuzz run` (README.md,
+//! run the same targets under `cargo +nightly fuzz run` (CONTRIBUTING.md,
 //! "Fuzzing"). `FUZZ_SMOKE_SEED` replays one mutation run;
 //! `FUZZ_SMOKE_RUNS` changes how many mutated inputs each target gets.
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes the mutual-TLS certificates for buildkitd-statefulset.yaml with
-# openssl (README.md, "A shared BuildKit fleet"):
+# openssl (docs/put.md, "A shared BuildKit fleet"):
 #
 #   ca.pem, ca-key.pem        the fleet's CA (keep ca-key.pem offline)
 #   daemon/{ca,cert,key}.pem  the daemons' certificate, for the Service's

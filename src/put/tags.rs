@@ -259,7 +259,7 @@ mod tests {
             .tags
     }
 
-    // registry-image's `out` tagging rules (README.md, "Tags").
+    // registry-image's `out` tagging rules (docs/put.md, "Tags").
     #[test]
     fn bump_aliases_follow_registry_image() {
         assert_eq!(bump("1.2.3", None, &["1.3.0"]), strings(&["1.2.3", "1.2"]));
@@ -391,7 +391,7 @@ mod tests {
         &'a str,
     );
 
-    /// README.md "Output": the version is the tag `check` would report for
+    /// docs/put.md, "Output": the version is the tag `check` would report for
     /// the pushed digest, for every combination of the tag params.
     #[test]
     fn reported_tag_is_what_check_reports() {

@@ -2,8 +2,8 @@
 //! on stdin, against real `docker-registry` instances, and its answer is
 //! compared with what `skopeo` sees (digests are sha256 of the manifest bytes
 //! `skopeo inspect --raw` prints). Cases follow registry-image's behaviour
-//! (README.md, "check"), except where README.md's
-//! "Differences from registry-image" says otherwise.
+//! (docs/source.md, "Versions reported by `check`"), except where
+//! docs/migrating.md, "Differences from registry-image", says otherwise.
 
 use std::collections::HashMap;
 

@@ -183,7 +183,7 @@ fn check_put_get_with_ecr_auth() {
         .expect_not_leaked(SECRET_KEY)
         .expect_not_leaked(&format!("{ACCOUNT}-auth-token"))
         .expect_stderr("authenticated with ECR");
-    // The transcript for the closing note (see README, Testing).
+    // The transcript, for reading in the test's output.
     eprintln!(
         "--- out stderr ---\n{}--- out stdout ---\n{}",
         put.stderr, put.stdout

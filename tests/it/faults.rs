@@ -33,7 +33,7 @@
 //!   buildkitd sends each blob in one PUT); an endless or oversized body to
 //!   the answer to the upload POST. The buildkitd build has no stall row:
 //!   BuildKit's pusher has no idle limit, and the put would wait for the
-//!   step's timeout (README, known limitations).
+//!   step's timeout (docs/limits.md).
 //!
 //! The stall rows rely on the idle-read timeout (`source.registry_timeout`,
 //! set short here); each is bounded by [`STALL_BOUND`].

@@ -3,7 +3,7 @@
 //! registries. Results are compared with independent peers: `umoci unpack` of
 //! the same image (rootfs), `skopeo inspect` (manifests, configs, docker-save
 //! archives) and `docker load` into the test dockerd, following
-//! registry-image's `in` (README.md, "get").
+//! registry-image's `in` (docs/get.md).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

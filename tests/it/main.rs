@@ -20,7 +20,7 @@
 //! - `put_main_path`: `out` on the embedded and a standalone buildkitd:
 //!   multi-platform, registry cache, named contexts, push order, mTLS, SIGTERM.
 //! - `put_fleet`: two mTLS buildkitd on loopback sharing layers through the
-//!   registry cache (README, "A shared BuildKit fleet").
+//!   registry cache (docs/put.md, "A shared BuildKit fleet").
 //! - `put_ssh`: `out` on `ssh://` hosts (sshd in front of dockerd and of a
 //!   standalone buildkitd): builds, refused keys and host keys, dropped
 //!   connections.
@@ -28,7 +28,7 @@
 //!   root of a user namespace and as a user through rootlesskit (issue 11).
 //! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
-//! - `readme`: every yaml example of README.md goes through the config
+//! - `readme`: every yaml example of README.md and docs/ goes through the config
 //!   decoders (no tools needed).
 //! - `faults`: each operation through a fault-injecting proxy: a retry that
 //!   succeeds, or a clear failure that leaves nothing behind.

@@ -1,5 +1,4 @@
-//! A shared BuildKit fleet (issue 12, part 4; README, "A shared BuildKit
-//! fleet"): two standalone buildkitd on loopback, each on `tcp://` with
+//! A shared BuildKit fleet (docs/put.md, "A shared BuildKit fleet"): two standalone buildkitd on loopback, each on `tcp://` with
 //! mutual TLS as a Kubernetes Service would expose them, and puts
 //! alternating between them with `cache: true`. The second daemon has never
 //! run the build: only the registry cache can give it the RUN step, and it

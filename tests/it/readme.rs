@@ -1,18 +1,22 @@
-//! README.md's examples cannot rot: every ```yaml block is parsed, and each
-//! `source`, put `params`/`get_params` and get `params` that belongs to this
-//! resource type goes through the decoders `check`, `in` and `out` use
-//! (`config::Source`, `config::put::PutParams`, `config::GetParams`), so an
-//! unknown, misspelt or mistyped key in an example fails here. Put param
-//! names are also checked one by one against the param table
-//! (`config::put::is_known_name`), for a message that names the key.
+//! The documentation's examples cannot rot: every ```yaml block of README.md
+//! and of each `docs/*.md` is parsed, and each `source`, put
+//! `params`/`get_params` and get `params` that belongs to this resource type
+//! goes through the decoders `check`, `in` and `out` use (`config::Source`,
+//! `config::put::PutParams`, `config::GetParams`), so an unknown, misspelt or
+//! mistyped key in an example fails here. Put param names are also checked
+//! one by one against the param table (`config::put::is_known_name`), for a
+//! message that names the key. Every message names the file and the line of
+//! the block's fence (`docs/put.md block at line N`).
 //!
 //! Which blocks are ours: a `resource_types` entry whose image repository
-//! ends in `oci-build-resource` names one of our types (the README calls them
-//! `oci-build` and `oci-build-privileged`). In a block, a resource declared
-//! with one of those types is ours and one with another type (`git`,
-//! `registry-image`, `docker-image`) is skipped together with its steps; a
-//! step whose resource the block does not declare, or a bare `source:`
-//! mapping, is taken as ours (the README's fragments only show ours).
+//! ends in `oci-build-resource` names one of our types (the docs call them
+//! `oci-build` and `oci-build-privileged`); the types are collected from the
+//! blocks of all the files together, since most blocks in `docs/` use a type
+//! that only the README declares. In a block, a resource declared with one of
+//! those types is ours and one with another type (`git`, `registry-image`,
+//! `docker-image`) is skipped together with its steps; a step whose resource
+//! the block does not declare, or a bare `source:` mapping, is taken as ours
+//! (the fragments only show ours).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,20 +25,30 @@ use oci_build_resource::config::put::{Env, ParamsError, PutParams, is_known_name
 use oci_build_resource::config::{GetParams, Source};
 use serde_json::{Map, Value};
 
-/// One ```yaml block: where it starts (1-based line of the fence) and its text.
+/// One markdown file whose examples are checked: its path from the crate
+/// root (`README.md`, `docs/put.md`), as messages name it, and its text.
+struct Doc {
+    name: String,
+    text: String,
+}
+
+/// One ```yaml block: its file, where it starts (1-based line of the fence)
+/// and its text.
 struct Block {
+    file: String,
     line: usize,
     text: String,
 }
 
-fn yaml_blocks(readme: &str) -> Vec<Block> {
+fn yaml_blocks(doc: &Doc) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut current: Option<Block> = None;
-    for (i, line) in readme.lines().enumerate() {
+    for (i, line) in doc.text.lines().enumerate() {
         let fence = line.trim_start();
         match current.as_mut() {
             None if fence == "```yaml" => {
                 current = Some(Block {
+                    file: doc.name.clone(),
                     line: i + 1,
                     text: String::new(),
                 })
@@ -49,7 +63,8 @@ fn yaml_blocks(readme: &str) -> Vec<Block> {
     }
     assert!(
         current.is_none(),
-        "README.md: a ```yaml block is not closed"
+        "{}: a ```yaml block is not closed",
+        doc.name
     );
     blocks
 }
@@ -57,8 +72,8 @@ fn yaml_blocks(readme: &str) -> Vec<Block> {
 fn parse(block: &Block) -> Value {
     serde_norway::from_str(&block.text).unwrap_or_else(|e| {
         panic!(
-            "README.md line {}: the yaml block does not parse: {e}\n{}",
-            block.line, block.text
+            "{} line {}: the yaml block does not parse: {e}\n{}",
+            block.file, block.line, block.text
         )
     })
 }
@@ -77,9 +92,12 @@ fn our_types(docs: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-/// What the test looked at, so that it cannot pass on nothing.
+/// What the test looked at, so that it cannot pass on nothing: the counts
+/// are over all the files, and `blocks` says how many yaml blocks each file
+/// had.
 #[derive(Default, Debug)]
 struct Checked {
+    blocks: BTreeMap<String, usize>,
     sources: usize,
     put_params: usize,
     get_params: usize,
@@ -87,9 +105,11 @@ struct Checked {
 }
 
 impl Checked {
-    fn fail(&mut self, line: usize, what: &str, error: impl std::fmt::Display) {
-        self.failures
-            .push(format!("README.md block at line {line}, {what}: {error}"));
+    fn fail(&mut self, at: &Block, what: &str, error: impl std::fmt::Display) {
+        self.failures.push(format!(
+            "{} block at line {}, {what}: {error}",
+            at.file, at.line
+        ));
     }
 }
 
@@ -107,7 +127,7 @@ fn check_block(block: &Block, doc: &Value, ours: &BTreeSet<String>, checked: &mu
         let is_ours = ours.contains(kind);
         declared.insert(name.to_string(), is_ours);
         if is_ours && let Some(source) = resource.get("source") {
-            check_source(block.line, &format!("resource {name:?}"), source, checked);
+            check_source(block, &format!("resource {name:?}"), source, checked);
         }
     }
     // A bare `source:` fragment (no resources around it).
@@ -115,7 +135,7 @@ fn check_block(block: &Block, doc: &Value, ours: &BTreeSet<String>, checked: &mu
         && doc.get("type").is_none()
         && let Some(source) = doc.get("source")
     {
-        check_source(block.line, "a `source:` fragment", source, checked);
+        check_source(block, "a `source:` fragment", source, checked);
     }
     let mut steps = Vec::new();
     collect_steps(doc, &mut steps);
@@ -136,15 +156,15 @@ fn check_block(block: &Block, doc: &Value, ours: &BTreeSet<String>, checked: &mu
         match kind {
             "put" => {
                 if let Some(params) = step.get("params") {
-                    check_put_params(block.line, &what, params, checked);
+                    check_put_params(block, &what, params, checked);
                 }
                 if let Some(params) = step.get("get_params") {
-                    check_get_params(block.line, &format!("{what} get_params"), params, checked);
+                    check_get_params(block, &format!("{what} get_params"), params, checked);
                 }
             }
             _ => {
                 if let Some(params) = step.get("params") {
-                    check_get_params(block.line, &format!("{what} params"), params, checked);
+                    check_get_params(block, &format!("{what} params"), params, checked);
                 }
             }
         }
@@ -165,28 +185,28 @@ fn collect_steps<'v>(value: &'v Value, out: &mut Vec<&'v Map<String, Value>>) {
     }
 }
 
-fn check_source(line: usize, what: &str, source: &Value, checked: &mut Checked) {
+fn check_source(at: &Block, what: &str, source: &Value, checked: &mut Checked) {
     checked.sources += 1;
     if let Err(e) = Source::from_value(source.clone()) {
-        checked.fail(line, &format!("{what} source"), e);
+        checked.fail(at, &format!("{what} source"), e);
     }
 }
 
-fn check_get_params(line: usize, what: &str, params: &Value, checked: &mut Checked) {
+fn check_get_params(at: &Block, what: &str, params: &Value, checked: &mut Checked) {
     checked.get_params += 1;
     if let Err(e) = GetParams::from_value(Some(params.clone())) {
-        checked.fail(line, what, e);
+        checked.fail(at, what, e);
     }
 }
 
-fn check_put_params(line: usize, what: &str, params: &Value, checked: &mut Checked) {
+fn check_put_params(at: &Block, what: &str, params: &Value, checked: &mut Checked) {
     checked.put_params += 1;
     let Some(map) = params.as_object() else {
-        checked.fail(line, what, "params is not a mapping");
+        checked.fail(at, what, "params is not a mapping");
         return;
     };
     for key in map.keys().filter(|k| !is_known_name(k)) {
-        checked.fail(line, what, format!("{key:?} is not a known put param"));
+        checked.fail(at, what, format!("{key:?} is not a known put param"));
     }
     // The real decoder wants the paths to exist: make each one it misses,
     // in a put directory of its own, and decode again.
@@ -207,10 +227,10 @@ fn check_put_params(line: usize, what: &str, params: &Value, checked: &mut Check
             Err(ParamsError::MissingPath { param, path }) if path.starts_with(dir.path()) => {
                 make_input(&param, &path)
             }
-            Err(e) => return checked.fail(line, &format!("{what} params"), e),
+            Err(e) => return checked.fail(at, &format!("{what} params"), e),
         }
     }
-    checked.fail(line, what, "the decoder kept asking for more paths");
+    checked.fail(at, what, "the decoder kept asking for more paths");
 }
 
 /// Creates `path` as the input `param` points at: a directory for a build
@@ -237,16 +257,23 @@ fn make_input(param: &str, path: &Path) {
     std::fs::write(path, content).expect("writing an input file");
 }
 
-fn check_readme(readme: &str) -> Checked {
-    let blocks = yaml_blocks(readme);
+/// Checks the examples of every file together (see the module doc for why
+/// the resource types are collected across files).
+fn check_docs(files: &[Doc]) -> Checked {
+    let blocks: Vec<Block> = files.iter().flat_map(yaml_blocks).collect();
     let docs: Vec<Value> = blocks.iter().map(parse).collect();
     let ours = our_types(&docs);
     let mut checked = Checked::default();
+    for file in files {
+        checked.blocks.insert(file.name.clone(), 0);
+    }
+    for block in &blocks {
+        *checked.blocks.entry(block.file.clone()).or_default() += 1;
+    }
     if ours.is_empty() {
-        checked.fail(
-            0,
-            "resource_types",
-            "no block declares a resource type with an oci-build-resource image",
+        checked.failures.push(
+            "resource_types: no block declares a resource type with an oci-build-resource image"
+                .to_string(),
         );
     }
     for (block, doc) in blocks.iter().zip(&docs) {
@@ -255,41 +282,85 @@ fn check_readme(readme: &str) -> Checked {
     checked
 }
 
-fn readme() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    std::fs::read_to_string(path).expect("reading README.md")
+/// README.md, then every `docs/*.md` in name order.
+fn docs() -> Vec<Doc> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: String| {
+        let text = std::fs::read_to_string(root.join(&name))
+            .unwrap_or_else(|e| panic!("reading {name}: {e}"));
+        Doc { name, text }
+    };
+    let mut names: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("reading docs/")
+        .map(|entry| entry.expect("a docs/ entry").file_name())
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    names.sort();
+    std::iter::once("README.md".to_string())
+        .chain(names)
+        .map(read)
+        .collect()
+}
+
+/// The docs with `edit` applied to one file's text (which must exist).
+fn edited(name: &str, edit: impl FnOnce(&str) -> String) -> Vec<Doc> {
+    let mut files = docs();
+    let file = files
+        .iter_mut()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("no {name} among the docs"));
+    let text = edit(&file.text);
+    assert_ne!(text, file.text, "the edit of {name} changed nothing");
+    file.text = text;
+    files
 }
 
 #[test]
 fn every_readme_example_uses_known_keys_and_decodes() {
-    let checked = check_readme(&readme());
+    let checked = check_docs(&docs());
     assert!(
         checked.failures.is_empty(),
-        "README.md examples the resource would reject:\n{}",
+        "examples in README.md and docs/ the resource would reject:\n{}",
         checked.failures.join("\n")
     );
-    // The README has several pipelines: if the walk found few of these, the
-    // recognition above broke, not the examples.
+    // README.md and docs/ have several pipelines between them: if the walk
+    // found few of these, the recognition above broke (or a file went
+    // unread), not the examples.
     assert!(
         checked.sources >= 6 && checked.put_params >= 4 && checked.get_params >= 3,
         "too few examples checked: {checked:?}"
+    );
+    let with_blocks = |prefix: &str| {
+        checked
+            .blocks
+            .iter()
+            .any(|(name, &n)| name.starts_with(prefix) && n > 0)
+    };
+    assert!(
+        with_blocks("README.md") && with_blocks("docs/"),
+        "README.md and docs/ should both hold yaml examples: {checked:?}"
     );
 }
 
 #[test]
 fn a_readme_example_with_an_unknown_param_fails() {
     // The Quick start's put, with a slip a reader might copy.
-    let readme = readme().replacen(
-        "params: { context: src }",
-        "params: { context: src, build_arg: {A: b} }",
-        1,
-    );
-    let checked = check_readme(&readme);
+    let files = edited("README.md", |readme| {
+        readme.replacen(
+            "params: { context: src }",
+            "params: { context: src, build_arg: {A: b} }",
+            1,
+        )
+    });
+    let checked = check_docs(&files);
     assert!(
         checked
             .failures
             .iter()
-            .any(|f| f.contains("\"build_arg\" is not a known put param")),
+            .any(|f| f.starts_with("README.md block at line ")
+                && f.contains("\"build_arg\" is not a known put param")),
         "an unknown put param went through: {checked:?}"
     );
     assert!(
@@ -303,18 +374,20 @@ fn a_readme_example_with_an_unknown_param_fails() {
 
 #[test]
 fn a_readme_example_with_an_unknown_source_or_get_key_fails() {
-    let readme = readme()
-        .replacen(
-            "    tag: latest\n",
-            "    tag: latest\n    insecure_registry: true\n",
-            1,
-        )
-        .replacen(
-            "params: { format: rootfs }",
-            "params: { fromat: rootfs }",
-            1,
-        );
-    let checked = check_readme(&readme);
+    let files = edited("README.md", |readme| {
+        readme
+            .replacen(
+                "    tag: latest\n",
+                "    tag: latest\n    insecure_registry: true\n",
+                1,
+            )
+            .replacen(
+                "params: { format: rootfs }",
+                "params: { fromat: rootfs }",
+                1,
+            )
+    });
+    let checked = check_docs(&files);
     let text = checked.failures.join("\n");
     assert!(
         text.contains("\"insecure_registry\""),
@@ -323,5 +396,22 @@ fn a_readme_example_with_an_unknown_source_or_get_key_fails() {
     assert!(
         text.contains("\"fromat\""),
         "an unknown get param went through: {checked:?}"
+    );
+}
+
+#[test]
+fn a_docs_example_with_an_unknown_param_fails_naming_its_file() {
+    // The attestations example of docs/put.md, misspelt.
+    let files = edited("docs/put.md", |put| {
+        put.replacen("    provenance: max\n", "    provenanse: max\n", 1)
+    });
+    let checked = check_docs(&files);
+    assert!(
+        checked
+            .failures
+            .iter()
+            .any(|f| f.starts_with("docs/put.md block at line ")
+                && f.contains("\"provenanse\" is not a known put param")),
+        "an unknown put param in docs/put.md went through: {checked:?}"
     );
 }
