@@ -23,10 +23,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::commands::Interrupt;
 use crate::concourse::{CheckRequest, InRequest, OutRequest};
 use crate::config::Source;
 use crate::error::{Error, Result, chain, hint_with};
+use crate::process::Interrupt;
 
 /// Which resource step a binary runs.
 #[derive(Debug, Clone, Copy)]
@@ -105,8 +105,7 @@ pub fn main(step: Step) -> ExitCode {
         Err(e) => {
             let message = chain(&e);
             // The one place errors are printed: no known secret, and no
-            // terminal control from remote text, gets through (issue 10
-            // item 10).
+            // terminal control from remote text, gets through.
             eprintln!("error: {}", crate::secret::for_stderr(&message));
             if let Some(hint) = hint_with(&message, source.as_ref()) {
                 eprintln!("{hint}");

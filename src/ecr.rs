@@ -10,22 +10,8 @@
 //!
 //! Two AWS calls only, so this is a small SigV4 client (the `aws-sigv4`
 //! crate signs; reqwest, already used by the registry client, sends) rather
-//! than the AWS SDK. Measured for issue 12 with two scratch binaries making
-//! these calls (release: thin LTO, one codegen unit, stripped; built with
-//! `nice` on 2 cores shared with other builds, so CPU time is the comparable
-//! figure, not wall time):
-//!
-//! | | crates (normal deps) | new to this tree | clean build, CPU user+sys | stripped binary |
-//! |---|---|---|---|---|
-//! | `aws-config` + `aws-sdk-ecr` + `aws-sdk-sts` (default features) | 181 | 61, ~970k lines of Rust (`aws-lc-sys` with a C build among them) | 850 s | 12.9 MB |
-//! | `aws-sigv4` + `aws-credential-types` + reqwest (rustls, ring) | 120 | 19, ~117k lines (half of it `time`) | 256 s | 3.3 MB |
-//!
-//! So the SDK costs 3.3 times the CPU and 3.9 times the binary of the
-//! SigV4 client. (The wall times, 21 and 35 min, say little: both builds
-//! were niced on a machine whose load changed in between.)
-//!
-//! In this tree the SigV4 client added 20 crates to Cargo.lock and no second
-//! TLS stack; the SDK's default features bring `aws-lc-rs` next to our ring.
+//! than the AWS SDK, at a third of its build time and binary size (figures in
+//! docs/decisions.md, "ECR: a SigV4 client, not the AWS SDK").
 //!
 //! What the SDK would add and we lack: the rest of the default credential
 //! chain (instance profiles, ECS task roles, web identity, SSO, profiles).
@@ -121,10 +107,26 @@ struct Keys {
     session_token: Option<Secret>,
 }
 
+/// Why [`authenticate`] could not apply ECR credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// STS or ECR refused, or could not be reached.
+    #[error("cannot authenticate with ECR")]
+    Login(#[source] Box<Error>),
+    /// The token's registry and `aws_repository` make no valid repository.
+    #[error("the ECR repository {text:?} is not a valid repository name: {problem}")]
+    Repository {
+        /// `<registry>/<aws_repository>`.
+        text: String,
+        /// Why it is not valid.
+        problem: String,
+    },
+}
+
 /// `source` with ECR credentials applied when `source.ecr` is set (else as
 /// given): `username` `AWS`, the token's password, and the repository on the
 /// ECR host when it named none.
-pub async fn authenticate(source: Source) -> Result<Source, crate::Error> {
+pub async fn authenticate(source: Source) -> Result<Source, AuthError> {
     let Some(ecr) = source.ecr.clone() else {
         return Ok(source);
     };
@@ -136,18 +138,17 @@ pub async fn authenticate(source: Source) -> Result<Source, crate::Error> {
     }
     let login = login(&ecr)
         .await
-        .map_err(|e| crate::Error::Ecr(Box::new(e)))?;
+        .map_err(|e| AuthError::Login(Box::new(e)))?;
     with_login(source, &ecr, login)
 }
 
 /// `source` with `login` applied (see [`authenticate`]).
-fn with_login(mut source: Source, ecr: &Ecr, login: Login) -> Result<Source, crate::Error> {
+fn with_login(mut source: Source, ecr: &Ecr, login: Login) -> Result<Source, AuthError> {
     if let Some(name) = &ecr.repository_name {
         let text = format!("{}/{name}", login.host);
-        source.repository = Repository::parse(&text).map_err(|e| {
-            crate::Error::Other(format!(
-                "the ECR repository {text:?} is not a valid repository name: {e}"
-            ))
+        source.repository = Repository::parse(&text).map_err(|e| AuthError::Repository {
+            problem: e.to_string(),
+            text,
         })?;
     }
     tracing::info!(

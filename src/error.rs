@@ -41,11 +41,11 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// ECR authentication (`source.aws_*`) failed.
-    #[error("cannot authenticate with ECR")]
-    Ecr(#[source] Box<crate::ecr::Error>),
+    #[error(transparent)]
+    Ecr(#[from] crate::ecr::AuthError),
     /// A put-specific failure (params, tags, daemon, local images).
     #[error(transparent)]
-    Put(#[from] crate::put::Error),
+    Put(crate::put::Error),
     /// Some other failure, already described.
     #[error("{0}")]
     Other(String),
@@ -66,6 +66,22 @@ impl From<crate::store::Error> for Error {
         match e {
             crate::store::Error::Registry(e) => Error::Registry(e),
             e => Error::Put(crate::put::Error::Store(e)),
+        }
+    }
+}
+
+/// The put's registry failures, context and interruption become the step's
+/// own variants, so retries, hints and the exit on a signal treat them as
+/// they treat check's and get's.
+impl From<crate::put::Error> for Error {
+    fn from(e: crate::put::Error) -> Self {
+        use crate::put::Error as Put;
+        match e {
+            Put::Registry(e) => Error::Registry(e),
+            Put::Store(e) => Error::from(e),
+            Put::Context { context, source } => Error::from(*source).context(context),
+            Put::Interrupted { signal, cleanup } => Error::Interrupted { signal, cleanup },
+            e => Error::Put(e),
         }
     }
 }
@@ -93,7 +109,6 @@ impl Transient for Error {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Registry(e) => e.retry_after(),
-            Error::Put(crate::put::Error::Store(e)) => e.retry_after(),
             Error::Context { source, .. } => source.retry_after(),
             _ => None,
         }
@@ -108,7 +123,6 @@ impl Transient for Error {
             // inside an image error (unpacking, spooling).
             Error::Image(e) => chain_is_transient(e),
             Error::Context { source, .. } => source.is_transient(),
-            Error::Put(crate::put::Error::Store(e)) => e.is_transient(),
             Error::Foreign { source, .. } => chain_is_transient(source.as_ref()),
             // Other variants: walk their sources (a wrapped io error from a
             // truncated download is transient).
@@ -361,7 +375,7 @@ mod tests {
             .source
     }
 
-    /// issue 9 item 7: the auth hint names the host that refused and the
+    /// The auth hint names the host that refused and the
     /// credentials this resource holds for it.
     #[test]
     fn auth_hint_names_the_refusing_registry_and_its_credentials() {

@@ -159,8 +159,8 @@ fn better(new: &Candidate, old: &Candidate) -> bool {
 /// survives at all** (and no constraint is set). registry-image appends it,
 /// last and therefore "newest", whenever its digest differs from every
 /// emitted tag, which makes pipelines jump to `latest` while a release is
-/// being pushed or when a floating tag was rebuilt (registry-image issues
-/// #316 and #351).
+/// being pushed or when a floating tag was rebuilt (registry-image#316,
+/// registry-image#351).
 ///
 /// With a `cursor` (the version Concourse has) whose tag still has the same
 /// digest, only that version and newer ones are reported; tags not newer
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn bare_tag_only_without_any_semver_tag() {
-        // registry-image would report `1.0.0, latest` here (issues 316/351).
+        // registry-image would report `1.0.0, latest` here (registry-image#316, #351).
         let (out, looked) = run_semver(
             &[("1.0.0", 1), ("non-semver", 2), ("latest", 3)],
             opts(),
@@ -687,7 +687,7 @@ mod fake_registry_tests {
         );
     }
 
-    /// issue 10 item 9: tags a registry returns that are not tags by the
+    /// Tags a registry returns that are not tags by the
     /// distribution grammar (`../../v2/...`, control characters) are skipped,
     /// never looked up nor reported.
     #[tokio::test]

@@ -15,7 +15,6 @@ use bytes::Bytes;
 
 use tracing::{info, warn};
 
-use crate::commands::Interrupt;
 use crate::concourse::{InRequest, InResponse, MetadataField};
 use crate::config::{Format as ParamsFormat, Source};
 use crate::error::{Error, Result, chain};
@@ -27,6 +26,7 @@ use crate::image::metadata::matching;
 use crate::image::platform::WantedPlatform;
 use crate::image::rootfs::UnpackOptions;
 use crate::oci::Digest;
+use crate::process::Interrupt;
 use crate::progress::{Counting, Transfer};
 use crate::registry::{Access, Client, retry_transient};
 

@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use crate::commands::Interrupt;
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
 use crate::config::put::{Action, Env, PutParams};
+use crate::process::Interrupt;
 use crate::put::{self, run, tags};
 use crate::registry::{self, Access};
 use crate::store::push;

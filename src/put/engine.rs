@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::Error;
+use super::{Error, Result};
 use crate::progress::human;
 use crate::registry;
 use crate::store::prebuilt;
@@ -17,7 +17,7 @@ pub async fn push_from_engine(
     name: &str,
     tags: &[String],
     annotations: &std::collections::BTreeMap<String, String>,
-) -> crate::Result<Pushed> {
+) -> Result<Pushed> {
     let dir = tempfile::tempdir().map_err(|e| Error::Io {
         what: "creating a temp dir for the Engine's image".into(),
         source: e,

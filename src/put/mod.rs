@@ -44,6 +44,26 @@ pub enum Error {
     /// An image we hold: reading, describing or pushing it.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// A registry call of our own (tags, the base of a layer append).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    /// A step failed; `context` says which and on what.
+    #[error("{context}")]
+    Context {
+        /// e.g. `reading the base image <name>`.
+        context: String,
+        /// The underlying failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// SIGTERM or SIGINT ended the put; `cleanup` says what was undone.
+    #[error("interrupted by {signal}; {cleanup}")]
+    Interrupted {
+        /// `SIGTERM` or `SIGINT`.
+        signal: &'static str,
+        /// What the put released before exiting.
+        cleanup: String,
+    },
     /// The BuildKit client (connection, solve, Engine API).
     #[error(transparent)]
     Buildkit(#[from] crate::buildkit::Error),
@@ -95,6 +115,16 @@ pub enum Error {
     /// `ssh: default` without an agent.
     #[error("ssh id {0:?} names no key or socket, and SSH_AUTH_SOCK is not set")]
     NoSshAgent(String),
+}
+
+impl Error {
+    /// Wraps `self` with step context.
+    pub fn context(self, context: impl Into<String>) -> Error {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Result with [`Error`].

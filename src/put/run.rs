@@ -18,17 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buildkit::{self, Address, DaemonKind};
-use crate::commands::Interrupt;
 use crate::config::Source;
 use crate::config::put::{BuildParams, DaemonParams, Network, SecretSpec};
+use crate::process::Interrupt;
 use crate::registry;
 
 use super::Error;
+use super::Result;
 use super::attest;
 use super::solve::{self, Backend, Destination, Preloaded};
 use super::transient;
 use super::unchanged;
-use crate::Result;
 use crate::daemon::config::{DaemonConfig, RegistryHost};
 use crate::daemon::{self, EmbeddedDaemon, StartOptions};
 use crate::store::loopback::ImageRegistry;
@@ -64,7 +64,7 @@ enum Daemon {
 /// On SIGTERM/SIGINT (`interrupt`) the solve is cancelled (its future
 /// dropped, which ends the session and the request), the embedded daemon is
 /// shut down (see [`EmbeddedDaemon::shutdown`]) and
-/// [`crate::Error::Interrupted`] says what was cleaned.
+/// [`Error::Interrupted`] says what was cleaned.
 pub async fn build_and_push(
     source: &Source,
     params: &BuildParams,
@@ -102,7 +102,7 @@ pub async fn build_and_push(
     {
         // The gRPC layer only saw the connection close; ssh said why.
         tracing::debug!("the build over ssh failed with: {e}");
-        return Err(Error::from(ssh).into());
+        return Err(Error::from(ssh));
     }
     if let Daemon::Embedded(d) = daemon {
         if result.is_err() {
@@ -133,7 +133,7 @@ async fn race<T>(work: impl std::future::Future<Output = T>, interrupt: &Interru
 }
 
 /// The error for an interrupted build, after releasing the daemon.
-async fn abort(daemon: Daemon, signal: &'static str) -> crate::Error {
+async fn abort(daemon: Daemon, signal: &'static str) -> Error {
     let cleanup = match daemon {
         Daemon::Embedded(d) => d.shutdown().await,
         Daemon::Remote(address) => format!("cancelled the build on {address}"),
@@ -142,7 +142,7 @@ async fn abort(daemon: Daemon, signal: &'static str) -> crate::Error {
             tunnel.address()
         ),
     };
-    crate::Error::Interrupted { signal, cleanup }
+    Error::Interrupted { signal, cleanup }
 }
 
 /// The daemon to build on; an embedded one is started (not yet answering:
@@ -184,7 +184,7 @@ fn choose_daemon(
         return remote(address, source);
     }
     let Some(binary) = daemon::process::find_on_path() else {
-        return Err(Error::from(daemon::Error::NotConfigured).into());
+        return Err(Error::from(daemon::Error::NotConfigured));
     };
     let avoid: Vec<PathBuf> = solve::local_dirs(params).into_values().collect();
     let roots = daemon::root::put_root_candidates(work_dir, &avoid);
@@ -218,8 +218,7 @@ fn remote(address: Address, source: &Source) -> Result<Daemon> {
             reason: "ssh:// needs source.buildkit_ssh with private_key (the user's key) and \
                      known_hosts (the host's key, e.g. from ssh-keyscan)"
                 .into(),
-        })
-        .into());
+        }));
     };
     let credentials = buildkit::SshCredentials {
         private_key: buildkit::Secret::new(ssh.private_key.expose()),
@@ -392,8 +391,7 @@ async fn build_on(
     // Before connecting: nothing about the daemon's answer changes this.
     check_preload_reachable(address, params)?;
     // One deadline for connecting and the first answer: a tcp:// host that
-    // accepts and never speaks must fail with a message, not hang (issue 10
-    // item 6).
+    // accepts and never speaks must fail with a message, not hang.
     let (bk, info) = buildkit::Client::connect_and_probe(
         address,
         source
@@ -412,8 +410,7 @@ async fn build_on(
                 reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock, or as \
                          ssh://user@host without a socket path"
                     .into(),
-            })
-            .into());
+            }));
         }
         _ => None,
     };
@@ -545,13 +542,13 @@ async fn solve_and_push(
         Err(e) => e,
     };
     let Some(why) = transient::push_failure(&error) else {
-        return Err(Error::from(error).into());
+        return Err(Error::from(error));
     };
     tracing::warn!(
         "the push failed with a transient error ({why}): solving once more (the steps are cached, no tag has moved)"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    Ok(bk.solve(request, session).await.map_err(Error::from)?)
+    bk.solve(request, session).await.map_err(Error::from)
 }
 
 /// Serves IMAGE_ARG and load_base images from a loopback registry.

@@ -171,7 +171,7 @@ impl Client {
                 {
                     debug!(
                         registry = %host,
-                        error = %crate::error::chain(&e),
+                        error = %crate::oci::error_chain(&e),
                         "https ping failed, trying plain http"
                     );
                     last = Some(oci_client::errors::OciDistributionError::RequestError(e));

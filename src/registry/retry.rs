@@ -92,7 +92,7 @@ where
                     .max(e.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
                 warn!(
                     "{what}: transient error: {}; retrying in {delay:?}",
-                    crate::error::chain(&e)
+                    crate::oci::error_chain(&e)
                 );
                 tokio::time::sleep(delay).await;
                 interval = interval.mul_f64(MULTIPLIER).min(MAX_INTERVAL);

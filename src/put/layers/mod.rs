@@ -27,10 +27,10 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::{Error, Result as PutResult};
-use crate::Result;
 use crate::config::Source;
 use crate::config::put::{LayersBase, LayersParams};
 use crate::oci::{Digest, media_types, sha256_digest};
+use crate::put::Result;
 use crate::registry::{self, Client, Repository};
 use crate::store::push::{self, Pushed};
 use crate::store::{BlobReader, ImageStore, OpenBlob, ServedManifest};
@@ -66,12 +66,11 @@ struct Base {
     blobs: BaseBlobs,
 }
 
-fn base_error(name: &str, problem: impl Into<String>) -> crate::Error {
+fn base_error(name: &str, problem: impl Into<String>) -> Error {
     Error::Image {
         path: PathBuf::from(name),
         problem: problem.into(),
     }
-    .into()
 }
 
 fn parse(name: &str, m: &ServedManifest) -> Result<Value> {
@@ -99,9 +98,7 @@ impl Base {
                     client.fetch_manifest(reference)
                 })
                 .await
-                .map_err(|e| {
-                    crate::Error::from(e).context(format!("reading the base image {name}"))
-                })?;
+                .map_err(|e| Error::from(e).context(format!("reading the base image {name}")))?;
                 let same_registry = repo.registry == target.repository().registry;
                 let mount_from = (same_registry && repo.path != target.repository().path)
                     .then(|| repo.path.clone());
@@ -476,7 +473,7 @@ async fn mount_base_layers(
         })
         .await?
         {
-            return Ok::<(), crate::Error>(());
+            return Ok::<(), Error>(());
         }
         match registry::retry_transient(&format!("mounting blob {digest}"), || {
             target.mount_blob(&d, from)
@@ -489,7 +486,7 @@ async fn mount_base_layers(
             }
             Err(e) => tracing::warn!(
                 "{digest}: mounting from {from} failed ({}); copying",
-                crate::error::chain(&e)
+                crate::oci::error_chain(&e)
             ),
         }
         Ok(())
