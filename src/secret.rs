@@ -258,8 +258,8 @@ impl<W: Write> Drop for ScrubWriter<W> {
 mod tests {
     use super::*;
 
-    /// issue 10 item 10: every form of a remembered credential, and any
-    /// Bearer or Basic credential, is scrubbed; benign words survive.
+    /// Every form of a remembered credential, and any Bearer or Basic
+    /// credential, is scrubbed; benign words survive.
     #[test]
     fn scrubs_every_credential_form() {
         use base64::Engine as _;
@@ -301,8 +301,8 @@ mod tests {
         assert_eq!(out, "a <redacted> b\n\\u{1b}[31mred\\r\ttail");
     }
 
-    /// issue 10 item 4: the second guard, for callers that skip
-    /// `config::decode`'s shape check.
+    /// The second guard against echoing a secret of the wrong JSON type,
+    /// for callers that skip `config::decode`'s shape check.
     #[test]
     fn wrong_type_error_does_not_echo_the_value() {
         for text in [

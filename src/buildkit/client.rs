@@ -456,11 +456,11 @@ mod tests {
         );
     }
 
-    /// issue 10 item 6: a tcp:// host that accepts connections and never
-    /// answers (no HTTP/2 settings, no `Info` reply) fails within the
-    /// deadline with a message naming the address and the timeout. Before
-    /// the deadline existed, the probe waited forever (the outer timeout
-    /// here turned that into a failure).
+    /// A tcp:// host that accepts connections and never answers (no HTTP/2
+    /// settings, no `Info` reply) fails within the deadline with a message
+    /// naming the address and the timeout. Without the deadline the probe
+    /// would wait forever (the outer timeout here turns that into a
+    /// failure).
     #[tokio::test]
     async fn a_silent_tcp_daemon_fails_within_the_deadline() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

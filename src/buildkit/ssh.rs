@@ -16,9 +16,9 @@
 //! entries, `[host]:port` forms, `@revoked` and `@cert-authority` lines) is
 //! the reference implementation users write their known_hosts for, and it
 //! ships with security updates from the distribution. The Rust SSH clients
-//! (russh, ssh2 over libssh2) would add a second crypto stack and about 1-2
-//! MB to the binary, and leave host key checking and known_hosts parsing to
-//! us. The cost is one `ssh` process per connection (a handshake each; a put
+//! (russh, ssh2 over libssh2) would add a second crypto stack and a larger
+//! binary, and leave host key checking and known_hosts parsing to us. The
+//! cost is one `ssh` process per connection (a handshake each; a put
 //! opens a handful) and the `openssh-client` package in the image.
 //!
 //! How: [`SshTunnel::open`] writes the key and known_hosts as 0600 files in

@@ -978,8 +978,8 @@ mod tests {
         assert!(err.contains("semver_constraint"), "{err}");
     }
 
-    /// issue 10 item 6: both timeouts as seconds or Go durations; unset
-    /// when absent or zero; nonsense named by its key.
+    /// Both timeouts as seconds or Go durations; unset when absent or zero;
+    /// nonsense named by its key.
     #[test]
     fn timeouts() {
         let t = |v: Value| {
@@ -1015,8 +1015,8 @@ mod secret_type_tests {
     use super::*;
     use serde_json::json;
 
-    /// issue 10 item 4: a secret of the wrong JSON type is reported by its
-    /// field, never by its value.
+    /// A secret of the wrong JSON type is reported by its field, never by
+    /// its value.
     #[test]
     fn secret_of_wrong_type_is_named_not_echoed() {
         let cases = [

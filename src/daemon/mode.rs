@@ -3,7 +3,7 @@
 //!
 //! - **Privileged** (case a): uid 0 with the whole uid range mapped
 //!   (`/proc/self/uid_map` is `0 0 4294967295`) and mounting allowed. The
-//!   daemon runs as it always did.
+//!   daemon runs as root with its default, non-rootless worker.
 //! - **User namespace** (case b): uid 0 with a partial uid map, i.e. root of
 //!   an unprivileged user namespace (Concourse's containerd runtime without
 //!   `privileged`, Kubernetes `hostUsers: false`). buildkitd runs with its
@@ -62,7 +62,7 @@ pub struct Rootless {
 /// How the embedded daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    /// Case (a): as root with every privilege, as before.
+    /// Case (a): as root with every privilege, the default worker.
     Privileged,
     /// Case (b): as root of this user namespace, rootless worker.
     UserNamespace(Rootless),

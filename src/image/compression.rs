@@ -1,9 +1,9 @@
 //! Layer compression, recognised by magic bytes rather than by media type.
 //!
 //! Registries and builders mislabel layers (zstd layers under the docker
-//! gzip media type broke registry-image, issues #390 and #405), so the first
-//! bytes decide: `1f 8b` is gzip, `28 b5 2f fd` is zstd, anything else is a
-//! plain tar.
+//! gzip media type broke registry-image: registry-image#390 and
+//! registry-image#405), so the first bytes decide: `1f 8b` is gzip,
+//! `28 b5 2f fd` is zstd, anything else is a plain tar.
 
 use std::io::{self, BufRead, BufReader, Chain, Cursor, Read};
 

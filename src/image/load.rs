@@ -254,7 +254,7 @@ impl OciLayoutDir {
         let parsed = manifest::parse_index(&index.digest, &index.bytes)?;
         for d in parsed.manifests() {
             // Each digest once: an index naming the same nested index many
-            // times is walked once, and the total is capped (issue 10 item 2).
+            // times is walked once, and the total is capped.
             if !seen.insert(d.digest().to_string()) {
                 continue;
             }

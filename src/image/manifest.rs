@@ -61,7 +61,7 @@ pub fn is_schema1(media_type: Option<&str>, bytes: &[u8]) -> bool {
 /// At most this many manifests (indexes and images, each digest counted
 /// once) are read below one version: an index that references the same
 /// nested index many times, or thousands of distinct ones, would otherwise
-/// be walked for ever (issue 10 item 2).
+/// be walked for ever.
 pub const MAX_MANIFESTS: usize = 1000;
 
 /// The error for an index tree with more than [`MAX_MANIFESTS`] manifests.

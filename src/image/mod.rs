@@ -60,7 +60,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An I/O error on a named file or directory.
-    // The path may hold a tar entry's name: escaped (issue 10 item 10).
+    // The path may hold a tar entry's name, which may hold terminal
+    // controls: escaped.
     #[error("{action} {}", crate::text::escape_line(&path.display().to_string()))]
     Io {
         /// What was being done ("writing", "reading", ...).

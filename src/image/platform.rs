@@ -4,8 +4,8 @@
 //! entry without a platform as linux/amd64. We do the same, and also accept
 //! a variant (`arm64/v8`, or a separate `variant`), with `arm64` and
 //! `arm64/v8` equivalent because that is what `arm64` means everywhere else
-//! (registry-image issues #36 and #313: users wrote `arm64/v8` and matched
-//! nothing).
+//! (registry-image#36 and registry-image#313: users wrote `arm64/v8` and
+//! matched nothing).
 
 use std::fmt;
 

@@ -126,8 +126,8 @@ fn entry_components(path: &Path) -> std::result::Result<Vec<&OsStr>, Refused> {
 fn not_a_dir(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotADirectory,
-        // The path holds entry names from the layer: escaped (issue 10
-        // item 10).
+        // The path holds entry names from the layer, which may hold
+        // terminal controls: escaped.
         format!(
             "{} is not a directory",
             crate::text::escape_line(&path.display().to_string())

@@ -129,7 +129,7 @@ impl Client {
         let (url, resp) = self.blob_response(digest).await?;
         // A complete response of another length than the descriptor's is
         // wrong for good: asking again gets the same bytes, so fail now
-        // rather than retry a truncation for an hour (issue 10 item 7).
+        // rather than retry a truncation for an hour.
         if let Some(len) = resp.content_length()
             && len != size
         {

@@ -79,7 +79,7 @@ impl TlsOptions {
 /// list) may be silent for tens of seconds before its first byte, so the
 /// default leaves room for that; and a registry that stalls mid-blob costs
 /// a minute per attempt before the retry resumes, instead of hanging
-/// forever (issue 10 item 6).
+/// forever.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The repository a [`Client`] talks to (registry host, path, given text).
@@ -194,7 +194,7 @@ pub(super) const MAX_TAG_PAGE_BYTES: usize = 4 << 20;
 
 /// Reads a response body into memory, refusing one of more than `limit`
 /// bytes: an endless or huge body from a hostile registry must not grow
-/// memory without bound (issue 10 item 3). `what` names the body.
+/// memory without bound. `what` names the body.
 pub(super) async fn read_limited(
     mut resp: reqwest::Response,
     request: &str,

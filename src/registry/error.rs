@@ -255,8 +255,8 @@ pub(super) fn error_detail(body: &[u8]) -> (Vec<String>, String) {
             .map(|e| format!("{}: {}", e.code, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        // Remote text: kept on one line, no terminal controls (issue 10
-        // item 10).
+        // Remote text: kept on one line, with no terminal controls, so a
+        // registry cannot forge a line of our output or drive the terminal.
         return (codes, crate::text::escape_line(&text).into_owned());
     }
     let text = String::from_utf8_lossy(body);
@@ -332,9 +332,9 @@ mod tests {
         assert_eq!(error_detail(b"  oops \n").1, "oops");
     }
 
-    /// issue 10 item 10: control characters in a registry's error text
-    /// (JSON message or plain body) are escaped, so a body cannot forge a
-    /// line or send a terminal sequence.
+    /// Control characters in a registry's error text (JSON message or plain
+    /// body) are escaped, so a body cannot forge a line or send a terminal
+    /// sequence.
     #[test]
     fn registry_error_text_is_escaped() {
         let (_, text) = error_detail(

@@ -11,19 +11,9 @@
 //! do it from `config::Source`); nothing here reads the request config.
 //! Which child of an index to use is [`crate::image::platform`]'s business.
 //!
-//! oci-client does only the ping and token handshake ([`auth`]). Kept, for
-//! now, on these numbers (measured at the commit that wrote this): it adds
-//! 13 of 213 unique crates (`oci-client`, `http-auth`, a second
-//! `sha2`/`digest` 0.11 and their helpers, `olpc-cjson`,
-//! `unicode-normalization`, `unicase`); `cargo tree -e normal` is 563 lines
-//! with it and 530 with `--prune oci-client`; in the debug `in` binary
-//! (31 MB text) its symbols (`oci_client::`, `http_auth::`) are about
-//! 100 KB. It shares our reqwest 0.13 and rustls, so it is one HTTP/TLS
-//! stack in code, with a second `reqwest::Client` (connection pool) for the
-//! ping and token per session. A release build was not measured (too slow
-//! on the shared build machine). Doing the bearer handshake on our own
-//! client would save those crates and one TLS handshake per session, at the
-//! cost of owning the `WWW-Authenticate` parsing and token-realm rules.
+//! oci-client does only the ping and token handshake ([`auth`]), so that
+//! the `WWW-Authenticate` parsing and token-realm rules are not ours to
+//! keep; what it costs is in `docs/decisions.md`.
 
 mod auth;
 mod blobs;

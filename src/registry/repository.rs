@@ -147,7 +147,7 @@ impl Repository {
 
 /// Whether `part` matches the distribution spec's path component,
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`. Without it `a/../b` would
-/// send requests outside `/v2/` (issue 10 item 9).
+/// send requests outside `/v2/`.
 fn valid_component(part: &str) -> bool {
     let bytes = part.as_bytes();
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -213,7 +213,8 @@ mod tests {
         assert_eq!(Repository::parse(""), Err(RepositoryError::Empty));
     }
 
-    /// issue 10 item 9: the distribution grammar, per path component.
+    /// The distribution grammar, per path component: nothing that would
+    /// send a request outside `/v2/` gets through.
     #[test]
     fn path_components_follow_the_distribution_grammar() {
         for good in [

@@ -123,7 +123,7 @@ mod tests {
         assert!(!Transient::is_transient(&status(404)));
     }
 
-    /// issue 10 item 11: both forms of `Retry-After`.
+    /// Both forms of `Retry-After`: delay-seconds and an HTTP date.
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));

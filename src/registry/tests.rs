@@ -88,7 +88,7 @@ async fn plain_registry_resolve_fetch_and_stream() {
     assert!(client.blob_exists(&dg(&layer.digest)).await.unwrap());
 
     // a wrong size is caught before reading, from the Content-Length, as
-    // a permanent error (issue 10 item 7)
+    // a permanent error
     let err = client
         .blob_reader(&dg(&layer.digest), layer.size + 1)
         .await
@@ -708,9 +708,9 @@ async fn endless_body_server() -> (String, tokio::task::JoinHandle<()>) {
     (host, task)
 }
 
-/// issue 10 item 3: manifests, configs, tag lists and error bodies are read
-/// into memory only up to a limit; beyond it the read is refused (or, for
-/// an error body, cut) at once.
+/// Manifests, configs, tag lists and error bodies are read into memory only
+/// up to a limit; beyond it the read is refused (or, for an error body,
+/// cut) at once.
 #[tokio::test]
 async fn endless_bodies_are_refused_at_their_limit() {
     let (host, server) = endless_body_server().await;
@@ -792,9 +792,9 @@ async fn endless_bodies_are_refused_at_their_limit() {
     server.abort();
 }
 
-/// issue 10 item 7: a blob whose complete response is shorter (or longer)
-/// than its descriptor fails at once, as a permanent error; a response cut
-/// short of its own Content-Length stays transient.
+/// A blob whose complete response is shorter (or longer) than its
+/// descriptor fails at once, as a permanent error; a response cut short of
+/// its own Content-Length stays transient.
 #[tokio::test]
 async fn complete_blob_of_the_wrong_size_is_a_permanent_error() {
     let good = b"the real layer".to_vec();
@@ -838,8 +838,8 @@ async fn complete_blob_of_the_wrong_size_is_a_permanent_error() {
     assert!(super::error::chain_is_transient(&err), "{err}");
 }
 
-/// issue 10 item 11: a 429 or 503 with `Retry-After: 1` waits about that
-/// long before the next attempt, even with the test's 5 ms back-off.
+/// A 429 or 503 with `Retry-After: 1` waits about that long before the next
+/// attempt, even with the test's 5 ms back-off.
 #[tokio::test]
 async fn retry_after_is_honoured() {
     retry::FAST_FOR_TESTS.store(true, Ordering::Relaxed);
@@ -910,11 +910,11 @@ async fn read_blob(client: &Client, digest: &Digest, size: u64) -> crate::Result
     Ok(out)
 }
 
-/// issue 10 item 6: a registry that stalls mid-blob (head and half the
-/// body sent, then silence) fails the read after the idle timeout as a
-/// transient error; the retry fetches the blob again and succeeds, in
-/// bounded time. Before the timeout existed, the first read never ended
-/// (the outer deadline below turned that into a failure).
+/// A registry that stalls mid-blob (head and half the body sent, then
+/// silence) fails the read after the idle timeout as a transient error; the
+/// retry fetches the blob again and succeeds, in bounded time. Without the
+/// timeout the first read would never end (the outer deadline below turns
+/// that into a failure).
 #[tokio::test]
 async fn a_registry_stalling_mid_blob_is_retried_after_the_idle_timeout() {
     retry::FAST_FOR_TESTS.store(true, Ordering::Relaxed);
@@ -961,9 +961,9 @@ async fn a_registry_stalling_mid_blob_is_retried_after_the_idle_timeout() {
     );
 }
 
-/// issue 10 item 6: a registry that never answers (no response head) or
-/// always stalls mid-blob fails each attempt after the idle timeout, as a
-/// transient error naming `source.registry_timeout` for the blob.
+/// A registry that never answers (no response head) or always stalls
+/// mid-blob fails each attempt after the idle timeout, as a transient error
+/// naming `source.registry_timeout` for the blob.
 #[tokio::test]
 async fn stalls_fail_as_transient_within_the_idle_timeout() {
     let blob = vec![1u8; 4096];
@@ -1008,10 +1008,10 @@ async fn stalls_fail_as_transient_within_the_idle_timeout() {
     );
 }
 
-/// issue 10 item 10: a registry whose error body echoes the request's
-/// `Authorization: Basic` header, with terminal controls: the raw error
-/// text holds `base64(user:password)`, the text printed on stderr holds
-/// neither it nor the controls.
+/// A registry whose error body echoes the request's `Authorization: Basic`
+/// header, with terminal controls: the raw error text holds
+/// `base64(user:password)`, the text printed on stderr holds neither it nor
+/// the controls.
 #[tokio::test]
 async fn an_error_body_echoing_the_authorization_header_is_scrubbed() {
     let server = FakeServer::start(|req| {
@@ -1055,9 +1055,9 @@ async fn an_error_body_echoing_the_authorization_header_is_scrubbed() {
     assert!(shown.contains("refused Basic <redacted>"), "{shown}");
 }
 
-/// issue 10 item 6: the idle timeout bounds silence, not an upload's
-/// length: a blob whose body trickles out for three times the timeout (a
-/// chunk every 150 ms) is pushed, since every chunk counts as progress.
+/// The idle timeout bounds silence, not an upload's length: a blob whose
+/// body trickles out for three times the timeout (a chunk every 150 ms) is
+/// pushed, since every chunk counts as progress.
 #[tokio::test]
 #[cfg_attr(not(have_docker_registry), ignore = "needs docker-registry on PATH")]
 async fn a_slow_upload_that_keeps_progressing_is_not_timed_out() {
@@ -1084,8 +1084,8 @@ async fn a_slow_upload_that_keeps_progressing_is_not_timed_out() {
     assert!(client.blob_exists(&digest).await.unwrap());
 }
 
-/// issue 10 item 6: an upload the registry takes but never answers fails
-/// after the idle timeout as a transient `Stalled` error, not a hang.
+/// An upload the registry takes but never answers fails after the idle
+/// timeout as a transient `Stalled` error, not a hang.
 #[tokio::test]
 async fn an_upload_the_registry_never_answers_fails_as_stalled() {
     let server = FakeServer::start_with(|req| match (req.method.as_str(), req.path.as_str()) {

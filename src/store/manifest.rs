@@ -64,12 +64,9 @@ const GZIP_BLOCK: usize = 1 << 20;
 
 /// The deflate level for layers we compress: 1, registry-image's (ggcr's
 /// gzip uses `BestSpeed`). skopeo uses pgzip's default level, which costs
-/// several times the time for little: measured on one core of this
-/// project's CI-class machine with flate2's former backend (miniz_oxide),
-/// level 1 ran at 129-186 MB/s and level 6 at 21-25 MB/s, for output only
-/// 0.4-2.7% smaller (a tar of /usr/lib + /usr/share, and the benchmark's
-/// half-random layers). zlib-rs, the backend now, is faster at both. A put
-/// pushes once; the compression is paid on every put.
+/// several times the time for output barely smaller (figures in
+/// `docs/decisions.md`). A put pushes once; the compression is paid on
+/// every put.
 const GZIP_LEVEL: u32 = 1;
 
 /// Gzips `input` into `dest` (blocking), returning the digest and size of

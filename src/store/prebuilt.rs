@@ -587,8 +587,8 @@ mod tests {
         );
 
         // A one-image layout serves (and pushes) the image itself, as skopeo
-        // and crane push it (issue 10 item 12): not index.json, whose
-        // `ref.name` annotation is local to the layout.
+        // and crane push it: not index.json, whose `ref.name` annotation is
+        // local to the layout.
         let store = for_serving(&layout).await.unwrap();
         assert_eq!(store.top().media_type, OCI_MANIFEST);
         assert_eq!(store.top().digest, md);

@@ -83,7 +83,7 @@ pub async fn push_store(
             let Some((digest, _)) = descriptor(child) else {
                 continue;
             };
-            // Each child once, and not without bound (issue 10 item 2).
+            // Each child once, and not without bound.
             if images.iter().any(|m| m.digest == digest) {
                 continue;
             }

@@ -124,7 +124,7 @@ fn tag_mode_reports_the_previous_digest_while_it_still_exists() {
 
 #[test]
 fn tag_mode_missing_tag_is_an_empty_list() {
-    // registry-image #32: a tag that does not exist yet is not an error.
+    // registry-image#32: a tag that does not exist yet is not an error.
     let reg = registry::plain();
     let (repo, digests) = fixtures::tags(reg, "check-missing", &["other"], &[], &[]);
     let source = source_with(&repo, json!({"tag": "nope"}));
@@ -173,7 +173,7 @@ fn unknown_field_is_rejected_with_a_suggestion() {
         .expect_stderr("invalid payload")
         .expect_stderr("unknown field \"repositroy\"")
         .expect_stderr("did you mean \"repository\"");
-    // docker-image migrants' key (registry-image #29).
+    // docker-image migrants' key (registry-image#29).
     let source =
         json!({"repository": registry::plain().repo("x"), "insecure_registries": ["a:5000"]});
     check(&json!({"source": source}))
@@ -345,8 +345,9 @@ fn semver_mixed_specificity_keeps_the_most_specific_tag_per_digest() {
 
 #[test]
 fn semver_bare_latest_only_when_no_semver_tag_exists() {
-    // Differs from registry-image (#316, #351): there a `latest` whose digest
-    // differs from every semver tag is appended last and so becomes "newest".
+    // Differs from registry-image (registry-image#316, #351): there a
+    // `latest` whose digest differs from every semver tag is appended last
+    // and so becomes "newest".
     let reg = registry::plain();
     let (repo, d) = fixtures::tags(
         reg,
@@ -625,7 +626,7 @@ fn check_uses_head_for_digests_and_never_retries() {
         expected(&["latest"], &d)
     );
     let requests = proxy.requests();
-    // registry-image #3 / Docker Hub pull limits: HEAD, no manifest GET.
+    // registry-image#3 / Docker Hub pull limits: HEAD, no manifest GET.
     assert!(
         requests.contains(&format!("HEAD /v2/{repo}/manifests/latest")),
         "{requests:?}"

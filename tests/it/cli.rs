@@ -1,5 +1,5 @@
-//! The binaries run by hand (issue 9 item 3): `--help`, `--version`, and a
-//! terminal on stdin.
+//! The binaries run by hand: `--help`, `--version`, and a terminal on
+//! stdin.
 
 use std::process::{Command, Stdio};
 

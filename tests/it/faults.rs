@@ -1,9 +1,9 @@
-//! The fault table (issue 10): every fault of [`FaultProxy`] against every
-//! operation — `check`, `in` in each format, `out` pushing `params.image`,
-//! `out` building on the Docker Engine (whose push goes through our
-//! registry client after the read-back, see src/put/run.rs), and `out`
-//! building on the embedded buildkitd (which pushes by itself) — with the
-//! real binaries, through the proxy, in front of the plain test registry.
+//! The fault table: every fault of [`FaultProxy`] against every operation —
+//! `check`, `in` in each format, `out` pushing `params.image`, `out`
+//! building on the Docker Engine (whose push goes through our registry
+//! client after the read-back, see src/put/run.rs), and `out` building on
+//! the embedded buildkitd (which pushes by itself) — with the real
+//! binaries, through the proxy, in front of the plain test registry.
 //!
 //! Each row must end in one of two ways:
 //! - success, the same result as without faults (a retry may come first);
@@ -26,7 +26,7 @@
 //! Which request each fault hits, per operation:
 //! - `check` (`tag_regex`): the tag list, for every fault.
 //! - `in`: the first layer blob; an endless or oversized body goes to the
-//!   manifest instead (bounded reads, issue 10 item 3).
+//!   manifest instead, a read with a size limit.
 //! - pushes: a status or a reset to the first manifest PUT (for our client
 //!   the tag move; for buildkitd a manifest by digest), never forwarded;
 //!   truncation, corruption and a stall to the first upload chunk (PATCH;
@@ -697,11 +697,10 @@ fn push_build_on_buildkitd_through_each_fault() {
 }
 
 // A stall mid-body (or before an answer) on each operation, one test each
-// so that they wait out the idle timeout in parallel. Expected once item 6
-// is in: the idle timeout ends the read, the retry succeeds for `in` and
-// `out`, and `check` fails clearly; each within [`STALL_BOUND`]. Without it
-// (checked by hand before item 6) `check` hung with empty stderr until the
-// bound killed it.
+// so that they wait out the idle timeout in parallel: the idle timeout ends
+// the read, the retry succeeds for `in` and `out`, and `check` fails
+// clearly; each within [`STALL_BOUND`]. Without the idle timeout `check`
+// would hang with empty stderr until the bound killed it.
 
 #[test]
 fn stall_check() {

@@ -668,7 +668,7 @@ fn digest_absent_from_the_registry_fails() {
         !dest.join("rootfs").exists(),
         "nothing is written on failure"
     );
-    // registry-image #327: an empty digest is an error, not a fetch of `manifests/`.
+    // registry-image#327: an empty digest is an error, not a fetch of `manifests/`.
     let out = get(
         &source_for(reg, &pushed),
         json!({}),
@@ -741,7 +741,7 @@ fn mirror_serves_docker_hub_images_under_their_origin_name() {
 
 #[test]
 fn layer_compression_is_sniffed_from_the_bytes() {
-    // registry-image #390, #405/#412: zstd layers, also mislabelled as gzip.
+    // registry-image#390, #405, #412: zstd layers, also mislabelled as gzip.
     use fixtures::{LAYER_GZIP, LAYER_TAR, LAYER_ZSTD, RawImage, RawTar};
     let layer = |name: &str| {
         RawTar::new()
@@ -1092,7 +1092,7 @@ fn layer_ending_without_final_padding_unpacks_like_go_tar() {
 
 #[test]
 fn docker_schema1_manifest_is_rejected() {
-    // registry-image #87, #38: schema 1 (quay's legacy format) is unsupported.
+    // registry-image#87, #38: schema 1 (quay's legacy format) is unsupported.
     let reg = registry::plain();
     let repo = unique("get-schema1");
     reg.push_as(
@@ -1145,7 +1145,7 @@ fn layer_entries_with_a_leading_slash_stay_in_the_rootfs() {
 }
 
 /// `COPY f` / `RUN rm f` / `COPY f` gives the layers [B, A, W, A]: one
-/// layer listed twice. Each format must fetch it (issue 10, item 1).
+/// layer listed twice. Each format must fetch it.
 #[test]
 fn image_listing_one_layer_twice_is_fetched_in_every_format() {
     use fixtures::{LAYER_GZIP, RawImage, RawTar};

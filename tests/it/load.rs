@@ -1,5 +1,5 @@
-//! Load (issue 10): 20 `in` and 5 `out` at once against one registry, with
-//! no error and no corruption. Counted, not timed.
+//! Load: 20 `in` and 5 `out` at once against one registry, with no error
+//! and no corruption. Counted, not timed.
 //!
 //! - Every `in` fetches the layered fixture as a rootfs; its tree, `digest`
 //!   file and version must equal those of one `in` run alone before.

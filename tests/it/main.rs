@@ -25,7 +25,7 @@
 //!   standalone buildkitd): builds, refused keys and host keys, dropped
 //!   connections.
 //! - `put_rootless`: `out` on the embedded buildkitd without privileges, as
-//!   root of a user namespace and as a user through rootlesskit (issue 11).
+//!   root of a user namespace and as a user through rootlesskit.
 //! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
 //! - `readme`: every yaml example of README.md and docs/ goes through the config

@@ -1,6 +1,6 @@
-//! Progress of long transfers on stderr (issue 9 item 4): a push
-//! (`params.image`) and a get of a ~20 MB image print plain progress lines
-//! (stderr is a pipe here, as in Concourse), with layer counts and totals.
+//! Progress of long transfers on stderr: a push (`params.image`) and a get
+//! of a ~20 MB image print plain progress lines (stderr is a pipe here, as
+//! in Concourse), with layer counts and totals.
 
 use std::process::Command;
 

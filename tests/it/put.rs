@@ -272,9 +272,9 @@ fn tags_from_every_source_move_together(d: &Daemon) {
     );
 }
 
-/// issue 9 item 5: docker-image's migration example (`tag_file` plus
-/// `tag_as_latest`, `source.tag: latest`) reports `latest`, the version the
-/// following `check` reports, so Concourse holds one version per digest.
+/// docker-image's migration example (`tag_file` plus `tag_as_latest`,
+/// `source.tag: latest`) reports `latest`, the version the following
+/// `check` reports, so Concourse holds one version per digest.
 fn source_tag_is_reported_whenever_pushed(d: &Daemon) {
     let reg = support::registry::plain();
     let repo = support::unique("put-reported");
@@ -575,7 +575,7 @@ fn registry_cache_is_reused(d: &Daemon) {
         registry_digest(reg, &format!("{repo}:buildcache")).is_some(),
         "cache manifest pushed"
     );
-    // issue 9 item 6: a regex matching every tag still reports only the image.
+    // A regex matching every tag still reports only the image, not the cache.
     let mut all = reg.source(&repo);
     all["tag_regex"] = json!(".*");
     let versions = support::cmd::run("check", &[], &json!({"source": all}), &[])
@@ -731,7 +731,8 @@ fn prebuilt(reg: &Registry, src: &Src) -> (PathBuf, PathBuf) {
 }
 
 /// Pushes the one-image OCI layout at `src/<rel>` and checks, against
-/// skopeo, that the image manifest itself went up (issue 10 item 12): the
+/// skopeo, that the image manifest itself went up (not the layout's
+/// index.json, whose `ref.name` annotation is local to the layout): the
 /// version digest is `skopeo inspect --raw oci:<layout> | sha256sum` of the
 /// image manifest, the registry serves that digest under the tag, and a
 /// following `check` reports it. `oci_ref` is the `oci:` reference skopeo
@@ -1065,10 +1066,10 @@ fn preloaded_images_with_a_tcp_daemon_fail_before_connecting() {
     .expect_stderr("cannot be used with the buildkitd at tcp://127.0.0.1:1");
 }
 
-/// issue 10 item 6: a `tcp://` buildkit_host that accepts connections and
-/// never answers fails `out` within `buildkit_timeout` with one message
-/// naming buildkit_host and the timeout; before, `out` hung with an empty
-/// stderr.
+/// A `tcp://` buildkit_host that accepts connections and never answers
+/// fails `out` within `buildkit_timeout` with one message naming
+/// buildkit_host and the timeout; without the timeout, `out` would hang
+/// with an empty stderr.
 #[test]
 fn a_silent_tcp_buildkit_host_fails_within_buildkit_timeout() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -1,9 +1,9 @@
-//! Attestations (issue 12 part 3): `out` on the embedded buildkitd attaches
-//! SLSA provenance by default (`min`, as buildx), `max` and `false` on
-//! request, and an SBOM from a scanner image in the registry; `check` and
-//! `in` treat the attestation entries of the index as what they are, not
-//! platforms. The Docker Engine backend refuses explicit attestations, and
-//! an unreachable scanner fails the put before anything is built.
+//! Attestations: `out` on the embedded buildkitd attaches SLSA provenance
+//! by default (`min`, as buildx), `max` and `false` on request, and an SBOM
+//! from a scanner image in the registry; `check` and `in` treat the
+//! attestation entries of the index as what they are, not platforms. The
+//! Docker Engine backend refuses explicit attestations, and an unreachable
+//! scanner fails the put before anything is built.
 //!
 //! What landed is read with skopeo (the index, and the attestation manifest
 //! copied to a `dir:` as an image) and with our own `check` and `in`.

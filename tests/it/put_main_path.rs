@@ -1,7 +1,7 @@
 //! The default path of `out`, end to end: scenarios that only a real
-//! buildkitd can show (issue 7, item 2), each run on the embedded daemon
-//! (no `buildkit_host`; `buildkitd` put on PATH) and on a standalone
-//! buildkitd that the test starts on `unix://` (`buildkit_host`).
+//! buildkitd can show, each run on the embedded daemon (no `buildkit_host`;
+//! `buildkitd` put on PATH) and on a standalone buildkitd that the test
+//! starts on `unix://` (`buildkit_host`).
 //!
 //! - a multi-platform index, and `check`/`in` picking each platform;
 //! - the registry cache reused by a second, fresh daemon;

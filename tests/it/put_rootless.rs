@@ -1,6 +1,6 @@
-//! `out` without privileges (issue 11, part 1): the embedded buildkitd in
-//! the mode `out` itself detects, run from the outside exactly as an
-//! unprivileged container would run it.
+//! `out` without privileges: the embedded buildkitd in the mode `out`
+//! itself detects, run from the outside exactly as an unprivileged
+//! container would run it.
 //!
 //! - case (b): `out` as uid 0 of `unshare --user --map-users=... --mount
 //!   --pid --fork --mount-proc` (root's `/etc/subuid` range), which is what

@@ -1,7 +1,7 @@
-//! `out` on `buildkit_host: ssh://…` (issue 12, part 1): an OpenSSH server
-//! started by the test on 127.0.0.1 (support::sshd) in front of the shared
-//! test dockerd (`ssh://root@127.0.0.1:PORT`, `docker system dial-stdio`)
-//! and of a standalone buildkitd (`ssh://root@127.0.0.1:PORT/<socket>`,
+//! `out` on `buildkit_host: ssh://…`: an OpenSSH server started by the test
+//! on 127.0.0.1 (support::sshd) in front of the shared test dockerd
+//! (`ssh://root@127.0.0.1:PORT`, `docker system dial-stdio`) and of a
+//! standalone buildkitd (`ssh://root@127.0.0.1:PORT/<socket>`,
 //! `buildctl dial-stdio`).
 //!
 //! - a put with a RUN step, a secret and a push, over each;

@@ -1,6 +1,6 @@
 //! SIGTERM to `out` and `in` mid-work, as Concourse sends it when a build is
-//! aborted: the step exits non-zero within seconds and leaves nothing behind
-//! (issue 10 item 5). `out` on the embedded buildkitd: no buildkitd, runc or
+//! aborted: the step exits non-zero within seconds and leaves nothing
+//! behind. `out` on the embedded buildkitd: no buildkitd, runc or
 //! RUN process, no mount and no root left; `in`: no partial download in the
 //! destination.
 

@@ -273,7 +273,7 @@ pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<Pat
 /// Refuses a path param that is absolute or climbs out of the put's working
 /// directory with `..`: the README promises paths relative to it, and a
 /// pipeline (or an input it copied a param from) must not make `out` read
-/// `/etc/shadow` or `../../secrets` (issue 10 item 8).
+/// `/etc/shadow` or `../../secrets`.
 pub(super) fn inside(param: &str, value: &str) -> Result<()> {
     let mut depth = 0usize;
     for part in Path::new(value).components() {

@@ -51,8 +51,8 @@ pub fn parse_key_values(path: &Path, text: &str) -> Result<Vec<(String, String)>
 const EXCERPT_CHARS: usize = 24;
 
 /// A short, quoted, escaped excerpt of text read from a file, for errors:
-/// a param may point at a file the user did not mean to publish (issue 10
-/// item 8), so a message never quotes more than its first few characters.
+/// a param may point at a file the user did not mean to publish, so a
+/// message never quotes more than its first few characters.
 pub fn excerpt(text: &str) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();

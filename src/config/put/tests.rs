@@ -608,9 +608,9 @@ fn param_table_names_each_spelling_once() {
     assert!(!known.contains("OUTPUT_OCI") && !known.contains("pull_tag"));
 }
 
-/// issue 10 item 8: every path param is relative to the working directory;
-/// absolute paths, `..` escapes and symlinks out of it are refused, and the
-/// error never quotes the file.
+/// Every path param is relative to the working directory; absolute paths,
+/// `..` escapes and symlinks out of it are refused, and the error never
+/// quotes the file.
 #[test]
 fn path_params_stay_inside_the_working_dir() {
     let f = Fixture::new();
@@ -660,7 +660,7 @@ fn path_params_stay_inside_the_working_dir() {
     assert_eq!(p.tags.tag_file.as_deref(), Some("v1"));
 }
 
-/// issue 10 item 8: a file that is not a tag is quoted by a short excerpt.
+/// A file that is not a tag is quoted by a short excerpt, never in full.
 #[test]
 fn file_contents_are_quoted_by_a_short_excerpt_only() {
     let f = Fixture::new();

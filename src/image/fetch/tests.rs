@@ -921,9 +921,9 @@ async fn add_plain_index(w: &LayoutWriter, children: &[(String, usize)]) -> (Str
     (d.to_string(), bytes)
 }
 
-/// issue 10 item 2: 6 levels of indexes, each naming the one below 50
-/// times, over one arm64 image. Before, platform selection and the put
-/// layout walk visited 50^6 nodes.
+/// 6 levels of indexes, each naming the one below 50 times, over one arm64
+/// image: platform selection and the put layout walk must visit each index
+/// once, not follow every reference (50^6 nodes).
 #[test]
 fn an_index_naming_a_nested_index_many_times_is_walked_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -978,9 +978,8 @@ fn an_index_naming_a_nested_index_many_times_is_walked_once() {
     }
 }
 
-/// issue 10 item 2: more than `MAX_MANIFESTS` distinct manifests below one
-/// index are refused with a message, by `in` (oci format) and by put's
-/// layout walk.
+/// More than `MAX_MANIFESTS` distinct manifests below one index are refused
+/// with a message, by `in` (oci format) and by put's layout walk.
 #[tokio::test]
 async fn too_many_manifests_are_refused() {
     let tmp = tempfile::tempdir().unwrap();

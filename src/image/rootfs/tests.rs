@@ -841,9 +841,9 @@ fn truncated_entries_are_still_errors() {
     }
 }
 
-/// issue 10 item 10: control characters in entry names (an ANSI sequence,
-/// a newline that would forge an `error:` line) reach no error message raw,
-/// whichever way the entry fails.
+/// Control characters in entry names (an ANSI sequence, a newline that
+/// would forge an `error:` line) reach no error message raw, whichever way
+/// the entry fails.
 #[test]
 fn control_characters_in_entry_names_are_escaped_in_errors() {
     let hostile = "\u{1b}[2J\nerror: forged\r";

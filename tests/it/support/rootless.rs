@@ -1,5 +1,5 @@
-//! The unprivileged worlds `out` must build in (issue 11, part 1), set up on
-//! this machine as root, idempotently, so that a fresh machine gets them too:
+//! The unprivileged worlds `out` must build in, set up on this machine as
+//! root, idempotently, so that a fresh machine gets them too:
 //!
 //! - subordinate id ranges in `/etc/subuid` and `/etc/subgid` (appended
 //!   after every range already there when a user has none);
