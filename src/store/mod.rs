@@ -5,6 +5,8 @@
 //!
 //! - [`prebuilt`]: OCI layouts and docker-save tarballs on disk as stores;
 //! - [`manifest`]: the manifests we write ourselves, and layer gzip;
+//! - [`layer`] and [`edit`]: a layer made of the put's files, and the base
+//!   image's config, manifest and index edited to carry it (`params.layers`);
 //! - [`push`]: pushing a store to a registry, blobs first, tags last;
 //! - [`loopback`]: a read-only registry on 127.0.0.1 serving stores to
 //!   BuildKit;
@@ -17,7 +19,9 @@ use std::pin::Pin;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
+pub mod edit;
 mod error;
+pub mod layer;
 pub mod loopback;
 pub mod manifest;
 pub mod prebuilt;

@@ -2,21 +2,18 @@
 //! image and push the result, with no daemon, no privileges, and without
 //! unpacking the base.
 //!
-//! 1. Write each layer ([`tarball`]): deterministic tar + gzip, hashed
+//! 1. Write each layer ([`crate::store::layer`]): deterministic tar + gzip, hashed
 //!    while written. A bad input fails here, before any registry traffic.
 //! 2. Read the base's manifest (or index and children) and configs: from
 //!    its registry, or from a local `image.tar` / OCI layout
 //!    ([`crate::store::prebuilt`]). Its layers are never downloaded here.
 //! 3. For each platform image, write the new config and manifest
-//!    ([`edit`]); for a multi-platform base, the new index.
+//!    ([`crate::store::edit`]); for a multi-platform base, the new index.
 //! 4. Push: base layers on the same registry are mounted from the base's
 //!    repository (one request each, no bytes), others are streamed from the
 //!    base (registry or disk) to the target; then our layers and configs.
 //!    Manifests, and the tags last, are put by [`push::push_store`], the
 //!    walk every put uses.
-
-pub mod edit;
-pub mod tarball;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,9 +29,10 @@ use crate::config::put::{LayersBase, LayersParams};
 use crate::oci::{Digest, media_types, sha256_digest};
 use crate::put::Result;
 use crate::registry::{self, Client, Repository};
+use crate::store::edit;
+use crate::store::layer::{BuiltLayer, write_layer};
 use crate::store::push::{self, Pushed};
 use crate::store::{BlobReader, ImageStore, OpenBlob, ServedManifest};
-use tarball::BuiltLayer;
 
 /// What a layers put pushed.
 #[derive(Debug, Clone)]
@@ -273,24 +271,25 @@ pub async fn append_and_push(
     let started = std::time::Instant::now();
     // The layers are written on a blocking thread while the base's manifest
     // and config come from the registry: neither waits for the other.
-    let building = {
-        let specs = params.add.clone();
-        let dir = scratch.path().to_path_buf();
-        tokio::task::spawn_blocking(move || -> PutResult<Vec<(BuiltLayer, String)>> {
-            specs
-                .iter()
-                .enumerate()
-                .map(|(i, spec)| {
-                    let layer = tarball::write_layer(spec, &dir.join(format!("layer-{i}.tar.gz")))
-                        .map_err(|e| Error::Io {
-                            what: format!("params.layers.add[{i}]: building its layer"),
-                            source: std::io::Error::other(e),
-                        })?;
-                    Ok((layer, format!("/{}", spec.dest)))
-                })
-                .collect()
-        })
-    };
+    let building =
+        {
+            let specs = params.add.clone();
+            let dir = scratch.path().to_path_buf();
+            tokio::task::spawn_blocking(move || -> PutResult<Vec<(BuiltLayer, String)>> {
+                specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, spec)| {
+                        let layer = write_layer(spec, &dir.join(format!("layer-{i}.tar.gz")))
+                            .map_err(|e| Error::Io {
+                                what: format!("params.layers.add[{i}]: building its layer"),
+                                source: std::io::Error::other(e),
+                            })?;
+                        Ok((layer, format!("/{}", spec.dest)))
+                    })
+                    .collect()
+            })
+        };
     let (built, base) = tokio::join!(building, Base::open(source, target, params));
     let built = built.map_err(|e| Error::Io {
         what: "building the layers".into(),
