@@ -84,6 +84,14 @@ impl Secret {
     }
 }
 
+/// `Display` is redacted too: a secret formatted into a message by mistake
+/// shows as `<redacted>`.
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")

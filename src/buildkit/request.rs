@@ -4,35 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A secret value (a build secret's text, a registry password, a TLS key)
-/// that prints as `<redacted>` in `Debug` and `Display`, so that no log line
-/// or error message can carry it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, for the wire only; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// One exporter of a solve.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -589,7 +589,7 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
 fn secret_source(s: &SecretSpec) -> buildkit::SecretSource {
     match s {
         SecretSpec::File(p) => buildkit::SecretSource::File(p.clone()),
-        SecretSpec::Text(t) => buildkit::SecretSource::Text(buildkit::Secret::new(t.expose())),
+        SecretSpec::Text(t) => buildkit::SecretSource::Text(t.clone()),
         SecretSpec::Env(v) => buildkit::SecretSource::Env(v.clone()),
     }
 }

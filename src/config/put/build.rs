@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::secret::Secret;
+
 use super::access::{Decoder, scalar_text};
 use super::errors::{ParamsError, Result, type_error};
 use super::params;
@@ -15,7 +17,7 @@ use super::tags::validate_tag;
 use super::values::{image_reference, validate_platform};
 use super::{
     BuildParams, CacheSpec, DEFAULT_SBOM_GENERATOR, LoadBase, Network, NoCache, Provenance, Sbom,
-    SecretSpec, SecretText, SshSpec,
+    SecretSpec, SshSpec,
 };
 
 impl Decoder<'_> {
@@ -281,7 +283,7 @@ impl Decoder<'_> {
                         "file" | "source" => {
                             SecretSpec::File(self.path(&format!("{param}.{kind}"), &text)?)
                         }
-                        "text" => SecretSpec::Text(SecretText(text)),
+                        "text" => SecretSpec::Text(Secret::new(text)),
                         "env" => self.env_secret(&param, &text)?,
                         other => {
                             return Err(ParamsError::Unknown {
@@ -304,7 +306,7 @@ impl Decoder<'_> {
             add(id, param, spec)?;
         }
         for (id, param, text) in self.prefixed("BUILDKIT_SECRETTEXT_")? {
-            add(id, param, SecretSpec::Text(SecretText(text)))?;
+            add(id, param, SecretSpec::Text(Secret::new(text)))?;
         }
         Ok(out.into_iter().map(|(id, (_, spec))| (id, spec)).collect())
     }

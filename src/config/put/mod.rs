@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::secret::Secret;
+
 mod access;
 mod build;
 mod errors;
@@ -39,30 +41,13 @@ pub use layers::{ConfigChanges, LayerSpec, LayersBase, LayersParams};
 pub use params::{is_known_name, known_names};
 pub use tags::validate_tag;
 
-/// A literal secret value (BuildKit `--secret` text), redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    /// The secret itself; only the BuildKit session should call this.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Where a build secret comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSpec {
     /// A file (absolute path, checked to exist).
     File(PathBuf),
     /// A literal value.
-    Text(SecretText),
+    Text(Secret),
     /// An environment variable of the `out` process (checked to be set).
     Env(String),
 }

@@ -214,12 +214,9 @@ fn secrets_from_three_spellings() {
     assert_eq!(b.secrets["a"], SecretSpec::File(f.path("secret.txt")));
     assert_eq!(b.secrets["b"], SecretSpec::File(f.path("secret.txt")));
     assert_eq!(b.secrets["c"], SecretSpec::Env("MY_TOKEN".into()));
-    assert_eq!(b.secrets["d"], SecretSpec::Text(SecretText("lit".into())));
+    assert_eq!(b.secrets["d"], SecretSpec::Text(Secret::new("lit")));
     assert_eq!(b.secrets["e"], SecretSpec::File(f.path("secret.txt")));
-    assert_eq!(
-        b.secrets["f"],
-        SecretSpec::Text(SecretText("hello-world".into()))
-    );
+    assert_eq!(b.secrets["f"], SecretSpec::Text(Secret::new("hello-world")));
     // Text never shows in Debug output.
     assert!(!format!("{b:?}").contains("hello-world"));
 
