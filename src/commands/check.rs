@@ -645,9 +645,9 @@ mod tests {
 #[cfg(test)]
 mod fake_registry_tests {
     use serde_json::json;
+    use test_support::{FakeServer, response};
 
     use super::*;
-    use crate::testutil::{FakeServer, response};
 
     fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
         CheckRequest {

@@ -450,7 +450,7 @@ pub(crate) struct MtlsFiles {
 }
 
 pub(crate) fn make_mtls_files(dir: &Path) -> MtlsFiles {
-    use oci_build_resource::testutil::certs;
+    use test_support::certs;
     let ca = certs::ca(dir, "ca");
     let other_ca = certs::ca(dir, "other-ca");
     let server = certs::leaf(

@@ -1,8 +1,8 @@
 //! The test world: real peers (docker-registry, dockerd, skopeo, umoci) started
 //! and driven by the integration tests, and the runner for our three binaries.
-//! The processes, registries and tool runners are the library's harness
-//! (`src/testutil/`, behind the `testutil` feature), shared with the unit
-//! tests; [`process`], [`registry`] and the functions below re-export it.
+//! The processes, registries and tool runners are the test-support crate's
+//! (`crates/test-support/`), shared with the library's unit tests;
+//! [`process`], [`registry`] and the functions below re-export it.
 //!
 //! Services are started once per test binary (`OnceLock`), on private temp
 //! dirs and free loopback ports, and stopped by pid when the binary exits
@@ -27,4 +27,4 @@ pub mod rootless;
 mod selftest;
 pub mod sshd;
 
-pub use oci_build_resource::testutil::{require_tool, run_tool, sha256_digest, unique, which};
+pub use test_support::{require_tool, run_tool, sha256_digest, unique, which};
