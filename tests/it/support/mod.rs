@@ -12,8 +12,6 @@
 //! ...)]` (build.rs sets the cfgs): ignored where the daemon is absent, run
 //! (and failed if it is missing) under `CI=true`; never counted as passed.
 
-#![allow(dead_code)] // each test module uses a different part of the world
-
 pub mod buildkitd;
 pub mod cmd;
 pub mod docker;
