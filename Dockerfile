@@ -39,6 +39,9 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
 COPY tests tests
+# The workspace's other member (the test harness, a dev-dependency only):
+# cargo reads its manifest even for this build.
+COPY crates crates
 # [profile.release] in Cargo.toml strips it and uses thin LTO.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

@@ -25,9 +25,4 @@ pub mod store;
 pub mod text;
 pub mod tls;
 
-/// The test harness shared by the unit tests and `tests/it` (which enables
-/// the `testutil` feature through a dev-dependency on this package).
-#[cfg(any(test, feature = "testutil"))]
-pub mod testutil;
-
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
 //! Child processes that die with us: the embedded buildkitd
-//! (`src/daemon/process.rs`) and the services the tests start
-//! (`src/testutil/process.rs`).
+//! (`src/daemon/process.rs`) and the buildkitd tests/it starts
+//! (`tests/it/support/buildkitd.rs`). The test harness' services
+//! (`crates/test-support/src/process.rs`) use their own copy of these
+//! helpers, as that crate does not depend on this one.
 //!
 //! A child gets `PR_SET_PDEATHSIG` ([`die_with_parent`]) so that it is
 //! signalled when we die, even by SIGKILL. That signal fires when the

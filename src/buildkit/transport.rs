@@ -385,7 +385,7 @@ mod tests {
     /// certificate, made by openssl; returns (ca, server cert, server key,
     /// client cert, client key) as PEM.
     fn certificates(dir: &Path) -> [String; 5] {
-        use crate::testutil::certs;
+        use test_support::certs;
         let ca = certs::ca(dir, "ca");
         let server = certs::leaf(
             dir,

@@ -33,4 +33,6 @@ pub use manifests::{MANIFEST_ACCEPT, Manifest};
 pub use repository::{DOCKER_HUB_HOST, Repository, RepositoryError, is_docker_hub_host};
 pub use retry::{Transient, retry_transient};
 #[cfg(test)]
+pub(crate) mod test_registry;
+#[cfg(test)]
 mod tests;

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use test_support::{FakeServer, Reply, SeenRequest, registry, response, umoci_layout, unique};
 use tokio::io::AsyncReadExt;
 
+use super::test_registry::TestRegistryExt;
 use super::*;
 use crate::oci::{Digest, sha256_digest};
-use crate::testutil::{FakeServer, Reply, SeenRequest, registry, response, umoci_layout, unique};
 
 fn dg(text: &str) -> Digest {
     Digest::parse(text).unwrap()

@@ -382,11 +382,12 @@ pub async fn push_image_path(
 mod tests {
     use super::*;
     use crate::registry::Access;
+    use crate::registry::test_registry::TestRegistryExt;
     use crate::store::{MemoryImage, OpenBlob};
-    use crate::testutil::{registry, run_tool, umoci_layout, unique};
     use bytes::Bytes;
     use std::collections::BTreeMap;
     use std::process::Command;
+    use test_support::{registry, run_tool, umoci_layout, unique};
 
     fn tags(t: &[&str]) -> Vec<String> {
         t.iter().map(|s| s.to_string()).collect()

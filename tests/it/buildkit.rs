@@ -20,6 +20,7 @@ use oci_build_resource::buildkit::{
 };
 use sha2::Digest;
 
+use crate::support::needs;
 use crate::support::{self, docker::Docker};
 
 /// A daemon under test, plus the dockerd used to look at results.
@@ -425,112 +426,106 @@ on_each_daemon!(
     cache_options,
 );
 
-/// The same scenario with the session attached through the Engine's
-/// `POST /session` endpoint instead of `Control.Session`.
-#[tokio::test(flavor = "multi_thread")]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-async fn docker_engine_session_endpoint() {
-    let mut t = docker_target();
-    t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
-    context_options_and_secret(t).await;
+needs! { dockerd;
+    /// The same scenario with the session attached through the Engine's
+    /// `POST /session` endpoint instead of `Control.Session`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn docker_engine_session_endpoint() {
+        let mut t = docker_target();
+        t.tunnel = buildkit::SessionTunnel::DockerSessionEndpoint;
+        context_options_and_secret(t).await;
+    }
 }
 
-/// `has_bridge` tells an Engine with a bridge network (the shared test
-/// dockerd) from one started with `--bridge=none` (put/run.rs then builds
-/// with network mode `none` on it). The second runs in a network namespace
-/// of its own, where `--bridge=none` has no `docker0` to delete.
-#[tokio::test(flavor = "multi_thread")]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-async fn docker_engine_bridge_or_none_is_detected() {
-    let docker = support::docker::shared();
-    assert_eq!(
-        buildkit::docker_engine::has_bridge(&docker.socket).await,
-        Some(true)
-    );
-    let root = support::process::scratch_dir("dockerd-no-bridge");
-    let (dockerd, socket, _) =
-        support::docker::dockerd_command(&root, None, &support::registry::plain().host)
-            .expect("dockerd");
-    let mut cmd = std::process::Command::new(support::require_tool("unshare", "util-linux"));
-    cmd.args(["--net", "--"])
-        .arg(dockerd.get_program())
-        .args(dockerd.get_args());
-    let service = support::process::Service::spawn("dockerd", cmd, root.join("dockerd.log"))
-        .expect("starting dockerd");
-    let ready = {
-        let socket = socket.clone();
-        tokio::task::spawn_blocking(move || {
-            let ready = service.wait_ready(std::time::Duration::from_secs(60), || {
-                support::docker::ping(&socket)
-            });
-            (service, ready)
-        })
-        .await
-        .expect("waiting for dockerd")
-    };
-    let (service, ready) = ready;
-    let has_bridge = match ready {
-        Ok(()) => buildkit::docker_engine::has_bridge(&socket).await,
-        Err(why) => panic!("{why}"),
-    };
-    tokio::task::spawn_blocking(move || service.stop(std::time::Duration::from_secs(20)))
-        .await
-        .expect("stopping dockerd");
-    assert_eq!(has_bridge, Some(false));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-async fn docker_engine_image_export_and_removal() {
-    let t = docker_target();
-    let ctx = tempfile::tempdir().expect("context");
-    write(
-        ctx.path(),
-        "Dockerfile",
-        format!("FROM {}\nRUN echo x > /x\n", base_image()).as_bytes(),
-    );
-    let tag = format!("bk-it/{}:1", support::unique("export"));
-    t.build(ctx.path(), &[], BTreeMap::new(), &tag)
-        .await
-        .expect("build");
-    let reader = buildkit::docker_engine::export_image(&t.docker.socket, &tag)
-        .await
-        .expect("export");
-    let bytes = {
-        let mut r = reader;
-        let mut v = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut v)
+needs! { dockerd;
+    /// `has_bridge` tells an Engine with a bridge network (the shared test
+    /// dockerd) from one started with `--bridge=none` (put/run.rs then builds
+    /// with network mode `none` on it). The second runs in a network namespace
+    /// of its own, where `--bridge=none` has no `docker0` to delete.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn docker_engine_bridge_or_none_is_detected() {
+        let docker = support::docker::shared();
+        assert_eq!(
+            buildkit::docker_engine::has_bridge(&docker.socket).await,
+            Some(true)
+        );
+        let root = support::process::scratch_dir("dockerd-no-bridge");
+        let (dockerd, socket, _) =
+            support::docker::dockerd_command(&root, None, &support::registry::plain().host)
+                .expect("dockerd");
+        let mut cmd = std::process::Command::new(support::require_tool("unshare", "util-linux"));
+        cmd.args(["--net", "--"])
+            .arg(dockerd.get_program())
+            .args(dockerd.get_args());
+        let service = support::process::Service::spawn("dockerd", cmd, root.join("dockerd.log"))
+            .expect("starting dockerd");
+        let ready = {
+            let socket = socket.clone();
+            tokio::task::spawn_blocking(move || {
+                let ready = service.wait_ready(std::time::Duration::from_secs(60), || {
+                    support::docker::ping(&socket)
+                });
+                (service, ready)
+            })
             .await
-            .expect("read");
-        v
-    };
-    let mut archive = tar::Archive::new(&bytes[..]);
-    let names: Vec<PathBuf> = archive
-        .entries()
-        .expect("tar")
-        .map(|e| e.expect("entry").path().expect("path").into_owned())
-        .collect();
-    assert!(
-        names.iter().any(|n| n == Path::new("manifest.json")),
-        "{names:?}"
-    );
-    buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
-        .await
-        .expect("remove");
-    assert!(!t.docker.run(&["image", "inspect", &tag]).status.success());
-    let missing = buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
-        .await
-        .expect_err("already removed");
-    assert!(missing.to_string().contains("404"), "{missing}");
+            .expect("waiting for dockerd")
+        };
+        let (service, ready) = ready;
+        let has_bridge = match ready {
+            Ok(()) => buildkit::docker_engine::has_bridge(&socket).await,
+            Err(why) => panic!("{why}"),
+        };
+        tokio::task::spawn_blocking(move || service.stop(std::time::Duration::from_secs(20)))
+            .await
+            .expect("stopping dockerd");
+        assert_eq!(has_bridge, Some(false));
+    }
+}
+
+needs! { dockerd;
+    #[tokio::test(flavor = "multi_thread")]
+    async fn docker_engine_image_export_and_removal() {
+        let t = docker_target();
+        let ctx = tempfile::tempdir().expect("context");
+        write(
+            ctx.path(),
+            "Dockerfile",
+            format!("FROM {}\nRUN echo x > /x\n", base_image()).as_bytes(),
+        );
+        let tag = format!("bk-it/{}:1", support::unique("export"));
+        t.build(ctx.path(), &[], BTreeMap::new(), &tag)
+            .await
+            .expect("build");
+        let reader = buildkit::docker_engine::export_image(&t.docker.socket, &tag)
+            .await
+            .expect("export");
+        let bytes = {
+            let mut r = reader;
+            let mut v = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut r, &mut v)
+                .await
+                .expect("read");
+            v
+        };
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let names: Vec<PathBuf> = archive
+            .entries()
+            .expect("tar")
+            .map(|e| e.expect("entry").path().expect("path").into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == Path::new("manifest.json")),
+            "{names:?}"
+        );
+        buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
+            .await
+            .expect("remove");
+        assert!(!t.docker.run(&["image", "inspect", &tag]).status.success());
+        let missing = buildkit::docker_engine::remove_image(&t.docker.socket, &tag)
+            .await
+            .expect_err("already removed");
+        assert!(missing.to_string().contains("404"), "{missing}");
+    }
 }
 
 /// A `tar` exporter streams the result filesystem back through the

@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 
 use crate::support::cmd::binary;
+use crate::support::needs;
 
 const STEPS: [&str; 3] = ["check", "in", "out"];
 
@@ -81,25 +82,23 @@ fn version_names_crate_commit_and_for_out_buildkit() {
     assert!(stdout.contains("buildkitd on PATH: "), "{stdout}");
 }
 
-/// A buildkitd on PATH is asked for its version.
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn out_version_asks_the_buildkitd_on_path() {
-    let buildkitd = crate::support::buildkitd::find();
-    let dir = buildkitd.parent().expect("buildkitd has a directory");
-    let out = Command::new(binary("out"))
-        .arg("--version")
-        .env("PATH", dir)
-        .output()
-        .expect("out runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("buildkitd on PATH: buildkitd github.com/moby/buildkit v"),
-        "{stdout}"
-    );
+needs! { buildkitd;
+    /// A buildkitd on PATH is asked for its version.
+    #[test]
+    fn out_version_asks_the_buildkitd_on_path() {
+        let buildkitd = crate::support::buildkitd::find();
+        let dir = buildkitd.parent().expect("buildkitd has a directory");
+        let out = Command::new(binary("out"))
+            .arg("--version")
+            .env("PATH", dir)
+            .output()
+            .expect("out runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("buildkitd on PATH: buildkitd github.com/moby/buildkit v"),
+            "{stdout}"
+        );
+    }
 }
 
 /// With stdin on a terminal (a pty from util-linux `script`), each binary

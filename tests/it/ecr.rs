@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::put::{Src, registry_digest};
 use crate::support;
+use crate::support::needs;
 use crate::support::process::{self, Service};
 use crate::support::registry::Registry;
 
@@ -151,70 +152,68 @@ fn run(bin: &str, moto: &Moto, args: &[&std::path::Path], req: &Value) -> suppor
     )
 }
 
-/// check → put (embedded buildkitd: push, registry cache, and a `FROM` from
-/// the same registry, all with the ECR token) → check → get.
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn check_put_get_with_ecr_auth() {
-    let Some(moto) = moto() else { return };
-    let reg = ecr_registry(ACCOUNT);
-    let repo = support::unique("ecr-app");
-    let base = support::fixtures::busybox_base(reg);
-    let source = ecr_source(reg, &repo);
+needs! { buildkitd;
+    /// check → put (embedded buildkitd: push, registry cache, and a `FROM` from
+    /// the same registry, all with the ECR token) → check → get.
+    #[test]
+    fn check_put_get_with_ecr_auth() {
+        let Some(moto) = moto() else { return };
+        let reg = ecr_registry(ACCOUNT);
+        let repo = support::unique("ecr-app");
+        let base = support::fixtures::busybox_base(reg);
+        let source = ecr_source(reg, &repo);
 
-    let before = run("check", moto, &[], &json!({"source": source}));
-    before.expect_success().expect_not_leaked(SECRET_KEY);
-    assert_eq!(before.json(), json!([]), "nothing pushed yet");
+        let before = run("check", moto, &[], &json!({"source": source}));
+        before.expect_success().expect_not_leaked(SECRET_KEY);
+        assert_eq!(before.json(), json!([]), "nothing pushed yet");
 
-    let src = Src::new(&[(
-        "src/Dockerfile",
-        &format!("FROM {base}\nCOPY Dockerfile /ecr-built\n"),
-    )]);
-    let put = run(
-        "out",
-        moto,
-        &[src.path()],
-        &json!({"source": source, "params": {"context": "src", "cache": true}}),
-    );
-    put.expect_success()
-        .expect_not_leaked(SECRET_KEY)
-        .expect_not_leaked(&format!("{ACCOUNT}-auth-token"))
-        .expect_stderr("authenticated with ECR");
-    // The transcript, for reading in the test's output.
-    eprintln!(
-        "--- out stderr ---\n{}--- out stdout ---\n{}",
-        put.stderr, put.stdout
-    );
-    let digest = put.json()["version"]["digest"]
-        .as_str()
-        .expect("version digest")
-        .to_string();
-    assert_eq!(
-        registry_digest(reg, &format!("{repo}:latest")).as_deref(),
-        Some(digest.as_str())
-    );
+        let src = Src::new(&[(
+            "src/Dockerfile",
+            &format!("FROM {base}\nCOPY Dockerfile /ecr-built\n"),
+        )]);
+        let put = run(
+            "out",
+            moto,
+            &[src.path()],
+            &json!({"source": source, "params": {"context": "src", "cache": true}}),
+        );
+        put.expect_success()
+            .expect_not_leaked(SECRET_KEY)
+            .expect_not_leaked(&format!("{ACCOUNT}-auth-token"))
+            .expect_stderr("authenticated with ECR");
+        // The transcript, for reading in the test's output.
+        eprintln!(
+            "--- out stderr ---\n{}--- out stdout ---\n{}",
+            put.stderr, put.stdout
+        );
+        let digest = put.json()["version"]["digest"]
+            .as_str()
+            .expect("version digest")
+            .to_string();
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:latest")).as_deref(),
+            Some(digest.as_str())
+        );
 
-    let after = run("check", moto, &[], &json!({"source": source}));
-    after.expect_success();
-    assert_eq!(after.json(), json!([{"tag": "latest", "digest": digest}]));
+        let after = run("check", moto, &[], &json!({"source": source}));
+        after.expect_success();
+        assert_eq!(after.json(), json!([{"tag": "latest", "digest": digest}]));
 
-    let dest = tempfile::tempdir().expect("get dir");
-    run(
-        "in",
-        moto,
-        &[dest.path()],
-        &json!({"source": source, "version": {"tag": "latest", "digest": digest}, "params": {}}),
-    )
-    .expect_success()
-    .expect_not_leaked(SECRET_KEY);
-    assert!(dest.path().join("rootfs/ecr-built").is_file());
-    assert_eq!(
-        std::fs::read_to_string(dest.path().join("repository")).expect("repository file"),
-        reg.repo(&repo)
-    );
+        let dest = tempfile::tempdir().expect("get dir");
+        run(
+            "in",
+            moto,
+            &[dest.path()],
+            &json!({"source": source, "version": {"tag": "latest", "digest": digest}, "params": {}}),
+        )
+        .expect_success()
+        .expect_not_leaked(SECRET_KEY);
+        assert!(dest.path().join("rootfs/ecr-built").is_file());
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("repository")).expect("repository file"),
+            reg.repo(&repo)
+        );
+    }
 }
 
 /// `aws_role_arns` are assumed in order, each with the previous one's keys:

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::needs;
 use crate::support::registry::{self, Registry};
 use crate::support::{self, cmd, fixtures, process};
 
@@ -678,22 +679,18 @@ fn push_image_through_each_fault() {
     table(Op::PushImage, &table_faults(), ROW_BOUND);
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn push_build_on_engine_through_each_fault() {
-    table(Op::PushBuild, &table_faults(), ROW_BOUND);
+needs! { dockerd;
+    #[test]
+    fn push_build_on_engine_through_each_fault() {
+        table(Op::PushBuild, &table_faults(), ROW_BOUND);
+    }
 }
 
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn push_build_on_buildkitd_through_each_fault() {
-    table(Op::PushBuildkitd, &table_faults(), ROW_BOUND);
+needs! { buildkitd;
+    #[test]
+    fn push_build_on_buildkitd_through_each_fault() {
+        table(Op::PushBuildkitd, &table_faults(), ROW_BOUND);
+    }
 }
 
 // A stall mid-body (or before an answer) on each operation, one test each
@@ -731,11 +728,9 @@ fn stall_push_image() {
     table(Op::PushImage, &[Fault::Stall(STALL_IDLE)], STALL_BOUND);
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn stall_push_build_on_engine() {
-    table(Op::PushBuild, &[Fault::Stall(STALL_IDLE)], STALL_BOUND);
+needs! { dockerd;
+    #[test]
+    fn stall_push_build_on_engine() {
+        table(Op::PushBuild, &[Fault::Stall(STALL_IDLE)], STALL_BOUND);
+    }
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::cmd::{self, Output};
 use crate::support::fixtures::{self, Pushed};
+use crate::support::needs;
 use crate::support::registry::{self, Registry};
 use crate::support::{docker, process, rootfs, run_tool, sha256_digest, unique};
 
@@ -305,92 +306,90 @@ fn tar_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
     entries
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn oci_format_writes_a_docker_save_tarball_skopeo_and_docker_can_read() {
-    let reg = registry::plain();
-    let pushed = fixtures::layered(reg);
-    let dest = new_dest();
-    get_ok(
-        &source_for(reg, &pushed),
-        json!({"format": "oci"}),
-        &pushed,
-        &dest,
-    );
-    assert!(!dest.join("rootfs").exists() && !dest.join("metadata.json").exists());
-    assert_eq!(read(&dest, "labels.json"), "{\"fixture\":\"layered\"}\n");
-    let tarball = dest.join("image.tar");
-    let entries = tar_entries(&tarball);
-    let manifest: Value =
-        serde_json::from_slice(entries.get("manifest.json").expect("manifest.json")).expect("JSON");
-    let image = &manifest.as_array().expect("manifest.json is a list")[0];
-    assert_eq!(manifest.as_array().map(Vec::len), Some(1));
-    assert_eq!(image["RepoTags"], json!([pushed.reference()]));
-    let original = pushed.layout.manifest();
-    let config_name = image["Config"].as_str().expect("Config");
-    let config = entries.get(config_name).expect("config entry");
-    assert_eq!(
-        sha256_digest(config),
-        original["config"]["digest"].as_str().expect("digest")
-    );
-    let layers: Vec<String> = original["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| l["digest"].as_str().expect("digest").to_string())
-        .collect();
-    let stored: Vec<String> = image["Layers"]
-        .as_array()
-        .expect("Layers")
-        .iter()
-        .map(|l| sha256_digest(entries.get(l.as_str().expect("name")).expect("layer entry")))
-        .collect();
-    assert_eq!(stored, layers, "layers are stored as pulled, in order");
-    // skopeo reads it as a docker-archive and sees the same config.
-    let seen: Value = serde_json::from_slice(&run_tool(
-        Command::new(registry::skopeo())
-            .args(["inspect", "--config"])
-            .arg(format!("docker-archive:{}", tarball.display())),
-    ))
-    .expect("config JSON");
-    assert_eq!(seen, pushed.layout.config_json());
-    // dockerd loads it under the origin name and unpacks the same files.
-    let docker = docker::shared();
-    let load = docker.run(&["load", "--input", tarball.to_str().expect("utf-8 path")]);
-    assert!(
-        load.status.success(),
-        "docker load: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
-    assert!(String::from_utf8_lossy(&load.stdout).contains(&pushed.reference()));
-    let inspect = docker.run(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{.Id}}",
-        &pushed.reference(),
-    ]);
-    assert_eq!(
-        String::from_utf8_lossy(&inspect.stdout).trim(),
-        original["config"]["digest"].as_str().expect("digest")
-    );
-    let name = unique("get-oci");
-    let create = docker.run(&["create", "--name", &name, &pushed.reference(), "/nothing"]);
-    assert!(
-        create.status.success(),
-        "docker create: {}",
-        String::from_utf8_lossy(&create.stderr)
-    );
-    let cp = docker.run(&["cp", &format!("{name}:/top/b"), "-"]);
-    let _ = docker.run(&["rm", &name]);
-    let files = tar::Archive::new(&cp.stdout[..])
-        .entries()
-        .expect("docker cp tar")
-        .count();
-    assert_eq!(files, 1, "docker sees /top/b");
+needs! { dockerd;
+    #[test]
+    fn oci_format_writes_a_docker_save_tarball_skopeo_and_docker_can_read() {
+        let reg = registry::plain();
+        let pushed = fixtures::layered(reg);
+        let dest = new_dest();
+        get_ok(
+            &source_for(reg, &pushed),
+            json!({"format": "oci"}),
+            &pushed,
+            &dest,
+        );
+        assert!(!dest.join("rootfs").exists() && !dest.join("metadata.json").exists());
+        assert_eq!(read(&dest, "labels.json"), "{\"fixture\":\"layered\"}\n");
+        let tarball = dest.join("image.tar");
+        let entries = tar_entries(&tarball);
+        let manifest: Value =
+            serde_json::from_slice(entries.get("manifest.json").expect("manifest.json")).expect("JSON");
+        let image = &manifest.as_array().expect("manifest.json is a list")[0];
+        assert_eq!(manifest.as_array().map(Vec::len), Some(1));
+        assert_eq!(image["RepoTags"], json!([pushed.reference()]));
+        let original = pushed.layout.manifest();
+        let config_name = image["Config"].as_str().expect("Config");
+        let config = entries.get(config_name).expect("config entry");
+        assert_eq!(
+            sha256_digest(config),
+            original["config"]["digest"].as_str().expect("digest")
+        );
+        let layers: Vec<String> = original["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["digest"].as_str().expect("digest").to_string())
+            .collect();
+        let stored: Vec<String> = image["Layers"]
+            .as_array()
+            .expect("Layers")
+            .iter()
+            .map(|l| sha256_digest(entries.get(l.as_str().expect("name")).expect("layer entry")))
+            .collect();
+        assert_eq!(stored, layers, "layers are stored as pulled, in order");
+        // skopeo reads it as a docker-archive and sees the same config.
+        let seen: Value = serde_json::from_slice(&run_tool(
+            Command::new(registry::skopeo())
+                .args(["inspect", "--config"])
+                .arg(format!("docker-archive:{}", tarball.display())),
+        ))
+        .expect("config JSON");
+        assert_eq!(seen, pushed.layout.config_json());
+        // dockerd loads it under the origin name and unpacks the same files.
+        let docker = docker::shared();
+        let load = docker.run(&["load", "--input", tarball.to_str().expect("utf-8 path")]);
+        assert!(
+            load.status.success(),
+            "docker load: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        assert!(String::from_utf8_lossy(&load.stdout).contains(&pushed.reference()));
+        let inspect = docker.run(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            &pushed.reference(),
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&inspect.stdout).trim(),
+            original["config"]["digest"].as_str().expect("digest")
+        );
+        let name = unique("get-oci");
+        let create = docker.run(&["create", "--name", &name, &pushed.reference(), "/nothing"]);
+        assert!(
+            create.status.success(),
+            "docker create: {}",
+            String::from_utf8_lossy(&create.stderr)
+        );
+        let cp = docker.run(&["cp", &format!("{name}:/top/b"), "-"]);
+        let _ = docker.run(&["rm", &name]);
+        let files = tar::Archive::new(&cp.stdout[..])
+            .entries()
+            .expect("docker cp tar")
+            .count();
+        assert_eq!(files, 1, "docker sees /top/b");
+    }
 }
 
 // ---- format: oci-layout ----

@@ -17,6 +17,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::support;
+use crate::support::needs;
 use crate::support::registry::Registry;
 
 /// Where a scenario builds.
@@ -63,17 +64,19 @@ impl Daemon {
 macro_rules! on_each_daemon {
     ($($name:ident),* $(,)?) => {
         mod engine {
-            $(#[test]
-            #[cfg_attr(not(have_dockerd), ignore = "needs dockerd and docker on PATH, as root")]
-            fn $name() {
-                super::$name(&super::Daemon::engine());
+            $($crate::support::needs! { dockerd;
+                #[test]
+                fn $name() {
+                    super::$name(&super::Daemon::engine());
+                }
             })*
         }
         mod embedded {
-            $(#[test]
-            #[cfg_attr(not(have_buildkitd), ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)")]
-            fn $name() {
-                super::$name(&super::Daemon::embedded());
+            $($crate::support::needs! { buildkitd;
+                #[test]
+                fn $name() {
+                    super::$name(&super::Daemon::embedded());
+                }
             })*
         }
     };
@@ -990,58 +993,54 @@ fn no_daemon_configured_names_the_three_options() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn multi_platform_on_the_engine_is_a_clear_error() {
-    let d = Daemon::engine();
-    let reg = support::registry::plain();
-    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
-    run_out(
-        &d,
-        &src,
-        reg.source("never-pushed"),
-        json!({"context": "src", "IMAGE_PLATFORM": "linux/amd64,linux/arm64"}),
-        &[],
-    )
-    .expect_failure()
-    .expect_stderr("multi-platform");
+needs! { dockerd;
+    #[test]
+    fn multi_platform_on_the_engine_is_a_clear_error() {
+        let d = Daemon::engine();
+        let reg = support::registry::plain();
+        let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+        run_out(
+            &d,
+            &src,
+            reg.source("never-pushed"),
+            json!({"context": "src", "IMAGE_PLATFORM": "linux/amd64,linux/arm64"}),
+            &[],
+        )
+        .expect_failure()
+        .expect_stderr("multi-platform");
+    }
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn params_the_engine_ignores_are_warned_about() {
-    let d = Daemon::engine();
-    let reg = support::registry::plain();
-    let repo = support::unique("put-ignored-params");
-    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
-    let mut source = reg.source(&repo);
-    source["insecure"] = json!(true);
-    let params = json!({
-        "context": "src",
-        "cache": true,
-        "registry_mirrors": ["mirror.invalid:5000"],
-        "buildkit_extra_config": "debug = true",
-    });
-    // Twice: the second build imports the first's pushed tag as inline cache
-    // (with registry.insecure, the source being insecure).
-    for _ in 0..2 {
-        let run = run_out(&d, &src, source.clone(), params.clone(), &[]);
-        run.expect_success();
-        for warning in [
-            "params.registry_mirrors is ignored",
-            "params.buildkit_extra_config is ignored",
-        ] {
-            assert!(
-                run.stderr.contains(warning),
-                "no {warning:?} warning:\n{}",
-                run.details()
-            );
+needs! { dockerd;
+    #[test]
+    fn params_the_engine_ignores_are_warned_about() {
+        let d = Daemon::engine();
+        let reg = support::registry::plain();
+        let repo = support::unique("put-ignored-params");
+        let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+        let mut source = reg.source(&repo);
+        source["insecure"] = json!(true);
+        let params = json!({
+            "context": "src",
+            "cache": true,
+            "registry_mirrors": ["mirror.invalid:5000"],
+            "buildkit_extra_config": "debug = true",
+        });
+        // Twice: the second build imports the first's pushed tag as inline cache
+        // (with registry.insecure, the source being insecure).
+        for _ in 0..2 {
+            let run = run_out(&d, &src, source.clone(), params.clone(), &[]);
+            run.expect_success();
+            for warning in [
+                "params.registry_mirrors is ignored",
+                "params.buildkit_extra_config is ignored",
+            ] {
+                assert!(
+                    run.stderr.contains(warning),
+                    "no {warning:?} warning:\n{}",
+                    run.details()
+                );
+            }
         }
     }
 }

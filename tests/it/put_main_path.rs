@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::put::{Src, from_base, image_config, metadata, metadata_list, registry_digest, skopeo};
 use crate::support;
 use crate::support::buildkitd::Standalone;
+use crate::support::needs;
 use crate::support::registry::Registry;
 
 /// Where a scenario builds.
@@ -86,17 +87,19 @@ impl Daemon {
 macro_rules! on_each_daemon {
     ($($name:ident),* $(,)?) => {
         mod embedded {
-            $(#[test]
-            #[cfg_attr(not(have_buildkitd), ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)")]
-            fn $name() {
-                super::$name(&super::Daemon::embedded());
+            $($crate::support::needs! { buildkitd;
+                #[test]
+                fn $name() {
+                    super::$name(&super::Daemon::embedded());
+                }
             })*
         }
         mod standalone {
-            $(#[test]
-            #[cfg_attr(not(have_buildkitd), ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)")]
-            fn $name() {
-                super::$name(&super::Daemon::standalone());
+            $($crate::support::needs! { buildkitd;
+                #[test]
+                fn $name() {
+                    super::$name(&super::Daemon::standalone());
+                }
             })*
         }
     };
@@ -450,7 +453,7 @@ pub(crate) struct MtlsFiles {
 }
 
 pub(crate) fn make_mtls_files(dir: &Path) -> MtlsFiles {
-    use oci_build_resource::testutil::certs;
+    use test_support::certs;
     let ca = certs::ca(dir, "ca");
     let other_ca = certs::ca(dir, "other-ca");
     let server = certs::leaf(
@@ -547,59 +550,55 @@ impl Mtls {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn tcp_buildkitd_with_mutual_tls() {
-    let mtls = Mtls::start();
-    let reg = support::registry::plain();
-    let ok = mtls.out(mtls.full());
-    if !ok.status.success() {
-        panic!(
-            "out over mTLS failed\n{}\n--- buildkitd log ---\n{}",
-            ok.details(),
-            mtls.daemon.log_tail(40)
+needs! { buildkitd;
+    #[test]
+    fn tcp_buildkitd_with_mutual_tls() {
+        let mtls = Mtls::start();
+        let reg = support::registry::plain();
+        let ok = mtls.out(mtls.full());
+        if !ok.status.success() {
+            panic!(
+                "out over mTLS failed\n{}\n--- buildkitd log ---\n{}",
+                ok.details(),
+                mtls.daemon.log_tail(40)
+            );
+        }
+        ok.expect_not_leaked(&mtls.key_line);
+        let digest = version_digest(&ok.json());
+        let latest = format!("{}:latest", mtls.repo);
+        assert_eq!(
+            registry_digest(reg, &latest).as_deref(),
+            Some(digest.as_str())
+        );
+        // A daemon we cannot verify, or one that refuses us: no build, no leak.
+        for tls in [mtls.wrong_ca(), mtls.no_client_cert()] {
+            mtls.out(tls)
+                .expect_failure()
+                .expect_not_leaked(&mtls.key_line);
+        }
+        assert_eq!(
+            registry_digest(reg, &latest).as_deref(),
+            Some(digest.as_str())
         );
     }
-    ok.expect_not_leaked(&mtls.key_line);
-    let digest = version_digest(&ok.json());
-    let latest = format!("{}:latest", mtls.repo);
-    assert_eq!(
-        registry_digest(reg, &latest).as_deref(),
-        Some(digest.as_str())
-    );
-    // A daemon we cannot verify, or one that refuses us: no build, no leak.
-    for tls in [mtls.wrong_ca(), mtls.no_client_cert()] {
-        mtls.out(tls)
-            .expect_failure()
-            .expect_not_leaked(&mtls.key_line);
-    }
-    assert_eq!(
-        registry_digest(reg, &latest).as_deref(),
-        Some(digest.as_str())
-    );
 }
 
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn tcp_buildkitd_tls_errors_name_buildkit_tls() {
-    let mtls = Mtls::start();
-    for tls in [mtls.wrong_ca(), mtls.no_client_cert()] {
-        let run = mtls.out(tls);
-        run.expect_failure()
-            .expect_stderr("buildkit_tls")
-            .expect_stderr("certificate")
-            .expect_not_leaked(&mtls.key_line);
-        assert!(
-            !run.stderr.contains("source.ca_certs"),
-            "the hint names the registry's CA, not the daemon's:\n{}",
-            run.details()
-        );
+needs! { buildkitd;
+    #[test]
+    fn tcp_buildkitd_tls_errors_name_buildkit_tls() {
+        let mtls = Mtls::start();
+        for tls in [mtls.wrong_ca(), mtls.no_client_cert()] {
+            let run = mtls.out(tls);
+            run.expect_failure()
+                .expect_stderr("buildkit_tls")
+                .expect_stderr("certificate")
+                .expect_not_leaked(&mtls.key_line);
+            assert!(
+                !run.stderr.contains("source.ca_certs"),
+                "the hint names the registry's CA, not the daemon's:\n{}",
+                run.details()
+            );
+        }
     }
 }
 
@@ -779,21 +778,19 @@ fn sigterm_mid_build_leaves_nothing_behind(d: &Daemon) {
 }
 
 mod shutdown {
-    #[test]
-    #[cfg_attr(
-        not(have_buildkitd),
-        ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-    )]
-    fn embedded_sigterm_mid_build_leaves_nothing_behind() {
-        super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::embedded());
+    use crate::support::needs;
+
+    needs! { buildkitd;
+        #[test]
+        fn embedded_sigterm_mid_build_leaves_nothing_behind() {
+            super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::embedded());
+        }
     }
 
-    #[test]
-    #[cfg_attr(
-        not(have_buildkitd),
-        ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-    )]
-    fn standalone_sigterm_mid_build_leaves_nothing_behind() {
-        super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::standalone());
+    needs! { buildkitd;
+        #[test]
+        fn standalone_sigterm_mid_build_leaves_nothing_behind() {
+            super::sigterm_mid_build_leaves_nothing_behind(&super::Daemon::standalone());
+        }
     }
 }

@@ -307,50 +307,44 @@ fn step_running(marker: &str) -> bool {
 }
 
 mod engine {
-    #[test]
-    #[cfg_attr(
-        not(all(have_sshd, have_dockerd)),
-        ignore = "needs sshd (apt-get install openssh-server) and dockerd, as root"
-    )]
-    fn run_step_secret_and_push() {
-        super::run_secret_and_push(&super::Host::engine());
+    use crate::support::needs;
+
+    needs! { sshd, dockerd;
+        #[test]
+        fn run_step_secret_and_push() {
+            super::run_secret_and_push(&super::Host::engine());
+        }
     }
 
-    #[test]
-    #[cfg_attr(
-        not(all(have_sshd, have_dockerd)),
-        ignore = "needs sshd (apt-get install openssh-server) and dockerd, as root"
-    )]
-    fn wrong_key_unknown_and_changed_host_key_fail_closed() {
-        super::fails_closed(&super::Host::engine());
+    needs! { sshd, dockerd;
+        #[test]
+        fn wrong_key_unknown_and_changed_host_key_fail_closed() {
+            super::fails_closed(&super::Host::engine());
+        }
     }
 
-    #[test]
-    #[cfg_attr(
-        not(all(have_sshd, have_dockerd)),
-        ignore = "needs sshd (apt-get install openssh-server) and dockerd, as root"
-    )]
-    fn connection_dropped_mid_build_moves_no_tag() {
-        super::dropped_mid_build(&super::Host::engine());
+    needs! { sshd, dockerd;
+        #[test]
+        fn connection_dropped_mid_build_moves_no_tag() {
+            super::dropped_mid_build(&super::Host::engine());
+        }
     }
 }
 
 mod buildkitd {
-    #[test]
-    #[cfg_attr(
-        not(all(have_sshd, have_buildkitd)),
-        ignore = "needs sshd (apt-get install openssh-server) and buildkitd with buildctl, as root"
-    )]
-    fn run_step_secret_and_push() {
-        super::run_secret_and_push(&super::Host::buildkitd());
+    use crate::support::needs;
+
+    needs! { sshd, buildkitd;
+        #[test]
+        fn run_step_secret_and_push() {
+            super::run_secret_and_push(&super::Host::buildkitd());
+        }
     }
 
-    #[test]
-    #[cfg_attr(
-        not(all(have_sshd, have_buildkitd)),
-        ignore = "needs sshd (apt-get install openssh-server) and buildkitd with buildctl, as root"
-    )]
-    fn connection_dropped_mid_build_moves_no_tag() {
-        super::dropped_mid_build(&super::Host::buildkitd());
+    needs! { sshd, buildkitd;
+        #[test]
+        fn connection_dropped_mid_build_moves_no_tag() {
+            super::dropped_mid_build(&super::Host::buildkitd());
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support;
+use crate::support::needs;
 
 /// Starts `bin` with `request` on stdin and `dir` as argv[1], output
 /// captured into files under `logs` (read after the step ends).
@@ -95,83 +96,81 @@ fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-#[cfg_attr(
-    not(have_buildkitd),
-    ignore = "needs buildkitd: set BUILDKITD or put it on PATH (as root)"
-)]
-fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
-    let reg = support::registry::plain();
-    let base = support::fixtures::busybox_base(reg);
-    // A sleep whose length names it among the machine's processes.
-    let secs = 30_000 + std::process::id() % 10_000;
-    let marker = format!("sleep {secs}");
-    let top = tempfile::tempdir().expect("temp dir");
-    let top_path = std::fs::canonicalize(top.path()).expect("canonical temp dir");
-    let (work, root, logs) = (
-        top_path.join("work"),
-        top_path.join("root"),
-        top_path.join("logs"),
-    );
-    for d in [&work, &root, &logs] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
-    std::fs::create_dir_all(work.join("src")).expect("mkdir");
-    std::fs::write(
-        work.join("src/Dockerfile"),
-        format!("FROM {base}\nRUN {marker}\n"),
-    )
-    .expect("Dockerfile");
-    let path = crate::support::buildkitd::path_env();
-    let root_env = root.display().to_string();
-    let mut out = spawn_step(
-        "out",
-        &work,
-        &json!({"source": reg.source(&support::unique("sigterm")), "params": {"context": "src"}}),
-        &[
-            ("PATH", path.as_str()),
-            ("OCI_BUILD_RESOURCE_BUILDKIT_ROOT", root_env.as_str()),
-        ],
-        &logs,
-    );
-    let running = poll(Duration::from_secs(180), || {
-        !processes(|c| c.trim_end() == marker).is_empty()
-    });
-    let stderr = || std::fs::read_to_string(logs.join("stderr")).unwrap_or_default();
-    if !running {
-        let _ = out.kill();
-        panic!("the RUN step never started; out's stderr:\n{}", stderr());
-    }
-    let signalled = Instant::now();
-    sigterm(&out);
-    let status = wait_for(&mut out, Duration::from_secs(30));
-    let leftovers = processes(|c| c.contains(&root_env) || c.trim_end() == marker);
-    let mounts = mounts_under(&root);
-    // Clean up whatever failed to go before asserting.
-    for (pid, _) in &leftovers {
-        // SAFETY: plain syscall; the pids were just listed.
-        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-    }
-    let Some(status) = status else {
-        let _ = out.kill();
-        panic!(
-            "out still running 30 s after SIGTERM; stderr:\n{}",
-            stderr()
+needs! { buildkitd;
+    #[test]
+    fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
+        let reg = support::registry::plain();
+        let base = support::fixtures::busybox_base(reg);
+        // A sleep whose length names it among the machine's processes.
+        let secs = 30_000 + std::process::id() % 10_000;
+        let marker = format!("sleep {secs}");
+        let top = tempfile::tempdir().expect("temp dir");
+        let top_path = std::fs::canonicalize(top.path()).expect("canonical temp dir");
+        let (work, root, logs) = (
+            top_path.join("work"),
+            top_path.join("root"),
+            top_path.join("logs"),
         );
-    };
-    let stderr = stderr();
-    assert!(!status.success(), "out succeeded after SIGTERM:\n{stderr}");
-    assert!(
-        leftovers.is_empty(),
-        "left running: {leftovers:?}\n{stderr}"
-    );
-    assert!(mounts.is_empty(), "left mounted: {mounts:?}\n{stderr}");
-    assert!(
-        entries(&root).is_empty(),
-        "left in the root parent: {:?}\n{stderr}",
-        entries(&root)
-    );
-    assert!(signalled.elapsed() < Duration::from_secs(30), "{stderr}");
+        for d in [&work, &root, &logs] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::create_dir_all(work.join("src")).expect("mkdir");
+        std::fs::write(
+            work.join("src/Dockerfile"),
+            format!("FROM {base}\nRUN {marker}\n"),
+        )
+        .expect("Dockerfile");
+        let path = crate::support::buildkitd::path_env();
+        let root_env = root.display().to_string();
+        let mut out = spawn_step(
+            "out",
+            &work,
+            &json!({"source": reg.source(&support::unique("sigterm")), "params": {"context": "src"}}),
+            &[
+                ("PATH", path.as_str()),
+                ("OCI_BUILD_RESOURCE_BUILDKIT_ROOT", root_env.as_str()),
+            ],
+            &logs,
+        );
+        let running = poll(Duration::from_secs(180), || {
+            !processes(|c| c.trim_end() == marker).is_empty()
+        });
+        let stderr = || std::fs::read_to_string(logs.join("stderr")).unwrap_or_default();
+        if !running {
+            let _ = out.kill();
+            panic!("the RUN step never started; out's stderr:\n{}", stderr());
+        }
+        let signalled = Instant::now();
+        sigterm(&out);
+        let status = wait_for(&mut out, Duration::from_secs(30));
+        let leftovers = processes(|c| c.contains(&root_env) || c.trim_end() == marker);
+        let mounts = mounts_under(&root);
+        // Clean up whatever failed to go before asserting.
+        for (pid, _) in &leftovers {
+            // SAFETY: plain syscall; the pids were just listed.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        let Some(status) = status else {
+            let _ = out.kill();
+            panic!(
+                "out still running 30 s after SIGTERM; stderr:\n{}",
+                stderr()
+            );
+        };
+        let stderr = stderr();
+        assert!(!status.success(), "out succeeded after SIGTERM:\n{stderr}");
+        assert!(
+            leftovers.is_empty(),
+            "left running: {leftovers:?}\n{stderr}"
+        );
+        assert!(mounts.is_empty(), "left mounted: {mounts:?}\n{stderr}");
+        assert!(
+            entries(&root).is_empty(),
+            "left in the root parent: {:?}\n{stderr}",
+            entries(&root)
+        );
+        assert!(signalled.elapsed() < Duration::from_secs(30), "{stderr}");
+    }
 }
 
 /// A registry serving one image whose only layer stalls half-way: the

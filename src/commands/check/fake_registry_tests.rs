@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::testutil::{FakeServer, response};
+use test_support::{FakeServer, response};
 
 fn request(source: serde_json::Value, version: Option<Version>) -> CheckRequest {
     CheckRequest {

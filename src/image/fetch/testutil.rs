@@ -130,7 +130,7 @@ pub async fn add_index(
 
 /// Runs a command, panicking with its output when it fails; stdout as text.
 pub fn run(cmd: &mut std::process::Command) -> String {
-    String::from_utf8_lossy(&crate::testutil::run_tool(cmd)).into_owned()
+    String::from_utf8_lossy(&test_support::run_tool(cmd)).into_owned()
 }
 
 /// Whether `path` exists (not following symlinks).

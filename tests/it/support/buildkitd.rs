@@ -84,7 +84,8 @@ pub struct Standalone {
     /// Its combined stdout/stderr.
     pub log: PathBuf,
     child: Child,
-    root: tempfile::TempDir,
+    /// Its temp root (state, socket, log), removed when this is dropped.
+    _root: tempfile::TempDir,
 }
 
 impl Standalone {
@@ -171,7 +172,7 @@ impl Standalone {
             socket: None,
             log,
             child,
-            root,
+            _root: root,
         }
     }
 
@@ -187,16 +188,6 @@ impl Standalone {
             "buildkitd not ready ({what}) after 30 s; log:\n{}",
             self.log_tail(30)
         );
-    }
-
-    /// The daemon's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its temp root (state, socket, log).
-    pub fn root(&self) -> &Path {
-        self.root.path()
     }
 
     /// The last `lines` lines of its log, for failure messages.

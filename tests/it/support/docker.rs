@@ -122,13 +122,12 @@ pub fn dockerd_command(
     Ok((cmd, socket, data_root))
 }
 
-/// A Linux bridge made for the test dockerd, deleted when the test binary
-/// exits (or by a later run, when this one was killed).
+/// A Linux bridge made for the test dockerd (address `172.31.N.1/24`),
+/// deleted when the test binary exits (or by a later run, when this one was
+/// killed).
 pub struct Bridge {
     /// `oci-it-<pid>`.
     pub name: String,
-    /// Its address, `172.31.N.1/24`.
-    pub address: String,
 }
 
 impl Bridge {
@@ -171,7 +170,7 @@ impl Bridge {
         process::delete_link_at_exit(&name);
         ip(&["addr", "add", &address, "dev", &name])?;
         ip(&["link", "set", &name, "up"])?;
-        Ok(Bridge { name, address })
+        Ok(Bridge { name })
     }
 }
 

@@ -3,9 +3,9 @@
 //!
 //! Requests pass through untouched, `Host` included, so the registry's upload
 //! `Location`s point back at the proxy, until a [`Rule`] matches: its method
-//! (any when `None`) and path regex (path and query), from the rule's `nth`
-//! matching request on, for `times` requests. The matching request then gets
-//! the rule's [`Fault`] instead. Every request and every fault applied is
+//! (any when `None`) and path regex (path and query); it fires once, on the
+//! first request it matches. That request then gets the rule's [`Fault`]
+//! instead. Every request and every fault applied is
 //! recorded, so a test can tell that its fault really fired.
 //!
 //! Faults that must not change the registry (a status, a reset) answer
@@ -85,16 +85,13 @@ impl Fault {
     }
 }
 
-/// One injection rule: which requests, which fault, how often.
+/// One injection rule: which requests and which fault; it fires once.
 #[derive(Clone, Debug)]
 pub struct Rule {
     method: Option<String>,
     path: Regex,
-    nth: usize,
-    times: usize,
     fault: Fault,
-    seen: usize,
-    fired: usize,
+    fired: bool,
 }
 
 impl Rule {
@@ -104,25 +101,9 @@ impl Rule {
         Rule {
             method: method.map(String::from),
             path: Regex::new(path).unwrap_or_else(|e| panic!("fault rule regex {path:?}: {e}")),
-            nth: 1,
-            times: 1,
             fault,
-            seen: 0,
-            fired: 0,
+            fired: false,
         }
-    }
-
-    /// Fires from the `n`th matching request on (1-based) instead of the first.
-    pub fn nth(mut self, n: usize) -> Rule {
-        assert!(n >= 1, "nth counts from 1");
-        self.nth = n;
-        self
-    }
-
-    /// Fires on `times` matching requests (default 1).
-    pub fn times(mut self, times: usize) -> Rule {
-        self.times = times;
-        self
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -264,9 +245,8 @@ fn pick(state: &Mutex<State>, method: &str, path: &str) -> Option<Fault> {
         if !rule.matches(method, path) {
             continue;
         }
-        rule.seen += 1;
-        if chosen.is_none() && rule.seen >= rule.nth && rule.fired < rule.times {
-            rule.fired += 1;
+        if chosen.is_none() && !rule.fired {
+            rule.fired = true;
             chosen = Some(rule.fault.clone());
         }
     }

@@ -449,16 +449,8 @@ pub fn metadata(reg: &Registry) -> Pushed {
 /// One platform of the multi-platform fixture.
 #[derive(Clone, Debug)]
 pub struct PlatformImage {
-    /// os/architecture[/variant] as written in the index.
-    pub os: &'static str,
-    /// Architecture in the index entry.
-    pub architecture: &'static str,
-    /// Variant in the index entry, if any.
-    pub variant: Option<&'static str>,
     /// The child manifest digest.
     pub digest: String,
-    /// Contents of `/platform` in this child's rootfs.
-    pub marker: String,
 }
 
 /// The multi-platform fixture: linux/amd64, linux/arm64/v8 and linux/arm/v7
@@ -522,11 +514,7 @@ fn multi_platform_layout() -> &'static (Layout, Vec<PlatformImage>) {
                 "platform": platform,
             }));
             children.push(PlatformImage {
-                os,
-                architecture: arch,
-                variant,
                 digest: descriptor["digest"].as_str().expect("digest").to_string(),
-                marker,
             });
         }
         let index = serde_json::to_vec(&json!({

@@ -1,7 +1,8 @@
 //! Long-lived helper processes and scratch directories of one test binary:
-//! the library's harness (`src/testutil/process.rs`).
+//! the test-support crate's (`crates/test-support/src/process.rs`), and a
+//! view of /proc.
 
-pub use oci_build_resource::testutil::process::*;
+pub use test_support::process::*;
 
 /// One running process, as /proc shows it.
 #[derive(Debug, Clone)]

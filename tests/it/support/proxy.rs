@@ -68,11 +68,6 @@ impl Proxy {
         self.lock().requests.clone()
     }
 
-    /// Forgets the recorded requests.
-    pub fn clear(&self) {
-        self.lock().requests.clear();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

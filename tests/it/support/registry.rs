@@ -1,4 +1,4 @@
 //! The shared plain and TLS+htpasswd `docker-registry` instances: the
-//! library's harness (`src/testutil/registry.rs`).
+//! test-support crate's (`crates/test-support/src/registry.rs`).
 
-pub use oci_build_resource::testutil::registry::*;
+pub use test_support::registry::*;

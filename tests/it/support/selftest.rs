@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use super::{cmd, docker, fixtures, process, registry, run_tool, unique};
+use super::{cmd, docker, fixtures, needs, process, registry, run_tool, unique};
 
 #[test]
 fn plain_registry_answers_and_stores_skopeo_pushes() {
@@ -69,102 +69,98 @@ fn tls_registry_requires_its_ca_and_credentials() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn dockerd_pulls_from_both_registries() {
-    let docker = docker::shared();
-    assert_eq!(docker.api_get("/_ping"), (200, b"OK".to_vec()));
-    let plain = fixtures::busybox_base(registry::plain());
-    let pull = docker.run(&["pull", "--quiet", &plain]);
-    assert!(
-        pull.status.success(),
-        "docker pull {plain}: {}",
-        String::from_utf8_lossy(&pull.stderr)
-    );
-    let tls = registry::tls_auth();
-    let tls_ref = fixtures::busybox_base(tls);
-    let mut login = docker.cli();
-    login
-        .args([
-            "login",
-            "--password-stdin",
-            "--username",
-            tls.username.as_deref().expect("user"),
-            &tls.host,
-        ])
-        .stdin(std::process::Stdio::piped());
-    let mut child = login
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("docker login");
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(tls.password.as_deref().expect("pass").as_bytes())
-            .expect("password");
+needs! { dockerd;
+    #[test]
+    fn dockerd_pulls_from_both_registries() {
+        let docker = docker::shared();
+        assert_eq!(docker.api_get("/_ping"), (200, b"OK".to_vec()));
+        let plain = fixtures::busybox_base(registry::plain());
+        let pull = docker.run(&["pull", "--quiet", &plain]);
+        assert!(
+            pull.status.success(),
+            "docker pull {plain}: {}",
+            String::from_utf8_lossy(&pull.stderr)
+        );
+        let tls = registry::tls_auth();
+        let tls_ref = fixtures::busybox_base(tls);
+        let mut login = docker.cli();
+        login
+            .args([
+                "login",
+                "--password-stdin",
+                "--username",
+                tls.username.as_deref().expect("user"),
+                &tls.host,
+            ])
+            .stdin(std::process::Stdio::piped());
+        let mut child = login
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("docker login");
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(tls.password.as_deref().expect("pass").as_bytes())
+                .expect("password");
+        }
+        assert!(
+            child.wait().expect("docker login").success(),
+            "docker login to the TLS registry"
+        );
+        let pull = docker.run(&["pull", "--quiet", &tls_ref]);
+        assert!(
+            pull.status.success(),
+            "docker pull {tls_ref}: {}",
+            String::from_utf8_lossy(&pull.stderr)
+        );
     }
-    assert!(
-        child.wait().expect("docker login").success(),
-        "docker login to the TLS registry"
-    );
-    let pull = docker.run(&["pull", "--quiet", &tls_ref]);
-    assert!(
-        pull.status.success(),
-        "docker pull {tls_ref}: {}",
-        String::from_utf8_lossy(&pull.stderr)
-    );
 }
 
-/// A test dockerd started while the machine has a `docker0` bridge (made
-/// here when it has none) leaves that bridge as it was, and forwarding too.
-#[test]
-#[cfg_attr(
-    not(have_dockerd),
-    ignore = "needs dockerd and docker on PATH, as root"
-)]
-fn a_test_dockerd_leaves_the_machines_docker0_alone() {
-    let ifindex = || std::fs::read_to_string("/sys/class/net/docker0/ifindex").ok();
-    let made_here = ifindex().is_none();
-    if made_here {
-        run_tool(Command::new("ip").args(["link", "add", "name", "docker0", "type", "bridge"]));
-        process::delete_link_at_exit("docker0");
+needs! { dockerd;
+    /// A test dockerd started while the machine has a `docker0` bridge (made
+    /// here when it has none) leaves that bridge as it was, and forwarding too.
+    #[test]
+    fn a_test_dockerd_leaves_the_machines_docker0_alone() {
+        let ifindex = || std::fs::read_to_string("/sys/class/net/docker0/ifindex").ok();
+        let made_here = ifindex().is_none();
+        if made_here {
+            run_tool(Command::new("ip").args(["link", "add", "name", "docker0", "type", "bridge"]));
+            process::delete_link_at_exit("docker0");
+        }
+        let before = ifindex().expect("docker0 exists");
+        let forwarding = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
+        let forwarding_before = forwarding();
+        let bridge = docker::Bridge::shared().expect("the test bridge");
+        let root = process::scratch_dir("dockerd-docker0");
+        let (cmd, socket, _) =
+            docker::dockerd_command(&root, Some(&bridge.name), &registry::plain().host)
+                .expect("dockerd");
+        let service = process::Service::spawn("dockerd", cmd, root.join("dockerd.log"))
+            .expect("starting dockerd");
+        let ready = service.wait_ready(std::time::Duration::from_secs(60), || docker::ping(&socket));
+        let after = ifindex();
+        service.stop(std::time::Duration::from_secs(20));
+        if made_here {
+            let _ = Command::new("ip")
+                .args(["link", "delete", "docker0"])
+                .status();
+        }
+        ready.expect("the second dockerd starts");
+        assert_eq!(
+            after.as_deref(),
+            Some(before.as_str()),
+            "the test dockerd deleted or replaced docker0 (bridge {})",
+            bridge.name
+        );
+        assert_eq!(
+            forwarding(),
+            forwarding_before,
+            "the test dockerd changed ip_forward"
+        );
     }
-    let before = ifindex().expect("docker0 exists");
-    let forwarding = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
-    let forwarding_before = forwarding();
-    let bridge = docker::Bridge::shared().expect("the test bridge");
-    let root = process::scratch_dir("dockerd-docker0");
-    let (cmd, socket, _) =
-        docker::dockerd_command(&root, Some(&bridge.name), &registry::plain().host)
-            .expect("dockerd");
-    let service = process::Service::spawn("dockerd", cmd, root.join("dockerd.log"))
-        .expect("starting dockerd");
-    let ready = service.wait_ready(std::time::Duration::from_secs(60), || docker::ping(&socket));
-    let after = ifindex();
-    service.stop(std::time::Duration::from_secs(20));
-    if made_here {
-        let _ = Command::new("ip")
-            .args(["link", "delete", "docker0"])
-            .status();
-    }
-    ready.expect("the second dockerd starts");
-    assert_eq!(
-        after.as_deref(),
-        Some(before.as_str()),
-        "the test dockerd deleted or replaced docker0 (bridge {})",
-        bridge.name
-    );
-    assert_eq!(
-        forwarding(),
-        forwarding_before,
-        "the test dockerd changed ip_forward"
-    );
 }
 
 #[test]

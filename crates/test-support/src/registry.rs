@@ -6,9 +6,9 @@
 //! that accept schema 2 or OCI still get those.
 //!
 //! Every test of a binary shares them: name repositories with
-//! [`super::unique`]. [`Registry::client`] gives our own registry client for
-//! a repository (unit tests); [`Registry::source`] the resource's `source`
-//! JSON (integration tests).
+//! [`super::unique`]. [`Registry::source`] gives the resource's `source`
+//! JSON (integration tests); the fields (host, CA, credentials) are what
+//! the library's unit tests build its registry client from.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,8 +22,6 @@ use serde_json::{Value, json};
 use super::certs;
 use super::process::{self, Service};
 use super::{require_tool, run_tool};
-use crate::registry::{Access, Client, Credentials, Repository, TlsOptions};
-use crate::secret::Secret;
 
 /// One running registry.
 pub struct Registry {
@@ -230,44 +228,6 @@ impl Registry {
         } else {
             format!("{}/{reference}", self.host)
         }
-    }
-
-    /// `<host>/<repo>` as our registry client's [`Repository`].
-    pub fn repository(&self, repo: &str) -> Repository {
-        Repository::parse(&self.repo(repo)).expect("a valid test repository name")
-    }
-
-    /// This registry's credentials for our client (anonymous for the plain
-    /// one).
-    pub fn credentials(&self) -> Credentials {
-        match (&self.username, &self.password) {
-            (Some(username), Some(password)) => Credentials::Basic {
-                username: username.clone(),
-                password: Secret::new(password.clone()),
-            },
-            _ => Credentials::Anonymous,
-        }
-    }
-
-    /// TLS options trusting this registry's CA.
-    pub fn tls_options(&self) -> TlsOptions {
-        TlsOptions {
-            ca_certs: self.ca_pem.iter().cloned().collect(),
-            insecure: false,
-            read_timeout: None,
-        }
-    }
-
-    /// Our registry client for `<host>/<repo>`, with this registry's
-    /// credentials and CA.
-    pub fn client(&self, repo: &str, access: Access) -> Client {
-        Client::new(
-            &self.repository(repo),
-            self.credentials(),
-            &self.tls_options(),
-            access,
-        )
-        .expect("building a registry client for the test registry")
     }
 
     /// The registry's log, for diagnosing a failed test.

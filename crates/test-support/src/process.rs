@@ -9,15 +9,16 @@
 //!   it both on success and on the harness' `process::exit(101)`. A `Drop` on a
 //!   static would never run.
 //! - each child gets `PR_SET_PDEATHSIG = SIGTERM`, so a test binary killed by a
-//!   signal still takes its services down; it is forked from the library's
-//!   one long-lived spawner thread, as the embedded buildkitd is (see
-//!   `src/process.rs`).
+//!   signal still takes its services down; it is forked from one long-lived
+//!   spawner thread (`die_with_parent`, `on_spawner_thread`), as the
+//!   library's embedded buildkitd is.
 
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Mutex, Once, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// What the exit handler must undo, in reverse order of registration.
@@ -215,6 +216,72 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+// Children that die with the test binary. The library has the same two
+// helpers for its embedded buildkitd (its `process` module); these are the
+// test harness' own copy, because neither crate may depend on the other's
+// internals: the library only ever has this crate as a dev-dependency, and
+// this crate depending on the library would give the library's unit tests a
+// second copy of its types.
+
+/// Makes the child of `cmd` receive `signal` (`PR_SET_PDEATHSIG`) when the
+/// thread that forks it ends. The kernel ties the death signal to the
+/// forking *thread*, not the process, and the test harness ends its threads
+/// when their test is done while services are shared by every test of the
+/// binary: fork from [`on_spawner_thread`] so that this means "when the test
+/// binary ends". If the test binary died before the child set this up, the
+/// spawn fails (ESRCH) rather than leaving a child nobody will stop.
+fn die_with_parent(cmd: &mut Command, signal: libc::c_int) {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec only async-signal-safe syscalls run
+    // (prctl, getppid), and nothing allocates.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We may have died before prctl took effect; then nobody would
+            // ever stop the child.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one thread of the test binary that forks every service
+/// (started on first use, never ended), and returns its result: see
+/// [`die_with_parent`] for why.
+fn on_spawner_thread<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let sender = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("test-service-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("starting the test service spawner thread");
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(job());
+    });
+    sender
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job)
+        .expect("the test service spawner thread is alive");
+    rx.recv()
+        .expect("the test service spawner thread ran the job")
+}
+
 /// A service process: output goes to `log`, stopped at exit.
 pub struct Service {
     /// What it is, for messages.
@@ -230,8 +297,8 @@ impl Service {
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        crate::process::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
-        let child = crate::process::on_spawner_thread(move || cmd.spawn())?;
+        die_with_parent(&mut cmd, libc::SIGTERM);
+        let child = on_spawner_thread(move || cmd.spawn())?;
         register(Cleanup::Pid(child.id() as i32));
         Ok(Service {
             name: name.to_string(),
@@ -323,4 +390,74 @@ impl Service {
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn jobs_run_on_one_long_lived_thread() {
+        let first = on_spawner_thread(|| std::thread::current().id());
+        let second = std::thread::spawn(|| on_spawner_thread(|| std::thread::current().id()))
+            .join()
+            .unwrap();
+        assert_eq!(first, second);
+        assert_ne!(first, std::thread::current().id());
+    }
+
+    /// A child forked from a short-lived thread is signalled when that
+    /// thread ends; one forked from the spawner thread outlives it.
+    #[test]
+    fn children_die_with_their_forking_thread_unless_it_is_the_spawner() {
+        let sleeper = || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            die_with_parent(&mut cmd, libc::SIGKILL);
+            cmd
+        };
+        let mut cmd = sleeper();
+        let mut short = std::thread::spawn(move || cmd.spawn().unwrap())
+            .join()
+            .unwrap();
+        let status = short.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+
+        let cmd = sleeper();
+        let mut long = std::thread::spawn(move || {
+            on_spawner_thread(move || {
+                let mut cmd = cmd;
+                cmd.spawn().unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(long.try_wait().unwrap().is_none(), "killed with its caller");
+        long.kill().unwrap();
+        long.wait().unwrap();
+    }
+
+    #[test]
+    fn a_service_logs_reports_its_exit_and_stops() {
+        let dir = scratch_dir("service test");
+        assert!(dir.starts_with(scratch_root()));
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; exec sleep 30"]);
+        let service = Service::spawn("sleeper", cmd, dir.join("log")).unwrap();
+        service
+            .wait_ready(Duration::from_secs(10), || service.log_tail(1) == "started")
+            .unwrap();
+        assert_eq!(service.exited(), None);
+        service.stop(Duration::from_secs(5));
+        assert!(service.exited().is_some());
+
+        let quick = Service::spawn("quick", Command::new("true"), dir.join("quick")).unwrap();
+        let err = quick
+            .wait_ready(Duration::from_secs(10), || false)
+            .unwrap_err();
+        assert!(err.starts_with("quick exited"), "{err}");
+    }
 }

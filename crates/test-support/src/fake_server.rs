@@ -155,3 +155,39 @@ pub fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> 
     out.extend_from_slice(body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn responses_get_a_content_length_unless_they_have_one() {
+        let text = String::from_utf8(response("200 OK", &[("X-A", "b")], b"body")).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nX-A: b\r\nContent-Length: 4\r\n\r\nbody"
+        );
+        let text = String::from_utf8(response("200 OK", &[("content-length", "9")], b"")).unwrap();
+        assert_eq!(text.matches("ength").count(), 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn answers_with_the_script_and_records_requests() {
+        let server = FakeServer::start(|req| {
+            let agent = req.header("user-agent").unwrap_or("none").to_owned();
+            response("201 Created", &[], agent.as_bytes())
+        })
+        .await;
+        let mut sock = tokio::net::TcpStream::connect(&server.host).await.unwrap();
+        sock.write_all(b"PUT /v2/x?y=1 HTTP/1.1\r\nUser-Agent: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\ntest"), "{answer}");
+        assert_eq!(server.log(), ["PUT /v2/x?y=1"]);
+    }
+}

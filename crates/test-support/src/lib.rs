@@ -1,12 +1,15 @@
-//! The test world, one copy for the unit tests (`src/**`) and the
-//! integration tests (`tests/it/support/` re-exports it): real peers
-//! (`docker-registry`, skopeo, umoci) started once per test binary on
-//! private temp dirs and free loopback ports, scripted fake registries, and
-//! the helpers that run peer tools.
+//! The test world of oci-build-resource, one copy for the library's unit
+//! tests (`src/**`) and the integration tests (`tests/it/support/`
+//! re-exports it): real peers (`docker-registry`, skopeo, umoci) started
+//! once per test binary on private temp dirs and free loopback ports,
+//! scripted fake registries, and the helpers that run peer tools.
 //!
-//! Compiled for this crate's unit tests and under the `testutil` feature,
-//! which only the dev-dependency on this package turns on: a release build
-//! never contains it.
+//! A crate of its own in the workspace, and only ever a dev-dependency of
+//! the library, so a release build never contains it. It does not depend on
+//! the library: the library's unit tests would then link a second copy of
+//! it, whose types are not the ones under test. So it hands out plain data
+//! (hosts, ports, paths, credentials, PEM text), and the tests build the
+//! library's types (a registry client, say) from that themselves.
 //!
 //! - [`process`]: the per-run scratch root and [`process::Service`], a
 //!   child stopped by pid when the test binary exits (or dies).
@@ -14,6 +17,8 @@
 //! - [`certs`]: a CA and the certificates it signs, made by openssl.
 //! - [`fake_server`]: a scripted HTTP server for registries that lie.
 //! - [`umoci_layout`]: a one-layer OCI layout built by umoci.
+
+#![warn(missing_docs)]
 
 pub mod certs;
 pub mod fake_server;
@@ -94,7 +99,8 @@ fn shown_command(cmd: &Command) -> String {
 
 /// sha256 of `bytes` as `sha256:<hex>`, as text.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    crate::oci::sha256_digest(bytes).into_string()
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// An OCI layout at `<dir>/layout` built with umoci: image `tag` with one
@@ -136,4 +142,59 @@ pub fn umoci_layout(dir: &Path, tag: &str, content: &str) -> PathBuf {
         "2020-01-01T00:00:00Z",
     ]));
     layout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_valid_repository_components() {
+        let a = unique("Some Test/Name");
+        let b = unique("Some Test/Name");
+        assert_ne!(a, b);
+        let pid = std::process::id().to_string();
+        assert!(a.starts_with("some-test-name-"), "{a}");
+        assert!(a.contains(&pid), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn sha256_digest_is_the_oci_form() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn shown_commands_hide_credentials() {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--dest-creds=user:secret", "--creds=u:p", "a"]);
+        assert_eq!(
+            shown_command(&cmd),
+            "skopeo copy --dest-creds=<redacted> --creds=<redacted> a"
+        );
+    }
+
+    #[test]
+    fn run_tool_returns_stdout_and_panics_with_stderr() {
+        assert_eq!(run_tool(Command::new("echo").arg("hi")), b"hi\n");
+        let failed = std::panic::catch_unwind(|| {
+            run_tool(Command::new("sh").args(["-c", "echo oops >&2; exit 3"]))
+        })
+        .unwrap_err();
+        let message = failed.downcast_ref::<String>().unwrap();
+        assert!(message.contains("oops"), "{message}");
+    }
+
+    #[test]
+    fn which_finds_tools_on_path() {
+        assert!(which("sh").is_some());
+        assert!(which("no-such-tool-anywhere").is_none());
+    }
 }
