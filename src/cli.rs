@@ -313,50 +313,65 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 fn run(step: Step, source: &mut Option<Source>) -> Result<String> {
     match step {
-        Step::Check => {
-            let mut req = CheckRequest::from_json(&read_stdin()?)?;
-            req.source.remember_secrets();
-            *source = Some(req.source.clone());
-            init_logging(req.source.debug);
-            let versions = runtime()?.block_on(async {
-                req.source = crate::ecr::authenticate(req.source).await?;
-                // The ECR token is now the password: scrub it too.
-                req.source.remember_secrets();
-                crate::commands::check::run(req).await
-            })?;
-            to_json(&versions)
-        }
+        Step::Check => serve(source, |req: CheckRequest| crate::commands::check::run(req)),
         Step::In => {
             let dest = path_arg("destination")?;
-            let mut req = InRequest::from_json(&read_stdin()?)?;
-            req.source.remember_secrets();
-            *source = Some(req.source.clone());
-            init_logging(req.source.debug);
-            let resp = runtime()?.block_on(async {
-                req.source = crate::ecr::authenticate(req.source).await?;
-                // The ECR token is now the password: scrub it too.
-                req.source.remember_secrets();
+            serve(source, |req: InRequest| async move {
                 let interrupt = Interrupt::listen();
                 crate::commands::get::run(req, &dest, &interrupt).await
-            })?;
-            to_json(&resp)
+            })
         }
         Step::Out => {
             let src = path_arg("source")?;
-            let mut req = OutRequest::from_json(&read_stdin()?)?;
-            req.source.remember_secrets();
-            *source = Some(req.source.clone());
-            init_logging(req.source.debug);
-            let resp = runtime()?.block_on(async {
-                req.source = crate::ecr::authenticate(req.source).await?;
-                // The ECR token is now the password: scrub it too.
-                req.source.remember_secrets();
+            serve(source, |req: OutRequest| async move {
                 let interrupt = Interrupt::listen();
                 crate::commands::put::run(req, &src, &interrupt).await
-            })?;
-            to_json(&resp)
+            })
         }
     }
+}
+
+/// A step's request: decoded from stdin, holding a `source`.
+trait Request: Sized {
+    fn decode(bytes: &[u8]) -> Result<Self>;
+    fn source_mut(&mut self) -> &mut Source;
+}
+
+macro_rules! request {
+    ($($t:ty),*) => {$(
+        impl Request for $t {
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                Ok(<$t>::from_json(bytes)?)
+            }
+            fn source_mut(&mut self) -> &mut Source {
+                &mut self.source
+            }
+        }
+    )*};
+}
+request!(CheckRequest, InRequest, OutRequest);
+
+/// The steps every command shares, in order: decode the request, scrub its
+/// secrets from all output, log as its source asks, authenticate with ECR
+/// (whose token then is a secret too), run `command`, print its answer as
+/// JSON. `source` keeps the request's source for the error hints.
+fn serve<R, T, Fut>(source: &mut Option<Source>, command: impl FnOnce(R) -> Fut) -> Result<String>
+where
+    R: Request,
+    T: serde::Serialize,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut req = R::decode(&read_stdin()?)?;
+    req.source_mut().remember_secrets();
+    *source = Some(req.source_mut().clone());
+    init_logging(req.source_mut().debug);
+    let answer = runtime()?.block_on(async {
+        let given = req.source_mut().clone();
+        *req.source_mut() = crate::ecr::authenticate(given).await?;
+        req.source_mut().remember_secrets();
+        command(req).await
+    })?;
+    to_json(&answer)
 }
 
 #[cfg(test)]

@@ -215,7 +215,7 @@ pub fn canonicalize(value: Value, shape: &Shape, path: &str) -> Result<Value, De
 }
 
 /// The JSON type of `value`, for messages that must not show the value.
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{self, Shape};
+use super::source::RawPlatform;
 use super::{Error, Platform};
 
 /// Every key `get` params accept (canonical spelling).
@@ -71,17 +72,6 @@ struct RawGetParams {
     platform: Option<RawPlatform>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlatform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    variant: String,
-}
-
 impl GetParams {
     /// Decodes `params` (absent or `null` → defaults).
     pub fn from_value(value: Option<Value>) -> Result<GetParams, Error> {
@@ -90,15 +80,10 @@ impl GetParams {
         };
         let value = decode::canonicalize(value, &SHAPE, "params")?;
         let raw: RawGetParams = decode::from_value(value, "params")?;
-        let some = |s: String| (!s.is_empty()).then_some(s);
         Ok(GetParams {
             format: Format::parse(&raw.format)?,
             skip_download: raw.skip_download,
-            platform: raw.platform.map(|p| Platform {
-                os: some(p.os),
-                architecture: some(p.architecture),
-                variant: some(p.variant),
-            }),
+            platform: raw.platform.map(Platform::from),
         })
     }
 }

@@ -195,15 +195,26 @@ struct RawCredentials {
     password: Secret,
 }
 
+/// `platform` as `source` and get params spell it; empty fields are unset.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPlatform {
+pub(super) struct RawPlatform {
     #[serde(default)]
     os: String,
     #[serde(default)]
     architecture: String,
     #[serde(default)]
     variant: String,
+}
+
+impl From<RawPlatform> for Platform {
+    fn from(p: RawPlatform) -> Platform {
+        Platform {
+            os: non_empty(p.os),
+            architecture: non_empty(p.architecture),
+            variant: non_empty(p.variant),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -450,11 +461,7 @@ impl Source {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let platform = raw.platform.map(|p| Platform {
-            os: non_empty(p.os),
-            architecture: non_empty(p.architecture),
-            variant: non_empty(p.variant),
-        });
+        let platform = raw.platform.map(Platform::from);
         let buildkit_tls = raw.buildkit_tls.map(|t| BuildkitTls {
             ca_cert: non_empty(t.ca_cert),
             cert: non_empty(t.cert),

@@ -178,19 +178,31 @@ pub struct VerifyReport {
     pub blobs: usize,
 }
 
-/// Re-verifies a whole layout: `oci-layout`, then every blob reachable from
-/// `index.json` (nested indexes, manifests, configs, layers) against its
-/// descriptor's digest and size. Reads blobs in a streaming fashion.
-pub fn verify(dir: &Path) -> Result<VerifyReport> {
+/// The `imageLayoutVersion` of the layout's `oci-layout` file: the file is
+/// what tells a layout from any other directory.
+pub(crate) fn marker_version(dir: &Path) -> Result<String> {
     let marker = dir.join("oci-layout");
     let text = std::fs::read(&marker).map_err(|e| Error::io("reading", &marker, e))?;
     let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Parse {
         what: marker.display().to_string(),
         message: e.to_string(),
     })?;
-    if v["imageLayoutVersion"] != "1.0.0" {
-        return Err(Error::Parse {
+    match v.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+        Some(version) => Ok(version.to_string()),
+        None => Err(Error::Parse {
             what: marker.display().to_string(),
+            message: "no imageLayoutVersion".into(),
+        }),
+    }
+}
+
+/// Re-verifies a whole layout: `oci-layout`, then every blob reachable from
+/// `index.json` (nested indexes, manifests, configs, layers) against its
+/// descriptor's digest and size. Reads blobs in a streaming fashion.
+pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    if marker_version(dir)? != "1.0.0" {
+        return Err(Error::Parse {
+            what: dir.join("oci-layout").display().to_string(),
             message: "imageLayoutVersion is not 1.0.0".into(),
         });
     }

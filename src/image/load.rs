@@ -113,21 +113,7 @@ pub struct OciLayoutDir {
 impl OciLayoutDir {
     /// Opens a layout, checking its `oci-layout` file.
     pub fn open(dir: &Path) -> Result<Self> {
-        let marker = dir.join("oci-layout");
-        let text = std::fs::read(&marker).map_err(|e| Error::io("reading", &marker, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Parse {
-            what: marker.display().to_string(),
-            message: e.to_string(),
-        })?;
-        if v.get("imageLayoutVersion")
-            .and_then(|v| v.as_str())
-            .is_none()
-        {
-            return Err(Error::Parse {
-                what: marker.display().to_string(),
-                message: "no imageLayoutVersion".into(),
-            });
-        }
+        super::layout::marker_version(dir)?;
         Ok(OciLayoutDir {
             dir: dir.to_owned(),
         })

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{Hasher, sha256_digest};
+use super::Hasher;
 
 /// Content that is not what its descriptor promised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,40 +44,17 @@ pub enum VerifyError {
     },
 }
 
-/// Checks `bytes` against a digest and, when known, a size.
+/// Checks `bytes` against a digest and, when known, a size (the same
+/// judgement, in the same order, as [`Hasher::verify`] on a stream).
 pub fn verify_bytes(
     what: &str,
     bytes: &[u8],
     digest: &str,
     size: Option<u64>,
 ) -> Result<(), VerifyError> {
-    if let Some(size) = size {
-        let actual = bytes.len() as u64;
-        let what = what.to_owned();
-        if actual < size {
-            return Err(VerifyError::Truncated {
-                what,
-                expected: size,
-                actual,
-            });
-        }
-        if actual > size {
-            return Err(VerifyError::SizeMismatch {
-                what,
-                expected: size,
-                actual,
-            });
-        }
-    }
-    let actual = sha256_digest(bytes);
-    if actual != digest {
-        return Err(VerifyError::DigestMismatch {
-            what: what.to_owned(),
-            expected: digest.to_owned(),
-            actual: actual.into_string(),
-        });
-    }
-    Ok(())
+    let mut hasher = Hasher::default();
+    hasher.update(bytes);
+    hasher.verify(what, digest, size.unwrap_or(bytes.len() as u64))
 }
 
 /// An [`AsyncRead`] that hashes what passes through and fails at EOF (or as
@@ -197,6 +174,7 @@ fn invalid(e: VerifyError) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::sha256_digest;
     use tokio::io::AsyncReadExt;
 
     async fn read(data: &[u8], eof: bool) -> io::Result<Vec<u8>> {

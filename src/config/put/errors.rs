@@ -91,22 +91,13 @@ pub enum ParamsError {
 
 pub(super) type Result<T, E = ParamsError> = std::result::Result<T, E>;
 
-pub(super) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
+pub(super) use crate::config::decode::json_kind;
 
 pub(super) fn type_error(param: &str, expected: &'static str, got: &Value) -> ParamsError {
     ParamsError::Type {
         param: param.into(),
         expected,
-        got: json_type(got),
+        got: json_kind(got),
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::access::{Decoder, scalar_text};
-use super::errors::{ParamsError, Result, json_type, type_error};
+use super::errors::{ParamsError, Result, json_kind, type_error};
 use super::values::{image_reference, validate_platform};
 
 /// The fields of `params.layers`, for "unknown field" and "did you mean".
@@ -371,7 +371,7 @@ fn mode(param: &str, v: &Value) -> Result<u32> {
             param: param.into(),
             problem: format!(
                 "give the mode as a quoted octal string such as \"0644\", not {}",
-                json_type(v)
+                json_kind(v)
             ),
         });
     };
@@ -396,7 +396,7 @@ fn seconds(param: &str, v: &Value) -> Result<u64> {
         param: param.into(),
         problem: format!(
             "{} is not a whole number of seconds since 1970-01-01T00:00:00Z",
-            super::files::excerpt(&scalar_text(v).unwrap_or_else(|| json_type(v).into()))
+            super::files::excerpt(&scalar_text(v).unwrap_or_else(|| json_kind(v).into()))
         ),
     })
 }

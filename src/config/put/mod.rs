@@ -36,7 +36,7 @@ mod values;
 use access::{Decoder, glob_one};
 pub use build::parse_cache_spec;
 pub use errors::ParamsError;
-use errors::{Result, json_type};
+use errors::{Result, json_kind};
 pub use layers::{ConfigChanges, LayerSpec, LayersBase, LayersParams};
 pub use params::{is_known_name, known_names};
 pub use tags::validate_tag;
@@ -268,7 +268,7 @@ impl PutParams {
         let map = match params {
             Value::Object(map) => map.clone(),
             Value::Null => Map::new(),
-            other => return Err(ParamsError::NotAnObject(json_type(other))),
+            other => return Err(ParamsError::NotAnObject(json_kind(other))),
         };
         let mut d = Decoder {
             map,
