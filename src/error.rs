@@ -10,9 +10,6 @@ use crate::registry::{Transient, chain_is_transient};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The request on stdin could not be decoded (free-form reason).
-    #[error("invalid payload: {0}")]
-    InvalidPayload(String),
     /// The request on stdin could not be decoded or validated.
     #[error("invalid payload")]
     Config(#[source] crate::config::Error),

@@ -49,12 +49,7 @@ pub async fn run(req: InRequest, dest: &Path, interrupt: &Interrupt) -> Result<I
 
 /// Removes what an interrupted download wrote, and says so in a few words.
 async fn remove_partial(dest: &Path) -> String {
-    // A layer being unpacked on a blocking thread notices the dropped
-    // download only at its next read; a second pass catches what it wrote
-    // meanwhile.
-    let mut result = fetch::clean_destination(dest).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    result = result.and(fetch::clean_destination(dest).await);
+    let result = fetch::clean_destination(dest).await;
     for name in ["tag", "digest", "repository"] {
         let _ = tokio::fs::remove_file(dest.join(name)).await;
     }

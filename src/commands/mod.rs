@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::config::{RegistryCredentials, Source};
 use crate::image::fetch::{BlobSource, FetchedManifest};
 use crate::oci::Digest;
-use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
+use crate::registry::{self, Access, Client, Credentials, Repository};
 
 /// Client for the origin repository of `source`.
 pub(crate) fn origin_client(source: &Source, access: Access) -> registry::Result<Client> {
@@ -56,11 +56,7 @@ fn client(
     Client::new(
         repo,
         Credentials::from_parts(username, password),
-        &TlsOptions {
-            ca_certs: source.ca_certs.clone(),
-            insecure: source.insecure,
-            read_timeout: source.registry_timeout,
-        },
+        &source.tls_options(),
         access,
     )
 }

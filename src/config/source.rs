@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::decode::{self, DecodeError, Shape};
 use super::semver::{Constraint, SemverOptions};
 use super::{Error, Secret};
-use crate::registry::RepositoryError;
 pub use crate::registry::{DOCKER_HUB_HOST, Repository};
+use crate::registry::{RepositoryError, TlsOptions};
 
 const CREDENTIALS: Shape = Shape::Object(&[
     ("host", Shape::Leaf),
@@ -550,6 +550,16 @@ impl Source {
             constraint: self.semver_constraint.as_ref(),
             pre_releases: self.pre_releases,
             pre_release_prefixes: &self.pre_release_prefixes,
+        }
+    }
+
+    /// The TLS and timeout settings every registry client of this source
+    /// uses, whichever registry it talks to.
+    pub fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            ca_certs: self.ca_certs.clone(),
+            insecure: self.insecure,
+            read_timeout: self.registry_timeout,
         }
     }
 

@@ -23,6 +23,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use oci_spec::image::ImageManifest;
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
+use tokio_util::task::TaskTracker;
 
 use super::docker_archive::DockerArchiveWriter;
 use super::layout::{LayoutWriter, single_image_index};
@@ -383,10 +384,31 @@ const SPOOL_DIR: &str = ".layers.partial";
 const ARCHIVE_PARTIAL: &str = ".image.tar.partial";
 
 /// Removes everything [`download`] writes into `dest`: what `in` does when
-/// a signal interrupts a download (its future dropped mid-write).
+/// a signal interrupts a download (its future dropped mid-write). A layer
+/// being unpacked on a blocking thread goes on until its next read sees the
+/// dropped download, so this waits for those threads first (at most
+/// `UNPACK_STOP`), then removes what they wrote.
 pub async fn clean_destination(dest: &Path) -> Result<()> {
+    UNPACKS.close();
+    if tokio::time::timeout(UNPACK_STOP, UNPACKS.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "a layer unpack did not stop within {}s; removing the destination anyway",
+            UNPACK_STOP.as_secs()
+        );
+    }
     clean_attempt(dest).await
 }
+
+/// The blocking threads unpacking layers, so that [`clean_destination`] can
+/// wait for them. One `in` runs one download per process.
+static UNPACKS: std::sync::LazyLock<TaskTracker> = std::sync::LazyLock::new(TaskTracker::new);
+
+/// How long [`clean_destination`] waits for an unpack to notice its
+/// download is gone.
+const UNPACK_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Removes everything [`download`] writes into `dest`.
 async fn clean_attempt(dest: &Path) -> Result<()> {
@@ -491,7 +513,8 @@ async fn unpack_layers<S: BlobSource>(
             }
         };
     }
-    tokio::task::spawn_blocking(move || unpacker.finish())
+    UNPACKS
+        .spawn_blocking(move || unpacker.finish())
         .await
         .map_err(|e| Error::Task("applying directory metadata", e))??;
     Ok(())
@@ -504,12 +527,13 @@ async fn unpack_blocking<R: std::io::Read + Send + 'static>(
     digest: String,
     reader: R,
 ) -> Result<(Unpacker, Result<()>)> {
-    tokio::task::spawn_blocking(move || {
-        let result = unpacker.unpack_layer(&digest, reader).map(|_| ());
-        (unpacker, result)
-    })
-    .await
-    .map_err(|e| Error::Task("unpacking a layer", e))
+    UNPACKS
+        .spawn_blocking(move || {
+            let result = unpacker.unpack_layer(&digest, reader).map(|_| ());
+            (unpacker, result)
+        })
+        .await
+        .map_err(|e| Error::Task("unpacking a layer", e))
 }
 
 /// Writes `dest/image.tar` for `image` (via a partial file renamed at the end).

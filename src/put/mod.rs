@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use crate::config::Source;
 use crate::config::put::ParamsError;
 use crate::daemon::Error as DaemonError;
-use crate::registry::{self, Access, Client, Credentials, Repository, TlsOptions};
+use crate::registry::{self, Access, Client, Credentials, Repository};
 
 /// A failure of the put-specific parts (params, tags, daemon, images,
 /// pushes we do ourselves). Registry and BuildKit client errors keep their
@@ -147,14 +147,5 @@ pub(crate) fn pull_client(source: &Source, repo: &Repository) -> registry::Resul
             .map(|r| Credentials::from_parts(r.username.as_deref(), r.password.as_ref()))
             .unwrap_or_default()
     };
-    Client::new(
-        repo,
-        credentials,
-        &TlsOptions {
-            ca_certs: source.ca_certs.clone(),
-            insecure: source.insecure,
-            read_timeout: source.registry_timeout,
-        },
-        Access::Pull,
-    )
+    Client::new(repo, credentials, &source.tls_options(), Access::Pull)
 }
