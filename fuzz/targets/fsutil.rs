@@ -40,10 +40,7 @@ struct Tree {
 fn tree() -> &'static Tree {
     static TREE: OnceLock<Tree> = OnceLock::new();
     TREE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("oci-fuzz-fsutil-")
-            .tempdir()
-            .expect("creating the fsutil tree");
+        let dir = super::fixture_dir("fsutil");
         let root = dir.path().join("ctx");
         let mut files = HashMap::new();
         let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();

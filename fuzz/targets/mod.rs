@@ -27,6 +27,57 @@ pub const TARGETS: &[Target] = &[
     ("fsutil", fsutil::run),
 ];
 
+/// The directories of fixtures made once per process, by kind, for
+/// [`remove_fixture`].
+static FIXTURE_DIRS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// A temp directory for a fixture kept in a `static`, which is never
+/// dropped: `oci-fuzz-<kind>-<pid>-*`. The directories of processes that are
+/// gone (a killed run) are removed first; a run that ends normally calls
+/// [`remove_fixture`].
+pub fn fixture_dir(kind: &str) -> tempfile::TempDir {
+    let prefix = format!("oci-fuzz-{kind}-");
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new("/proc").join(pid.to_string()).exists()
+            {
+                make_removable(&entry.path());
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("creating the {kind} fixture: {e}"));
+    FIXTURE_DIRS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((kind.to_string(), dir.path().to_path_buf()));
+    dir
+}
+
+/// Removes the fixture directory of `kind` that this process made. Its
+/// fixture must not be used afterwards: each serves one smoke test.
+pub fn remove_fixture(kind: &str) {
+    let mut dirs = FIXTURE_DIRS.lock().unwrap_or_else(|p| p.into_inner());
+    dirs.retain(|(k, dir)| {
+        if k != kind {
+            return true;
+        }
+        make_removable(dir);
+        let _ = std::fs::remove_dir_all(dir);
+        false
+    });
+}
+
 /// One current-thread runtime per process (a fuzzer calls `run` millions
 /// of times; building a runtime each time would dominate).
 pub fn runtime() -> &'static tokio::runtime::Runtime {

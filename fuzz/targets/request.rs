@@ -43,10 +43,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("oci-fuzz-request-")
-            .tempdir()
-            .expect("creating the request fixture");
+        let dir = super::fixture_dir("request");
         let src = dir.path().join("src");
         let pad = "# twenty-four characters\n";
         let files: [(&str, String); 9] = [
