@@ -237,7 +237,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains(r#"did you mean "digest""#), "{err}");
-        assert!(CheckRequest::from_json(b"not json").is_err());
-        assert!(CheckRequest::from_json(b"[]").is_err());
+        let err = CheckRequest::from_json(b"not json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "request is not valid JSON");
+        let err = CheckRequest::from_json(b"[]").unwrap_err().to_string();
+        assert_eq!(err, "request: expected a JSON object, got an array");
     }
 }

@@ -93,7 +93,17 @@ fn bad_inputs_fail_before_pushing() {
         additional_tags: strings(&["no/slash"]),
         ..Default::default()
     };
-    assert!(plan(None, None, &params, &[]).is_err());
+    let err = plan(None, None, &params, &[]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            TagError::InvalidTag {
+                from: "additional_tags",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 /// The tags a put pushes and the one it reports, for `source`

@@ -174,6 +174,30 @@ impl Output {
         self
     }
 
+    /// Panics unless the step's error, the stderr text from its `error: `
+    /// line up to any `hint: ` line, is exactly `message` (without the
+    /// `error: ` prefix): where the whole message is the contract, a
+    /// substring check would let it grow or lose parts unseen.
+    #[track_caller]
+    pub fn expect_error(&self, message: &str) -> &Self {
+        let got = self
+            .stderr
+            .find("error: ")
+            .map(|start| {
+                let rest = &self.stderr[start + "error: ".len()..];
+                let end = rest.find("\nhint: ").unwrap_or(rest.len());
+                rest[..end].trim_end().to_string()
+            })
+            .unwrap_or_else(|| panic!("no `error: ` line on stderr\n{}", self.details()));
+        if got != message {
+            panic!(
+                "the error is not the expected one\n  expected: {message:?}\n  got:      {got:?}\n{}",
+                self.details()
+            );
+        }
+        self
+    }
+
     /// Panics if stderr or stdout contains `secret`.
     #[track_caller]
     pub fn expect_not_leaked(&self, secret: &str) -> &Self {
