@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// GitHub's anchor for a README heading: lower-case, punctuation other

@@ -1129,3 +1129,105 @@ async fn an_upload_the_registry_never_answers_fails_as_stalled() {
         start.elapsed()
     );
 }
+
+fn anonymous_client(host: &str, name: &str) -> Client {
+    let repo = super::Repository::parse(&format!("{host}/{name}")).unwrap();
+    Client::new(
+        &repo,
+        Credentials::Anonymous,
+        &TlsOptions::default(),
+        Access::Pull,
+    )
+    .unwrap()
+}
+
+/// A `Link` back to a page already read ends the list: the tags are those
+/// of the pages read, each page asked for once.
+#[tokio::test]
+async fn a_tag_list_linking_back_to_itself_ends() {
+    let server = FakeServer::start(|req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p.starts_with("/v2/r/tags/list") => {
+            let (body, link) = if p.contains("last=b") {
+                (
+                    &br#"{"name":"r","tags":["c"]}"#[..],
+                    "</v2/r/tags/list?n=1000>; rel=\"next\"",
+                )
+            } else {
+                (
+                    &br#"{"name":"r","tags":["a","b"]}"#[..],
+                    "</v2/r/tags/list?last=b&n=1000>; rel=\"next\"",
+                )
+            };
+            response(
+                "200 OK",
+                &[("Content-Type", "application/json"), ("Link", link)],
+                body,
+            )
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = anonymous_client(&server.host, "r");
+    let tags = tokio::time::timeout(Duration::from_secs(20), client.list_tags())
+        .await
+        .expect("the listing ends")
+        .unwrap();
+    assert_eq!(tags, ["a", "b", "c"]);
+    let pages: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("tags/list"))
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            "GET /v2/r/tags/list?n=1000",
+            "GET /v2/r/tags/list?last=b&n=1000"
+        ]
+    );
+}
+
+/// A registry that keeps linking to new pages of new tags is refused once
+/// the list passes the bound, with one line that says why.
+#[tokio::test]
+async fn an_endless_tag_list_is_refused_at_its_bound() {
+    let server = FakeServer::start(|req| match req.path.as_str() {
+        "/v2/" => response("200 OK", &[], b""),
+        p if p.starts_with("/v2/r/tags/list") => {
+            let page: usize = p
+                .split("last=")
+                .nth(1)
+                .and_then(|v| v.split('&').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let tags: Vec<String> = (0..30_000).map(|i| format!("t{page}-{i}")).collect();
+            let body = serde_json::json!({"name": "r", "tags": tags}).to_string();
+            let link = format!("</v2/r/tags/list?last={}&n=1000>; rel=\"next\"", page + 1);
+            response(
+                "200 OK",
+                &[("Content-Type", "application/json"), ("Link", &link)],
+                body.as_bytes(),
+            )
+        }
+        _ => response("404 Not Found", &[], b""),
+    })
+    .await;
+    let client = anonymous_client(&server.host, "r");
+    let err = tokio::time::timeout(Duration::from_secs(60), client.list_tags())
+        .await
+        .expect("the listing ends")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "GET http://{}/v2/r/tags/list?n=1000: the tag list is too long: 270000 tags in 9 pages",
+            server.host
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("bytes this resource reads; refusing it"),
+        "{text}"
+    );
+}

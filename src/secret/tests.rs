@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// Every form of a remembered credential, and any Bearer or Basic

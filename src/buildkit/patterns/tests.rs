@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn m(patterns: &[&str], path: &str) -> bool {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::daemon::fake_buildkitd as fake;
 

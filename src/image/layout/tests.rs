@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::oci::{VerifyError, sha256_digest};
 

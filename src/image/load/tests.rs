@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::image::docker_archive::DockerArchiveWriter;
 use crate::oci::sha256_digest;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn status(code: u16) -> super::super::Error {

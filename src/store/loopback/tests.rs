@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::oci::sha256_digest;
 use crate::store::{MemoryImage, ServedManifest};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::oci::sha256_digest;
 use std::collections::BTreeMap;
