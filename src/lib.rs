@@ -21,6 +21,7 @@ pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod secret;
+pub mod small_file;
 pub mod store;
 pub mod text;
 pub mod tls;

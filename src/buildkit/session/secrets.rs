@@ -18,12 +18,20 @@ pub(crate) struct SecretsService {
 /// Reads a secret's value; the error names the id and the source, not the value.
 pub(crate) async fn read_secret(id: &str, source: &SecretSource) -> Result<Vec<u8>, Status> {
     match source {
-        SecretSource::File(path) => tokio::fs::read(path).await.map_err(|e| {
-            Status::failed_precondition(format!(
-                "reading secret {id:?} from {}: {e}",
-                path.display()
-            ))
-        }),
+        SecretSource::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::small_file::read(&path, crate::small_file::SECRET_LIMIT)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("reading secret {id:?}: {e}")))?
+            .map_err(|e| {
+                Status::failed_precondition(format!(
+                    "reading secret {id:?}: {}",
+                    crate::oci::error_chain(&e)
+                ))
+            })
+        }
         SecretSource::Text(text) => Ok(text.expose().as_bytes().to_vec()),
         SecretSource::Env(var) => std::env::var_os(var)
             .map(std::os::unix::ffi::OsStringExt::into_vec)

@@ -15,6 +15,37 @@ use super::errors::{ParamsError, Result, type_error};
 use super::files::{self, FileProblem};
 use super::params::{self, Param};
 
+/// The most bytes of a small text file param (`tag_file`, `build_args_file`,
+/// `labels_file`, `target_file`, `additional_tags`, a get directory's
+/// `repository`/`tag`/`digest`).
+pub(super) const SMALL_FILE_LIMIT: u64 = 1 << 20;
+
+pub(super) use crate::small_file::SECRET_LIMIT as SECRET_FILE_LIMIT;
+
+/// [`crate::small_file::read_text`] with the param named in its errors.
+pub(super) fn read_small(param: &str, path: &Path, limit: u64) -> Result<String> {
+    crate::small_file::read_text(path, limit).map_err(|e| small_file_error(param, e))
+}
+
+/// [`crate::small_file::check`] with the param named in its errors.
+pub(super) fn check_small(param: &str, path: &Path, limit: u64) -> Result<()> {
+    crate::small_file::check(path, limit).map_err(|e| small_file_error(param, e))
+}
+
+fn small_file_error(param: &str, e: crate::small_file::Error) -> ParamsError {
+    match e {
+        crate::small_file::Error::Io { path, source } => ParamsError::Read {
+            param: param.into(),
+            path,
+            source,
+        },
+        source => ParamsError::NotSmallFile {
+            param: param.into(),
+            source,
+        },
+    }
+}
+
 /// The decoder's state: the params left to read, and notes for the log.
 pub(super) struct Decoder<'a> {
     pub map: Map<String, Value>,
@@ -143,16 +174,12 @@ impl Decoder<'_> {
         }
     }
 
+    /// Reads a small text file param (a tag, args, labels, a target): a
+    /// regular file of at most [`SMALL_FILE_LIMIT`].
     pub fn read(&self, param: &str, value: &str) -> Result<(PathBuf, String)> {
         let path = self.path(param, value)?;
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok((path, text)),
-            Err(source) => Err(ParamsError::Read {
-                param: param.into(),
-                path,
-                source,
-            }),
-        }
+        let text = read_small(param, &path, SMALL_FILE_LIMIT)?;
+        Ok((path, text))
     }
 
     pub fn key_value_file(&self, param: &str, value: &str) -> Result<Vec<(String, String)>> {

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
-use super::access::{Decoder, scalar_text};
+use super::access::{
+    Decoder, SECRET_FILE_LIMIT, SMALL_FILE_LIMIT, check_small, read_small, scalar_text,
+};
 use super::errors::{ParamsError, Result, type_error};
 use super::params;
 use super::tags::validate_tag;
@@ -214,6 +216,25 @@ impl Decoder<'_> {
         }
     }
 
+    /// A secret file: a regular file BuildKit accepts (at most 500 KiB),
+    /// checked now and read by the session when the build asks for it.
+    fn secret_file(&self, param: &str, value: &str) -> Result<PathBuf> {
+        let path = self.path(param, value)?;
+        check_small(param, &path, SECRET_FILE_LIMIT)?;
+        Ok(path)
+    }
+
+    /// An ssh path: an agent's socket, or a private key file.
+    fn ssh_path(&self, param: &str, value: &str) -> Result<PathBuf> {
+        let path = self.path(param, value)?;
+        let is_socket = std::fs::metadata(&path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+        if !is_socket {
+            check_small(param, &path, SMALL_FILE_LIMIT)?;
+        }
+        Ok(path)
+    }
+
     fn ssh(&self, param: &str, spec: &str) -> Result<SshSpec> {
         let (id, path) = match spec.split_once('=') {
             Some((id, path)) => (id.trim(), Some(path.trim())),
@@ -234,7 +255,7 @@ impl Decoder<'_> {
                     ),
                 });
             }
-            Some(p) => Some(self.path(param, p)?),
+            Some(p) => Some(self.ssh_path(param, p)?),
             None => None,
         };
         Ok(SshSpec {
@@ -281,7 +302,7 @@ impl Decoder<'_> {
                         scalar_text(value).ok_or_else(|| type_error(&param, "a string", value))?;
                     let spec = match kind.as_str() {
                         "file" | "source" => {
-                            SecretSpec::File(self.path(&format!("{param}.{kind}"), &text)?)
+                            SecretSpec::File(self.secret_file(&format!("{param}.{kind}"), &text)?)
                         }
                         "text" => SecretSpec::Text(Secret::new(text)),
                         "env" => self.env_secret(&param, &text)?,
@@ -302,7 +323,7 @@ impl Decoder<'_> {
             Some(v) => return Err(type_error("secrets", "an object", v)),
         }
         for (id, param, path) in self.prefixed("BUILDKIT_SECRET_")? {
-            let spec = SecretSpec::File(self.path(&param, &path)?);
+            let spec = SecretSpec::File(self.secret_file(&param, &path)?);
             add(id, param, spec)?;
         }
         for (id, param, text) in self.prefixed("BUILDKIT_SECRETTEXT_")? {
@@ -397,14 +418,8 @@ impl Decoder<'_> {
             .map(|(param, d)| {
                 let dir = self.path(param, d)?;
                 let read = |file: &str| -> Result<String> {
-                    let path = dir.join(file);
-                    std::fs::read_to_string(&path)
+                    read_small(param, &dir.join(file), SMALL_FILE_LIMIT)
                         .map(|s| s.trim().to_string())
-                        .map_err(|source| ParamsError::Read {
-                            param: param.clone(),
-                            path,
-                            source,
-                        })
                 };
                 let repository = read("repository")?;
                 let tag = if dir.join("tag").exists() {
@@ -459,7 +474,7 @@ impl Decoder<'_> {
                 let dir = self.env.src_dir.join(entry);
                 if !entry.contains('=') && dir.join("repository").is_file() {
                     let read = |f: &str| {
-                        std::fs::read_to_string(dir.join(f))
+                        crate::small_file::read_text(&dir.join(f), SMALL_FILE_LIMIT)
                             .ok()
                             .map(|s| s.trim().to_string())
                     };

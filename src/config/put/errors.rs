@@ -56,6 +56,26 @@ pub enum ParamsError {
         /// The path tried (source dir joined with the value).
         path: PathBuf,
     },
+    /// A file param that names something other than a small regular file
+    /// (a FIFO, a device, a directory, a file over the bound).
+    #[error("param {param:?}")]
+    NotSmallFile {
+        /// The param.
+        param: String,
+        /// What the path is.
+        #[source]
+        source: crate::small_file::Error,
+    },
+    /// An image param naming neither a tarball nor a layout directory.
+    #[error("param {param:?}: {} is {kind}, not an image tarball or an OCI layout directory", path.display())]
+    NotAnImage {
+        /// The param.
+        param: String,
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// A file that could not be read.
     #[error("param {param:?}: reading {}", path.display())]
     Read {

@@ -361,6 +361,17 @@ impl Decoder<'_> {
         } else {
             glob_one(self.env.src_dir, name, &value)?
         };
+        let kind = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| crate::small_file::kind(m.file_type()))
+            .filter(|kind| *kind != "a directory");
+        if let Some(kind) = kind {
+            return Err(ParamsError::NotAnImage {
+                param: name.into(),
+                path,
+                kind,
+            });
+        }
         Ok(Some((name.to_string(), path)))
     }
 }

@@ -736,3 +736,72 @@ fn layers_mode_decodes_defaults_and_get_directories() {
         .unwrap_err();
     assert!(err.to_string().contains("keep only one"), "{err}");
 }
+
+/// File params name small regular files: a FIFO (which would block `out`
+/// forever), a device, a directory or a large file by mistake is refused at
+/// once with one line naming the param; a secret file is held to BuildKit's
+/// 500 KiB, and `image` may be a tarball or a layout directory only.
+#[test]
+fn file_params_refuse_what_is_not_a_small_regular_file() {
+    let f = Fixture::new();
+    let dir = f.dir.path();
+    nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // A character device like /dev/zero (1,5); making one needs root.
+    let device = nix::sys::stat::mknod(
+        &dir.join("zero"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::S_IRUSR,
+        nix::sys::stat::makedev(1, 5),
+    )
+    .is_ok();
+    std::fs::create_dir_all(dir.join("adir")).unwrap();
+    let big = dir.join("build/app.tar");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
+    std::fs::write(dir.join("secret"), vec![b's'; (500 << 10) + 1]).unwrap();
+    let chain = |params: Value| crate::oci::error_chain(&f.decode(params).unwrap_err());
+    let at = |rel: &str| dir.join(rel).display().to_string();
+    for (param, rel, what) in [
+        ("tag_file", "fifo", "is a FIFO, not a regular file"),
+        ("build_args_file", "zero", "is a device, not a regular file"),
+        ("labels_file", "adir", "is a directory, not a regular file"),
+        (
+            "target_file",
+            "build/app.tar",
+            "is larger than 1 MiB; expected a small text file",
+        ),
+        ("additional_tags", "fifo", "is a FIFO, not a regular file"),
+    ] {
+        if rel == "zero" && !device {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let got = chain(json!({"context": "src", param: rel}));
+        assert_eq!(got, format!("param {param:?}: {} {what}", at(rel)));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{param} blocked"
+        );
+    }
+    assert_eq!(
+        chain(json!({"context": "src", "secrets": {"s": {"file": "secret"}}})),
+        format!(
+            "param \"secrets.s.file\": {} is larger than 500 KiB; expected a small text file",
+            at("secret")
+        )
+    );
+    assert_eq!(
+        chain(json!({"context": "src", "ssh": "default=fifo"})),
+        format!(
+            "param \"ssh\": {} is a FIFO, not a regular file",
+            at("fifo")
+        )
+    );
+    assert_eq!(
+        chain(json!({"image": "fifo"})),
+        format!(
+            "param \"image\": {} is a FIFO, not an image tarball or an OCI layout directory",
+            at("fifo")
+        )
+    );
+}
