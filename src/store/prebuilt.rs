@@ -210,6 +210,9 @@ async fn from_archive(
     })
 }
 
+/// A layer's gzip job: the file written, its digest and size.
+type GzipJob = tokio::task::JoinHandle<Result<(PathBuf, String, u64)>>;
+
 /// The layers of a docker-save image on their way into its manifest: as
 /// stored, or (an uncompressed layer to push) gzipped into scratch first,
 /// since registry-image's manifest lists gzip layers.
@@ -218,10 +221,7 @@ struct ArchiveLayers {
     /// when its job ends.
     descriptors: Vec<Descriptor>,
     /// The gzip jobs, by layer index.
-    jobs: Vec<(
-        usize,
-        tokio::task::JoinHandle<Result<(PathBuf, String, u64)>>,
-    )>,
+    jobs: Vec<(usize, GzipJob)>,
 }
 
 impl ArchiveLayers {
