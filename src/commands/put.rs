@@ -6,13 +6,16 @@
 //! so a failed build or push leaves every tag where it was.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::concourse::{MetadataField, OutRequest, OutResponse, Version};
+use crate::config::Source;
 use crate::config::put::{Action, Env, PutParams};
 use crate::process::Interrupt;
+use crate::put::tags::TagPlan;
 use crate::put::{self, run, tags};
 use crate::registry::{self, Access};
-use crate::store::push;
+use crate::store::push::{self, Pushed};
 
 /// Runs `out` for `req` with the put's inputs under `src_dir`. SIGTERM or
 /// SIGINT (`interrupt`) cancels the build and shuts the embedded daemon
@@ -23,9 +26,37 @@ pub async fn run(
     src_dir: &Path,
     interrupt: &Interrupt,
 ) -> crate::Result<OutResponse> {
+    let params = decode_params(&req.params, src_dir)?;
+    let source = &req.source;
+    let client = super::origin_client(source, Access::Push)?;
+    let (plan, reported) = plan_tags(source, &params, &client).await?;
+    reach_registry(source, &client).await?;
+
+    if let Some(signal) = interrupt.fired() {
+        return Err(crate::Error::Interrupted {
+            signal,
+            cleanup: "nothing was built or pushed".into(),
+        });
+    }
+
+    let target = Target {
+        source,
+        client: &client,
+        tags: &plan.tags,
+        src_dir,
+        interrupt,
+    };
+    let outcome = act(&params, &target).await?;
+    outcome.log(&plan.tags);
+    Ok(outcome.into_response(source, &plan.tags, reported))
+}
+
+/// The validated params, their notes (advice on params a put ignores)
+/// logged before anything else happens.
+fn decode_params(params: &serde_json::Value, src_dir: &Path) -> crate::Result<PutParams> {
     let lookup = |name: &str| std::env::var(name).ok();
     let params = PutParams::from_value(
-        &req.params,
+        params,
         &Env {
             src_dir,
             var: &lookup,
@@ -35,11 +66,19 @@ pub async fn run(
     for note in &params.notes {
         tracing::warn!("{note}");
     }
-    let source = &req.source;
-    let client = super::origin_client(source, Access::Push)?;
+    Ok(params)
+}
 
+/// The tags to move and the tag the new version reports, decided before
+/// any daemon starts, so a bad tag input or a cache tag that would
+/// overwrite a pushed tag fails the put with nothing built.
+async fn plan_tags(
+    source: &Source,
+    params: &PutParams,
+    client: &registry::Client,
+) -> crate::Result<(TagPlan, String)> {
     let existing = if tags::needs_tag_list(&params.tags) {
-        existing_tags(&client).await?
+        existing_tags(client).await?
     } else {
         Vec::new()
     };
@@ -63,12 +102,15 @@ pub async fn run(
             "no tag given (source.tag, version, tag_file, additional_tags or tag_as_latest): pushing `latest`"
         );
     }
+    Ok((plan, reported))
+}
 
-    // Our own client reaches the registry first (ping and token, as check
-    // does): a TLS or credential problem is then reported as check reports
-    // it (`UnknownIssuer` and the `ca_certs` hint), not as whatever the
-    // daemon's resolver makes of it (BuildKit falls back to plain HTTP on
-    // loopback hosts and reports a `400 Bad Request` from `http://...`).
+/// Our own client reaches the registry first (ping and token, as check
+/// does): a TLS or credential problem is then reported as check reports
+/// it (`UnknownIssuer` and the `ca_certs` hint), not as whatever the
+/// daemon's resolver makes of it (BuildKit falls back to plain HTTP on
+/// loopback hosts and reports a `400 Bad Request` from `http://...`).
+async fn reach_registry(source: &Source, client: &registry::Client) -> crate::Result<()> {
     registry::retry_transient("reaching the registry", || client.ping())
         .await
         .map_err(|e| {
@@ -77,22 +119,44 @@ pub async fn run(
                 source.repository
             ))
         })?;
+    Ok(())
+}
 
-    if let Some(signal) = interrupt.fired() {
-        return Err(crate::Error::Interrupted {
-            signal,
-            cleanup: "nothing was built or pushed".into(),
-        });
-    }
+/// Where the put's image goes and what may stop it: the same for a push,
+/// a layer append and a build.
+struct Target<'a> {
+    source: &'a Source,
+    client: &'a registry::Client,
+    /// The tags to move, in push order.
+    tags: &'a [String],
+    src_dir: &'a Path,
+    interrupt: &'a Interrupt,
+}
 
+/// What the put's action left in the registry, and what the response says
+/// about it beyond the image itself.
+struct Outcome {
+    pushed: Pushed,
+    /// The tags already held an equal image and none moved.
+    tags_kept: bool,
+    /// Metadata only this action has (a layer append's `base_digest`).
+    extra: Vec<MetadataField>,
+    /// The daemon's version and the build's duration, for a build.
+    build: Option<(String, Duration)>,
+}
+
+/// Pushes the prebuilt image, appends the layers or builds, as the params
+/// say; the pushes without a daemon stop on a signal, the build stops
+/// itself (see [`run::build_and_push`]).
+async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
     let mut extra = Vec::new();
     let mut tags_kept = false;
-    let (pushed, buildkit_version) = match &params.action {
+    let (pushed, build) = match &params.action {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
             let pushed = tokio::select! {
-                pushed = push::push_image_path(&client, image, &plan.tags) => pushed?,
-                signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                pushed = push::push_image_path(to.client, image, to.tags) => pushed?,
+                signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
                     signal,
                     cleanup: "stopped the push".into(),
                 }),
@@ -105,8 +169,8 @@ pub async fn run(
                 l.add.len()
             );
             let appended = tokio::select! {
-                appended = put::layers::append_and_push(source, l, &client, &plan.tags) => appended?,
-                signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                appended = put::layers::append_and_push(to.source, l, to.client, to.tags) => appended?,
+                signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
                     signal,
                     cleanup: "stopped the push".into(),
                 }),
@@ -116,57 +180,75 @@ pub async fn run(
         }
         Action::Build(b) => {
             let built = run::build_and_push(
-                source,
+                to.source,
                 b,
                 &params.daemon,
-                &client,
-                &plan.tags,
-                src_dir,
-                interrupt,
+                to.client,
+                to.tags,
+                to.src_dir,
+                to.interrupt,
             )
             .await?;
             tags_kept = built.tags_kept;
             (built.pushed, Some((built.buildkit_version, built.duration)))
         }
     };
-    if tags_kept {
-        tracing::info!(
-            "kept {} on {} (unchanged)",
-            plan.tags.join(", "),
-            pushed.digest
-        );
-    } else {
-        tracing::info!("pushed {} as {}", pushed.digest, plan.tags.join(", "));
+    Ok(Outcome {
+        pushed,
+        tags_kept,
+        extra,
+        build,
+    })
+}
+
+impl Outcome {
+    /// The one line that says where the tags now point.
+    fn log(&self, tags: &[String]) {
+        if self.tags_kept {
+            tracing::info!(
+                "kept {} on {} (unchanged)",
+                tags.join(", "),
+                self.pushed.digest
+            );
+        } else {
+            tracing::info!("pushed {} as {}", self.pushed.digest, tags.join(", "));
+        }
     }
 
-    let mut metadata = vec![
-        field("repository", source.repository.given.clone()),
-        field("tags", plan.tags.join(" ")),
-    ];
-    if !pushed.platforms.is_empty() {
-        metadata.push(field("platforms", pushed.platforms.join(",")));
+    /// The version `reported` at the pushed digest, and the metadata in a
+    /// fixed order: the image's own fields, then the action's, then the
+    /// build's, so one pipeline's puts read alike in the UI.
+    fn into_response(self, source: &Source, tags: &[String], reported: String) -> OutResponse {
+        let pushed = self.pushed;
+        let mut metadata = vec![
+            field("repository", source.repository.given.clone()),
+            field("tags", tags.join(" ")),
+        ];
+        if !pushed.platforms.is_empty() {
+            metadata.push(field("platforms", pushed.platforms.join(",")));
+        }
+        if !pushed.attestations.is_empty() {
+            metadata.push(field("attestations", pushed.attestations.join(",")));
+        }
+        if let Some(c) = &pushed.config_digest {
+            metadata.push(field("config_digest", c.clone()));
+        }
+        metadata.extend(self.extra);
+        if let Some((version, duration)) = self.build {
+            metadata.push(field("buildkit_version", version));
+            metadata.push(field(
+                "build_duration",
+                format!("{:.1}s", duration.as_secs_f64()),
+            ));
+        }
+        OutResponse {
+            version: Version {
+                tag: reported,
+                digest: pushed.digest,
+            },
+            metadata,
+        }
     }
-    if !pushed.attestations.is_empty() {
-        metadata.push(field("attestations", pushed.attestations.join(",")));
-    }
-    if let Some(c) = &pushed.config_digest {
-        metadata.push(field("config_digest", c.clone()));
-    }
-    metadata.extend(extra);
-    if let Some((version, duration)) = buildkit_version {
-        metadata.push(field("buildkit_version", version));
-        metadata.push(field(
-            "build_duration",
-            format!("{:.1}s", duration.as_secs_f64()),
-        ));
-    }
-    Ok(OutResponse {
-        version: Version {
-            tag: reported,
-            digest: pushed.digest,
-        },
-        metadata,
-    })
 }
 
 /// The repository's tags; a repository that does not exist yet has none

@@ -16,7 +16,7 @@
 //!    walk every put uses.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -271,31 +271,72 @@ pub async fn append_and_push(
     let started = std::time::Instant::now();
     // The layers are written on a blocking thread while the base's manifest
     // and config come from the registry: neither waits for the other.
-    let building =
-        {
-            let specs = params.add.clone();
-            let dir = scratch.path().to_path_buf();
-            tokio::task::spawn_blocking(move || -> PutResult<Vec<(BuiltLayer, String)>> {
-                specs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, spec)| {
-                        let layer = write_layer(spec, &dir.join(format!("layer-{i}.tar.gz")))
-                            .map_err(|e| Error::Io {
-                                what: format!("params.layers.add[{i}]: building its layer"),
-                                source: std::io::Error::other(e),
-                            })?;
-                        Ok((layer, format!("/{}", spec.dest)))
-                    })
-                    .collect()
-            })
-        };
+    let building = spawn_layer_writes(params, scratch.path());
     let (built, base) = tokio::join!(building, Base::open(source, target, params));
     let built = built.map_err(|e| Error::Io {
         what: "building the layers".into(),
         source: std::io::Error::other(e),
     })??;
-    for (layer, dest) in &built {
+    log_built(&built, started);
+
+    let base = base?;
+    let top_doc = parse(&base.name, &base.top)?;
+    let index = is_index(&base.top, &top_doc);
+    let images = if index {
+        index_images(&base, &top_doc, params.platform.as_deref()).await?
+    } else {
+        vec![base.top.clone()]
+    };
+    let mut edited = Edited::append(&base, &images, index, params, &built).await?;
+    let top = edited.take_top(&base.top, &top_doc, index && params.platform.is_none());
+
+    if let BaseBlobs::Remote {
+        client: _,
+        mount_from: Some(from),
+    } = &base.blobs
+    {
+        mount_base_layers(target, from, &edited.base_layers).await?;
+    }
+    let store = edited.into_store(top, built, base.blobs.clone());
+    let pushed = push::push_store(target, Arc::new(store), tags).await?;
+    drop(scratch);
+    Ok(Appended {
+        pushed,
+        base_digest: base.top.digest.clone(),
+    })
+}
+
+/// Starts writing `params.layers.add` into `dir` on a blocking thread (tar
+/// and gzip are CPU and disk work), each layer paired with its destination
+/// for the logs and the history entries.
+fn spawn_layer_writes(
+    params: &LayersParams,
+    dir: &Path,
+) -> tokio::task::JoinHandle<PutResult<Vec<(BuiltLayer, String)>>> {
+    let specs = params.add.clone();
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> PutResult<Vec<(BuiltLayer, String)>> {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let layer =
+                    write_layer(spec, &dir.join(format!("layer-{i}.tar.gz"))).map_err(|e| {
+                        Error::Io {
+                            what: format!("params.layers.add[{i}]: building its layer"),
+                            source: std::io::Error::other(e),
+                        }
+                    })?;
+                Ok((layer, format!("/{}", spec.dest)))
+            })
+            .collect()
+    })
+}
+
+/// One line per layer and the total time, so a slow or surprisingly large
+/// layer shows in the build log before the push starts.
+fn log_built(built: &[(BuiltLayer, String)], started: std::time::Instant) {
+    for (layer, dest) in built {
         tracing::info!(
             "layer {dest}: {} ({} bytes gzipped)",
             layer.digest,
@@ -307,142 +348,198 @@ pub async fn append_and_push(
         built.len(),
         started.elapsed().as_secs_f64()
     );
+}
 
-    let base = base?;
-    let top_doc = parse(&base.name, &base.top)?;
-    // (base manifest) for each image to append to.
+/// The platform images of an index base to append to: every image (or only
+/// `platform`'s), attestations skipped. An index nested in the index and
+/// an empty selection are refused, naming what the base has, rather than
+/// pushing an image with nothing appended.
+async fn index_images(
+    base: &Base,
+    top_doc: &Value,
+    platform: Option<&str>,
+) -> Result<Vec<ServedManifest>> {
     let mut images: Vec<ServedManifest> = Vec::new();
-    let index = is_index(&base.top, &top_doc);
-    if index {
-        let mut available = Vec::new();
-        for entry in top_doc["manifests"].as_array().into_iter().flatten() {
-            let Some(platform) = entry_platform(entry) else {
-                continue;
-            };
-            let Some(digest) = entry["digest"].as_str() else {
-                continue;
-            };
-            available.push(platform.clone());
-            if params.platform.as_ref().is_some_and(|p| *p != platform) {
-                continue;
-            }
-            if images.iter().any(|m| m.digest == digest) {
-                continue;
-            }
-            if images.len() >= crate::image::manifest::MAX_MANIFESTS {
-                return Err(crate::image::manifest::too_many_manifests(&base.top.digest).into());
-            }
-            let child = base.manifest(digest).await?;
-            if is_index(&child, &parse(&base.name, &child)?) {
+    let mut available = Vec::new();
+    for entry in top_doc["manifests"].as_array().into_iter().flatten() {
+        let Some(entry_platform) = entry_platform(entry) else {
+            continue;
+        };
+        let Some(digest) = entry["digest"].as_str() else {
+            continue;
+        };
+        available.push(entry_platform.clone());
+        if platform.is_some_and(|p| p != entry_platform) {
+            continue;
+        }
+        if images.iter().any(|m| m.digest == digest) {
+            continue;
+        }
+        if images.len() >= crate::image::manifest::MAX_MANIFESTS {
+            return Err(crate::image::manifest::too_many_manifests(&base.top.digest).into());
+        }
+        let child = base.manifest(digest).await?;
+        if is_index(&child, &parse(&base.name, &child)?) {
+            return Err(base_error(
+                &base.name,
+                format!("{digest} is an index inside an index; name one of its images as the base"),
+            ));
+        }
+        images.push(child);
+    }
+    if images.is_empty() {
+        return Err(base_error(
+            &base.name,
+            match platform {
+                Some(p) => format!(
+                    "has no image for params.layers.platform {p:?}; it has: {}",
+                    available.join(", ")
+                ),
+                None => "its index lists no image with a platform".into(),
+            },
+        ));
+    }
+    Ok(images)
+}
+
+/// Base manifest `m` (parsed as `doc`) pointing at the new config, with
+/// `layers` appended. It keeps the base's media type, so a Docker base stays
+/// Docker; one given without a type is served as OCI.
+fn new_manifest(
+    m: &ServedManifest,
+    doc: &Value,
+    config_digest: &str,
+    config_size: u64,
+    layers: &[BuiltLayer],
+) -> ServedManifest {
+    let manifest = edit::manifest(doc, config_digest, config_size, layers);
+    let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("JSON values serialise"));
+    ServedManifest {
+        media_type: if m.media_type.is_empty() {
+            media_types::OCI_MANIFEST.into()
+        } else {
+            m.media_type.clone()
+        },
+        digest: sha256_digest(&bytes).into_string(),
+        bytes,
+    }
+}
+
+/// The base's images with our layers appended: what the new image needs
+/// besides our layers, gathered in one pass over the base's images.
+#[derive(Default)]
+struct Edited {
+    /// The new configs by digest.
+    configs: BTreeMap<String, Bytes>,
+    /// The new image manifests, in the base's order.
+    children: Vec<ServedManifest>,
+    /// (base manifest digest, new digest, new size), for the new index.
+    replaced: Vec<(String, String, u64)>,
+    /// The base's layers (digest → size), mounted or copied to the target.
+    base_layers: BTreeMap<String, u64>,
+}
+
+impl Edited {
+    /// Writes each image's new config and manifest. `index` says the base
+    /// is an index: a platform asked of a single-image base is only
+    /// warned about, since that image is what the user named.
+    async fn append(
+        base: &Base,
+        images: &[ServedManifest],
+        index: bool,
+        params: &LayersParams,
+        built: &[(BuiltLayer, String)],
+    ) -> Result<Edited> {
+        let created = edit::rfc3339(params.source_date_epoch);
+        let new_layers: Vec<BuiltLayer> = built.iter().map(|(l, _)| l.clone()).collect();
+        let mut edited = Edited::default();
+        for m in images {
+            let doc = parse(&base.name, m)?;
+            let Some(config_digest) = doc["config"]["digest"].as_str() else {
                 return Err(base_error(
                     &base.name,
-                    format!(
-                        "{digest} is an index inside an index; name one of its images as the base"
-                    ),
+                    format!("manifest {} has no config", m.digest),
                 ));
+            };
+            for l in doc["layers"].as_array().into_iter().flatten() {
+                if let (Some(d), Some(size)) = (l["digest"].as_str(), l["size"].as_u64()) {
+                    edited.base_layers.insert(d.to_string(), size);
+                }
             }
-            images.push(child);
-        }
-        if images.is_empty() {
-            return Err(base_error(
-                &base.name,
-                match &params.platform {
-                    Some(p) => format!(
-                        "has no image for params.layers.platform {p:?}; it has: {}",
-                        available.join(", ")
-                    ),
-                    None => "its index lists no image with a platform".into(),
-                },
-            ));
-        }
-    } else {
-        images.push(base.top.clone());
-    }
-
-    let created = edit::rfc3339(params.source_date_epoch);
-    let new_layers: Vec<BuiltLayer> = built.iter().map(|(l, _)| l.clone()).collect();
-    let mut configs = BTreeMap::new();
-    let mut children = Vec::new();
-    let mut replaced = Vec::new();
-    let mut base_layers = BTreeMap::new();
-    for m in &images {
-        let doc = parse(&base.name, m)?;
-        let Some(config_digest) = doc["config"]["digest"].as_str() else {
-            return Err(base_error(
-                &base.name,
-                format!("manifest {} has no config", m.digest),
-            ));
-        };
-        for l in doc["layers"].as_array().into_iter().flatten() {
-            if let (Some(d), Some(size)) = (l["digest"].as_str(), l["size"].as_u64()) {
-                base_layers.insert(d.to_string(), size);
+            let base_config = base.config(config_digest).await?;
+            if let (false, Some(want)) = (index, &params.platform)
+                && let Some(got) = platform_of(&base_config)
+                && got != *want
+            {
+                tracing::warn!(
+                    "params.layers.platform is {want}, but the base {} is a single image for {got}; appending to it",
+                    base.name
+                );
             }
-        }
-        let base_config = base.config(config_digest).await?;
-        if let (false, Some(want)) = (index, &params.platform)
-            && let Some(got) = platform_of(&base_config)
-            && got != *want
-        {
-            tracing::warn!(
-                "params.layers.platform is {want}, but the base {} is a single image for {got}; appending to it",
-                base.name
+            let config = edit::config(&base_config, built, &params.config, &created);
+            let config_bytes =
+                Bytes::from(serde_json::to_vec(&config).expect("JSON values serialise"));
+            let config_digest = sha256_digest(&config_bytes).into_string();
+            let new = new_manifest(
+                m,
+                &doc,
+                &config_digest,
+                config_bytes.len() as u64,
+                &new_layers,
             );
+            edited.configs.insert(config_digest, config_bytes);
+            edited
+                .replaced
+                .push((m.digest.clone(), new.digest.clone(), new.bytes.len() as u64));
+            edited.children.push(new);
         }
-        let config = edit::config(&base_config, &built, &params.config, &created);
-        let config_bytes = Bytes::from(serde_json::to_vec(&config).expect("JSON values serialise"));
-        let config_digest = sha256_digest(&config_bytes).into_string();
-        let manifest = edit::manifest(&doc, &config_digest, config_bytes.len() as u64, &new_layers);
-        let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("JSON values serialise"));
-        configs.insert(config_digest, config_bytes);
-        let new = ServedManifest {
-            media_type: if m.media_type.is_empty() {
-                media_types::OCI_MANIFEST.into()
-            } else {
-                m.media_type.clone()
-            },
-            digest: sha256_digest(&bytes).into_string(),
-            bytes,
-        };
-        replaced.push((m.digest.clone(), new.digest.clone(), new.bytes.len() as u64));
-        children.push(new);
+        Ok(edited)
     }
-    let top = if index && params.platform.is_none() {
-        let bytes = Bytes::from(
-            serde_json::to_vec(&edit::index(&top_doc, &replaced)).expect("JSON values serialise"),
-        );
-        ServedManifest {
-            media_type: base.top.media_type.clone(),
-            digest: sha256_digest(&bytes).into_string(),
-            bytes,
-        }
-    } else {
-        children.remove(0)
-    };
 
-    if let BaseBlobs::Remote {
-        client: _,
-        mount_from: Some(from),
-    } = &base.blobs
-    {
-        mount_base_layers(target, from, &base_layers).await?;
+    /// The manifest the tags will name: a new index over the new images
+    /// when the whole index was appended to (`whole_index`), else the one
+    /// new image, which then leaves `children`.
+    fn take_top(
+        &mut self,
+        base_top: &ServedManifest,
+        top_doc: &Value,
+        whole_index: bool,
+    ) -> ServedManifest {
+        if whole_index {
+            let bytes = Bytes::from(
+                serde_json::to_vec(&edit::index(top_doc, &self.replaced))
+                    .expect("JSON values serialise"),
+            );
+            ServedManifest {
+                media_type: base_top.media_type.clone(),
+                digest: sha256_digest(&bytes).into_string(),
+                bytes,
+            }
+        } else {
+            self.children.remove(0)
+        }
     }
-    let store = Appending {
-        top,
-        children,
-        configs,
-        layers: new_layers
-            .into_iter()
-            .map(|l| (l.digest.clone(), l))
-            .collect(),
-        base_layers,
-        base: base.blobs.clone(),
-    };
-    let pushed = push::push_store(target, Arc::new(store), tags).await?;
-    drop(scratch);
-    Ok(Appended {
-        pushed,
-        base_digest: base.top.digest.clone(),
-    })
+
+    /// The new image as a store [`push::push_store`] can walk: base layers
+    /// are read from `base` only for blobs the target still lacks.
+    fn into_store(
+        self,
+        top: ServedManifest,
+        built: Vec<(BuiltLayer, String)>,
+        base: BaseBlobs,
+    ) -> Appending {
+        Appending {
+            top,
+            children: self.children,
+            configs: self.configs,
+            layers: built
+                .into_iter()
+                .map(|(l, _)| (l.digest.clone(), l))
+                .collect(),
+            base_layers: self.base_layers,
+            base,
+        }
+    }
 }
 
 fn platform_of(config: &Value) -> Option<String> {

@@ -380,6 +380,10 @@ fn buildkit_host(host: &str) -> String {
     }
 }
 
+/// Builds on the daemon at `address` and pushes the result. Everything
+/// that can fail with nothing built is checked first (reachability of the
+/// preloads, the daemon's kind, attestations, the scanner), then the solve
+/// (which pushes by digest on a buildkitd), and the tags move last.
 async fn build_on(
     address: &Address,
     embedded: bool,
@@ -390,30 +394,8 @@ async fn build_on(
 ) -> Result<Built> {
     // Before connecting: nothing about the daemon's answer changes this.
     check_preload_reachable(address, params)?;
-    // One deadline for connecting and the first answer: a tcp:// host that
-    // accepts and never speaks must fail with a message, not hang.
-    let (bk, info) = buildkit::Client::connect_and_probe(
-        address,
-        source
-            .buildkit_timeout
-            .unwrap_or(buildkit::DEFAULT_ANSWER_TIMEOUT),
-    )
-    .await
-    .map_err(Error::from)?;
-    // The Engine path needs the Engine's API socket (to read the image
-    // back), so the address decides, not only what the daemon says it is.
-    let engine_socket = match (address.docker_socket(), info.kind) {
-        (Some(socket), _) => Some(socket.to_path_buf()),
-        (None, DaemonKind::DockerEngine) => {
-            return Err(Error::from(buildkit::Error::InvalidAddress {
-                address: address.to_string(),
-                reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock, or as \
-                         ssh://user@host without a socket path"
-                    .into(),
-            }));
-        }
-        _ => None,
-    };
+    let (bk, info) = connect(address, source).await?;
+    let engine_socket = engine_socket(address, &info)?;
     let backend = if engine_socket.is_some() {
         Backend::DockerEngine
     } else {
@@ -429,6 +411,70 @@ async fn build_on(
             .map_err(Error::from)?;
     }
 
+    let params = &engine_network(params, backend, address).await;
+    // Served until the build is over: the solve pulls from it.
+    let (preloaded, _registry) = preload(params).await?;
+    let dest = destination(client, source, embedded, tags, backend);
+    let mut request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
+    request.frontend_attrs.extend(attest_attrs);
+    let session = session_options(params, source)?;
+
+    let started = Instant::now();
+    let outcome = solve_and_push(&bk, request, session).await?;
+    let (pushed, tags_kept) = match &engine_socket {
+        None => tag_solved(client, &outcome, tags).await?,
+        Some(socket) => {
+            let engine_image = &dest.engine_image;
+            let pushed = push_from_engine(client, socket, engine_image, tags, params).await?;
+            (pushed, false)
+        }
+    };
+    Ok(Built {
+        pushed,
+        buildkit_version: info.version,
+        duration: started.elapsed(),
+        tags_kept,
+    })
+}
+
+/// A client to the daemon and what it is. One deadline covers connecting
+/// and the first answer: a tcp:// host that accepts and never speaks must
+/// fail with a message, not hang.
+async fn connect(
+    address: &Address,
+    source: &Source,
+) -> Result<(buildkit::Client, buildkit::DaemonInfo)> {
+    buildkit::Client::connect_and_probe(
+        address,
+        source
+            .buildkit_timeout
+            .unwrap_or(buildkit::DEFAULT_ANSWER_TIMEOUT),
+    )
+    .await
+    .map_err(Error::from)
+}
+
+/// The Engine's API socket when the build goes through a Docker Engine.
+/// The Engine path needs that socket (to read the image back), so the
+/// address decides, not only what the daemon says it is; an Engine given
+/// without one is refused with the spelling that works.
+fn engine_socket(address: &Address, info: &buildkit::DaemonInfo) -> Result<Option<PathBuf>> {
+    match (address.docker_socket(), info.kind) {
+        (Some(socket), _) => Ok(Some(socket.to_path_buf())),
+        (None, DaemonKind::DockerEngine) => Err(Error::from(buildkit::Error::InvalidAddress {
+            address: address.to_string(),
+            reason: "this is a Docker Engine: give it as docker:///path/to/docker.sock, or as \
+                     ssh://user@host without a socket path"
+                .into(),
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The params to build with: on an Engine without a `bridge` network, RUN
+/// steps get network mode `none` instead of the default, which needs that
+/// network.
+async fn engine_network(params: &BuildParams, backend: Backend, address: &Address) -> BuildParams {
     let mut params = params.clone();
     if let (Backend::DockerEngine, Some(socket), Network::Default) =
         (backend, address.docker_socket(), params.network)
@@ -439,8 +485,18 @@ async fn build_on(
         );
         params.network = Network::None;
     }
-    let params = &params;
-    let (preloaded, _registry) = preload(params).await?;
+    params
+}
+
+/// Where BuildKit pushes (or, on an Engine, which local image it writes),
+/// with a warning in the one case where TLS may go unverified.
+fn destination(
+    client: &registry::Client,
+    source: &Source,
+    embedded: bool,
+    tags: &[String],
+    backend: Backend,
+) -> Destination {
     let repo = client.repository();
     let dest = Destination {
         repository: format!("{}/{}", buildkit_host(&repo.registry), repo.path),
@@ -457,9 +513,13 @@ async fn build_on(
             repo.registry
         );
     }
-    let mut request = solve::plan(params, backend, &dest, &preloaded).map_err(Error::from)?;
-    request.frontend_attrs.extend(attest_attrs);
-    let session = buildkit::SessionOptions {
+    dest
+}
+
+/// What the session serves the daemon: the context and Dockerfile
+/// directories, secrets, ssh sockets or keys and registry credentials.
+fn session_options(params: &BuildParams, source: &Source) -> Result<buildkit::SessionOptions> {
+    Ok(buildkit::SessionOptions {
         local_dirs: solve::local_dirs(params),
         secrets: params
             .secrets
@@ -469,65 +529,61 @@ async fn build_on(
         ssh: params.ssh.iter().map(ssh_source).collect::<Result<_>>()?,
         registry_auth: registry_auth(source),
         shared_key: shared_key(&params.context),
-    };
-
-    let started = Instant::now();
-    let outcome = solve_and_push(&bk, request, session).await?;
-    let mut tags_kept = false;
-    let pushed = match &engine_socket {
-        None => {
-            let digest = outcome
-                .exporter_response
-                .get("containerimage.digest")
-                .cloned()
-                .ok_or_else(|| {
-                    Error::NoDigest(
-                        outcome
-                            .exporter_response
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    )
-                })?;
-            match unchanged::equivalent_index(client, &digest, tags).await {
-                Some(old) => {
-                    tracing::info!(
-                        "the images are unchanged since {old}, and its attestations differ from this \
-                         build's only in the invocation's ID and times: the tags stay on it (the new \
-                         index {digest} is left untagged)"
-                    );
-                    tags_kept = true;
-                    push::tag_pushed(client, &old, &[]).await?
-                }
-                None => push::tag_pushed(client, &digest, tags).await?,
-            }
-        }
-        Some(socket) => {
-            let result = super::engine::push_from_engine(
-                client,
-                socket,
-                &dest.engine_image,
-                tags,
-                &params.annotations,
-            )
-            .await;
-            if let Err(e) = buildkit::docker_engine::remove_image(socket, &dest.engine_image).await
-            {
-                tracing::warn!(
-                    "removing the temporary image {} from the Engine: {e}",
-                    dest.engine_image
-                );
-            }
-            result?
-        }
-    };
-    Ok(Built {
-        pushed,
-        buildkit_version: info.version,
-        duration: started.elapsed(),
-        tags_kept,
     })
+}
+
+/// Moves the tags to what a buildkitd pushed by digest, or leaves them on
+/// an equivalent index they already hold (then `true`: no tag moved), so
+/// a rebuild of unchanged images does not make a new version.
+async fn tag_solved(
+    client: &registry::Client,
+    outcome: &buildkit::SolveOutcome,
+    tags: &[String],
+) -> Result<(Pushed, bool)> {
+    let digest = outcome
+        .exporter_response
+        .get("containerimage.digest")
+        .cloned()
+        .ok_or_else(|| {
+            Error::NoDigest(
+                outcome
+                    .exporter_response
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })?;
+    match unchanged::equivalent_index(client, &digest, tags).await {
+        Some(old) => {
+            tracing::info!(
+                "the images are unchanged since {old}, and its attestations differ from this \
+                 build's only in the invocation's ID and times: the tags stay on it (the new \
+                 index {digest} is left untagged)"
+            );
+            Ok((push::tag_pushed(client, &old, &[]).await?, true))
+        }
+        None => Ok((push::tag_pushed(client, &digest, tags).await?, false)),
+    }
+}
+
+/// Reads the Engine's image back and pushes it under `tags`, then removes
+/// the temporary image whether or not the push worked (a failed removal is
+/// only a warning: the image is pushed or the push's error matters more).
+async fn push_from_engine(
+    client: &registry::Client,
+    socket: &Path,
+    engine_image: &str,
+    tags: &[String],
+    params: &BuildParams,
+) -> Result<Pushed> {
+    let result =
+        super::engine::push_from_engine(client, socket, engine_image, tags, &params.annotations)
+            .await;
+    if let Err(e) = buildkit::docker_engine::remove_image(socket, engine_image).await {
+        tracing::warn!("removing the temporary image {engine_image} from the Engine: {e}");
+    }
+    result
 }
 
 /// One solve, and a second when the first failed only in its push: see

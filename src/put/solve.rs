@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::buildkit::{CacheEntry, Exporter, SolveRequest};
-use crate::config::put::{BuildParams, CacheSpec, Network, NoCache};
+use crate::config::put::{BuildParams, Network, NoCache};
 
 /// The daemon family, which decides exporters and cache support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,29 @@ pub fn plan(
     dest: &Destination,
     preloaded: &Preloaded,
 ) -> Result<SolveRequest, PlanError> {
+    check_backend(params, backend)?;
+    let mut attrs = frontend_attrs(params, preloaded)?;
+    let entitlements = network_mode(params.network, &mut attrs);
+    let exporter = exporter(params, backend, dest);
+    let mut caches = Caches::for_cache_tag(params.cache_tag.as_deref(), backend, dest);
+    caches.add_user_entries(params)?;
+    if let Some(json) = caches.imports_attr() {
+        attrs.insert("cache-imports".into(), json);
+    }
+
+    Ok(SolveRequest {
+        frontend: "dockerfile.v0".into(),
+        frontend_attrs: attrs,
+        exporters: vec![exporter],
+        cache_imports: caches.imports,
+        cache_exports: caches.exports,
+        entitlements,
+    })
+}
+
+/// Refuses what an Engine's BuildKit cannot do before anything is asked of
+/// it, with the way out in the message.
+fn check_backend(params: &BuildParams, backend: Backend) -> Result<(), PlanError> {
     if backend == Backend::DockerEngine {
         if params.platforms.len() > 1 {
             return Err(PlanError::MultiPlatformOnEngine(params.platforms.len()));
@@ -106,6 +129,16 @@ pub fn plan(
             return Err(PlanError::LoadBaseOnEngine);
         }
     }
+    Ok(())
+}
+
+/// The dockerfile frontend's attributes from the params and the preloaded
+/// images (all but the network and the cache imports, which depend on more
+/// than the params).
+fn frontend_attrs(
+    params: &BuildParams,
+    preloaded: &Preloaded,
+) -> Result<BTreeMap<String, String>, PlanError> {
     let mut attrs = BTreeMap::new();
     let filename = params
         .dockerfile
@@ -153,8 +186,19 @@ pub fn plan(
             attrs.insert("no-cache".into(), s.join(","));
         }
     }
+    // Inserted last: it wins over a build arg of the same name.
+    if let Some(epoch) = params.source_date_epoch {
+        attrs.insert("build-arg:SOURCE_DATE_EPOCH".into(), epoch.to_string());
+    }
+    Ok(attrs)
+}
+
+/// Sets the frontend's network mode and returns the entitlements it needs:
+/// the two go together, since a host network the daemon was not allowed
+/// fails the solve.
+fn network_mode(network: Network, attrs: &mut BTreeMap<String, String>) -> Vec<String> {
     let mut entitlements = Vec::new();
-    match params.network {
+    match network {
         Network::Default => {}
         Network::None => {
             attrs.insert("force-network-mode".into(), "none".into());
@@ -164,11 +208,13 @@ pub fn plan(
             entitlements.push("network.host".to_string());
         }
     }
-    if let Some(epoch) = params.source_date_epoch {
-        attrs.insert("build-arg:SOURCE_DATE_EPOCH".into(), epoch.to_string());
-    }
+    entitlements
+}
 
-    let exporter = match backend {
+/// The exporter: a push by digest on a buildkitd (so no tag moves until the
+/// end), or a named image in an Engine's store that the caller reads back.
+fn exporter(params: &BuildParams, backend: Backend, dest: &Destination) -> Exporter {
+    match backend {
         Backend::Buildkitd => {
             // Untagged: BuildKit refuses to push a tagged name by digest
             // ("can't push tagged ref"), so provenance subjects name the
@@ -207,20 +253,35 @@ pub fn plan(
             attrs: BTreeMap::from([("name".to_string(), dest.engine_image.clone())]),
             output: None,
         },
-    };
+    }
+}
 
-    let registry = |reference: String| CacheEntry {
-        kind: "registry".into(),
-        attrs: BTreeMap::from([("ref".to_string(), reference)]),
-    };
-    let mut cache_imports: Vec<CacheEntry> = Vec::new();
-    let mut cache_exports: Vec<CacheEntry> = Vec::new();
-    if let Some(tag) = &params.cache_tag {
+/// The solve's cache imports and exports, built in order: `cache: true`'s
+/// entries first, then the user's `cache_from` and `cache_to`, which must
+/// not clash with them.
+#[derive(Debug, Default)]
+struct Caches {
+    imports: Vec<CacheEntry>,
+    exports: Vec<CacheEntry>,
+}
+
+impl Caches {
+    /// What `cache: true` (a `cache_tag`) means on each backend: a registry
+    /// cache under that tag on a buildkitd, inline cache in the pushed image
+    /// on an Engine, which can export nothing else.
+    fn for_cache_tag(tag: Option<&str>, backend: Backend, dest: &Destination) -> Caches {
+        let mut caches = Caches::default();
+        let Some(tag) = tag else {
+            return caches;
+        };
         let reference = format!("{}:{tag}", dest.repository);
-        cache_imports.push(insecure_if(dest.insecure, registry(reference.clone())));
+        caches.imports.push(insecure_if(
+            dest.insecure,
+            registry_cache(reference.clone()),
+        ));
         match backend {
             Backend::Buildkitd => {
-                let mut export = registry(reference);
+                let mut export = registry_cache(reference);
                 export.attrs.extend([
                     ("mode".to_string(), "max".to_string()),
                     ("image-manifest".to_string(), "true".to_string()),
@@ -233,71 +294,69 @@ pub fn plan(
                         .attrs
                         .insert("registry.insecure".into(), "true".into());
                 }
-                cache_exports.push(export);
+                caches.exports.push(export);
             }
             Backend::DockerEngine => {
                 // Engine 20.10 exports only inline cache: it travels inside the
                 // pushed image, so the next build imports the image itself.
                 if let Some(first) = dest.tags.first() {
-                    cache_imports.push(insecure_if(
+                    caches.imports.push(insecure_if(
                         dest.insecure,
-                        registry(format!("{}:{first}", dest.repository)),
+                        registry_cache(format!("{}:{first}", dest.repository)),
                     ));
                 }
-                cache_exports.push(CacheEntry {
+                caches.exports.push(CacheEntry {
                     kind: "inline".into(),
                     attrs: BTreeMap::new(),
                 });
             }
         }
+        caches
     }
-    let convert = |c: &CacheSpec| c.clone();
-    for c in &params.cache_from {
-        let entry = convert(c);
-        if !cache_imports.contains(&entry) {
-            cache_imports.push(entry);
-        }
-    }
-    for c in &params.cache_to {
-        let entry = convert(c);
-        // BuildKit refuses two exports of one type (`duplicate cache
-        // exports`); only an identical entry (e.g. a second `inline`) can be
-        // folded into the one `cache: true` added.
-        match cache_exports.iter().find(|e| e.kind == entry.kind) {
-            None => cache_exports.push(entry),
-            Some(existing) if *existing == entry => {}
-            Some(existing) => {
-                return Err(PlanError::DuplicateCacheExport {
-                    kind: entry.kind,
-                    reference: existing
-                        .attrs
-                        .get("ref")
-                        .cloned()
-                        .unwrap_or_else(|| "the pushed image".into()),
-                });
+
+    /// Adds `cache_from` (skipping imports already there) and `cache_to`.
+    fn add_user_entries(&mut self, params: &BuildParams) -> Result<(), PlanError> {
+        for entry in &params.cache_from {
+            if !self.imports.contains(entry) {
+                self.imports.push(entry.clone());
             }
         }
+        for entry in &params.cache_to {
+            let entry = entry.clone();
+            // BuildKit refuses two exports of one type (`duplicate cache
+            // exports`); only an identical entry (e.g. a second `inline`) can be
+            // folded into the one `cache: true` added.
+            match self.exports.iter().find(|e| e.kind == entry.kind) {
+                None => self.exports.push(entry),
+                Some(existing) if *existing == entry => {}
+                Some(existing) => {
+                    return Err(PlanError::DuplicateCacheExport {
+                        kind: entry.kind,
+                        reference: existing
+                            .attrs
+                            .get("ref")
+                            .cloned()
+                            .unwrap_or_else(|| "the pushed image".into()),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
-    if !cache_imports.is_empty() {
-        // The frontend resolves cache for its own sub-solves from this attr.
-        let json: Vec<serde_json::Value> = cache_imports
+
+    /// The frontend's `cache-imports` attribute (none without imports): the
+    /// frontend resolves cache for its own sub-solves from it.
+    fn imports_attr(&self) -> Option<String> {
+        if self.imports.is_empty() {
+            return None;
+        }
+        let json: Vec<serde_json::Value> = self
+            .imports
             .iter()
             .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
             .collect();
-        attrs.insert(
-            "cache-imports".into(),
-            serde_json::Value::Array(json).to_string(),
-        );
+        Some(serde_json::Value::Array(json).to_string())
     }
-
-    Ok(SolveRequest {
-        frontend: "dockerfile.v0".into(),
-        frontend_attrs: attrs,
-        exporters: vec![exporter],
-        cache_imports,
-        cache_exports,
-        entitlements,
-    })
 }
 
 /// The session's directories: `context`, and `dockerfile` (the Dockerfile's
@@ -312,6 +371,14 @@ pub fn local_dirs(params: &BuildParams) -> BTreeMap<String, PathBuf> {
         ("context".to_string(), params.context.clone()),
         ("dockerfile".to_string(), dockerfile_dir),
     ])
+}
+
+/// A registry cache entry at `reference`.
+fn registry_cache(reference: String) -> CacheEntry {
+    CacheEntry {
+        kind: "registry".into(),
+        attrs: BTreeMap::from([("ref".to_string(), reference)]),
+    }
 }
 
 /// Adds `registry.insecure=true` to a registry cache entry when asked.

@@ -23,7 +23,9 @@ use super::{BlobReader, ImageStore, OpenBlob, ServedManifest};
 use super::{Error, Result};
 use crate::image::compression::Compression;
 use crate::image::fetch::FetchedManifest;
-use crate::image::load::{BlobRef, DockerArchive, ImageSource, LayoutTop, OciLayoutDir};
+use crate::image::load::{
+    ArchiveBlob, BlobRef, DockerArchive, ImageSource, LayoutTop, OciLayoutDir,
+};
 use crate::oci::{media_types, sha256_digest};
 
 /// Where one blob's bytes are.
@@ -154,6 +156,9 @@ fn layer_media_type(c: Compression, mode: Mode) -> &'static str {
     }
 }
 
+/// A docker-save tarball as a store: its one image hashed as stored, the
+/// layers described (or, to push, uncompressed ones gzipped first) and a
+/// manifest written for it, since the tarball has none a registry takes.
 async fn from_archive(
     path: &Path,
     archive: DockerArchive,
@@ -193,63 +198,127 @@ async fn from_archive(
         Mode::Serve => None,
     };
 
-    let mut layers: Vec<Descriptor> = Vec::with_capacity(info.layers.len());
-    let mut jobs = Vec::new();
-    // Each layer's gzip already uses every core (manifest::gzip_to_file);
-    // a second layer in flight fills the gaps between its batches while
-    // bounding memory (two batches of 2 MiB per core).
-    let parallel = Arc::new(tokio::sync::Semaphore::new(2));
-    for (i, layer) in info.layers.iter().enumerate() {
-        match (&scratch, layer.compression) {
-            (Some(dir), Compression::None) => {
-                let dest = dir.path().join(format!("layer-{i}.tar.gz"));
-                let (archive, entry, parallel) =
-                    (archive.clone(), layer.entry.clone(), parallel.clone());
-                jobs.push((
-                    i,
-                    tokio::spawn(
-                        async move { gzip_entry(&archive, &entry, dest, &parallel).await },
-                    ),
-                ));
-                layers.push(Descriptor {
-                    media_type: DOCKER_LAYER_GZIP.into(),
-                    digest: String::new(),
-                    size: 0,
-                });
-            }
-            _ => {
-                blobs.insert(
-                    layer.digest.clone(),
-                    (
-                        BlobLoc::Entry(archive.clone(), layer.entry.clone()),
-                        layer.size,
-                    ),
-                );
-                layers.push(Descriptor {
-                    media_type: layer_media_type(layer.compression, mode).into(),
-                    digest: layer.digest.clone(),
-                    size: layer.size,
-                });
+    let scratch_dir = scratch.as_ref().map(|d| d.path());
+    let layers = ArchiveLayers::start(&archive, &info.layers, scratch_dir, mode, &mut blobs)
+        .finish(path, &mut blobs)
+        .await?;
+    Ok(LocalImage {
+        top: archive_manifest(mode, &info.config, &layers, annotations),
+        manifests: Vec::new(),
+        blobs,
+        _scratch: scratch,
+    })
+}
+
+/// A layer's gzip job: the file written, its digest and size.
+type GzipJob = tokio::task::JoinHandle<Result<(PathBuf, String, u64)>>;
+
+/// The layers of a docker-save image on their way into its manifest: as
+/// stored, or (an uncompressed layer to push) gzipped into scratch first,
+/// since registry-image's manifest lists gzip layers.
+struct ArchiveLayers {
+    /// In manifest order; a gzipped layer's digest and size are filled in
+    /// when its job ends.
+    descriptors: Vec<Descriptor>,
+    /// The gzip jobs, by layer index.
+    jobs: Vec<(usize, GzipJob)>,
+}
+
+impl ArchiveLayers {
+    /// Describes each layer, adding those kept as stored to `blobs`, and
+    /// starts a gzip job for each one to compress into `scratch` (given
+    /// only for a push).
+    fn start(
+        archive: &Arc<DockerArchive>,
+        layers: &[ArchiveBlob],
+        scratch: Option<&Path>,
+        mode: Mode,
+        blobs: &mut BTreeMap<String, (BlobLoc, u64)>,
+    ) -> ArchiveLayers {
+        let mut descriptors: Vec<Descriptor> = Vec::with_capacity(layers.len());
+        let mut jobs = Vec::new();
+        // Each layer's gzip already uses every core (manifest::gzip_to_file);
+        // a second layer in flight fills the gaps between its batches while
+        // bounding memory (two batches of 2 MiB per core).
+        let parallel = Arc::new(tokio::sync::Semaphore::new(2));
+        for (i, layer) in layers.iter().enumerate() {
+            match (scratch, layer.compression) {
+                (Some(dir), Compression::None) => {
+                    let dest = dir.join(format!("layer-{i}.tar.gz"));
+                    let (archive, entry, parallel) =
+                        (archive.clone(), layer.entry.clone(), parallel.clone());
+                    jobs.push((
+                        i,
+                        tokio::spawn(
+                            async move { gzip_entry(&archive, &entry, dest, &parallel).await },
+                        ),
+                    ));
+                    descriptors.push(Descriptor {
+                        media_type: DOCKER_LAYER_GZIP.into(),
+                        digest: String::new(),
+                        size: 0,
+                    });
+                }
+                _ => {
+                    blobs.insert(
+                        layer.digest.clone(),
+                        (
+                            BlobLoc::Entry(archive.clone(), layer.entry.clone()),
+                            layer.size,
+                        ),
+                    );
+                    descriptors.push(Descriptor {
+                        media_type: layer_media_type(layer.compression, mode).into(),
+                        digest: layer.digest.clone(),
+                        size: layer.size,
+                    });
+                }
             }
         }
-    }
-    for (i, job) in jobs {
-        let (dest, digest, size) = job
-            .await
-            .map_err(|e| image_problem(format!("compressing layer {i}: {e}")))??;
-        layers[i].digest = digest.clone();
-        layers[i].size = size;
-        blobs.insert(digest, (BlobLoc::File(dest), size));
+        ArchiveLayers { descriptors, jobs }
     }
 
+    /// Waits for the gzip jobs in layer order, adding each file to `blobs`;
+    /// `path` names the image in errors.
+    async fn finish(
+        self,
+        path: &Path,
+        blobs: &mut BTreeMap<String, (BlobLoc, u64)>,
+    ) -> Result<Vec<Descriptor>> {
+        let ArchiveLayers {
+            descriptors: mut layers,
+            jobs,
+        } = self;
+        for (i, job) in jobs {
+            let (dest, digest, size) = job.await.map_err(|e| Error::Image {
+                path: path.to_path_buf(),
+                problem: format!("compressing layer {i}: {e}"),
+            })??;
+            layers[i].digest = digest.clone();
+            layers[i].size = size;
+            blobs.insert(digest, (BlobLoc::File(dest), size));
+        }
+        Ok(layers)
+    }
+}
+
+/// The manifest written for a docker-save image: registry-image's docker
+/// manifest (with `annotations`) to push, a plain OCI one to serve, whose
+/// layers keep the media types they are stored in.
+fn archive_manifest(
+    mode: Mode,
+    config: &ArchiveBlob,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> ServedManifest {
     let bytes = match mode {
         Mode::Push => manifest::docker_manifest(
             &Descriptor {
                 media_type: DOCKER_CONFIG.into(),
-                digest: info.config.digest.clone(),
-                size: info.config.size,
+                digest: config.digest.clone(),
+                size: config.size,
             },
-            &layers,
+            layers,
             annotations,
         ),
         Mode::Serve => {
@@ -257,28 +326,23 @@ async fn from_archive(
             serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": media_types::OCI_CONFIG, "digest": info.config.digest, "size": info.config.size},
+                "config": {"mediaType": media_types::OCI_CONFIG, "digest": config.digest, "size": config.size},
                 "layers": layers.iter().map(desc).collect::<Vec<_>>(),
             })
             .to_string()
             .into_bytes()
         }
     };
-    Ok(LocalImage {
-        top: ServedManifest {
-            media_type: if mode == Mode::Push {
-                manifest::DOCKER_MANIFEST
-            } else {
-                OCI_MANIFEST
-            }
-            .into(),
-            digest: sha256_digest(&bytes).into_string(),
-            bytes: Bytes::from(bytes),
-        },
-        manifests: Vec::new(),
-        blobs,
-        _scratch: scratch,
-    })
+    ServedManifest {
+        media_type: if mode == Mode::Push {
+            manifest::DOCKER_MANIFEST
+        } else {
+            OCI_MANIFEST
+        }
+        .into(),
+        digest: sha256_digest(&bytes).into_string(),
+        bytes: Bytes::from(bytes),
+    }
 }
 
 /// Gzips one tarball entry to `dest` on a blocking thread, fed from the

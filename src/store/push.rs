@@ -76,116 +76,14 @@ pub async fn push_store(
 ) -> Result<Pushed> {
     let top = store.top().clone();
     let top_doc = parse(&top)?;
-    let mut images: Vec<ServedManifest> = Vec::new();
-    let mut attestations = Vec::new();
-    if is_index(&top.media_type, &top_doc) {
-        for child in top_doc["manifests"].as_array().into_iter().flatten() {
-            let Some((digest, _)) = descriptor(child) else {
-                continue;
-            };
-            // Each child once, and not without bound.
-            if images.iter().any(|m| m.digest == digest) {
-                continue;
-            }
-            if is_attestation_json(child) {
-                attestations.push(digest.clone());
-            }
-            if images.len() >= crate::image::manifest::MAX_MANIFESTS {
-                return Err(crate::image::manifest::too_many_manifests(&top.digest).into());
-            }
-            match store.manifest(&digest) {
-                Some(m) => images.push(m.clone()),
-                None => {
-                    return Err(Error::BadManifest {
-                        digest: top.digest.clone(),
-                        problem: format!("child manifest {digest} is not in the image"),
-                    });
-                }
-            }
-        }
+    let (images, attestations) = if is_index(&top.media_type, &top_doc) {
+        index_children(store.as_ref(), &top, &top_doc)?
     } else {
-        images.push(top.clone());
-    }
+        (vec![top.clone()], Vec::new())
+    };
 
-    // Blobs, deduplicated across images.
-    let mut blobs: Vec<(Digest, u64)> = Vec::new();
-    let mut configs: Vec<Digest> = Vec::new();
-    for m in &images {
-        let doc = parse(m)?;
-        let config = doc.get("config").and_then(descriptor);
-        if let Some((d, _)) = &config
-            && let Ok(d) = Digest::parse(d)
-        {
-            configs.push(d);
-        }
-        let layers = doc["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(descriptor);
-        for (digest, size) in config.into_iter().chain(layers) {
-            if store.blob_size(&digest).is_none() {
-                // Foreign / non-distributable layers live elsewhere.
-                tracing::warn!(
-                    "blob {digest} of {} is not in the image; not pushing it",
-                    m.digest
-                );
-                continue;
-            }
-            if !blobs.iter().any(|(d, _)| *d == digest) {
-                blobs.push((Digest::parse(&digest).map_err(registry::Error::from)?, size));
-            }
-        }
-    }
-    // Layer progress on stderr (configs are small and not layers).
-    let transfer = Transfer::new("pushing", "pushed");
-    for (digest, size) in &blobs {
-        if !configs.contains(digest) {
-            transfer.expect(digest.as_str(), *size);
-        }
-    }
-    futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
-        let store = store.clone();
-        let transfer = transfer.clone();
-        let is_layer = !configs.contains(&digest);
-        async move {
-            registry::retry_transient(&format!("pushing blob {digest}"), || {
-                let store = store.clone();
-                let digest = digest.clone();
-                let transfer = transfer.clone();
-                async move {
-                    if client.blob_exists(&digest).await? {
-                        if is_layer {
-                            transfer.skipped(digest.as_str(), size);
-                        }
-                        return Ok::<(), Error>(());
-                    }
-                    let reader = store
-                        .open_blob(&digest)
-                        .await
-                        .map_err(|e| Error::ReadBlob {
-                            digest: digest.to_string(),
-                            source: e,
-                        })?;
-                    if is_layer {
-                        let reader = transfer.reader(digest.as_str(), size, reader);
-                        client.upload_blob(&digest, size, reader).await?;
-                        // The upload stops after `size` bytes, before the
-                        // reader sees its EOF.
-                        transfer.finish(digest.as_str());
-                    } else {
-                        client.upload_blob(&digest, size, reader).await?;
-                    }
-                    Ok(())
-                }
-            })
-            .await
-        }
-    }))
-    .buffer_unordered(PARALLEL_BLOBS)
-    .try_collect::<Vec<()>>()
-    .await?;
-    transfer.done();
+    let blobs = Blobs::of(store.as_ref(), &images)?;
+    blobs.push(client, &store).await?;
 
     if images.len() > 1 || images.first().map(|m| &m.digest) != Some(&top.digest) {
         for m in &images {
@@ -214,6 +112,146 @@ pub async fn push_store(
         platforms: description.platforms,
         attestations: description.attestations,
     })
+}
+
+/// The child manifests of index `top` (each once, and not without bound),
+/// and the digests of those the index marks as attestations. A child the
+/// store lacks fails here, before any blob is pushed.
+fn index_children(
+    store: &dyn ImageStore,
+    top: &ServedManifest,
+    top_doc: &Value,
+) -> Result<(Vec<ServedManifest>, Vec<String>)> {
+    let mut images: Vec<ServedManifest> = Vec::new();
+    let mut attestations = Vec::new();
+    for child in top_doc["manifests"].as_array().into_iter().flatten() {
+        let Some((digest, _)) = descriptor(child) else {
+            continue;
+        };
+        // Each child once, and not without bound.
+        if images.iter().any(|m| m.digest == digest) {
+            continue;
+        }
+        if is_attestation_json(child) {
+            attestations.push(digest.clone());
+        }
+        if images.len() >= crate::image::manifest::MAX_MANIFESTS {
+            return Err(crate::image::manifest::too_many_manifests(&top.digest).into());
+        }
+        match store.manifest(&digest) {
+            Some(m) => images.push(m.clone()),
+            None => {
+                return Err(Error::BadManifest {
+                    digest: top.digest.clone(),
+                    problem: format!("child manifest {digest} is not in the image"),
+                });
+            }
+        }
+    }
+    Ok((images, attestations))
+}
+
+/// The blobs of a push, deduplicated across images, in the images' order.
+struct Blobs {
+    /// Each blob to push with its size.
+    blobs: Vec<(Digest, u64)>,
+    /// Which of them are configs: small, and not shown as layer progress.
+    configs: Vec<Digest>,
+}
+
+impl Blobs {
+    /// The configs and layers `images` name. A blob the store lacks
+    /// (foreign or non-distributable layers) is skipped with a warning.
+    fn of(store: &dyn ImageStore, images: &[ServedManifest]) -> Result<Blobs> {
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        let mut configs: Vec<Digest> = Vec::new();
+        for m in images {
+            let doc = parse(m)?;
+            let config = doc.get("config").and_then(descriptor);
+            if let Some((d, _)) = &config
+                && let Ok(d) = Digest::parse(d)
+            {
+                configs.push(d);
+            }
+            let layers = doc["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(descriptor);
+            for (digest, size) in config.into_iter().chain(layers) {
+                if store.blob_size(&digest).is_none() {
+                    // Foreign / non-distributable layers live elsewhere.
+                    tracing::warn!(
+                        "blob {digest} of {} is not in the image; not pushing it",
+                        m.digest
+                    );
+                    continue;
+                }
+                if !blobs.iter().any(|(d, _)| *d == digest) {
+                    blobs.push((Digest::parse(&digest).map_err(registry::Error::from)?, size));
+                }
+            }
+        }
+        Ok(Blobs { blobs, configs })
+    }
+
+    /// Pushes every blob the registry lacks, [`PARALLEL_BLOBS`] at once,
+    /// with layer progress on stderr; each blob is retried on its own, so
+    /// one transient failure does not resend the others.
+    async fn push(self, client: &registry::Client, store: &Arc<dyn ImageStore>) -> Result<()> {
+        let Blobs { blobs, configs } = self;
+        // Layer progress on stderr (configs are small and not layers).
+        let transfer = Transfer::new("pushing", "pushed");
+        for (digest, size) in &blobs {
+            if !configs.contains(digest) {
+                transfer.expect(digest.as_str(), *size);
+            }
+        }
+        futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
+            let store = store.clone();
+            let transfer = transfer.clone();
+            let is_layer = !configs.contains(&digest);
+            async move {
+                registry::retry_transient(&format!("pushing blob {digest}"), || {
+                    let store = store.clone();
+                    let digest = digest.clone();
+                    let transfer = transfer.clone();
+                    async move {
+                        if client.blob_exists(&digest).await? {
+                            if is_layer {
+                                transfer.skipped(digest.as_str(), size);
+                            }
+                            return Ok::<(), Error>(());
+                        }
+                        let reader =
+                            store
+                                .open_blob(&digest)
+                                .await
+                                .map_err(|e| Error::ReadBlob {
+                                    digest: digest.to_string(),
+                                    source: e,
+                                })?;
+                        if is_layer {
+                            let reader = transfer.reader(digest.as_str(), size, reader);
+                            client.upload_blob(&digest, size, reader).await?;
+                            // The upload stops after `size` bytes, before the
+                            // reader sees its EOF.
+                            transfer.finish(digest.as_str());
+                        } else {
+                            client.upload_blob(&digest, size, reader).await?;
+                        }
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }))
+        .buffer_unordered(PARALLEL_BLOBS)
+        .try_collect::<Vec<()>>()
+        .await?;
+        transfer.done();
+        Ok(())
+    }
 }
 
 /// Puts a manifest under `reference` and checks the registry stored the

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::put::{LoadBase, SecretSpec};
+use crate::config::put::{CacheSpec, LoadBase, SecretSpec};
 
 pub(crate) fn params() -> BuildParams {
     BuildParams {
