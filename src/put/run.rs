@@ -642,11 +642,33 @@ async fn preload(params: &BuildParams) -> Result<(Preloaded, Option<ImageRegistr
     Ok((preloaded, Some(registry)))
 }
 
+/// The session's source of a build secret. Its value joins the secrets
+/// scrubbed from all output first: a `RUN` step that prints it (`set -x`
+/// with `--mount=type=secret,env=...`) must not show it in the progress or
+/// in a failure's log tail.
 fn secret_source(s: &SecretSpec) -> buildkit::SecretSource {
+    remember_build_secret(s);
     match s {
         SecretSpec::File(p) => buildkit::SecretSource::File(p.clone()),
         SecretSpec::Text(t) => buildkit::SecretSource::Text(t.clone()),
         SecretSpec::Env(v) => buildkit::SecretSource::Env(v.clone()),
+    }
+}
+
+/// Adds a build secret's value (text, an environment variable, a file's
+/// contents) to [`crate::secret::scrub`]'s list, with and without a final
+/// newline (`$(cat /run/secrets/x)` prints it without).
+fn remember_build_secret(s: &SecretSpec) {
+    let value = match s {
+        SecretSpec::Text(t) => Some(t.expose().to_string()),
+        SecretSpec::Env(var) => std::env::var(var).ok(),
+        SecretSpec::File(path) => crate::small_file::read(path, crate::small_file::SECRET_LIMIT)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+    };
+    if let Some(value) = value {
+        crate::secret::remember(&value);
+        crate::secret::remember(value.trim_end_matches(['\n', '\r']));
     }
 }
 

@@ -110,6 +110,7 @@ on_each_daemon!(
     registry_cache_is_reused_by_a_fresh_daemon,
     load_base_and_image_arg_from_get_directories,
     push_by_digest_then_tags_and_failed_pushes_move_no_tag,
+    a_run_step_that_prints_its_secrets_shows_none_of_them,
 );
 
 fn run_out(d: &Daemon, src: &Src, source: Value, params: Value) -> support::cmd::Output {
@@ -231,6 +232,45 @@ fn multi_platform_index_and_check_and_in_pick_each_platform(d: &Daemon) {
         let got = std::fs::read_to_string(dest.path().join("rootfs/arch")).expect("rootfs/arch");
         assert_eq!(got, format!("{arch}\n"), "in picked the {arch} image");
     }
+}
+
+/// A `RUN` step that prints its secrets (`set -x` with an env mount, a
+/// file mount and a text secret) and then fails: neither the progress nor
+/// the failure's log tail shows a secret value.
+fn a_run_step_that_prints_its_secrets_shows_none_of_them(d: &Daemon) {
+    const TEXT: &str = "text-secret-value-4f1c";
+    const FILE: &str = "file-secret-value-9a2e";
+    const ENV: &str = "env-secret-value-7d3b";
+    let reg = support::registry::plain();
+    let src = Src::new(&[
+        (
+            "src/Dockerfile",
+            &from_base(
+                reg,
+                "RUN --mount=type=secret,id=t,env=T --mount=type=secret,id=f --mount=type=secret,id=e,env=E \\\n    \
+                 set -x; echo \"$T\"; cat /run/secrets/f; echo \"$E\"; echo \"t=$T f=$(cat /run/secrets/f)\"; exit 3\n",
+            ),
+        ),
+        ("secret.txt", &format!("{FILE}\n")),
+    ]);
+    let path = d.path_env();
+    let run = support::cmd::run(
+        "out",
+        &[src.path()],
+        &json!({
+            "source": d.source(reg.source(&support::unique("main-secrets"))),
+            "params": {
+                "context": "src",
+                "secrets": {"t": {"text": TEXT}, "f": {"file": "secret.txt"}, "e": {"env": "SECRET_FROM_ENV"}},
+            },
+        }),
+        &[("PATH", path.as_str()), ("SECRET_FROM_ENV", ENV)],
+    );
+    run.expect_failure()
+        .expect_stderr("<redacted>")
+        .expect_not_leaked(TEXT)
+        .expect_not_leaked(FILE)
+        .expect_not_leaked(ENV);
 }
 
 fn registry_cache_is_reused_by_a_fresh_daemon(d: &Daemon) {
