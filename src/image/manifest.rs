@@ -44,6 +44,27 @@ struct Shape {
     media_type: Option<String>,
     #[serde(default)]
     manifests: Option<serde_json::Value>,
+    #[serde(default)]
+    layers: Option<serde_json::Value>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+fn kind_of_type(media_type: &str) -> Option<Kind> {
+    if is_index_type(media_type) {
+        Some(Kind::Index)
+    } else if is_image_type(media_type) {
+        Some(Kind::Image)
+    } else {
+        None
+    }
+}
+
+fn described(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Index => "an index (it has `manifests`)",
+        Kind::Image => "an image manifest (it has `config` or `layers`)",
+    }
 }
 
 /// Whether a manifest is Docker schema 1 (by media type or
@@ -83,6 +104,12 @@ pub fn schema1_error(what: &str) -> Error {
 }
 
 /// Classifies a manifest document; `what` names it in errors.
+///
+/// Its structure (`manifests`, or `config`/`layers`) decides where it shows
+/// one: a document whose own `mediaType` contradicts its structure is
+/// refused, and a registry Content-Type that contradicts it is overruled
+/// with a warning. Otherwise the Content-Type, then the `mediaType`, then
+/// registry-image's default (an image manifest) decide.
 pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Kind> {
     let shape: Shape = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
         what: format!("manifest {what}"),
@@ -91,42 +118,63 @@ pub fn classify(what: &str, media_type: Option<&str>, bytes: &[u8]) -> Result<Ki
     if is_schema1(media_type, bytes) {
         return Err(schema1_error(what));
     }
-    for t in [media_type, shape.media_type.as_deref()]
+    let structure = if shape.manifests.is_some() {
+        Some(Kind::Index)
+    } else if shape.layers.is_some() || shape.config.is_some() {
+        Some(Kind::Image)
+    } else {
+        None
+    };
+    let own = shape.media_type.as_deref();
+    if let (Some(t), Some(s)) = (own, structure)
+        && kind_of_type(t).is_some_and(|k| k != s)
+    {
+        return Err(Error::Unsupported {
+            what: what.to_owned(),
+            reason: format!(
+                "its mediaType {t:?} contradicts its content, which is {}",
+                described(s)
+            ),
+        });
+    }
+    if let (Some(t), Some(s)) = (media_type, structure)
+        && kind_of_type(t).is_some_and(|k| k != s)
+    {
+        tracing::warn!(
+            "the registry sent manifest {what} as {t:?}, but it is {}; reading it as such",
+            described(s)
+        );
+        return Ok(s);
+    }
+    if let Some(kind) = [media_type, own]
         .into_iter()
         .flatten()
+        .find_map(kind_of_type)
     {
-        if is_index_type(t) {
-            return Ok(Kind::Index);
-        }
-        if is_image_type(t) {
-            return Ok(Kind::Image);
-        }
+        return Ok(kind);
     }
     if let Some(t) = media_type.filter(|t| !t.is_empty()) {
         tracing::warn!(
             "manifest {what} has unexpected media type {t:?}; treating it by its content"
         );
     }
-    Ok(if shape.manifests.is_some() {
-        Kind::Index
-    } else {
-        Kind::Image
-    })
+    Ok(structure.unwrap_or(Kind::Image))
 }
 
-/// Parses an image manifest.
+/// Parses an image manifest. serde_json's own message names the field and
+/// the position (oci-spec's reader says only "serde failed").
 pub fn parse_image(what: &str, bytes: &[u8]) -> Result<ImageManifest> {
-    ImageManifest::from_reader(bytes).map_err(|e| Error::Parse {
+    serde_json::from_slice(bytes).map_err(|e| Error::Parse {
         what: format!("image manifest {what}"),
-        message: e.to_string(),
+        message: format!("not an OCI or Docker image manifest: {e}"),
     })
 }
 
 /// Parses an index.
 pub fn parse_index(what: &str, bytes: &[u8]) -> Result<ImageIndex> {
-    ImageIndex::from_reader(bytes).map_err(|e| Error::Parse {
+    serde_json::from_slice(bytes).map_err(|e| Error::Parse {
         what: format!("index {what}"),
-        message: e.to_string(),
+        message: format!("not an OCI index or Docker manifest list: {e}"),
     })
 }
 

@@ -37,3 +37,30 @@ fn classification() {
         Err(Error::Parse { .. })
     ));
 }
+
+/// A manifest whose Content-Type says index is read as what its body is,
+/// and one whose own mediaType contradicts its body is refused naming both.
+#[test]
+fn structure_decides_against_a_wrong_media_type() {
+    let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+    assert_eq!(classify("m", Some(OCI_INDEX), image).unwrap(), Kind::Image);
+    let lying =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","layers":[]}"#;
+    assert_eq!(
+        classify("m", None, lying).unwrap_err().to_string(),
+        "unsupported manifest m: its mediaType \"application/vnd.oci.image.index.v1+json\" contradicts its content, \
+         which is an image manifest (it has `config` or `layers`)"
+    );
+}
+
+/// A parse failure says what was expected and where the document differs.
+#[test]
+fn parse_errors_say_what_was_expected() {
+    let err = parse_index("sha256:x", br#"{"schemaVersion":2,"layers":[]}"#).unwrap_err();
+    let text = crate::oci::error_chain(&err);
+    assert!(
+        text.contains("not an OCI index or Docker manifest list: missing field `manifests`"),
+        "{text}"
+    );
+    assert!(!text.contains("serde failed"), "{text}");
+}
