@@ -47,12 +47,32 @@ pub async fn run(req: InRequest, dest: &Path, interrupt: &Interrupt) -> Result<I
     }
 }
 
+/// Writes `path` as a new file renamed over whatever is there: a symlink
+/// already in the destination is replaced, never followed.
+fn write_replacing(path: &Path, value: &str) -> Result<()> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| ImageError::io("creating", &tmp, e))?;
+    file.write_all(value.as_bytes())
+        .map_err(|e| ImageError::io("writing", &tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| ImageError::io("renaming into place", path, e))?;
+    fetch::made(path);
+    Ok(())
+}
+
 /// Removes what an interrupted download wrote, and says so in a few words.
 async fn remove_partial(dest: &Path) -> String {
     let result = fetch::clean_destination(dest).await;
-    for name in ["tag", "digest", "repository"] {
-        let _ = tokio::fs::remove_file(dest.join(name)).await;
-    }
     match result {
         Ok(()) => format!("removed the partial download from {}", dest.display()),
         Err(e) => format!("could not remove the partial download: {}", chain(&e)),
@@ -89,8 +109,7 @@ async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
         ("digest", version.digest.as_str()),
         ("repository", source.repository.given.as_str()),
     ] {
-        let path = dest.join(name);
-        std::fs::write(&path, value).map_err(|e| ImageError::io("writing", path, e))?;
+        write_replacing(&dest.join(name), value)?;
     }
 
     Ok(InResponse {

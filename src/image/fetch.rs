@@ -307,7 +307,7 @@ pub async fn download<S: BlobSource>(
     dest: &Path,
     opts: &GetOptions,
 ) -> FResult<GetOutcome, S> {
-    clean_attempt(dest).await?;
+    clean_before(dest).await?;
     let result = download_into(source, dest, opts).await;
     if result.is_err()
         && let Err(e) = clean_attempt(dest).await
@@ -339,9 +339,12 @@ async fn download_into<S: BlobSource>(
             let sel = select_image(&*source, top, &opts.platform).await?;
             let (_, config) = fetch_config(&*source, &sel.image).await?;
             if !sel.image.layers().is_empty() {
+                made(&dest.join("rootfs"));
                 unpack_rootfs(source.clone(), &sel.image, &dest.join("rootfs"), dest, opts).await?;
             }
+            made(&dest.join("metadata.json"));
             metadata::write_metadata_json(dest, &config)?;
+            made(&dest.join("labels.json"));
             metadata::write_labels_json(dest, &config)?;
             Ok(outcome(&sel, &config))
         }
@@ -349,10 +352,12 @@ async fn download_into<S: BlobSource>(
             let sel = select_image(&*source, top, &opts.platform).await?;
             let (config_bytes, config) = fetch_config(&*source, &sel.image).await?;
             write_docker_archive(source.clone(), &sel.image, &config_bytes, dest, opts).await?;
+            made(&dest.join("labels.json"));
             metadata::write_labels_json(dest, &config)?;
             Ok(outcome(&sel, &config))
         }
         Format::OciLayout => {
+            made(&dest.join("oci"));
             write_oci_layout(source.clone(), &top, &dest.join("oci"), opts).await?;
             if !opts.want_metadata {
                 return Ok(GetOutcome::default());
@@ -380,8 +385,44 @@ fn outcome(sel: &SelectedImage, config: &RunConfig) -> GetOutcome {
     }
 }
 
+/// Where this run spools layers and writes the tarball before its rename:
+/// names of its own (`.<what>.partial.<pid>`), so that two `in` into one
+/// destination never share one.
 const SPOOL_DIR: &str = ".layers.partial";
 const ARCHIVE_PARTIAL: &str = ".image.tar.partial";
+
+fn own(name: &str) -> String {
+    format!("{name}.{}", std::process::id())
+}
+
+/// What this run wrote into destinations: a failed or interrupted run
+/// removes these and its own partial files, never what another run made.
+static MADE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records an output this run wrote (also the `in` step's own files).
+pub fn made(path: &Path) {
+    MADE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_path_buf());
+}
+
+/// The pids of other runs still writing into `dest` (their partial files).
+fn live_runs(dest: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid = [SPOOL_DIR, ARCHIVE_PARTIAL]
+                .iter()
+                .find_map(|p| name.strip_prefix(p)?.strip_prefix('.')?.parse::<u32>().ok())?;
+            (pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists())
+                .then_some(pid)
+        })
+        .collect()
+}
 
 /// Removes everything [`download`] writes into `dest`: what `in` does when
 /// a signal interrupts a download (its future dropped mid-write). A layer
@@ -410,20 +451,60 @@ static UNPACKS: std::sync::LazyLock<TaskTracker> = std::sync::LazyLock::new(Task
 /// download is gone.
 const UNPACK_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Removes everything [`download`] writes into `dest`.
+/// Removes what this run wrote into `dest` (see [`MADE`]) and its partial
+/// files.
 async fn clean_attempt(dest: &Path) -> Result<()> {
-    for dir in ["rootfs", "oci", SPOOL_DIR] {
-        remove_tree(&dest.join(dir)).await?;
-    }
-    for file in [ARCHIVE_PARTIAL, "image.tar", "metadata.json", "labels.json"] {
-        let path = dest.join(file);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("removing", path, e)),
+    let made: Vec<std::path::PathBuf> = {
+        let mut all = MADE.lock().unwrap_or_else(|p| p.into_inner());
+        let (here, elsewhere) = all.drain(..).partition(|p| p.starts_with(dest));
+        *all = elsewhere;
+        here
+    };
+    remove_tree(&dest.join(own(SPOOL_DIR))).await?;
+    remove_file(&dest.join(own(ARCHIVE_PARTIAL))).await?;
+    for path in made {
+        if path.is_dir() {
+            remove_tree(&path).await?;
+        } else {
+            remove_file(&path).await?;
         }
     }
     Ok(())
+}
+
+/// Before a download: what an interrupted earlier run left in `dest` (its
+/// outputs, and partial files of runs that are gone), unless another run
+/// is writing there now, whose files are its own.
+async fn clean_before(dest: &Path) -> Result<()> {
+    if !live_runs(dest).is_empty() {
+        return Ok(());
+    }
+    let Ok(mut entries) = tokio::fs::read_dir(dest).await else {
+        return Ok(());
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(SPOOL_DIR) {
+            remove_tree(&entry.path()).await?;
+        } else if name.starts_with(ARCHIVE_PARTIAL) {
+            remove_file(&entry.path()).await?;
+        }
+    }
+    for dir in ["rootfs", "oci"] {
+        remove_tree(&dest.join(dir)).await?;
+    }
+    for file in ["image.tar", "metadata.json", "labels.json"] {
+        remove_file(&dest.join(file)).await?;
+    }
+    Ok(())
+}
+
+async fn remove_file(path: &Path) -> Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path, e)),
+    }
 }
 
 /// Removes a directory tree if it exists.
@@ -465,7 +546,7 @@ pub async fn unpack_rootfs<S: BlobSource>(
     opts: &GetOptions,
 ) -> FResult<(), S> {
     let layers = layer_list(image)?;
-    let spool = dest.join(SPOOL_DIR);
+    let spool = dest.join(own(SPOOL_DIR));
     let mut feed = LayerFeed::start(source, layers.clone(), &spool, opts.parallel).await?;
     let result = unpack_layers(&mut feed, &layers, rootfs, opts).await;
     // Whatever happened: no download may outlive this, nor any spool file.
@@ -545,7 +626,7 @@ pub async fn write_docker_archive<S: BlobSource>(
     opts: &GetOptions,
 ) -> FResult<(), S> {
     let layers = layer_list(image)?;
-    let partial = dest.join(ARCHIVE_PARTIAL);
+    let partial = dest.join(own(ARCHIVE_PARTIAL));
     let file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| Error::io("creating", &partial, e))?;
@@ -559,7 +640,7 @@ pub async fn write_docker_archive<S: BlobSource>(
     let mut distinct = layers.clone();
     let mut seen = HashSet::new();
     distinct.retain(|(digest, _)| seen.insert(digest.clone()));
-    let spool = dest.join(SPOOL_DIR);
+    let spool = dest.join(own(SPOOL_DIR));
     let mut feed = LayerFeed::start(source, distinct.clone(), &spool, opts.parallel).await?;
     let result = append_layers(&mut feed, &layers, &mut writer).await;
     feed.close().await;
@@ -574,7 +655,8 @@ pub async fn write_docker_archive<S: BlobSource>(
     let final_path = dest.join("image.tar");
     tokio::fs::rename(&partial, &final_path)
         .await
-        .map_err(|e| Error::io("renaming into place", final_path, e))?;
+        .map_err(|e| Error::io("renaming into place", &final_path, e))?;
+    made(&final_path);
     Ok(())
 }
 

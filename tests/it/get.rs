@@ -286,6 +286,63 @@ fn skip_download_writes_only_the_version_files() {
     }
 }
 
+/// `tag`, `digest` and `repository` are new files renamed into place: a
+/// symlink already in the destination is replaced, and its target (here a
+/// file outside) keeps its content.
+#[test]
+fn version_files_replace_a_symlink_instead_of_writing_through_it() {
+    let reg = registry::plain();
+    let pushed = fixtures::layered(reg);
+    let dest = new_dest();
+    let outside = process::scratch_dir("get-outside").join("victim");
+    std::fs::write(&outside, "untouched").unwrap();
+    for name in ["tag", "digest", "repository"] {
+        std::os::unix::fs::symlink(&outside, dest.join(name)).unwrap();
+    }
+    get_ok(
+        &source_for(reg, &pushed),
+        json!({"skip_download": true}),
+        &pushed,
+        &dest,
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+    for name in ["tag", "digest", "repository"] {
+        let meta = std::fs::symlink_metadata(dest.join(name)).unwrap();
+        assert!(meta.file_type().is_file(), "{name} is a regular file now");
+    }
+}
+
+/// Two `in` into one destination: while another run is writing there (its
+/// partial tarball, named for its live pid), a run that fails leaves that
+/// run's files and its reported `image.tar` alone, and removes only what it
+/// made itself.
+#[test]
+fn a_failed_in_keeps_another_runs_files_in_a_shared_destination() {
+    let reg = registry::plain();
+    let pushed = fixtures::layered(reg);
+    let dest = new_dest();
+    // This test process plays the other run: alive, writing a partial.
+    let other_partial = dest.join(format!(".image.tar.partial.{}", std::process::id()));
+    std::fs::write(&other_partial, "the other run's partial").unwrap();
+    std::fs::write(dest.join("image.tar"), "the other run's image").unwrap();
+    let bogus = format!("sha256:{}", "2".repeat(64));
+    get(
+        &source_for(reg, &pushed),
+        json!({"format": "oci"}),
+        &json!({"tag": "v1", "digest": bogus}),
+        &dest,
+    )
+    .expect_failure();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("image.tar")).unwrap(),
+        "the other run's image"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&other_partial).unwrap(),
+        "the other run's partial"
+    );
+}
+
 // ---- format: oci (docker-save tarball) ----
 
 fn tar_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
