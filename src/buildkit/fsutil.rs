@@ -61,6 +61,9 @@ pub enum Error {
     /// A name cannot be sent: the protocol carries UTF-8 paths.
     #[error("file name {0:?} is not valid utf-8")]
     NonUtf8(PathBuf),
+    /// A directory deeper than the system's path limit (`PATH_MAX`).
+    #[error("{} is longer than PATH_MAX ({} bytes); the build context is nested too deeply", shortened(.0), libc::PATH_MAX)]
+    PathTooLong(PathBuf),
     /// An include/exclude pattern is malformed.
     #[error("invalid filter pattern")]
     Pattern(#[source] PatternError),
@@ -86,6 +89,15 @@ pub enum Error {
     /// The daemon went away before the transfer finished.
     #[error("upload stream closed before the transfer finished")]
     Closed,
+}
+
+/// A path too long to print whole: its start, an ellipsis and its length.
+fn shortened(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        None => text.into_owned(),
+    }
 }
 
 /// Filters for one directory transfer, as the daemon sent them.
@@ -327,7 +339,16 @@ fn list(
         inodes: HashMap::new(),
         emit,
     };
-    walker.walk_dir("", &MatchInfo::default(), &MatchInfo::default())
+    walker.walk_dir()
+}
+
+/// One open directory of the walk: its path and the names left to visit.
+struct Frame {
+    rel_dir: String,
+    abs_dir: PathBuf,
+    names: std::vec::IntoIter<OsString>,
+    inc: MatchInfo,
+    exc: MatchInfo,
 }
 
 struct Walker<'a> {
@@ -339,15 +360,43 @@ struct Walker<'a> {
     /// Ancestor directories of the current position, with whether they were
     /// sent already (filtered-out directories are sent lazily, right before
     /// their first kept descendant, as fsutil does).
-    pending: Vec<(Stat, bool)>,
+    /// The third field is the host path of a directory whose name is not
+    /// UTF-8: sending it is an error, skipping it is not.
+    pending: Vec<(Stat, bool, Option<PathBuf>)>,
     /// (dev, ino) → first sent path, for hard links.
     inodes: HashMap<(u64, u64), String>,
     emit: &'a mut dyn FnMut(Stat, Option<FileRef>) -> Result<(), Error>,
 }
 
 impl Walker<'_> {
-    fn walk_dir(&mut self, rel_dir: &str, inc: &MatchInfo, exc: &MatchInfo) -> Result<(), Error> {
-        let abs_dir = self.root.join(rel_dir);
+    /// The walk, depth first, with an explicit stack of open directories
+    /// rather than recursion: a context nested thousands of directories
+    /// deep must not overflow the thread's stack.
+    fn walk_dir(&mut self) -> Result<(), Error> {
+        let mut stack =
+            vec![self.open_dir(String::new(), MatchInfo::default(), MatchInfo::default())?];
+        while let Some(frame) = stack.last_mut() {
+            let Some(name) = frame.names.next() else {
+                stack.pop();
+                if !stack.is_empty() {
+                    // The directory just finished was pushed with its frame.
+                    self.pending.pop();
+                }
+                continue;
+            };
+            if let Some(child) = self.visit(frame, name)? {
+                stack.push(child);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one directory's names, sorted byte-wise, into a frame.
+    fn open_dir(&self, rel_dir: String, inc: MatchInfo, exc: MatchInfo) -> Result<Frame, Error> {
+        let abs_dir = self.root.join(&rel_dir);
+        if abs_dir.as_os_str().len() >= libc::PATH_MAX as usize {
+            return Err(Error::PathTooLong(abs_dir));
+        }
         let read_err = |source| Error::Read {
             path: abs_dir.clone(),
             source,
@@ -358,70 +407,100 @@ impl Walker<'_> {
             .collect::<Result<_, _>>()
             .map_err(read_err)?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let abs = abs_dir.join(&name);
-            let name = name.to_str().ok_or_else(|| Error::NonUtf8(abs.clone()))?;
-            let rel = if rel_dir.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel_dir}/{name}")
-            };
-            let meta = match std::fs::symlink_metadata(&abs) {
-                Ok(m) => m,
-                // Removed since the directory was read: nothing to send.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Read { path: abs, source }),
-            };
-            let is_dir = meta.is_dir();
-            let mut skip = false;
-            let mut child_inc = MatchInfo::default();
-            let mut child_exc = MatchInfo::default();
-            if let Some(m) = &self.include {
-                let (hit, info) = m.matches_using_parent(&rel, inc);
-                child_inc = info;
-                if !hit {
-                    if is_dir && self.only_prefix_includes && !m.literal_prefix_below(&rel, false) {
-                        continue;
-                    }
-                    skip = true;
+        Ok(Frame {
+            rel_dir,
+            abs_dir,
+            names: names.into_iter(),
+            inc,
+            exc,
+        })
+    }
+
+    /// Handles one entry of `frame`: filters it, sends it, and returns the
+    /// frame of a directory to walk next.
+    fn visit(&mut self, frame: &Frame, name: OsString) -> Result<Option<Frame>, Error> {
+        let abs = frame.abs_dir.join(&name);
+        if abs.as_os_str().len() >= libc::PATH_MAX as usize {
+            return Err(Error::PathTooLong(abs));
+        }
+        // Filters see the name as text; a name that is not UTF-8 is refused
+        // only when it is kept (an excluded one is never sent).
+        let lossy = name.to_string_lossy();
+        let rel = if frame.rel_dir.is_empty() {
+            lossy.clone().into_owned()
+        } else {
+            format!("{}/{lossy}", frame.rel_dir)
+        };
+        let meta = match std::fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            // Removed since the directory was read: nothing to send.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path: abs, source }),
+        };
+        let is_dir = meta.is_dir();
+        let mut skip = false;
+        let mut child_inc = MatchInfo::default();
+        let mut child_exc = MatchInfo::default();
+        if let Some(m) = &self.include {
+            let (hit, info) = m.matches_using_parent(&rel, &frame.inc);
+            child_inc = info;
+            if !hit {
+                if is_dir && self.only_prefix_includes && !m.literal_prefix_below(&rel, false) {
+                    return Ok(None);
                 }
-            }
-            if let Some(m) = &self.exclude {
-                let (hit, info) = m.matches_using_parent(&rel, exc);
-                child_exc = info;
-                if hit {
-                    if is_dir
-                        && self.only_prefix_exclude_exceptions
-                        && (!m.has_exclusions() || !m.literal_prefix_below(&rel, true))
-                    {
-                        continue;
-                    }
-                    skip = true;
-                }
-            }
-            if meta.file_type().is_socket() {
-                // Sockets cannot be transferred; fsutil drops them too.
-                continue;
-            }
-            let stat = self.stat(&abs, &rel, &meta)?;
-            if is_dir {
-                self.pending.push((stat, false));
-                if !skip {
-                    self.flush_pending()?;
-                }
-                self.walk_dir(&rel, &child_inc, &child_exc)?;
-                self.pending.pop();
-            } else if !skip {
-                self.flush_pending()?;
-                self.emit_entry(stat, &abs, &meta)?;
+                skip = true;
             }
         }
-        Ok(())
+        if let Some(m) = &self.exclude {
+            let (hit, info) = m.matches_using_parent(&rel, &frame.exc);
+            child_exc = info;
+            if hit {
+                if is_dir
+                    && self.only_prefix_exclude_exceptions
+                    && (!m.has_exclusions() || !m.literal_prefix_below(&rel, true))
+                {
+                    return Ok(None);
+                }
+                skip = true;
+            }
+        }
+        if meta.file_type().is_socket() {
+            // Sockets cannot be transferred; fsutil drops them too.
+            return Ok(None);
+        }
+        if is_dir {
+            let stat = self.stat(&abs, &rel, &meta)?;
+            let non_utf8 = name.to_str().is_none().then(|| abs.clone());
+            self.pending.push((stat, false, non_utf8));
+            if !skip {
+                self.flush_pending()?;
+            }
+            match self.open_dir(rel, child_inc, child_exc) {
+                Ok(child) => Ok(Some(child)),
+                Err(e) => {
+                    self.pending.pop();
+                    Err(e)
+                }
+            }
+        } else if !skip {
+            if name.to_str().is_none() {
+                return Err(Error::NonUtf8(abs));
+            }
+            let stat = self.stat(&abs, &rel, &meta)?;
+            self.flush_pending()?;
+            self.emit_entry(stat, &abs, &meta)?;
+            Ok(None)
+        } else {
+            Ok(None)
+        }
     }
 
     fn flush_pending(&mut self) -> Result<(), Error> {
         for i in 0..self.pending.len() {
             if !self.pending[i].1 {
+                if let Some(path) = &self.pending[i].2 {
+                    return Err(Error::NonUtf8(path.clone()));
+                }
                 self.pending[i].1 = true;
                 (self.emit)(self.pending[i].0.clone(), None)?;
             }

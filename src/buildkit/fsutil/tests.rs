@@ -263,3 +263,74 @@ async fn err_is_the_last_packet_even_mid_listing() {
         1
     );
 }
+
+/// A context 1,800 directories deep is listed on a thread with the blocking
+/// pool's 2 MiB stack (a recursive walk overflowed it).
+#[test]
+fn a_deeply_nested_context_is_listed_without_recursion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deep: PathBuf = std::iter::repeat_n("d", 1800).collect();
+    std::fs::create_dir_all(dir.path().join(&deep)).expect("mkdir");
+    std::fs::write(dir.path().join(&deep).join("f"), b"x").expect("write");
+    let root = dir.path().to_path_buf();
+    let count = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || paths(&root, &WalkOptions::default()).len())
+        .expect("thread")
+        .join()
+        .expect("the walk did not overflow");
+    assert_eq!(count, 1801);
+}
+
+/// Deeper than PATH_MAX: one clean error naming the path.
+#[test]
+fn a_context_deeper_than_path_max_fails_cleanly() {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fd: OwnedFd = std::fs::File::open(dir.path()).expect("open").into();
+    // mkdirat/openat relative to the last directory: no path gets long.
+    for _ in 0..1100 {
+        nix::sys::stat::mkdirat(Some(fd.as_raw_fd()), "dddd", nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkdirat");
+        let next = nix::fcntl::openat(
+            Some(fd.as_raw_fd()),
+            "dddd",
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .expect("openat");
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(next) };
+    }
+    let err = list(dir.path(), &WalkOptions::default(), &mut |_, _| Ok(())).unwrap_err();
+    assert!(matches!(err, Error::PathTooLong(_)), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("the build context is nested too deeply"),
+        "{err}"
+    );
+    // Remove it the same way: remove_dir_all cannot reach that deep by path.
+    drop(fd);
+    let _ = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg(dir.path())
+        .status();
+}
+
+/// A name that is not UTF-8 fails the listing only when it is sent: an
+/// excluded one (`.dockerignore`) is skipped.
+#[test]
+fn a_non_utf8_name_is_refused_only_when_it_is_sent() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tree(&["Dockerfile"]);
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xff");
+    std::fs::write(dir.path().join(bad), b"x").expect("write");
+    std::fs::create_dir_all(dir.path().join(bad).with_extension("d")).expect("mkdir");
+    let excluded = WalkOptions {
+        exclude_patterns: vec!["bad*".into()],
+        ..WalkOptions::default()
+    };
+    assert_eq!(paths(dir.path(), &excluded), ["Dockerfile"]);
+    let err = list(dir.path(), &WalkOptions::default(), &mut |_, _| Ok(())).unwrap_err();
+    assert!(matches!(err, Error::NonUtf8(_)), "{err}");
+}
