@@ -422,7 +422,16 @@ async fn build_on(
     let started = Instant::now();
     let outcome = solve_and_push(&bk, request, session).await?;
     let (pushed, tags_kept) = match &engine_socket {
-        None => tag_solved(client, &outcome, tags).await?,
+        None => {
+            // An SBOM asked for must be there: a scanner that writes
+            // nothing would otherwise pass unseen.
+            let required: &[&str] = if params.sbom.is_some() {
+                &["sbom"]
+            } else {
+                &[]
+            };
+            tag_solved(client, &outcome, tags, required).await?
+        }
         Some(socket) => {
             let engine_image = &dest.engine_image;
             let pushed = push_from_engine(client, socket, engine_image, tags, params).await?;
@@ -539,6 +548,7 @@ async fn tag_solved(
     client: &registry::Client,
     outcome: &buildkit::SolveOutcome,
     tags: &[String],
+    required: &[&str],
 ) -> Result<(Pushed, bool)> {
     let digest = outcome
         .exporter_response
@@ -561,9 +571,12 @@ async fn tag_solved(
                  build's only in the invocation's ID and times: the tags stay on it (the new \
                  index {digest} is left untagged)"
             );
-            Ok((push::tag_pushed(client, &old, &[]).await?, true))
+            Ok((push::tag_pushed(client, &old, &[], required).await?, true))
         }
-        None => Ok((push::tag_pushed(client, &digest, tags).await?, false)),
+        None => Ok((
+            push::tag_pushed(client, &digest, tags, required).await?,
+            false,
+        )),
     }
 }
 

@@ -47,6 +47,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An attestation the put asked for is not in what BuildKit pushed.
+    #[error(
+        "the pushed index {digest} has no {kind} attestation (it has: {found}); no tag was moved. \
+         For sbom, the scanner ran but wrote no SBOM: check that the scanner image implements \
+         BuildKit's SBOM generator protocol"
+    )]
+    MissingAttestation {
+        /// `sbom` or `provenance`.
+        kind: String,
+        /// The index pushed by digest.
+        digest: String,
+        /// The attestation kinds it has.
+        found: String,
+    },
     /// The registry's digest for a manifest differs from its bytes' digest.
     #[error("the registry stored {reference} as {got}, but the manifest pushed is {expected}")]
     DigestMismatch {

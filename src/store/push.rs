@@ -336,18 +336,23 @@ where
 fn attestation_kind(predicate_type: &str) -> String {
     if predicate_type.starts_with("https://slsa.dev/provenance/") {
         "provenance".into()
-    } else if predicate_type.starts_with("https://spdx.dev/") {
+    } else if predicate_type.starts_with("https://spdx.dev/")
+        || predicate_type.starts_with("https://cyclonedx.org/")
+    {
         "sbom".into()
     } else {
         predicate_type.into()
     }
 }
 
-/// After BuildKit pushed by digest: put that manifest under each tag.
+/// After BuildKit pushed by digest: put that manifest under each tag. Each
+/// attestation kind in `required` (`sbom`, `provenance`) must be in the
+/// pushed index, else no tag moves.
 pub async fn tag_pushed(
     client: &registry::Client,
     digest: &str,
     tags: &[String],
+    required: &[&str],
 ) -> Result<Pushed> {
     let manifest = registry::retry_transient(&format!("fetching manifest {digest}"), || {
         client.fetch_manifest(digest)
@@ -394,6 +399,16 @@ pub async fn tag_pushed(
         serde_json::from_slice::<Value>(&blob).ok()
     })
     .await?;
+    if let Some(kind) = required
+        .iter()
+        .find(|k| !description.attestations.iter().any(|a| a == *k))
+    {
+        return Err(Error::MissingAttestation {
+            kind: (*kind).to_string(),
+            digest: top.digest,
+            found: description.attestations.join(", "),
+        });
+    }
     for tag in tags {
         put_manifest(client, tag, &top).await?;
     }
@@ -493,7 +508,7 @@ mod tests {
         );
         let digest = sha256_digest(&reg.inspect_raw(&format!("{repo}:untracked")));
         let client = reg.client(&repo, Access::Push);
-        let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]))
+        let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]), &[])
             .await
             .unwrap();
         assert_eq!(pushed.digest, digest);

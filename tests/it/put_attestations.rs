@@ -453,6 +453,43 @@ needs! { buildkitd;
 }
 
 needs! { buildkitd;
+    /// A scanner that runs and writes nothing: BuildKit pushes the index
+    /// without an SBOM, and the put fails naming it, with no tag moved.
+    #[test]
+    fn a_scanner_that_writes_no_sbom_fails_the_put_and_moves_no_tag() {
+        let reg = support::registry::plain();
+        let scanner_repo = support::unique("attest-silent-scanner");
+        let scanner_src = Src::new(&[(
+            "src/Dockerfile",
+            &from_base(reg, "ENTRYPOINT [\"/bin/true\"]\n"),
+        )]);
+        out(
+            &scanner_src,
+            reg.source(&scanner_repo),
+            json!({"context": "src", "provenance": false, "tag_as_latest": true}),
+        );
+        let repo = support::unique("attest-no-sbom");
+        let src = Src::new(&[(
+            "src/Dockerfile",
+            &from_base(reg, "RUN echo built > /built\n"),
+        )]);
+        let run = run_out(
+            &src,
+            reg.source(&repo),
+            json!({"context": "src", "sbom": format!("{}/{scanner_repo}:latest", reg.host)}),
+        );
+        run.expect_failure()
+            .expect_stderr("has no sbom attestation (it has: provenance); no tag was moved");
+        assert_eq!(
+            registry_digest(reg, &format!("{repo}:latest")),
+            None,
+            "the tag moved\n{}",
+            run.details()
+        );
+    }
+}
+
+needs! { buildkitd;
     #[test]
     fn an_unreachable_sbom_scanner_fails_before_the_build() {
         let reg = support::registry::plain();
