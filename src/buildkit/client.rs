@@ -1,8 +1,11 @@
 //! [`Client`]: connect to a daemon, check a request against what it can do,
 //! and run a solve with its session and progress.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use super::proto::moby::buildkit::v1 as control;
@@ -187,34 +190,7 @@ impl Client {
         let info = self.info().await?;
         Self::check(&info, &req, &session_options)?;
 
-        let mut frontend_attrs = req.frontend_attrs.clone();
-        if !req.cache_imports.is_empty() && !frontend_attrs.contains_key("cache-imports") {
-            // The frontend resolves cache for its own sub-solves from this
-            // attribute; Cache.Imports alone is not enough.
-            let json: Vec<serde_json::Value> = req
-                .cache_imports
-                .iter()
-                .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
-                .collect();
-            frontend_attrs.insert(
-                "cache-imports".into(),
-                serde_json::Value::from(json).to_string(),
-            );
-        }
-        let entry = |c: &CacheEntry| control::CacheOptionsEntry {
-            r#type: c.kind.clone(),
-            attrs: c.attrs.clone().into_iter().collect(),
-        };
-        let exporters: Vec<control::Exporter> = req
-            .exporters
-            .iter()
-            .map(|e| control::Exporter {
-                r#type: e.kind.clone(),
-                attrs: e.attrs.clone().into_iter().collect(),
-            })
-            .collect();
         let outputs = req.exporters.iter().map(|e| e.output.clone()).collect();
-
         let session = session::Session::attach(
             &self.control,
             self.tunnel,
@@ -224,62 +200,26 @@ impl Client {
         )
         .await?;
         let build_ref = random_id();
-        let solve_req = control::SolveRequest {
-            r#ref: build_ref.clone(),
-            // Old daemons read only these two fields; new ones prefer 13.
-            exporter_deprecated: exporters
-                .first()
-                .map(|e| e.r#type.clone())
-                .unwrap_or_default(),
-            exporter_attrs_deprecated: exporters
-                .first()
-                .map(|e| e.attrs.clone())
-                .unwrap_or_default(),
-            session: session.id.clone(),
-            frontend: req.frontend.clone(),
-            frontend_attrs: frontend_attrs.into_iter().collect(),
-            cache: Some(control::CacheOptions {
-                exports: req.cache_exports.iter().map(entry).collect(),
-                imports: req.cache_imports.iter().map(entry).collect(),
-            }),
-            entitlements: req.entitlements.clone(),
-            internal: false,
-            exporters,
-        };
-
-        let mut status_client = self.control.clone();
-        let status_ref = build_ref.clone();
-        let (printer_tx, printer_rx) = tokio::sync::oneshot::channel();
-        let status_task = tokio::spawn(async move {
-            let mut printer = printer;
-            match status_client
-                .status(control::StatusRequest { r#ref: status_ref })
-                .await
-            {
-                Ok(stream) => {
-                    let mut stream = stream.into_inner();
-                    while let Ok(Some(msg)) = stream.message().await {
-                        printer.update(&msg);
-                    }
-                }
-                Err(status) => tracing::warn!(error = %status, "reading build progress failed"),
-            }
-            let _ = printer_tx.send(printer);
-        });
+        let solve_req = wire_request(&req, build_ref.clone(), session.id.clone());
+        let status = StatusWatch::start(self.control.clone(), build_ref, printer);
 
         let mut control = self.control.clone();
         let result = control.solve(solve_req).await;
         tracing::debug!(ok = result.is_ok(), "solve returned");
         session.close().await;
         tracing::debug!("session closed");
-        // The status stream ends when the job ends; don't hang on it.
-        let mut printer = match tokio::time::timeout(Duration::from_secs(10), printer_rx).await {
-            Ok(Ok(p)) => Some(p),
-            _ => {
-                status_task.abort();
-                None
-            }
-        };
+        let printer = status.finish().await;
+        Self::outcome(&info, result, printer)
+    }
+
+    /// The exporter response with the build's counts, or the solve's error;
+    /// the failing step's logs are printed again first, since other
+    /// vertices' output may have scrolled them away.
+    fn outcome(
+        info: &DaemonInfo,
+        result: std::result::Result<tonic::Response<control::SolveResponse>, tonic::Status>,
+        mut printer: Option<progress::Printer>,
+    ) -> Result<SolveOutcome> {
         let summary = printer.as_ref().map(|p| p.summary()).unwrap_or_default();
         match result {
             Ok(response) => Ok(SolveOutcome {
@@ -295,7 +235,7 @@ impl Client {
                 if let Some(p) = printer.as_mut() {
                     p.print_failure();
                 }
-                Err(Self::solve_error(&info, status, summary))
+                Err(Self::solve_error(info, status, summary))
             }
         }
     }
@@ -330,6 +270,115 @@ impl Client {
                 what: "solving the build",
                 source: status,
             },
+        }
+    }
+}
+
+/// The wire form of `req` for the build `build_ref` in `session`.
+fn wire_request(req: &SolveRequest, build_ref: String, session: String) -> control::SolveRequest {
+    let entry = |c: &CacheEntry| control::CacheOptionsEntry {
+        r#type: c.kind.clone(),
+        attrs: c.attrs.clone().into_iter().collect(),
+    };
+    let exporters: Vec<control::Exporter> = req
+        .exporters
+        .iter()
+        .map(|e| control::Exporter {
+            r#type: e.kind.clone(),
+            attrs: e.attrs.clone().into_iter().collect(),
+        })
+        .collect();
+    control::SolveRequest {
+        r#ref: build_ref,
+        // Old daemons read only these two fields; new ones prefer 13.
+        exporter_deprecated: exporters
+            .first()
+            .map(|e| e.r#type.clone())
+            .unwrap_or_default(),
+        exporter_attrs_deprecated: exporters
+            .first()
+            .map(|e| e.attrs.clone())
+            .unwrap_or_default(),
+        session,
+        frontend: req.frontend.clone(),
+        frontend_attrs: frontend_attrs(req).into_iter().collect(),
+        cache: Some(control::CacheOptions {
+            exports: req.cache_exports.iter().map(entry).collect(),
+            imports: req.cache_imports.iter().map(entry).collect(),
+        }),
+        entitlements: req.entitlements.clone(),
+        internal: false,
+        exporters,
+    }
+}
+
+/// The frontend attributes, with `cache-imports` filled in from the cache
+/// imports unless the caller set it: the frontend resolves cache for its
+/// own sub-solves from this attribute, and `Cache.Imports` alone is not
+/// enough.
+fn frontend_attrs(req: &SolveRequest) -> BTreeMap<String, String> {
+    let mut frontend_attrs = req.frontend_attrs.clone();
+    if !req.cache_imports.is_empty() && !frontend_attrs.contains_key("cache-imports") {
+        let json: Vec<serde_json::Value> = req
+            .cache_imports
+            .iter()
+            .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
+            .collect();
+        frontend_attrs.insert(
+            "cache-imports".into(),
+            serde_json::Value::from(json).to_string(),
+        );
+    }
+    frontend_attrs
+}
+
+/// The build's `Status` stream, read and printed while the solve runs; the
+/// printer comes back when the stream ends, for the summary and the
+/// failure report.
+struct StatusWatch {
+    task: JoinHandle<()>,
+    printer: oneshot::Receiver<progress::Printer>,
+}
+
+impl StatusWatch {
+    fn start(
+        mut client: ControlClient<Channel>,
+        build_ref: String,
+        printer: progress::Printer,
+    ) -> StatusWatch {
+        let (printer_tx, printer_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut printer = printer;
+            match client
+                .status(control::StatusRequest { r#ref: build_ref })
+                .await
+            {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    while let Ok(Some(msg)) = stream.message().await {
+                        printer.update(&msg);
+                    }
+                }
+                Err(status) => tracing::warn!(error = %status, "reading build progress failed"),
+            }
+            let _ = printer_tx.send(printer);
+        });
+        StatusWatch {
+            task,
+            printer: printer_rx,
+        }
+    }
+
+    /// The printer once the stream has ended, or `None` (and the reader
+    /// cancelled) if it has not within 10 s of the solve's answer.
+    async fn finish(self) -> Option<progress::Printer> {
+        // The status stream ends when the job ends; don't hang on it.
+        match tokio::time::timeout(Duration::from_secs(10), self.printer).await {
+            Ok(Ok(p)) => Some(p),
+            _ => {
+                self.task.abort();
+                None
+            }
         }
     }
 }

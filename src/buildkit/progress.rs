@@ -15,7 +15,7 @@ use std::io::Write;
 
 use prost_types::Timestamp;
 
-use super::proto::moby::buildkit::v1::StatusResponse;
+use super::proto::moby::buildkit::v1::{StatusResponse, Vertex, VertexLog, VertexStatus};
 
 /// How many log lines of each vertex are kept for error reports.
 const LOG_TAIL: usize = 20;
@@ -119,106 +119,13 @@ impl Printer {
     /// Applies one status delta and prints what changed.
     pub fn update(&mut self, response: &StatusResponse) {
         for v in &response.vertexes {
-            let st = self.state(&v.digest);
-            st.name = v.name.clone();
-            st.cached = v.cached;
-            st.started = v.started;
-            st.error = v.error.clone();
-            let was_completed = st.completed.is_some();
-            st.completed = v.completed;
-            if v.completed.is_none() && was_completed {
-                // Reopened: it will report completion again.
-                st.finished = false;
-            }
-            let announce =
-                !st.announced && (v.started.is_some() || v.cached || v.completed.is_some());
-            if announce {
-                st.announced = true;
-                let name = st.name.clone();
-                self.line(&v.digest, &name);
-            }
+            self.vertex(v);
         }
         for s in &response.statuses {
-            let done = s.completed.is_some();
-            let st = self.state(&s.vertex);
-            let key = s.id.clone();
-            let seen_done = st.statuses_done.get(&key).copied().unwrap_or(false);
-            // Throttling: a running status at most every STATUS_INTERVAL,
-            // then its finished state once.
-            let now = std::time::Instant::now();
-            let due = !done
-                && !seen_done
-                && st
-                    .statuses_printed
-                    .get(&key)
-                    .is_none_or(|t| now.duration_since(*t) >= STATUS_INTERVAL);
-            if due {
-                let first = !st.statuses_printed.contains_key(&key);
-                st.statuses_printed.insert(key.clone(), now);
-                // The first sighting is usually "0B": wait for real progress.
-                if !first {
-                    let mut text = s.id.clone();
-                    if s.total > 0 {
-                        text.push_str(&format!(
-                            " {} / {}",
-                            human_bytes(s.current),
-                            human_bytes(s.total)
-                        ));
-                    } else {
-                        text.push_str(&format!(" {}", human_bytes(s.current)));
-                    }
-                    self.line(&s.vertex.clone(), &text);
-                }
-            }
-            let st = self.state(&s.vertex);
-            if done && !seen_done {
-                st.statuses_done.insert(key, true);
-                let mut text = s.id.clone();
-                if s.total > 0 {
-                    text.push_str(&format!(
-                        " {} / {}",
-                        human_bytes(s.current),
-                        human_bytes(s.total)
-                    ));
-                } else if s.current > 0 {
-                    text.push_str(&format!(" {}", human_bytes(s.current)));
-                }
-                if let (Some(a), Some(b)) = (s.started, s.completed) {
-                    text.push_str(&format!(" {:.1}s", seconds_between(&a, &b)));
-                }
-                text.push_str(" done");
-                self.line(&s.vertex.clone(), &text);
-            }
+            self.status(s);
         }
         for log in &response.logs {
-            let st = self.state(&log.vertex);
-            let started = st.started;
-            let buf = st.partial.entry(log.stream).or_default();
-            buf.extend_from_slice(&log.msg);
-            let mut lines = Vec::new();
-            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                // A carriage return redraws a terminal line (progress bars);
-                // in a plain log each redraw is a line of its own.
-                lines.extend(
-                    line.split('\r')
-                        .filter(|part| !part.is_empty())
-                        .map(|part| crate::text::escape_line_keep_tabs(part).into_owned()),
-                );
-            }
-            let offset = match (started, log.timestamp) {
-                (Some(a), Some(b)) => seconds_between(&a, &b),
-                _ => 0.0,
-            };
-            for text in lines {
-                let st = self.state(&log.vertex);
-                st.tail.push_back(text.clone());
-                if st.tail.len() > LOG_TAIL {
-                    st.tail.pop_front();
-                }
-                self.line(&log.vertex.clone(), &format!("{offset:.3} {text}"));
-            }
+            self.log(log);
         }
         for w in &response.warnings {
             let text = format!("WARN: {}", String::from_utf8_lossy(&w.short));
@@ -229,6 +136,83 @@ impl Printer {
             self.finish_if_done(&v.digest);
         }
         let _ = self.out.flush();
+    }
+
+    /// Takes a vertex's latest state (the last entry for a digest wins) and
+    /// prints its name once, when it first shows any progress, so that
+    /// vertices that never run leave no line.
+    fn vertex(&mut self, v: &Vertex) {
+        let st = self.state(&v.digest);
+        st.name = v.name.clone();
+        st.cached = v.cached;
+        st.started = v.started;
+        st.error = v.error.clone();
+        let was_completed = st.completed.is_some();
+        st.completed = v.completed;
+        if v.completed.is_none() && was_completed {
+            // Reopened: it will report completion again.
+            st.finished = false;
+        }
+        let announce = !st.announced && (v.started.is_some() || v.cached || v.completed.is_some());
+        if announce {
+            st.announced = true;
+            let name = st.name.clone();
+            self.line(&v.digest, &name);
+        }
+    }
+
+    /// Prints a status (an upload, a pull) while it runs, throttled so that
+    /// a CI log is not flooded, and once more when it is done.
+    fn status(&mut self, s: &VertexStatus) {
+        let done = s.completed.is_some();
+        let st = self.state(&s.vertex);
+        let key = s.id.clone();
+        let seen_done = st.statuses_done.get(&key).copied().unwrap_or(false);
+        // Throttling: a running status at most every STATUS_INTERVAL,
+        // then its finished state once.
+        let now = std::time::Instant::now();
+        let due = !done
+            && !seen_done
+            && st
+                .statuses_printed
+                .get(&key)
+                .is_none_or(|t| now.duration_since(*t) >= STATUS_INTERVAL);
+        if due {
+            let first = !st.statuses_printed.contains_key(&key);
+            st.statuses_printed.insert(key.clone(), now);
+            // The first sighting is usually "0B": wait for real progress.
+            if !first {
+                self.line(&s.vertex.clone(), &running_status(s));
+            }
+        }
+        let st = self.state(&s.vertex);
+        if done && !seen_done {
+            st.statuses_done.insert(key, true);
+            self.line(&s.vertex.clone(), &finished_status(s));
+        }
+    }
+
+    /// Prints a vertex's complete log lines with the seconds since it
+    /// started, keeping the last [`LOG_TAIL`] for the error report; the
+    /// unfinished end of a chunk waits for the next chunk of its stream.
+    fn log(&mut self, log: &VertexLog) {
+        let st = self.state(&log.vertex);
+        let started = st.started;
+        let buf = st.partial.entry(log.stream).or_default();
+        buf.extend_from_slice(&log.msg);
+        let lines = take_lines(buf);
+        let offset = match (started, log.timestamp) {
+            (Some(a), Some(b)) => seconds_between(&a, &b),
+            _ => 0.0,
+        };
+        for text in lines {
+            let st = self.state(&log.vertex);
+            st.tail.push_back(text.clone());
+            if st.tail.len() > LOG_TAIL {
+                st.tail.pop_front();
+            }
+            self.line(&log.vertex.clone(), &format!("{offset:.3} {text}"));
+        }
     }
 
     fn finish_if_done(&mut self, digest: &str) {
@@ -313,6 +297,58 @@ impl Printer {
             let _ = self.out.flush();
         }
     }
+}
+
+/// A running status: its id and how far it got.
+fn running_status(s: &VertexStatus) -> String {
+    let mut text = s.id.clone();
+    if s.total > 0 {
+        text.push_str(&format!(
+            " {} / {}",
+            human_bytes(s.current),
+            human_bytes(s.total)
+        ));
+    } else {
+        text.push_str(&format!(" {}", human_bytes(s.current)));
+    }
+    text
+}
+
+/// A finished status, as buildctl prints it: the size when known, the
+/// time it took, then `done`.
+fn finished_status(s: &VertexStatus) -> String {
+    let mut text = s.id.clone();
+    if s.total > 0 {
+        text.push_str(&format!(
+            " {} / {}",
+            human_bytes(s.current),
+            human_bytes(s.total)
+        ));
+    } else if s.current > 0 {
+        text.push_str(&format!(" {}", human_bytes(s.current)));
+    }
+    if let (Some(a), Some(b)) = (s.started, s.completed) {
+        text.push_str(&format!(" {:.1}s", seconds_between(&a, &b)));
+    }
+    text.push_str(" done");
+    text
+}
+
+/// Takes the complete lines off the front of `buf`, escaped for the log.
+fn take_lines(buf: &mut Vec<u8>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buf.drain(..=pos).collect();
+        let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+        // A carriage return redraws a terminal line (progress bars);
+        // in a plain log each redraw is a line of its own.
+        lines.extend(
+            line.split('\r')
+                .filter(|part| !part.is_empty())
+                .map(|part| crate::text::escape_line_keep_tabs(part).into_owned()),
+        );
+    }
+    lines
 }
 
 fn seconds_between(a: &Timestamp, b: &Timestamp) -> f64 {

@@ -394,80 +394,20 @@ impl Source {
         Source::validate(raw)
     }
 
+    /// Validates every field, in the order the fields' errors are reported
+    /// (the first problem found is the one the user sees).
     fn validate(raw: RawSource) -> Result<Source, Error> {
         reject_unsupported(&raw)?;
         let ecr = ecr(&raw)?;
-        let repository = Repository::parse(&raw.repository).map_err(|e| match e {
-            RepositoryError::Empty => Error::Missing("repository"),
-            RepositoryError::Invalid(reason) => Error::Invalid {
-                field: "source.repository",
-                value: raw.repository.clone(),
-                reason: reason.to_owned(),
-            },
-        })?;
-        let tag = match raw.tag {
-            None => None,
-            Some(Value::String(s)) => non_empty(s),
-            // Requests arrive here with a number's literal text already
-            // turned into a string (`decode::parse_keeping_number_text`, as
-            // Go's json.Number keeps it); a `Value` built in code may still
-            // hold a number, printed as serde_json prints it. Concourse's
-            // YAML→JSON step has often normalised such numbers before we see
-            // them (`tag: 1.10` arrives as 1.1): quote tags that are not
-            // plain integers.
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(other) => {
-                return Err(DecodeError::Type {
-                    path: "source.tag".into(),
-                    message: format!("expected a string or a number, got {other}"),
-                }
-                .into());
-            }
-        };
-        if let Some(tag) = &tag {
-            validate_tag(tag)?;
-        }
-        let semver_constraint = match non_empty(raw.semver_constraint) {
-            None => None,
-            Some(text) => Some(Constraint::parse(&text).map_err(|reason| Error::Invalid {
-                field: "source.semver_constraint",
-                value: text.clone(),
-                reason,
-            })?),
-        };
-        let (username, password) = if raw.username.is_empty() || raw.password.is_empty() {
-            (None, None)
-        } else {
-            (Some(raw.username), Some(raw.password))
-        };
-        let ca_certs = raw
-            .ca_certs
-            .into_iter()
-            .map(|c| match c {
-                RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
-            })
-            .filter(|pem| !pem.trim().is_empty())
-            .map(|pem| validate_pem(&pem).map(|()| pem))
-            .collect::<Result<Vec<_>, _>>()?;
+        let repository = repository(&raw.repository)?;
+        let tag = tag(raw.tag)?;
+        let semver_constraint = semver_constraint(raw.semver_constraint)?;
+        let (username, password) = basic_auth(raw.username, raw.password);
+        let ca_certs = ca_certs(raw.ca_certs)?;
         let registry_mirror = raw.registry_mirror.and_then(credentials);
-        let additional_registries = raw
-            .additional_registries
-            .into_iter()
-            .map(|c| {
-                credentials(c).ok_or(Error::Invalid {
-                    field: "source.additional_registries",
-                    value: String::new(),
-                    reason: "every entry needs a host".into(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let additional_registries = additional_registries(raw.additional_registries)?;
         let platform = raw.platform.map(Platform::from);
-        let buildkit_tls = raw.buildkit_tls.map(|t| BuildkitTls {
-            ca_cert: non_empty(t.ca_cert),
-            cert: non_empty(t.cert),
-            key: (!t.key.is_empty()).then_some(t.key),
-            server_name: non_empty(t.server_name),
-        });
+        let buildkit_tls = raw.buildkit_tls.map(buildkit_tls);
         Ok(Source {
             repository,
             tag,
@@ -570,6 +510,106 @@ impl Source {
         self.repository
             .is_docker_hub()
             .then(|| (self.repository.on_registry(&mirror.host), mirror))
+    }
+}
+
+/// `repository`, required: every command needs one.
+fn repository(text: &str) -> Result<Repository, Error> {
+    Repository::parse(text).map_err(|e| match e {
+        RepositoryError::Empty => Error::Missing("repository"),
+        RepositoryError::Invalid(reason) => Error::Invalid {
+            field: "source.repository",
+            value: text.to_owned(),
+            reason: reason.to_owned(),
+        },
+    })
+}
+
+/// `tag`: a string or a number, checked against the tag grammar here so
+/// that check and get never ask a registry for an impossible tag.
+fn tag(value: Option<Value>) -> Result<Option<String>, Error> {
+    let tag = match value {
+        None => None,
+        Some(Value::String(s)) => non_empty(s),
+        // Requests arrive here with a number's literal text already
+        // turned into a string (`decode::parse_keeping_number_text`, as
+        // Go's json.Number keeps it); a `Value` built in code may still
+        // hold a number, printed as serde_json prints it. Concourse's
+        // YAML→JSON step has often normalised such numbers before we see
+        // them (`tag: 1.10` arrives as 1.1): quote tags that are not
+        // plain integers.
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(DecodeError::Type {
+                path: "source.tag".into(),
+                message: format!("expected a string or a number, got {other}"),
+            }
+            .into());
+        }
+    };
+    if let Some(tag) = &tag {
+        validate_tag(tag)?;
+    }
+    Ok(tag)
+}
+
+/// `semver_constraint`, parsed once so that check never meets a bad one.
+fn semver_constraint(text: String) -> Result<Option<Constraint>, Error> {
+    match non_empty(text) {
+        None => Ok(None),
+        Some(text) => Ok(Some(Constraint::parse(&text).map_err(|reason| {
+            Error::Invalid {
+                field: "source.semver_constraint",
+                value: text.clone(),
+                reason,
+            }
+        })?)),
+    }
+}
+
+/// `username` and `password`, used only as a pair: one without the other
+/// is treated as neither (anonymous access).
+fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
+    if username.is_empty() || password.is_empty() {
+        (None, None)
+    } else {
+        (Some(username), Some(password))
+    }
+}
+
+/// `ca_certs` in either spelling, blank entries dropped and the rest
+/// checked to be PEM before any connection depends on them.
+fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
+    raw.into_iter()
+        .map(|c| match c {
+            RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
+        })
+        .filter(|pem| !pem.trim().is_empty())
+        .map(|pem| validate_pem(&pem).map(|()| pem))
+        .collect()
+}
+
+/// `additional_registries`: an entry without a host is an error, where a
+/// mirror without one is ignored, because a list entry is only there on
+/// purpose.
+fn additional_registries(raw: Vec<RawCredentials>) -> Result<Vec<RegistryCredentials>, Error> {
+    raw.into_iter()
+        .map(|c| {
+            credentials(c).ok_or(Error::Invalid {
+                field: "source.additional_registries",
+                value: String::new(),
+                reason: "every entry needs a host".into(),
+            })
+        })
+        .collect()
+}
+
+fn buildkit_tls(raw: RawBuildkitTls) -> BuildkitTls {
+    BuildkitTls {
+        ca_cert: non_empty(raw.ca_cert),
+        cert: non_empty(raw.cert),
+        key: (!raw.key.is_empty()).then_some(raw.key),
+        server_name: non_empty(raw.server_name),
     }
 }
 

@@ -351,6 +351,12 @@ impl Unpacker {
     }
 
     /// Applies one entry; `Ok(false)` when it was skipped.
+    ///
+    /// The order of the steps is what keeps writes inside the root: the
+    /// path is checked for `..` before anything else, whiteouts go to
+    /// [`Unpacker::whiteout`] before anything is created, and the parent is
+    /// resolved in the root before the entry's kind decides what is created
+    /// there.
     fn apply<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
@@ -378,152 +384,225 @@ impl Unpacker {
             return self.whiteout(parent, target, written);
         }
 
+        let slot = self.slot(parent, name)?;
+        let meta = EntryMeta::read(entry)?;
+        let made = match kind {
+            EntryType::Directory => self.make_dir(&slot, &meta)?,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.make_file(entry, &slot, &meta)?
+            }
+            EntryType::Symlink => self.make_symlink(entry, &slot, &meta)?,
+            EntryType::Link => self.make_hard_link(entry, &slot)?,
+            EntryType::Fifo => self.make_fifo(&slot, &meta)?,
+            EntryType::Char | EntryType::Block => {
+                self.make_device(entry.header(), path, &slot, &meta)?
+            }
+            other => {
+                tracing::debug!(entry = ?path, kind = ?other, "skipping unsupported tar entry");
+                return Ok(false);
+            }
+        };
+        match made {
+            Made::Created => {
+                written.insert(slot.rel);
+                Ok(true)
+            }
+            Made::AlreadyThere => Ok(true),
+            Made::Skipped => Ok(false),
+        }
+    }
+
+    /// Resolves an entry's parent in the root, creating missing
+    /// directories, and looks at what is at the entry's own path without
+    /// following it: the last component is never resolved, so a symlink
+    /// there is replaced, not written through.
+    fn slot(&mut self, parent: &[&OsStr], name: &OsStr) -> io::Result<Slot> {
         let parent_rel = self.resolve(parent, true, true)?;
         let rel = parent_rel.join(name);
         let host = self.root.join(&rel);
         let existing = match fs::symlink_metadata(&host) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
+        Ok(Slot {
+            rel,
+            host,
+            existing,
+        })
+    }
 
-        let pax = Pax::read(entry)?;
-        let header = entry.header();
-        let mode = header.mode()? & 0o7777;
-        // Lenient like Go's archive/tar: some writers leave these blank.
-        // PAX records win over the header fields, as in every tar reader.
-        let mtime = pax
-            .mtime
-            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
-        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0));
-        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0));
-
-        match kind {
-            EntryType::Directory => {
-                match existing {
-                    Some(m) if m.is_dir() => {}
-                    Some(_) => {
-                        self.remove(&rel)?;
-                        fs::DirBuilder::new().mode(0o755).create(&host)?;
-                    }
-                    None => fs::DirBuilder::new().mode(0o755).create(&host)?,
-                }
-                self.known_dirs.insert(rel.clone());
-                self.chown(&host, uid, gid)?;
-                self.xattrs(&pax, &host);
-                self.dirs.insert(rel.clone(), DirMeta { mode, mtime });
-            }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                if existing.is_some() {
-                    self.remove(&rel)?;
-                }
-                // O_EXCL|O_NOFOLLOW: never write through anything that
-                // appeared at this path, even a racing symlink.
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&host)?;
-                copy(entry, &mut file, &mut self.buf)?;
-                if self.opts.as_root {
-                    std::os::unix::fs::fchown(&file, Some(uid as u32), Some(gid as u32))?;
-                }
-                // After chown, which clears set-id bits.
-                file.set_permissions(fs::Permissions::from_mode(mode))?;
-                self.xattrs(&pax, &host);
-                filetime::set_file_handle_times(&file, Some(mtime), Some(mtime))?;
-            }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Refused("symlink without a target".into()))?
-                    .into_owned();
-                if existing.is_some() {
-                    self.remove(&rel)?;
-                }
-                // Stored as written: absolute targets are resolved inside
-                // the root by whoever follows them (our resolver, a container).
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host)?;
-                self.chown(&host, uid, gid)?;
-                filetime::set_symlink_file_times(&host, mtime, mtime)?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Refused("hard link without a source".into()))?
-                    .into_owned();
-                let target_comps = entry_components(Path::new(OsStr::from_bytes(&target)))
-                    .map_err(|Refused(r)| Refused(format!("hard link source: {r}")))?;
-                if target_comps.is_empty() {
-                    return Err(Refused("hard link to the root directory".into()).into());
-                }
-                let src_rel = self.resolve(&target_comps, false, false)?;
-                let src = self.root.join(&src_rel);
-                let src_meta = fs::symlink_metadata(&src)?;
-                if src_meta.is_dir() {
-                    return Err(Refused("hard link to a directory".into()).into());
-                }
-                if src_rel == rel {
-                    return Ok(true);
-                }
-                if existing.is_some() {
-                    self.remove(&rel)?;
-                }
-                // linkat without AT_SYMLINK_FOLLOW: a link to a symlink
-                // links the symlink itself, which stays inside the root.
-                fs::hard_link(&src, &host)?;
-            }
-            EntryType::Fifo => {
-                if existing.is_some() {
-                    self.remove(&rel)?;
-                }
-                nix::unistd::mkfifo(&host, nix::sys::stat::Mode::from_bits_truncate(mode))
-                    .map_err(io::Error::from)?;
-                self.chown(&host, uid, gid)?;
-                fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
-                filetime::set_symlink_file_times(&host, mtime, mtime)?;
-            }
-            EntryType::Char | EntryType::Block => {
-                if !self.opts.as_root {
-                    tracing::debug!(entry = ?path, "skipping device node: not root");
-                    return Ok(false);
-                }
-                if existing.is_some() {
-                    self.remove(&rel)?;
-                }
-                let kind_bits = if kind == EntryType::Char {
-                    nix::sys::stat::SFlag::S_IFCHR
-                } else {
-                    nix::sys::stat::SFlag::S_IFBLK
-                };
-                let major = header.device_major()?.unwrap_or(0);
-                let minor = header.device_minor()?.unwrap_or(0);
-                let dev = nix::sys::stat::makedev(major.into(), minor.into());
-                match nix::sys::stat::mknod(
-                    &host,
-                    kind_bits,
-                    nix::sys::stat::Mode::from_bits_truncate(mode),
-                    dev,
-                ) {
-                    Ok(()) => {}
-                    // Root in a user namespace may not create devices.
-                    Err(nix::errno::Errno::EPERM) => {
-                        tracing::warn!(entry = ?path, "skipping device node: not permitted");
-                        return Ok(false);
-                    }
-                    Err(e) => return Err(io::Error::from(e).into()),
-                }
-                self.chown(&host, uid, gid)?;
-                filetime::set_symlink_file_times(&host, mtime, mtime)?;
-            }
-            other => {
-                tracing::debug!(entry = ?path, kind = ?other, "skipping unsupported tar entry");
-                return Ok(false);
-            }
+    /// Removes what an entry replaces, if anything is there.
+    fn clear(&mut self, slot: &Slot) -> io::Result<()> {
+        if slot.existing.is_some() {
+            self.remove(&slot.rel)?;
         }
-        written.insert(rel);
-        Ok(true)
+        Ok(())
+    }
+
+    /// A directory entry keeps an existing directory (and what earlier
+    /// layers put in it); its mode and mtime wait for [`Unpacker::finish`]
+    /// so that later entries can still be created inside it.
+    fn make_dir(&mut self, slot: &Slot, meta: &EntryMeta) -> io::Result<Made> {
+        match &slot.existing {
+            Some(m) if m.is_dir() => {}
+            Some(_) => {
+                self.remove(&slot.rel)?;
+                fs::DirBuilder::new().mode(0o755).create(&slot.host)?;
+            }
+            None => fs::DirBuilder::new().mode(0o755).create(&slot.host)?,
+        }
+        self.known_dirs.insert(slot.rel.clone());
+        self.chown(&slot.host, meta.uid, meta.gid)?;
+        self.xattrs(&meta.pax, &slot.host);
+        self.dirs.insert(
+            slot.rel.clone(),
+            DirMeta {
+                mode: meta.mode,
+                mtime: meta.mtime,
+            },
+        );
+        Ok(Made::Created)
+    }
+
+    /// A regular file, created fresh so that nothing already at its path
+    /// is written through.
+    fn make_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        slot: &Slot,
+        meta: &EntryMeta,
+    ) -> io::Result<Made> {
+        self.clear(slot)?;
+        // O_EXCL|O_NOFOLLOW: never write through anything that
+        // appeared at this path, even a racing symlink.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&slot.host)?;
+        copy(entry, &mut file, &mut self.buf)?;
+        if self.opts.as_root {
+            std::os::unix::fs::fchown(&file, Some(meta.uid as u32), Some(meta.gid as u32))?;
+        }
+        // After chown, which clears set-id bits.
+        file.set_permissions(fs::Permissions::from_mode(meta.mode))?;
+        self.xattrs(&meta.pax, &slot.host);
+        filetime::set_file_handle_times(&file, Some(meta.mtime), Some(meta.mtime))?;
+        Ok(Made::Created)
+    }
+
+    /// A symlink, stored with its target as written: it is only ever
+    /// followed by a resolver that keeps it inside the root.
+    fn make_symlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        slot: &Slot,
+        meta: &EntryMeta,
+    ) -> std::result::Result<Made, ApplyError> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| Refused("symlink without a target".into()))?
+            .into_owned();
+        self.clear(slot)?;
+        // Stored as written: absolute targets are resolved inside
+        // the root by whoever follows them (our resolver, a container).
+        std::os::unix::fs::symlink(OsStr::from_bytes(&target), &slot.host)?;
+        self.chown(&slot.host, meta.uid, meta.gid)?;
+        filetime::set_symlink_file_times(&slot.host, meta.mtime, meta.mtime)?;
+        Ok(Made::Created)
+    }
+
+    /// A hard link, whose source is an entry path like any other: refused
+    /// with `..`, resolved in the root, and never a directory. Nothing is
+    /// removed before the source has passed those checks.
+    fn make_hard_link<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        slot: &Slot,
+    ) -> std::result::Result<Made, ApplyError> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| Refused("hard link without a source".into()))?
+            .into_owned();
+        let target_comps = entry_components(Path::new(OsStr::from_bytes(&target)))
+            .map_err(|Refused(r)| Refused(format!("hard link source: {r}")))?;
+        if target_comps.is_empty() {
+            return Err(Refused("hard link to the root directory".into()).into());
+        }
+        let src_rel = self.resolve(&target_comps, false, false)?;
+        let src = self.root.join(&src_rel);
+        let src_meta = fs::symlink_metadata(&src)?;
+        if src_meta.is_dir() {
+            return Err(Refused("hard link to a directory".into()).into());
+        }
+        if src_rel == slot.rel {
+            return Ok(Made::AlreadyThere);
+        }
+        self.clear(slot)?;
+        // linkat without AT_SYMLINK_FOLLOW: a link to a symlink
+        // links the symlink itself, which stays inside the root.
+        fs::hard_link(&src, &slot.host)?;
+        Ok(Made::Created)
+    }
+
+    /// A named pipe; its mode is set again after `mkfifo`, which applies
+    /// the umask.
+    fn make_fifo(&mut self, slot: &Slot, meta: &EntryMeta) -> io::Result<Made> {
+        self.clear(slot)?;
+        nix::unistd::mkfifo(
+            &slot.host,
+            nix::sys::stat::Mode::from_bits_truncate(meta.mode),
+        )
+        .map_err(io::Error::from)?;
+        self.chown(&slot.host, meta.uid, meta.gid)?;
+        fs::set_permissions(&slot.host, fs::Permissions::from_mode(meta.mode))?;
+        filetime::set_symlink_file_times(&slot.host, meta.mtime, meta.mtime)?;
+        Ok(Made::Created)
+    }
+
+    /// A character or block device: only root may create one, and root in
+    /// a user namespace may still be refused; either way the entry is
+    /// skipped (and counted as such) rather than failing the layer. `path`
+    /// names the entry in the log.
+    fn make_device(
+        &mut self,
+        header: &tar::Header,
+        path: &Path,
+        slot: &Slot,
+        meta: &EntryMeta,
+    ) -> io::Result<Made> {
+        if !self.opts.as_root {
+            tracing::debug!(entry = ?path, "skipping device node: not root");
+            return Ok(Made::Skipped);
+        }
+        self.clear(slot)?;
+        let kind_bits = if header.entry_type() == EntryType::Char {
+            nix::sys::stat::SFlag::S_IFCHR
+        } else {
+            nix::sys::stat::SFlag::S_IFBLK
+        };
+        let major = header.device_major()?.unwrap_or(0);
+        let minor = header.device_minor()?.unwrap_or(0);
+        let dev = nix::sys::stat::makedev(major.into(), minor.into());
+        match nix::sys::stat::mknod(
+            &slot.host,
+            kind_bits,
+            nix::sys::stat::Mode::from_bits_truncate(meta.mode),
+            dev,
+        ) {
+            Ok(()) => {}
+            // Root in a user namespace may not create devices.
+            Err(nix::errno::Errno::EPERM) => {
+                tracing::warn!(entry = ?path, "skipping device node: not permitted");
+                return Ok(Made::Skipped);
+            }
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        self.chown(&slot.host, meta.uid, meta.gid)?;
+        filetime::set_symlink_file_times(&slot.host, meta.mtime, meta.mtime)?;
+        Ok(Made::Created)
     }
 
     fn whiteout(
@@ -611,6 +690,59 @@ impl Unpacker {
                 tracing::debug!(path = ?path, error = %e, "could not set extended attribute");
             }
         }
+    }
+}
+
+/// Where an entry goes: its path relative to the root (the parent
+/// resolved, so symlink-free), the same path on the host, and what is
+/// there now (not followed), which decides whether it is removed first.
+struct Slot {
+    rel: PathBuf,
+    host: PathBuf,
+    existing: Option<fs::Metadata>,
+}
+
+/// What applying an entry's kind did, which decides how it is counted and
+/// whether it is recorded as written by this layer (which the layer's own
+/// whiteouts then leave alone).
+enum Made {
+    /// Created at its path: counted, and recorded as written by this layer.
+    Created,
+    /// A hard link to itself: counted, but nothing was created.
+    AlreadyThere,
+    /// Not created (a device node we may not make): counted as skipped.
+    Skipped,
+}
+
+/// The owner, mode and mtime an entry gives what it creates, read once
+/// before its kind is looked at.
+struct EntryMeta {
+    pax: Pax,
+    mode: u32,
+    mtime: FileTime,
+    uid: u64,
+    gid: u64,
+}
+
+impl EntryMeta {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<EntryMeta> {
+        let pax = Pax::read(entry)?;
+        let header = entry.header();
+        let mode = header.mode()? & 0o7777;
+        // Lenient like Go's archive/tar: some writers leave these blank.
+        // PAX records win over the header fields, as in every tar reader.
+        let mtime = pax
+            .mtime
+            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
+        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0));
+        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0));
+        Ok(EntryMeta {
+            pax,
+            mode,
+            mtime,
+            uid,
+            gid,
+        })
     }
 }
 

@@ -102,62 +102,13 @@ impl Client {
         }
         let mut last = None;
         for (scheme, protocol) in protocols {
-            let config = ClientConfig {
-                protocol,
-                extra_root_certificates: self.certs.clone(),
-                // An https probe of a plain-HTTP server that never answers
-                // the ClientHello must not hang the run (ggcr races http
-                // after 300 ms); this client only pings and fetches tokens.
-                // Otherwise the idle timeout of every registry read.
-                read_timeout: Some(if http_allowed {
-                    self.tls
-                        .read_timeout()
-                        .min(std::time::Duration::from_secs(10))
-                } else {
-                    self.tls.read_timeout()
-                }),
-                // Go's default dial timeout, as registry-image has.
-                connect_timeout: Some(std::time::Duration::from_secs(30)),
-                ..Default::default()
-            };
-            let oci = oci_client::Client::try_from(config).map_err(|e| Error::Setup {
-                registry: host.clone(),
-                source: Box::new(e),
-            })?;
+            let oci = self.ping_client(&host, protocol, http_allowed)?;
             match oci.auth(&reference, &auth, op).await {
                 Ok(token) => {
                     debug!(registry = %host, scheme, "registry session established");
-                    let authorization = match (token, &self.credentials) {
-                        (Some(token), _) => {
-                            // A registry may echo the token in an error body.
-                            crate::secret::remember(&token);
-                            Some(format!("Bearer {token}"))
-                        }
-                        (None, Credentials::Basic { username, password }) => {
-                            use base64::Engine as _;
-                            let raw = format!("{username}:{}", password.expose());
-                            Some(format!(
-                                "Basic {}",
-                                base64::engine::general_purpose::STANDARD.encode(raw)
-                            ))
-                        }
-                        (None, Credentials::Anonymous) => None,
-                    };
-                    let authorization = authorization
-                        .map(|v| {
-                            HeaderValue::from_str(&v).map(|mut v| {
-                                v.set_sensitive(true);
-                                v
-                            })
-                        })
-                        .transpose()
-                        .map_err(|_| Error::Protocol {
-                            request: format!("GET {scheme}://{host}/v2/"),
-                            detail: "credentials or token are not a valid header value".into(),
-                        })?;
                     return Ok(Session {
                         origin: format!("{scheme}://{host}"),
-                        authorization,
+                        authorization: self.authorization(token, scheme, &host)?,
                     });
                 }
                 // A transport failure over HTTPS may mean a plain-HTTP
@@ -195,6 +146,79 @@ impl Client {
             registry: host,
             source: last.unwrap_or(oci_client::errors::OciDistributionError::GenericError(None)),
         })
+    }
+
+    /// The oci-client that pings `host` over one scheme. It only pings and
+    /// fetches tokens, so its timeouts can be shorter than a registry
+    /// read's when a plain-HTTP fallback is waiting.
+    fn ping_client(
+        &self,
+        host: &str,
+        protocol: ClientProtocol,
+        http_allowed: bool,
+    ) -> Result<oci_client::Client> {
+        let config = ClientConfig {
+            protocol,
+            extra_root_certificates: self.certs.clone(),
+            // An https probe of a plain-HTTP server that never answers
+            // the ClientHello must not hang the run (ggcr races http
+            // after 300 ms); this client only pings and fetches tokens.
+            // Otherwise the idle timeout of every registry read.
+            read_timeout: Some(if http_allowed {
+                self.tls
+                    .read_timeout()
+                    .min(std::time::Duration::from_secs(10))
+            } else {
+                self.tls.read_timeout()
+            }),
+            // Go's default dial timeout, as registry-image has.
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
+            ..Default::default()
+        };
+        oci_client::Client::try_from(config).map_err(|e| Error::Setup {
+            registry: host.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The `Authorization` every request of the session carries: the
+    /// handshake's bearer token, or Basic credentials when the registry
+    /// issued none, marked sensitive so that it never appears in a debug
+    /// print of a request.
+    fn authorization(
+        &self,
+        token: Option<String>,
+        scheme: &str,
+        host: &str,
+    ) -> Result<Option<HeaderValue>> {
+        let authorization = match (token, &self.credentials) {
+            (Some(token), _) => {
+                // A registry may echo the token in an error body.
+                crate::secret::remember(&token);
+                Some(format!("Bearer {token}"))
+            }
+            (None, Credentials::Basic { username, password }) => {
+                use base64::Engine as _;
+                let raw = format!("{username}:{}", password.expose());
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            (None, Credentials::Anonymous) => None,
+        };
+        authorization
+            .map(|v| {
+                HeaderValue::from_str(&v).map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+            })
+            .transpose()
+            .map_err(|_| Error::Protocol {
+                request: format!("GET {scheme}://{host}/v2/"),
+                detail: "credentials or token are not a valid header value".into(),
+            })
     }
 
     /// URL of `/v2/<path>/<suffix>` for this session.

@@ -172,106 +172,18 @@ impl AgentKey {
     }
 
     fn parse(text: &str) -> Result<AgentKey, String> {
-        const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
-        const END: &str = "-----END OPENSSH PRIVATE KEY-----";
-        let start = text
-            .find(BEGIN)
-            .ok_or("not an OpenSSH private key (convert it with ssh-keygen -p -f KEY)")?;
-        let end = text[start..].find(END).ok_or("truncated key file")? + start;
-        let b64: String = text[start + BEGIN.len()..end].split_whitespace().collect();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| "invalid base64 in key file".to_owned())?;
-        let bad = || "malformed key file".to_owned();
-        let rest = raw.strip_prefix(b"openssh-key-v1\0").ok_or_else(bad)?;
-        let mut w = Wire(rest);
-        let cipher = w.string().ok_or_else(bad)?;
-        if cipher != b"none" {
-            return Err(
-                "encrypted keys are not supported; use an ssh-agent socket or an unencrypted key"
-                    .into(),
-            );
-        }
-        let _kdf = w.string().ok_or_else(bad)?;
-        let _kdf_options = w.string().ok_or_else(bad)?;
-        if w.u32().ok_or_else(bad)? != 1 {
-            return Err("files with several keys are not supported".into());
-        }
-        let blob = w.string().ok_or_else(bad)?.to_vec();
-        let mut p = Wire(w.string().ok_or_else(bad)?);
+        let raw = unarmor(text)?;
+        let (blob, private) = private_section(&raw)?;
+        let mut p = Wire(private);
         if p.u32() != p.u32() {
-            return Err(bad());
+            return Err(malformed());
         }
-        let key_type = p.string().ok_or_else(bad)?;
-        let provider_err = |e: rustls::Error| format!("unusable key: {e}");
+        let key_type = p.string().ok_or_else(malformed)?;
         let (kind, signer) = match key_type {
-            b"ssh-ed25519" => {
-                let _public = p.string().ok_or_else(bad)?;
-                let private = p.string().ok_or_else(bad)?;
-                let seed = private.get(..32).ok_or_else(bad)?;
-                // RFC 8410 PKCS#8 v1 wrapping of the 32-byte seed.
-                let mut pkcs8 = vec![
-                    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04,
-                    0x22, 0x04, 0x20,
-                ];
-                pkcs8.extend_from_slice(seed);
-                let key =
-                    rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(pkcs8))
-                        .map_err(provider_err)?;
-                (Kind::Ed25519, key)
-            }
-            b"ssh-rsa" => {
-                let n = p.string().ok_or_else(bad)?;
-                let e = p.string().ok_or_else(bad)?;
-                let d = p.string().ok_or_else(bad)?;
-                let iqmp = p.string().ok_or_else(bad)?;
-                let pp = p.string().ok_or_else(bad)?;
-                let q = p.string().ok_or_else(bad)?;
-                let dp = big_mod(d, &minus_one(pp));
-                let dq = big_mod(d, &minus_one(q));
-                let mut seq = der_uint(&[0]);
-                for part in [n, e, d, pp, q, &dp, &dq, iqmp] {
-                    seq.extend(der_uint(part));
-                }
-                let pkcs1 = der(0x30, &seq);
-                let key = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs1(
-                    PrivatePkcs1KeyDer::from(pkcs1),
-                ))
-                .map_err(provider_err)?;
-                (Kind::Rsa, key)
-            }
-            b"ecdsa-sha2-nistp256" | b"ecdsa-sha2-nistp384" => {
-                let (kind, oid, size): (Kind, &[u8], usize) = if key_type == b"ecdsa-sha2-nistp256"
-                {
-                    (
-                        Kind::Ecdsa256,
-                        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
-                        32,
-                    )
-                } else {
-                    (Kind::Ecdsa384, &[0x2b, 0x81, 0x04, 0x00, 0x22], 48)
-                };
-                let _curve = p.string().ok_or_else(bad)?;
-                let q = p.string().ok_or_else(bad)?;
-                let d = strip_zeros(p.string().ok_or_else(bad)?);
-                if d.len() > size {
-                    return Err(bad());
-                }
-                let mut scalar = vec![0u8; size - d.len()];
-                scalar.extend_from_slice(d);
-                let mut bits = vec![0u8];
-                bits.extend_from_slice(q);
-                let mut seq = der_uint(&[1]);
-                seq.extend(der(0x04, &scalar));
-                seq.extend(der(0xa0, &der(0x06, oid)));
-                seq.extend(der(0xa1, &der(0x03, &bits)));
-                let sec1 = der(0x30, &seq);
-                let key = rustls::crypto::ring::sign::any_ecdsa_type(&PrivateKeyDer::Sec1(
-                    PrivateSec1KeyDer::from(sec1),
-                ))
-                .map_err(provider_err)?;
-                (kind, key)
-            }
+            b"ssh-ed25519" => (Kind::Ed25519, ed25519_signer(&mut p)?),
+            b"ssh-rsa" => (Kind::Rsa, rsa_signer(&mut p)?),
+            b"ecdsa-sha2-nistp256" => (Kind::Ecdsa256, ecdsa_signer(&mut p, Kind::Ecdsa256)?),
+            b"ecdsa-sha2-nistp384" => (Kind::Ecdsa384, ecdsa_signer(&mut p, Kind::Ecdsa384)?),
             other => {
                 return Err(format!(
                     "key type {:?} is not supported (use ed25519, rsa or ecdsa)",
@@ -331,6 +243,121 @@ impl AgentKey {
         put_string(&mut out, &sig);
         Some(out)
     }
+}
+
+/// The one error for any structural problem in a key file: it never says
+/// which field was wrong, so no part of a key reaches an error.
+fn malformed() -> String {
+    "malformed key file".to_owned()
+}
+
+fn provider_err(e: rustls::Error) -> String {
+    format!("unusable key: {e}")
+}
+
+/// The decoded body of the `-----BEGIN OPENSSH PRIVATE KEY-----` armor.
+fn unarmor(text: &str) -> Result<Vec<u8>, String> {
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    let start = text
+        .find(BEGIN)
+        .ok_or("not an OpenSSH private key (convert it with ssh-keygen -p -f KEY)")?;
+    let end = text[start..].find(END).ok_or("truncated key file")? + start;
+    let b64: String = text[start + BEGIN.len()..end].split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "invalid base64 in key file".to_owned())
+}
+
+/// The public key blob and the private section of an `openssh-key-v1`
+/// container, refusing what the agent cannot use (an encrypted key, or
+/// several keys) before any key material is looked at.
+fn private_section(raw: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
+    let rest = raw
+        .strip_prefix(b"openssh-key-v1\0")
+        .ok_or_else(malformed)?;
+    let mut w = Wire(rest);
+    let cipher = w.string().ok_or_else(malformed)?;
+    if cipher != b"none" {
+        return Err(
+            "encrypted keys are not supported; use an ssh-agent socket or an unencrypted key"
+                .into(),
+        );
+    }
+    let _kdf = w.string().ok_or_else(malformed)?;
+    let _kdf_options = w.string().ok_or_else(malformed)?;
+    if w.u32().ok_or_else(malformed)? != 1 {
+        return Err("files with several keys are not supported".into());
+    }
+    let blob = w.string().ok_or_else(malformed)?.to_vec();
+    let private = w.string().ok_or_else(malformed)?;
+    Ok((blob, private))
+}
+
+/// An Ed25519 signer from the private section's seed, wrapped in PKCS#8,
+/// the only form rustls takes an Ed25519 key in.
+fn ed25519_signer(p: &mut Wire<'_>) -> Result<Arc<dyn SigningKey>, String> {
+    let _public = p.string().ok_or_else(malformed)?;
+    let private = p.string().ok_or_else(malformed)?;
+    let seed = private.get(..32).ok_or_else(malformed)?;
+    // RFC 8410 PKCS#8 v1 wrapping of the 32-byte seed.
+    let mut pkcs8 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    pkcs8.extend_from_slice(seed);
+    rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(pkcs8))
+        .map_err(provider_err)
+}
+
+/// An RSA signer: OpenSSH stores no CRT exponents, which PKCS#1 needs, so
+/// they are computed from `d`, `p` and `q`.
+fn rsa_signer(p: &mut Wire<'_>) -> Result<Arc<dyn SigningKey>, String> {
+    let n = p.string().ok_or_else(malformed)?;
+    let e = p.string().ok_or_else(malformed)?;
+    let d = p.string().ok_or_else(malformed)?;
+    let iqmp = p.string().ok_or_else(malformed)?;
+    let pp = p.string().ok_or_else(malformed)?;
+    let q = p.string().ok_or_else(malformed)?;
+    let dp = big_mod(d, &minus_one(pp));
+    let dq = big_mod(d, &minus_one(q));
+    let mut seq = der_uint(&[0]);
+    for part in [n, e, d, pp, q, &dp, &dq, iqmp] {
+        seq.extend(der_uint(part));
+    }
+    let pkcs1 = der(0x30, &seq);
+    rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(
+        pkcs1,
+    )))
+    .map_err(provider_err)
+}
+
+/// An ECDSA signer for `kind` (P-256 or P-384), re-encoded as SEC1 for
+/// rustls; the scalar is padded to the curve's size, as SEC1 requires and
+/// OpenSSH's `mpint` does not.
+fn ecdsa_signer(p: &mut Wire<'_>, kind: Kind) -> Result<Arc<dyn SigningKey>, String> {
+    let (oid, size): (&[u8], usize) = if kind == Kind::Ecdsa256 {
+        (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], 32)
+    } else {
+        (&[0x2b, 0x81, 0x04, 0x00, 0x22], 48)
+    };
+    let _curve = p.string().ok_or_else(malformed)?;
+    let q = p.string().ok_or_else(malformed)?;
+    let d = strip_zeros(p.string().ok_or_else(malformed)?);
+    if d.len() > size {
+        return Err(malformed());
+    }
+    let mut scalar = vec![0u8; size - d.len()];
+    scalar.extend_from_slice(d);
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(q);
+    let mut seq = der_uint(&[1]);
+    seq.extend(der(0x04, &scalar));
+    seq.extend(der(0xa0, &der(0x06, oid)));
+    seq.extend(der(0xa1, &der(0x03, &bits)));
+    let sec1 = der(0x30, &seq);
+    rustls::crypto::ring::sign::any_ecdsa_type(&PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(sec1)))
+        .map_err(provider_err)
 }
 
 fn parse_der_signature(der: &[u8]) -> Option<(&[u8], &[u8])> {

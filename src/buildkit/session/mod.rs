@@ -24,13 +24,15 @@ pub(crate) mod filesync;
 mod secrets;
 mod ssh;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 use tonic::metadata::MetadataValue;
@@ -153,128 +155,23 @@ impl Session {
     ) -> Result<Session, Error> {
         let id = super::random_id();
         let (server_io, pump_io) = tokio::io::duplex(PIPE_SIZE);
-        // Key files are read and checked before the build starts.
-        let mut keys = std::collections::BTreeMap::new();
-        for s in &options.ssh {
-            if let SshKind::Key(path) = &s.kind {
-                keys.insert(
-                    s.id.clone(),
-                    agent::AgentKey::load(path).map_err(Error::SshKey)?,
-                );
-            }
-        }
+        let keys = load_keys(options)?;
         let router = router(options, outputs, &keys);
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            // The stream must not end: tonic shuts its connections down as
-            // soon as the incoming stream is exhausted.
-            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server_io)])
-                .chain(futures::stream::pending());
-            let stop = async {
-                let _ = stop.await;
-            };
-            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
-                tracing::debug!(error = %e, "session server ended");
-            }
-        });
+        let (server, shutdown) = spawn_server(router, server_io);
 
         let (half_close, closing) = tokio::sync::oneshot::channel::<()>();
-        if tunnel == SessionTunnel::DockerSessionEndpoint {
-            let socket = docker_socket.ok_or_else(|| Error::InvalidOption {
-                option: "session tunnel".into(),
-                reason: "the docker /session endpoint needs a docker:// address".into(),
-            })?;
-            let mut headers = vec![
-                ("X-Docker-Expose-Session-Uuid", id.clone()),
-                (
-                    "X-Docker-Expose-Session-Name",
-                    "oci-build-resource".to_owned(),
-                ),
-                (
-                    "X-Docker-Expose-Session-Sharedkey",
-                    options.shared_key.clone(),
-                ),
-            ];
-            headers.extend(
-                METHODS
-                    .iter()
-                    .map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_owned())),
-            );
-            let upgraded = crate::buildkit::transport::upgrade_docker(socket, "/session", &headers)
-                .await
-                .map_err(|e| Error::Connect {
-                    address: format!("docker://{}", socket.display()),
-                    source: Box::new(e),
+        let pump = match tunnel {
+            SessionTunnel::DockerSessionEndpoint => {
+                let socket = docker_socket.ok_or_else(|| Error::InvalidOption {
+                    option: "session tunnel".into(),
+                    reason: "the docker /session endpoint needs a docker:// address".into(),
                 })?;
-            let mut engine = hyper_util::rt::TokioIo::new(upgraded);
-            let mut pump_io = pump_io;
-            let pump = tokio::spawn(async move {
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut pump_io, &mut engine) => {}
-                    // Closing the connection ends the session on the Engine.
-                    _ = closing => {}
-                }
-            });
-            return Ok(Session {
-                id,
-                server,
-                pump,
-                shutdown: Some(shutdown),
-                half_close: Some(half_close),
-            });
-        }
-        let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
-        let outbound = ReaderStream::with_capacity(pump_rd, PIPE_SIZE)
-            // Ending this stream half-closes the call: the daemon then ends
-            // the session and closes its side.
-            .take_until(closing)
-            .take_while(|r| futures::future::ready(r.is_ok()))
-            .filter_map(|r| {
-                futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data }))
-            });
-        let mut request = tonic::Request::new(outbound);
-        let md = request.metadata_mut();
-        let value = |s: &str| {
-            MetadataValue::try_from(s).map_err(|_| Error::InvalidOption {
-                option: "session".into(),
-                reason: format!("{s:?} cannot be sent as gRPC metadata"),
-            })
-        };
-        md.insert("x-docker-expose-session-uuid", value(&id)?);
-        md.insert("x-docker-expose-session-name", value("oci-build-resource")?);
-        md.insert(
-            "x-docker-expose-session-sharedkey",
-            value(&options.shared_key)?,
-        );
-        for method in METHODS {
-            md.append("x-docker-expose-session-grpc-method", value(method)?);
-        }
-
-        let mut control = control.clone();
-        let pump = tokio::spawn(async move {
-            let mut inbound = match control.session(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) => {
-                    tracing::warn!(error = %status, "opening the buildkit session failed");
-                    return;
-                }
-            };
-            loop {
-                match inbound.message().await {
-                    Ok(Some(msg)) => {
-                        if pump_wr.write_all(&msg.data).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(error = %status, "buildkit session stream ended");
-                        break;
-                    }
-                }
+                docker_session_pump(socket, &id, &options.shared_key, pump_io, closing).await?
             }
-            let _ = pump_wr.shutdown().await;
-        });
+            SessionTunnel::ControlSession => {
+                control_session_pump(control, &id, &options.shared_key, pump_io, closing)?
+            }
+        };
         Ok(Session {
             id,
             server,
@@ -296,6 +193,150 @@ impl Session {
         // If the daemon does not close its side in time, Drop cancels the call.
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.pump).await;
     }
+}
+
+/// Reads and checks every key file before the build starts, so that a bad
+/// key fails the put at once rather than the `RUN` step that mounts it.
+fn load_keys(options: &SessionOptions) -> Result<BTreeMap<String, agent::AgentKey>, Error> {
+    let mut keys = BTreeMap::new();
+    for s in &options.ssh {
+        if let SshKind::Key(path) = &s.kind {
+            keys.insert(
+                s.id.clone(),
+                agent::AgentKey::load(path).map_err(Error::SshKey)?,
+            );
+        }
+    }
+    Ok(keys)
+}
+
+/// Serves `router` on the one connection `io` until the returned sender
+/// fires or is dropped, so that a session that fails to attach stops its
+/// server too.
+fn spawn_server(
+    router: tonic::transport::server::Router,
+    io: DuplexStream,
+) -> (JoinHandle<()>, oneshot::Sender<()>) {
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        // The stream must not end: tonic shuts its connections down as
+        // soon as the incoming stream is exhausted.
+        let incoming =
+            futures::stream::iter([Ok::<_, std::io::Error>(io)]).chain(futures::stream::pending());
+        let stop = async {
+            let _ = stop.await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::debug!(error = %e, "session server ended");
+        }
+    });
+    (server, shutdown)
+}
+
+/// Attaches through a Docker Engine's `POST /session`: the session's id,
+/// key and methods go as HTTP headers, and the upgraded connection is the
+/// tunnel, whose closing ends the session on the Engine.
+async fn docker_session_pump(
+    socket: &std::path::Path,
+    id: &str,
+    shared_key: &str,
+    mut pump_io: DuplexStream,
+    closing: oneshot::Receiver<()>,
+) -> Result<JoinHandle<()>, Error> {
+    let mut headers = vec![
+        ("X-Docker-Expose-Session-Uuid", id.to_owned()),
+        (
+            "X-Docker-Expose-Session-Name",
+            "oci-build-resource".to_owned(),
+        ),
+        ("X-Docker-Expose-Session-Sharedkey", shared_key.to_owned()),
+    ];
+    headers.extend(
+        METHODS
+            .iter()
+            .map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_owned())),
+    );
+    let upgraded = crate::buildkit::transport::upgrade_docker(socket, "/session", &headers)
+        .await
+        .map_err(|e| Error::Connect {
+            address: format!("docker://{}", socket.display()),
+            source: Box::new(e),
+        })?;
+    let mut engine = hyper_util::rt::TokioIo::new(upgraded);
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut pump_io, &mut engine) => {}
+            // Closing the connection ends the session on the Engine.
+            _ = closing => {}
+        }
+    }))
+}
+
+/// Attaches through the `Control.Session` bidi call: what our server
+/// writes goes out as `BytesMessage`s, what the daemon sends is written
+/// back into the pipe, and `closing` half-closes the call.
+fn control_session_pump(
+    control: &ControlClient<Channel>,
+    id: &str,
+    shared_key: &str,
+    pump_io: DuplexStream,
+    closing: oneshot::Receiver<()>,
+) -> Result<JoinHandle<()>, Error> {
+    let (pump_rd, mut pump_wr) = tokio::io::split(pump_io);
+    let outbound = ReaderStream::with_capacity(pump_rd, PIPE_SIZE)
+        // Ending this stream half-closes the call: the daemon then ends
+        // the session and closes its side.
+        .take_until(closing)
+        .take_while(|r| futures::future::ready(r.is_ok()))
+        .filter_map(|r| futures::future::ready(r.ok().map(|data: Bytes| BytesMessage { data })));
+    let request = session_request(outbound, id, shared_key)?;
+
+    let mut control = control.clone();
+    Ok(tokio::spawn(async move {
+        let mut inbound = match control.session(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                tracing::warn!(error = %status, "opening the buildkit session failed");
+                return;
+            }
+        };
+        loop {
+            match inbound.message().await {
+                Ok(Some(msg)) => {
+                    if pump_wr.write_all(&msg.data).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(error = %status, "buildkit session stream ended");
+                    break;
+                }
+            }
+        }
+        let _ = pump_wr.shutdown().await;
+    }))
+}
+
+/// The `Control.Session` request: the session's id, key and methods go as
+/// lower-case gRPC metadata; a value metadata cannot carry fails the attach
+/// before any call is made.
+fn session_request<S>(outbound: S, id: &str, shared_key: &str) -> Result<tonic::Request<S>, Error> {
+    let mut request = tonic::Request::new(outbound);
+    let md = request.metadata_mut();
+    let value = |s: &str| {
+        MetadataValue::try_from(s).map_err(|_| Error::InvalidOption {
+            option: "session".into(),
+            reason: format!("{s:?} cannot be sent as gRPC metadata"),
+        })
+    };
+    md.insert("x-docker-expose-session-uuid", value(id)?);
+    md.insert("x-docker-expose-session-name", value("oci-build-resource")?);
+    md.insert("x-docker-expose-session-sharedkey", value(shared_key)?);
+    for method in METHODS {
+        md.append("x-docker-expose-session-grpc-method", value(method)?);
+    }
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! dir so that a typo fails before any daemon starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -23,80 +23,19 @@ use super::{
 };
 
 impl Decoder<'_> {
+    /// Reads the build params in a fixed order, so that of several mistakes
+    /// the same one is always reported first.
     pub(super) fn build(&mut self) -> Result<BuildParams> {
-        let context = match self.first_text(&params::CONTEXT)? {
-            Some((param, value)) => {
-                let path = self.path(&param, &value)?;
-                if !path.is_dir() {
-                    return Err(ParamsError::Invalid {
-                        param,
-                        problem: format!("{} is not a directory", path.display()),
-                    });
-                }
-                path
-            }
-            None => self.env.src_dir.to_path_buf(),
-        };
-        let dockerfile = match self.first_text(&params::DOCKERFILE)? {
-            Some((param, value)) => self.path(&param, &value)?,
-            None => {
-                let path = context.join("Dockerfile");
-                if !path.exists() {
-                    return Err(ParamsError::MissingPath {
-                        param: "dockerfile (default: <context>/Dockerfile)".into(),
-                        path,
-                    });
-                }
-                path
-            }
-        };
-        if !dockerfile.is_file() {
-            return Err(ParamsError::Invalid {
-                param: "dockerfile".into(),
-                problem: format!("{} is not a file", dockerfile.display()),
-            });
-        }
-
-        let mut target = self.first_text(&params::TARGET)?.map(|(_, t)| t);
-        if let Some((param, file)) = self.first_text(&params::TARGET_FILE)? {
-            let (path, text) = self.read(&param, &file)?;
-            let t = text.trim();
-            if t.is_empty() {
-                return Err(ParamsError::Invalid {
-                    param,
-                    problem: format!("{} is empty", path.display()),
-                });
-            }
-            if target.is_some() {
-                self.notes
-                    .push(format!("{param} overrides the target stage set inline"));
-            }
-            target = Some(t.to_string());
-        }
-
+        let context = self.context()?;
+        let dockerfile = self.dockerfile(&context)?;
+        let target = self.target()?;
         let build_args =
             self.merged_map(&params::BUILD_ARGS, &params::BUILD_ARGS_FILE, "build arg")?;
         let labels = self.merged_map(&params::LABELS, &params::LABELS_FILE, "label")?;
         let annotations = self.string_map("annotations")?.into_iter().collect();
         let secrets = self.secrets()?;
-        let ssh = match self.one_of(&params::SSH)? {
-            Some(name) => self
-                .list_or_text(name)?
-                .iter()
-                .map(|s| self.ssh(name, s))
-                .collect::<Result<_>>()?,
-            None => Vec::new(),
-        };
-        let platforms = match self.one_of(&params::PLATFORMS)? {
-            Some(name) => {
-                let list = self.list(name)?;
-                for p in &list {
-                    validate_platform(name, p)?;
-                }
-                list
-            }
-            None => Vec::new(),
-        };
+        let ssh = self.ssh_specs()?;
+        let platforms = self.platforms()?;
         let add_hosts = self.add_hosts()?;
         let image_args = self.image_args()?;
         let load_bases = self.load_bases()?;
@@ -107,39 +46,9 @@ impl Decoder<'_> {
             .iter()
             .map(|s| parse_cache_spec("cache_to", s))
             .collect::<Result<Vec<_>>>()?;
-        let cache_tag = if self.flag("cache")? {
-            let tag = self
-                .text("cache_tag")?
-                .unwrap_or_else(|| "buildcache".into());
-            validate_tag("cache_tag", &tag)?;
-            Some(tag)
-        } else {
-            if self.is_set("cache_tag") {
-                return Err(ParamsError::Invalid {
-                    param: "cache_tag".into(),
-                    problem: "it only applies with `cache: true`".into(),
-                });
-            }
-            None
-        };
-        let source_date_epoch = match self.text("source_date_epoch")? {
-            Some(s) => Some(s.parse::<u64>().map_err(|_| ParamsError::Invalid {
-                param: "source_date_epoch".into(),
-                problem: format!("{s:?} is not a number of seconds since 1970"),
-            })?),
-            None => None,
-        };
-        let network = match self.text("network")?.as_deref() {
-            None | Some("default" | "sandbox") => Network::Default,
-            Some("none") => Network::None,
-            Some("host") => Network::Host,
-            Some(other) => {
-                return Err(ParamsError::Invalid {
-                    param: "network".into(),
-                    problem: format!("{other:?} is not one of default, none, host"),
-                });
-            }
-        };
+        let cache_tag = self.cache_tag()?;
+        let source_date_epoch = self.source_date_epoch()?;
+        let network = self.network()?;
         let provenance = self.provenance()?;
         let sbom = self.sbom()?;
         Ok(BuildParams {
@@ -163,6 +72,146 @@ impl Decoder<'_> {
             network,
             provenance,
             sbom,
+        })
+    }
+
+    /// The build context, the source dir unless set. Checked to be a
+    /// directory here, before the default Dockerfile is looked for in it.
+    fn context(&self) -> Result<PathBuf> {
+        Ok(match self.first_text(&params::CONTEXT)? {
+            Some((param, value)) => {
+                let path = self.path(&param, &value)?;
+                if !path.is_dir() {
+                    return Err(ParamsError::Invalid {
+                        param,
+                        problem: format!("{} is not a directory", path.display()),
+                    });
+                }
+                path
+            }
+            None => self.env.src_dir.to_path_buf(),
+        })
+    }
+
+    /// The Dockerfile, `<context>/Dockerfile` unless set; a missing default
+    /// is reported as such, since the user never named that path.
+    fn dockerfile(&self, context: &Path) -> Result<PathBuf> {
+        let dockerfile = match self.first_text(&params::DOCKERFILE)? {
+            Some((param, value)) => self.path(&param, &value)?,
+            None => {
+                let path = context.join("Dockerfile");
+                if !path.exists() {
+                    return Err(ParamsError::MissingPath {
+                        param: "dockerfile (default: <context>/Dockerfile)".into(),
+                        path,
+                    });
+                }
+                path
+            }
+        };
+        if !dockerfile.is_file() {
+            return Err(ParamsError::Invalid {
+                param: "dockerfile".into(),
+                problem: format!("{} is not a file", dockerfile.display()),
+            });
+        }
+        Ok(dockerfile)
+    }
+
+    /// The target stage, inline or read from a file; the file overrides the
+    /// inline name, with a note so that the override is not silent.
+    fn target(&mut self) -> Result<Option<String>> {
+        let mut target = self.first_text(&params::TARGET)?.map(|(_, t)| t);
+        if let Some((param, file)) = self.first_text(&params::TARGET_FILE)? {
+            let (path, text) = self.read(&param, &file)?;
+            let t = text.trim();
+            if t.is_empty() {
+                return Err(ParamsError::Invalid {
+                    param,
+                    problem: format!("{} is empty", path.display()),
+                });
+            }
+            if target.is_some() {
+                self.notes
+                    .push(format!("{param} overrides the target stage set inline"));
+            }
+            target = Some(t.to_string());
+        }
+        Ok(target)
+    }
+
+    /// The ssh forwards: one string is taken whole, since a spec may hold
+    /// commas.
+    fn ssh_specs(&self) -> Result<Vec<SshSpec>> {
+        Ok(match self.one_of(&params::SSH)? {
+            Some(name) => self
+                .list_or_text(name)?
+                .iter()
+                .map(|s| self.ssh(name, s))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        })
+    }
+
+    /// The target platforms, each checked here rather than by the daemon,
+    /// which would only fail after the build started.
+    fn platforms(&self) -> Result<Vec<String>> {
+        Ok(match self.one_of(&params::PLATFORMS)? {
+            Some(name) => {
+                let list = self.list(name)?;
+                for p in &list {
+                    validate_platform(name, p)?;
+                }
+                list
+            }
+            None => Vec::new(),
+        })
+    }
+
+    /// The registry cache tag with `cache: true` (`buildcache` by default);
+    /// a `cache_tag` without it is a mistake, not something to ignore.
+    fn cache_tag(&self) -> Result<Option<String>> {
+        if self.flag("cache")? {
+            let tag = self
+                .text("cache_tag")?
+                .unwrap_or_else(|| "buildcache".into());
+            validate_tag("cache_tag", &tag)?;
+            Ok(Some(tag))
+        } else {
+            if self.is_set("cache_tag") {
+                return Err(ParamsError::Invalid {
+                    param: "cache_tag".into(),
+                    problem: "it only applies with `cache: true`".into(),
+                });
+            }
+            Ok(None)
+        }
+    }
+
+    /// `source_date_epoch`: whole seconds, as `SOURCE_DATE_EPOCH` is.
+    fn source_date_epoch(&self) -> Result<Option<u64>> {
+        Ok(match self.text("source_date_epoch")? {
+            Some(s) => Some(s.parse::<u64>().map_err(|_| ParamsError::Invalid {
+                param: "source_date_epoch".into(),
+                problem: format!("{s:?} is not a number of seconds since 1970"),
+            })?),
+            None => None,
+        })
+    }
+
+    /// `network` for `RUN` steps; `sandbox` is BuildKit's name for the
+    /// default.
+    fn network(&self) -> Result<Network> {
+        Ok(match self.text("network")?.as_deref() {
+            None | Some("default" | "sandbox") => Network::Default,
+            Some("none") => Network::None,
+            Some("host") => Network::Host,
+            Some(other) => {
+                return Err(ParamsError::Invalid {
+                    param: "network".into(),
+                    problem: format!("{other:?} is not one of default, none, host"),
+                });
+            }
         })
     }
 
