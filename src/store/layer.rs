@@ -57,6 +57,15 @@ pub enum LayerError {
         /// What it is.
         problem: &'static str,
     },
+    /// Adding an input file to the tar stream.
+    #[error("adding {} to the layer", path.display())]
+    Add {
+        /// The input file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Writing the tar or the gzip file.
     #[error("writing the layer to {}", path.display())]
     Write {
@@ -94,8 +103,10 @@ pub fn write_layer(spec: &LayerSpec, out: &Path) -> Result<BuiltLayer, LayerErro
         let gzipped = gzip
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the gzip thread panicked")));
-        let diff_id = finished?;
+        // A failed compressor (a full disk under `out`) is the cause: the tar
+        // side then only saw the pipe close.
         let (digest, size) = gzipped.map_err(write_error)?;
+        let diff_id = finished?;
         Ok(BuiltLayer {
             path: out.to_path_buf(),
             digest,
@@ -178,7 +189,7 @@ fn append<W: Write>(
     header.set_gid(spec.gid);
     header.set_mtime(spec.mtime);
     let bits = meta.permissions().mode() & 0o7777;
-    let write_error = |source| LayerError::Write {
+    let write_error = |source| LayerError::Add {
         path: path.to_path_buf(),
         source,
     };

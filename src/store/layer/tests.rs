@@ -105,3 +105,29 @@ fn a_file_at_its_destination_and_a_fifo_refused() {
     let err = write_layer(&spec(&src, "x"), &dir.path().join("f")).unwrap_err();
     assert!(err.to_string().contains("pipe"), "{err}");
 }
+
+/// A full disk under the layer file is reported as that: the layer file's
+/// path and ENOSPC, not the input file and "the compressor stopped".
+#[test]
+fn a_full_disk_names_the_layer_file_and_enospc() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.bin");
+    // Incompressible, so the compressor writes while the tar side still reads.
+    let mut bytes = vec![0u8; 8 << 20];
+    let mut x: u32 = 1;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(&input, &bytes).unwrap();
+    let spec = spec(&input, "big.bin");
+    // /dev/full: every write fails with ENOSPC, as on a full TMPDIR.
+    let err = write_layer(&spec, std::path::Path::new("/dev/full")).unwrap_err();
+    let chain = crate::oci::error_chain(&err);
+    assert!(
+        chain.starts_with("writing the layer to /dev/full: No space left on device"),
+        "{chain}"
+    );
+}
