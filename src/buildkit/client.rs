@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -332,12 +331,12 @@ fn frontend_attrs(req: &SolveRequest) -> BTreeMap<String, String> {
     frontend_attrs
 }
 
-/// The build's `Status` stream, read and printed while the solve runs; the
-/// printer comes back when the stream ends, for the summary and the
-/// failure report.
+/// The build's `Status` stream, read and printed while the solve runs. The
+/// printer is shared, so that its failure report survives a reader that is
+/// cancelled or ended by a broken stream.
 struct StatusWatch {
     task: JoinHandle<()>,
-    printer: oneshot::Receiver<progress::Printer>,
+    printer: std::sync::Arc<std::sync::Mutex<progress::Printer>>,
 }
 
 impl StatusWatch {
@@ -346,40 +345,57 @@ impl StatusWatch {
         build_ref: String,
         printer: progress::Printer,
     ) -> StatusWatch {
-        let (printer_tx, printer_rx) = oneshot::channel();
+        let printer = std::sync::Arc::new(std::sync::Mutex::new(printer));
+        let shared = printer.clone();
         let task = tokio::spawn(async move {
-            let mut printer = printer;
-            match client
+            let stream = client
                 .status(control::StatusRequest { r#ref: build_ref })
-                .await
-            {
-                Ok(stream) => {
-                    let mut stream = stream.into_inner();
-                    while let Ok(Some(msg)) = stream.message().await {
-                        printer.update(&msg);
+                .await;
+            let mut stream = match stream {
+                Ok(stream) => stream.into_inner(),
+                Err(status) => {
+                    tracing::warn!(
+                        "reading the build's progress failed ({}): the build goes on without it",
+                        status.message()
+                    );
+                    return;
+                }
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(msg)) => shared
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .update(&msg),
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::warn!(
+                            "the build's progress stream broke ({}): no more progress is shown, \
+                             the build goes on",
+                            status.message()
+                        );
+                        break;
                     }
                 }
-                Err(status) => tracing::warn!(error = %status, "reading build progress failed"),
             }
-            let _ = printer_tx.send(printer);
         });
-        StatusWatch {
-            task,
-            printer: printer_rx,
-        }
+        StatusWatch { task, printer }
     }
 
-    /// The printer once the stream has ended, or `None` (and the reader
-    /// cancelled) if it has not within 10 s of the solve's answer.
+    /// The printer once the stream has ended, or once 10 s passed after the
+    /// solve's answer (the reader is then cancelled; what it read stays).
     async fn finish(self) -> Option<progress::Printer> {
         // The status stream ends when the job ends; don't hang on it.
-        match tokio::time::timeout(Duration::from_secs(10), self.printer).await {
-            Ok(Ok(p)) => Some(p),
-            _ => {
-                self.task.abort();
-                None
-            }
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(10), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+            let _ = task.await;
         }
+        let printer = std::sync::Arc::try_unwrap(self.printer).ok()?;
+        Some(printer.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

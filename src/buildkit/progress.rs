@@ -31,7 +31,7 @@ struct VertexState {
     announced: bool,
     finished: bool,
     tail: VecDeque<String>,
-    partial: HashMap<i64, Vec<u8>>,
+    partial: HashMap<i64, LineBuffer>,
     statuses_done: HashMap<String, bool>,
     /// When each status was last printed while still running.
     statuses_printed: HashMap<String, std::time::Instant>,
@@ -198,9 +198,7 @@ impl Printer {
     fn log(&mut self, log: &VertexLog) {
         let st = self.state(&log.vertex);
         let started = st.started;
-        let buf = st.partial.entry(log.stream).or_default();
-        buf.extend_from_slice(&log.msg);
-        let lines = take_lines(buf);
+        let lines = st.partial.entry(log.stream).or_default().push(&log.msg);
         let offset = match (started, log.timestamp) {
             (Some(a), Some(b)) => seconds_between(&a, &b),
             _ => 0.0,
@@ -224,11 +222,8 @@ impl Printer {
         }
         st.finished = true;
         // Flush partial log lines so the tail is complete.
-        for (_, buf) in st.partial.drain() {
-            if !buf.is_empty() {
-                st.tail
-                    .push_back(String::from_utf8_lossy(&buf).into_owned());
-            }
+        for (_, mut buf) in st.partial.drain() {
+            st.tail.extend(buf.flush());
         }
         let text = if !st.error.is_empty() {
             if st.error.ends_with("context canceled") {
@@ -334,21 +329,98 @@ fn finished_status(s: &VertexStatus) -> String {
     text
 }
 
-/// Takes the complete lines off the front of `buf`, escaped for the log.
-fn take_lines(buf: &mut Vec<u8>) -> Vec<String> {
-    let mut lines = Vec::new();
-    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-        let line: Vec<u8> = buf.drain(..=pos).collect();
-        let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-        // A carriage return redraws a terminal line (progress bars);
-        // in a plain log each redraw is a line of its own.
-        lines.extend(
-            line.split('\r')
-                .filter(|part| !part.is_empty())
-                .map(|part| crate::text::escape_line_keep_tabs(part).into_owned()),
-        );
+/// The longest log line printed whole: past it, a line is cut and the rest
+/// of it (up to its newline) is counted, not printed, so that one endless
+/// line (a binary written to stdout) neither floods the log nor holds back
+/// the lines after it.
+const LINE_CAP: usize = 16 << 10;
+
+/// One log stream's unfinished line.
+#[derive(Debug, Default)]
+struct LineBuffer {
+    pending: Vec<u8>,
+    /// Bytes of the current line dropped after it was cut at [`LINE_CAP`].
+    dropped: Option<u64>,
+}
+
+impl LineBuffer {
+    /// Adds a chunk and returns the lines it completes, escaped for the log:
+    /// whole lines, a line cut at [`LINE_CAP`] (marked), and after a cut
+    /// line's newline a note of how much of it was not shown.
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|b| *b == b'\n');
+            let (part, ended) = match newline {
+                Some(pos) => (&rest[..pos], true),
+                None => (rest, false),
+            };
+            rest = &rest[part.len() + usize::from(ended)..];
+            if let Some(dropped) = self.dropped.as_mut() {
+                *dropped += part.len() as u64;
+                if ended {
+                    lines.push(format!(
+                        "[{} more of that line not shown]",
+                        human_bytes(i64::try_from(*dropped).unwrap_or(i64::MAX))
+                    ));
+                    self.dropped = None;
+                }
+                continue;
+            }
+            let room = LINE_CAP - self.pending.len();
+            if part.len() > room {
+                let cut = char_boundary(part, room);
+                self.pending.extend_from_slice(&part[..cut]);
+                let mut text = split_redraws(&std::mem::take(&mut self.pending));
+                if let Some(last) = text.last_mut() {
+                    last.push_str(" [line cut at 16 KiB]");
+                }
+                lines.extend(text);
+                self.dropped = Some((part.len() - cut) as u64);
+                if ended {
+                    lines.push(format!(
+                        "[{} more of that line not shown]",
+                        human_bytes((part.len() - cut) as i64)
+                    ));
+                    self.dropped = None;
+                }
+                continue;
+            }
+            self.pending.extend_from_slice(part);
+            if ended {
+                lines.extend(split_redraws(&std::mem::take(&mut self.pending)));
+            }
+        }
+        lines
     }
-    lines
+
+    /// The unfinished line, when the stream ends without its newline.
+    fn flush(&mut self) -> Vec<String> {
+        self.dropped = None;
+        split_redraws(&std::mem::take(&mut self.pending))
+    }
+}
+
+/// Where to cut `bytes` at most `max` bytes in without splitting a UTF-8
+/// character (a cut inside one would print a replacement character).
+fn char_boundary(bytes: &[u8], max: usize) -> usize {
+    let mut cut = max.min(bytes.len());
+    while cut > 0 && cut < bytes.len() && (bytes[cut] & 0xC0) == 0x80 && max - cut < 3 {
+        cut -= 1;
+    }
+    cut
+}
+
+/// One line's text, escaped for the log: a carriage return redraws a
+/// terminal line (progress bars), and in a plain log each redraw is a line
+/// of its own.
+fn split_redraws(line: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(line)
+        .split('\r')
+        .filter(|part| !part.is_empty())
+        .map(|part| crate::text::escape_line_keep_tabs(part).into_owned())
+        .collect()
 }
 
 fn seconds_between(a: &Timestamp, b: &Timestamp) -> f64 {
@@ -527,6 +599,87 @@ mod tests {
             ..Default::default()
         });
         assert!(p.summary().failed.is_none());
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_and_later_progress_and_the_failing_tail_survive() {
+        let sink = Sink::default();
+        let mut p = Printer::new(Box::new(sink.clone()));
+        p.update(&StatusResponse {
+            vertexes: vec![vertex("a", "[1/2] RUN cat /dev/zero", ts(1, 0), None)],
+            ..Default::default()
+        });
+        // 64 MiB without a newline, in BuildKit-sized chunks; before, each
+        // chunk rescanned the whole buffer and nothing was printed.
+        let chunk = vec![b'x'; 32 << 10];
+        let started = std::time::Instant::now();
+        for _ in 0..2048 {
+            p.update(&StatusResponse {
+                logs: vec![VertexLog {
+                    vertex: "a".into(),
+                    timestamp: ts(1, 500),
+                    stream: 1,
+                    msg: chunk.clone().into(),
+                }],
+                ..Default::default()
+            });
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        let mut failed = vertex("b", "[2/2] RUN false", ts(2, 0), ts(3, 0));
+        failed.error = "exit code: 1".into();
+        p.update(&StatusResponse {
+            logs: vec![
+                VertexLog {
+                    vertex: "a".into(),
+                    timestamp: ts(1, 600),
+                    stream: 1,
+                    msg: b"end\nnext line\n".to_vec().into(),
+                },
+                VertexLog {
+                    vertex: "b".into(),
+                    timestamp: ts(2, 100),
+                    stream: 2,
+                    msg: b"the last words".to_vec().into(),
+                },
+            ],
+            vertexes: vec![failed],
+            ..Default::default()
+        });
+        let text = String::from_utf8(sink.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(text.len() < 64 << 10, "{} bytes printed", text.len());
+        let cut = format!("#1 0.500 {} [line cut at 16 KiB]\n", "x".repeat(16 << 10));
+        assert!(text.contains(&cut), "{}", &text[..200]);
+        assert!(
+            text.contains("#1 0.600 [67.09MB more of that line not shown]\n"),
+            "{}",
+            &text[text.len().saturating_sub(600)..]
+        );
+        assert!(text.contains("#1 0.600 next line\n"));
+        let failed = p.summary().failed.expect("the failing step");
+        assert_eq!(failed.name, "[2/2] RUN false");
+        assert_eq!(failed.logs, ["the last words"]);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let mut buf = LineBuffer::default();
+        let mut line = vec![b'a'; LINE_CAP - 1];
+        line.extend_from_slice("é and more".as_bytes());
+        line.push(b'\n');
+        let lines = buf.push(&line);
+        assert_eq!(
+            lines.len(),
+            2,
+            "{:?}",
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+        );
+        assert!(lines[0].ends_with("a [line cut at 16 KiB]"));
+        assert!(!lines[0].contains('\u{fffd}'));
+        assert_eq!(lines[1], "[11B more of that line not shown]");
     }
 
     #[test]
