@@ -28,6 +28,7 @@ use crate::config::semver::{SemverOptions, Version as SemVer, candidate_version}
 use crate::config::{CheckMode, Source};
 use crate::error::{Result, chain};
 use crate::image::fetch::{self, FetchError};
+use crate::image::manifest::{self, Tagged};
 use crate::image::platform::WantedPlatform;
 use crate::oci::Digest;
 use crate::registry::{Access, Client};
@@ -288,53 +289,32 @@ async fn regex_versions(client: &Client, source: &Source, re: &Regex) -> Result<
     Ok(out)
 }
 
-/// The digest `tag` points at, or `None` when it does not exist or holds a
+/// The digest `tag` points at, or `None` when it does not exist, holds a
 /// BuildKit registry cache (a put's `cache: true` writes `:buildcache` into
-/// the image's own repository, and a `tag_regex` such as `.*` matches it;
-/// a cache is not an image, so reporting it would make `get` fail). One GET
-/// per tag instead of registry-image's HEAD: the same number of requests,
-/// with the manifest's few kilobytes to tell a cache by.
+/// the image's own repository, and a `tag_regex` such as `.*` matches it),
+/// or holds an artifact (a Helm chart, an OCI 1.1 artifact): neither is an
+/// image, and reporting it would make `get` fail. One GET per tag instead
+/// of registry-image's HEAD: the same number of requests, with the
+/// manifest's few kilobytes to tell them by.
 async fn image_digest(client: &Client, tag: &str) -> Result<Option<Digest>> {
     match client.fetch_manifest(tag).await {
-        Ok(manifest) if is_build_cache(&manifest.bytes) => {
-            debug!(tag, "skipping a BuildKit cache manifest");
-            Ok(None)
-        }
-        Ok(manifest) => Ok(Some(manifest.digest)),
+        Ok(manifest) => match manifest::tagged(&manifest.bytes) {
+            Tagged::Image => Ok(Some(manifest.digest)),
+            Tagged::BuildCache => {
+                debug!(tag, "skipping a BuildKit cache manifest");
+                Ok(None)
+            }
+            Tagged::Artifact(config) => {
+                warn!("skipping tag {tag}: not a container image (its config is {config:?})");
+                Ok(None)
+            }
+        },
         Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
         // Schema 1 cannot be fetched as bytes we use, but check only reports
         // its digest, as registry-image does.
         Err(crate::registry::Error::Schema1 { .. }) => Ok(client.resolve_tag(tag).await?),
         Err(e) => Err(e.into()),
     }
-}
-
-/// BuildKit's cache config media type: the config of an `image-manifest=true`
-/// cache manifest, or one entry of the index a plain registry cache export
-/// writes (BuildKit names it `CacheConfigMediaTypeV0`).
-const BUILDKIT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
-
-/// Whether manifest `bytes` are a BuildKit registry cache, in either form.
-pub fn is_build_cache(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Descriptor {
-        #[serde(default, rename = "mediaType")]
-        media_type: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        #[serde(default)]
-        config: Option<Descriptor>,
-        #[serde(default)]
-        manifests: Vec<Descriptor>,
-    }
-    serde_json::from_slice::<Manifest>(bytes).is_ok_and(|m| {
-        m.config
-            .is_some_and(|c| c.media_type == BUILDKIT_CACHE_CONFIG)
-            || m.manifests
-                .iter()
-                .any(|d| d.media_type == BUILDKIT_CACHE_CONFIG)
-    })
 }
 
 /// The `created` time of the image at `digest` (for an index, of the child

@@ -196,6 +196,7 @@ pub async fn select_image<S: BlobSource>(
             })?,
     };
     let image = manifest::parse_image(&manifest.digest, &manifest.bytes)?;
+    manifest::require_image_config(&manifest.digest, &image)?;
     Ok(SelectedImage {
         top,
         top_kind,

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::{Error, Result};
 
 pub use crate::oci::media_types::{
-    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, OCI_INDEX,
-    OCI_MANIFEST,
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, OCI_CONFIG,
+    OCI_INDEX, OCI_MANIFEST,
 };
 
 /// What a manifest document is.
@@ -168,6 +168,75 @@ pub fn parse_image(what: &str, bytes: &[u8]) -> Result<ImageManifest> {
         what: format!("image manifest {what}"),
         message: format!("not an OCI or Docker image manifest: {e}"),
     })
+}
+
+/// Whether `media_type` is the config of a container image.
+pub fn is_image_config_type(media_type: &str) -> bool {
+    media_type == OCI_CONFIG || media_type == DOCKER_CONFIG
+}
+
+/// Refuses image manifest `image` (named `what`) when its config is not an
+/// image config: OCI artifacts (a Helm chart, an OCI 1.1 artifact with the
+/// empty config) share the manifest's shape, and taking one for an image
+/// unpacks a chart as a rootfs or writes a non-tar "layer".
+pub fn require_image_config(what: &str, image: &ImageManifest) -> Result<()> {
+    let config_media_type = image.config().media_type().to_string();
+    if is_image_config_type(&config_media_type) {
+        Ok(())
+    } else {
+        Err(Error::NotAnImage {
+            what: format!("manifest {what}"),
+            config_media_type,
+        })
+    }
+}
+
+/// BuildKit's cache config media type: the config of an `image-manifest=true`
+/// cache manifest, or one entry of the index a plain registry cache export
+/// writes (BuildKit names it `CacheConfigMediaTypeV0`).
+const BUILDKIT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+
+/// What a tagged document is, as far as `check` needs to know without
+/// reading further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tagged {
+    /// An image manifest or an index: a version.
+    Image,
+    /// A BuildKit registry cache (in either form).
+    BuildCache,
+    /// An image manifest whose config is not an image config (its media
+    /// type).
+    Artifact(String),
+}
+
+/// Tells images from BuildKit caches and artifacts by `bytes` alone; a
+/// document that does not parse counts as an image (the get that follows
+/// says what is wrong with it).
+pub fn tagged(bytes: &[u8]) -> Tagged {
+    #[derive(Deserialize)]
+    struct Descriptor {
+        #[serde(default, rename = "mediaType")]
+        media_type: String,
+    }
+    #[derive(Deserialize)]
+    struct Document {
+        #[serde(default)]
+        config: Option<Descriptor>,
+        #[serde(default)]
+        manifests: Option<Vec<Descriptor>>,
+    }
+    let Ok(doc) = serde_json::from_slice::<Document>(bytes) else {
+        return Tagged::Image;
+    };
+    let cache = |d: &Descriptor| d.media_type == BUILDKIT_CACHE_CONFIG;
+    match (doc.config, doc.manifests) {
+        (_, Some(entries)) if entries.iter().any(cache) => Tagged::BuildCache,
+        (Some(config), None) if cache(&config) => Tagged::BuildCache,
+        (Some(config), None) if !is_image_config_type(&config.media_type) => {
+            Tagged::Artifact(config.media_type)
+        }
+        _ => Tagged::Image,
+    }
 }
 
 /// Parses an index.

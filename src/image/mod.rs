@@ -91,6 +91,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A manifest whose config is not an image config: an artifact (a Helm
+    /// chart, an OCI 1.1 artifact, a signature bundle), not a container image.
+    #[error(
+        "{what} is not a container image: its config is {config_media_type:?}, not an OCI or Docker \
+         image config (an artifact such as a Helm chart cannot be unpacked or run)"
+    )]
+    NotAnImage {
+        /// The manifest digest or path.
+        what: String,
+        /// The config's media type.
+        config_media_type: String,
+    },
     /// A background task panicked or was cancelled.
     #[error("{0}: background task failed")]
     Task(&'static str, #[source] tokio::task::JoinError),

@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::{Error, Result as PutResult};
 use crate::config::Source;
 use crate::config::put::{LayersBase, LayersParams};
+use crate::image::manifest;
 use crate::oci::{Digest, media_types, sha256_digest};
 use crate::put::Result;
 use crate::registry::{self, Client, Repository};
@@ -461,6 +462,17 @@ impl Edited {
                     format!("manifest {} has no config", m.digest),
                 ));
             };
+            let config_type = doc["config"]["mediaType"].as_str().unwrap_or_default();
+            if !manifest::is_image_config_type(config_type) {
+                return Err(base_error(
+                    &base.name,
+                    format!(
+                        "manifest {} is not a container image: its config is {config_type:?}, not \
+                         an OCI or Docker image config, so layers cannot be appended to it",
+                        m.digest
+                    ),
+                ));
+            }
             for l in doc["layers"].as_array().into_iter().flatten() {
                 if let (Some(d), Some(size)) = (l["digest"].as_str(), l["size"].as_u64()) {
                     edited.base_layers.insert(d.to_string(), size);

@@ -163,7 +163,7 @@ pub fn reported_tag<'a>(
 /// version under the source's filters (`1.2.3-buildcache` with
 /// `variant: buildcache`) nor the bare tag. Regex mode needs no rule here:
 /// `check` skips BuildKit cache manifests whatever their tag
-/// (`commands::check::is_build_cache`), so `tag_regex: .*` still works.
+/// (`image::manifest::tagged`), so `tag_regex: .*` still works.
 pub fn check_cache_tag(
     cache_tag: &str,
     tags: &[String],

@@ -32,10 +32,13 @@
 //!   decoders (no tools needed).
 //! - `faults`: each operation through a fault-injecting proxy: a retry that
 //!   succeeds, or a clear failure that leaves nothing behind.
+//! - `artifacts`: Helm charts and OCI 1.1 artifacts refused by `in` and
+//!   `params.layers`, and skipped by `check`.
 //! - `load`: many concurrent `in` and `out` against one registry.
 
 mod support;
 
+mod artifacts;
 mod buildkit;
 mod check;
 mod cli;

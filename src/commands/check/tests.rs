@@ -36,24 +36,6 @@ fn opts() -> SemverOptions<'static> {
 }
 
 #[test]
-fn build_caches_are_told_by_their_config_media_type() {
-    let cache_manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-            "config":{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1},"layers":[]}"#;
-    let cache_index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-            {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:01","size":1},
-            {"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1}]}"#;
-    let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
-    let index = br#"{"schemaVersion":2,"manifests":[
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:00","size":1}]}"#;
-    assert!(is_build_cache(cache_manifest));
-    assert!(is_build_cache(cache_index));
-    assert!(!is_build_cache(image));
-    assert!(!is_build_cache(index));
-    assert!(!is_build_cache(b"not json"));
-}
-
-#[test]
 fn mixed_specificity_dedups_to_most_specific() {
     let tags = [
         ("1", 1),

@@ -64,3 +64,32 @@ fn parse_errors_say_what_was_expected() {
     );
     assert!(!text.contains("serde failed"), "{text}");
 }
+
+#[test]
+fn caches_and_artifacts_are_told_by_their_config_media_type() {
+    let cache_manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1},"layers":[]}"#;
+    let cache_index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:01","size":1},
+            {"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"sha256:00","size":1}]}"#;
+    let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
+    let index = br#"{"schemaVersion":2,"manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:00","size":1}]}"#;
+    let helm = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
+    let artifact = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example+type",
+            "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44","size":2},"layers":[]}"#;
+    assert_eq!(tagged(cache_manifest), Tagged::BuildCache);
+    assert_eq!(tagged(cache_index), Tagged::BuildCache);
+    assert_eq!(tagged(image), Tagged::Image);
+    assert_eq!(tagged(index), Tagged::Image);
+    assert_eq!(tagged(b"not json"), Tagged::Image);
+    assert_eq!(
+        tagged(helm),
+        Tagged::Artifact("application/vnd.cncf.helm.config.v1+json".into())
+    );
+    assert_eq!(
+        tagged(artifact),
+        Tagged::Artifact("application/vnd.oci.empty.v1+json".into())
+    );
+}

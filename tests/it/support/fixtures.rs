@@ -627,6 +627,8 @@ pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 #[derive(Default)]
 pub struct RawImage {
     layers: Vec<(Vec<u8>, String, String)>, // (blob, media type, diff_id)
+    /// An artifact's config (media type, bytes) instead of an image config.
+    artifact_config: Option<(String, Vec<u8>)>,
 }
 
 /// A tar stream built entry by entry, names written verbatim (so `..` and
@@ -726,6 +728,13 @@ impl RawImage {
         self
     }
 
+    /// Makes this an artifact: its config is `bytes` of `media_type` (a Helm
+    /// chart's config, OCI 1.1's empty config) instead of an image config.
+    pub fn artifact_config(mut self, media_type: &str, bytes: &[u8]) -> Self {
+        self.artifact_config = Some((media_type.to_string(), bytes.to_vec()));
+        self
+    }
+
     /// Writes the image as an OCI layout (tag `latest`).
     pub fn layout(&self, name: &str) -> Layout {
         let dir = process::scratch_dir(name).join("layout");
@@ -744,6 +753,10 @@ impl RawImage {
             "rootfs": {"type": "layers", "diff_ids": self.layers.iter().map(|l| l.2.clone()).collect::<Vec<_>>()},
         }))
         .expect("config JSON");
+        let (config_type, config) = match &self.artifact_config {
+            Some((media_type, bytes)) => (media_type.as_str(), bytes.clone()),
+            None => ("application/vnd.oci.image.config.v1+json", config),
+        };
         let (config_digest, config_size) = put(&config);
         let layers: Vec<Value> = self
             .layers
@@ -756,7 +769,7 @@ impl RawImage {
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
             "layers": layers,
         }))
         .expect("manifest JSON");
