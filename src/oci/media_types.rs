@@ -27,3 +27,11 @@ pub const DOCKER_SCHEMA1: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
+
+/// Whether a layer of `media_type` may be left out of an image's copy: a
+/// Docker foreign layer or an OCI non-distributable one, fetched from its
+/// descriptor's `urls` by whoever runs the image.
+pub fn is_non_distributable(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
+        || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+}

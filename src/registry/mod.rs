@@ -31,7 +31,7 @@ pub use client::{Access, Client, Credentials, RepositoryRef, TlsOptions};
 pub use error::{Error, Result, chain_is_transient};
 pub use manifests::{MANIFEST_ACCEPT, Manifest};
 pub use repository::{DOCKER_HUB_HOST, Repository, RepositoryError, is_docker_hub_host};
-pub use retry::{Transient, retry_transient};
+pub use retry::{Transient, retry_transient, retry_transient_at_most};
 #[cfg(test)]
 pub(crate) mod test_registry;
 #[cfg(test)]

@@ -72,7 +72,23 @@ const MAX_ELAPSED: Duration = Duration::from_secs(3600);
 /// Runs `f` until it succeeds, fails permanently, or an hour has passed.
 /// Each retry logs `transient error: <err>; retrying in <dur>` (the error
 /// texts never contain credentials).
-pub async fn retry_transient<T, E, F, Fut>(what: &str, mut f: F) -> Result<T, E>
+pub async fn retry_transient<T, E, F, Fut>(what: &str, f: F) -> Result<T, E>
+where
+    E: Transient,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retry_transient_at_most(what, u32::MAX, f).await
+}
+
+/// [`retry_transient`], giving up after `attempts` tries in all: for a
+/// request whose transient failure is more likely a registry refusing it
+/// for good with the wrong status (a manifest PUT) than a passing outage.
+pub async fn retry_transient_at_most<T, E, F, Fut>(
+    what: &str,
+    attempts: u32,
+    mut f: F,
+) -> Result<T, E>
 where
     E: Transient,
     F: FnMut() -> Fut,
@@ -80,10 +96,12 @@ where
 {
     let start = Instant::now();
     let mut interval = initial_interval();
+    let mut tried = 0u32;
     loop {
+        tried += 1;
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && start.elapsed() < MAX_ELAPSED => {
+            Err(e) if e.is_transient() && start.elapsed() < MAX_ELAPSED && tried < attempts => {
                 let jitter = rand::thread_rng().gen_range(0.5..1.5);
                 // A registry's `Retry-After` (429/503) is honoured up to a
                 // cap, as registry-image's rate-limit retry does.
@@ -97,7 +115,12 @@ where
                 tokio::time::sleep(delay).await;
                 interval = interval.mul_f64(MULTIPLIER).min(MAX_INTERVAL);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if e.is_transient() && tried > 1 {
+                    warn!("{what}: giving up after {tried} attempts");
+                }
+                return Err(e);
+            }
         }
     }
 }

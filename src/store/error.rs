@@ -61,6 +61,23 @@ pub enum Error {
         /// The attestation kinds it has.
         found: String,
     },
+    /// The registry refused a manifest that names blobs this push did not
+    /// send (foreign or non-distributable layers the image does not hold).
+    #[error(
+        "the registry refused manifest {reference}, which names blobs this push did not send \
+         because the image does not hold them ({blobs}: foreign or non-distributable layers); \
+         no tag was moved. Push an image that holds those layers, or allow foreign layers on the \
+         registry"
+    )]
+    UnsentBlobs {
+        /// Tag or digest pushed.
+        reference: String,
+        /// The blobs not sent.
+        blobs: String,
+        /// The registry's answer.
+        #[source]
+        source: crate::registry::Error,
+    },
     /// The registry's digest for a manifest differs from its bytes' digest.
     #[error("the registry stored {reference} as {got}, but the manifest pushed is {expected}")]
     DigestMismatch {
@@ -83,6 +100,7 @@ impl Transient for Error {
         match self {
             Error::Registry(e) => e.is_transient(),
             Error::LocalImage(e) => chain_is_transient(e),
+            Error::UnsentBlobs { .. } => false,
             _ => chain_is_transient(self),
         }
     }

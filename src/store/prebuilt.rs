@@ -105,6 +105,11 @@ fn from_layout(dir: OciLayoutDir) -> Result<LocalImage> {
     let dir = Arc::new(dir);
     let mut blobs = BTreeMap::new();
     let mut add = |b: &BlobRef| {
+        // A foreign layer the layout leaves out is not ours to push.
+        let absent = || dir.blob_path(&b.digest).map_or(true, |p| !p.is_file());
+        if media_types::is_non_distributable(&b.media_type) && absent() {
+            return;
+        }
         blobs.insert(b.digest.clone(), (BlobLoc::Layout(dir.clone()), b.size));
     };
     let (top, manifests) = match dir.top()? {

@@ -6,6 +6,7 @@
 //! alike: blobs first (each skipped when the registry has it), child
 //! manifests by digest, and only then the top manifest under each tag.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -83,11 +84,13 @@ pub async fn push_store(
     };
 
     let blobs = Blobs::of(store.as_ref(), &images)?;
+    let unsent = blobs.unsent.clone();
+    let unsent_by = |digest: &str| unsent.get(digest).map(Vec::as_slice).unwrap_or_default();
     blobs.push(client, &store).await?;
 
     if images.len() > 1 || images.first().map(|m| &m.digest) != Some(&top.digest) {
         for m in &images {
-            put_manifest(client, &m.digest, m).await?;
+            put_manifest(client, &m.digest, m, unsent_by(&m.digest)).await?;
         }
     }
     let description = describe(&images, &attestations, |digest| {
@@ -103,7 +106,7 @@ pub async fn push_store(
     })
     .await?;
     for tag in tags {
-        put_manifest(client, tag, &top).await?;
+        put_manifest(client, tag, &top, unsent_by(&top.digest)).await?;
     }
     Ok(Pushed {
         digest: top.digest.clone(),
@@ -157,6 +160,9 @@ struct Blobs {
     blobs: Vec<(Digest, u64)>,
     /// Which of them are configs: small, and not shown as layer progress.
     configs: Vec<Digest>,
+    /// Per manifest digest, the blobs it names that the store lacks
+    /// (foreign or non-distributable layers), which are not sent.
+    unsent: BTreeMap<String, Vec<String>>,
 }
 
 impl Blobs {
@@ -165,6 +171,7 @@ impl Blobs {
     fn of(store: &dyn ImageStore, images: &[ServedManifest]) -> Result<Blobs> {
         let mut blobs: Vec<(Digest, u64)> = Vec::new();
         let mut configs: Vec<Digest> = Vec::new();
+        let mut unsent: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for m in images {
             let doc = parse(m)?;
             let config = doc.get("config").and_then(descriptor);
@@ -185,6 +192,7 @@ impl Blobs {
                         "blob {digest} of {} is not in the image; not pushing it",
                         m.digest
                     );
+                    unsent.entry(m.digest.clone()).or_default().push(digest);
                     continue;
                 }
                 if !blobs.iter().any(|(d, _)| *d == digest) {
@@ -192,14 +200,18 @@ impl Blobs {
                 }
             }
         }
-        Ok(Blobs { blobs, configs })
+        Ok(Blobs {
+            blobs,
+            configs,
+            unsent,
+        })
     }
 
     /// Pushes every blob the registry lacks, [`PARALLEL_BLOBS`] at once,
     /// with layer progress on stderr; each blob is retried on its own, so
     /// one transient failure does not resend the others.
     async fn push(self, client: &registry::Client, store: &Arc<dyn ImageStore>) -> Result<()> {
-        let Blobs { blobs, configs } = self;
+        let Blobs { blobs, configs, .. } = self;
         // Layer progress on stderr (configs are small and not layers).
         let transfer = Transfer::new("pushing", "pushed");
         for (digest, size) in &blobs {
@@ -254,17 +266,44 @@ impl Blobs {
     }
 }
 
+/// How many times a manifest PUT is tried: a registry that keeps refusing
+/// one with a 5xx is more likely refusing it for good than down, and the
+/// blobs it names are already there.
+const MANIFEST_ATTEMPTS: u32 = 5;
+
 /// Puts a manifest under `reference` and checks the registry stored the
 /// bytes we sent (the digest is what `check` and skopeo will see).
+/// `unsent` are the blobs it names that this push did not send: a refusal
+/// is then taken as final, since sending the manifest again cannot make
+/// them appear.
 async fn put_manifest(
     client: &registry::Client,
     reference: &str,
     m: &ServedManifest,
+    unsent: &[String],
 ) -> Result<()> {
-    let got = registry::retry_transient(&format!("pushing manifest {reference}"), || {
-        client.push_manifest(reference, &m.media_type, m.bytes.clone())
-    })
-    .await?;
+    let attempts = if unsent.is_empty() {
+        MANIFEST_ATTEMPTS
+    } else {
+        1
+    };
+    let pushed = registry::retry_transient_at_most(
+        &format!("pushing manifest {reference}"),
+        attempts,
+        || client.push_manifest(reference, &m.media_type, m.bytes.clone()),
+    )
+    .await;
+    let got = match pushed {
+        Ok(got) => got,
+        Err(source @ registry::Error::Status { .. }) if !unsent.is_empty() => {
+            return Err(Error::UnsentBlobs {
+                reference: reference.to_owned(),
+                blobs: unsent.join(", "),
+                source,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if got != m.digest {
         return Err(Error::DigestMismatch {
             reference: reference.into(),
@@ -410,7 +449,7 @@ pub async fn tag_pushed(
         });
     }
     for tag in tags {
-        put_manifest(client, tag, &top).await?;
+        put_manifest(client, tag, &top, &[]).await?;
     }
     Ok(Pushed {
         digest: top.digest,

@@ -734,3 +734,131 @@ needs! { dockerd;
         table(Op::PushBuild, &[Fault::Stall(STALL_IDLE)], STALL_BOUND);
     }
 }
+
+/// `out` pushing `params.image` (a layout made from `image`) through `proxy`
+/// to `repo:stable`, with `TEST=true` (5 ms back-off steps).
+fn push_layout_through(
+    proxy: &FaultProxy,
+    image: fixtures::RawImage,
+    name: &str,
+) -> (Step, String) {
+    let layout = image.layout(name);
+    let src = layout
+        .dir
+        .parent()
+        .expect("the layout is in a scratch directory");
+    let repo = support::unique(name);
+    let request = json!({
+        "source": {"repository": format!("{}/{repo}", proxy.host), "tag": "stable"},
+        "params": {"image": "layout"},
+    });
+    let path = std::env::var("PATH").unwrap_or_default();
+    let step = run_bounded("out", Some(src), path, &request, ROW_BOUND);
+    (step, repo)
+}
+
+fn refuse_manifest_puts(proxy: &FaultProxy, times: usize) {
+    for _ in 0..times {
+        proxy.inject(Rule::new(
+            Some("PUT"),
+            "/manifests/",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ));
+    }
+}
+
+fn manifest_puts(proxy: &FaultProxy) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT") && r.contains("/manifests/"))
+        .count()
+}
+
+/// A registry refusing a manifest that names a foreign layer the push did
+/// not send: asking again cannot help, so the put fails at the first
+/// refusal naming the blob, instead of backing off for over 10 minutes.
+#[test]
+fn a_refused_manifest_naming_an_unsent_foreign_layer_fails_at_once_saying_why() {
+    let reg = registry::plain();
+    let proxy = FaultProxy::start(&reg.host);
+    refuse_manifest_puts(&proxy, 40);
+    let foreign = b"a Windows base layer";
+    let image = fixtures::RawImage::new()
+        .layer(
+            fixtures::RawTar::new().file("app", b"x\n", 0o644).finish(),
+            "gzip",
+            fixtures::LAYER_GZIP,
+        )
+        .foreign_layer(foreign);
+    let started = Instant::now();
+    let (step, repo) = push_layout_through(&proxy, image, "faults-foreign");
+    assert!(step.status.is_some(), "out hung\n{}", step.details());
+    assert!(
+        !step.status.expect("exited").success(),
+        "{}",
+        step.details()
+    );
+    let blob = oci_build_resource::oci::sha256_digest(foreign);
+    let last = step
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "error: the registry refused manifest stable, which names blobs this push did not send"
+        ) && last.contains(&format!(
+            "({blob}: foreign or non-distributable layers); no tag was moved"
+        )),
+        "{}",
+        step.details()
+    );
+    assert_eq!(manifest_puts(&proxy), 1, "{:?}", proxy.requests());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        registry::http_status(&reg.host, &format!("/v2/{repo}/manifests/stable")),
+        Some(404),
+        "the tag moved"
+    );
+}
+
+/// Otherwise a manifest PUT refused with a 5xx is tried a bounded number of
+/// times (5), not for an hour.
+#[test]
+fn manifest_puts_refused_again_and_again_give_up_after_five_attempts() {
+    let reg = registry::plain();
+    let proxy = FaultProxy::start(&reg.host);
+    refuse_manifest_puts(&proxy, 40);
+    let image = fixtures::RawImage::new().layer(
+        fixtures::RawTar::new().file("app", b"x\n", 0o644).finish(),
+        "gzip",
+        fixtures::LAYER_GZIP,
+    );
+    let (step, repo) = push_layout_through(&proxy, image, "faults-manifest-bound");
+    assert!(step.status.is_some(), "out hung\n{}", step.details());
+    assert!(
+        !step.status.expect("exited").success(),
+        "{}",
+        step.details()
+    );
+    assert!(
+        step.stderr
+            .contains("pushing manifest stable: giving up after 5 attempts"),
+        "{}",
+        step.details()
+    );
+    assert_eq!(manifest_puts(&proxy), 5, "{:?}", proxy.requests());
+    assert_eq!(
+        registry::http_status(&reg.host, &format!("/v2/{repo}/manifests/stable")),
+        Some(404),
+        "the tag moved"
+    );
+}

@@ -629,6 +629,9 @@ pub struct RawImage {
     layers: Vec<(Vec<u8>, String, String)>, // (blob, media type, diff_id)
     /// An artifact's config (media type, bytes) instead of an image config.
     artifact_config: Option<(String, Vec<u8>)>,
+    /// Layer descriptors whose blobs the layout does not hold (foreign
+    /// layers: Windows base layers, fetched from their `urls`).
+    foreign: Vec<Value>,
 }
 
 /// A tar stream built entry by entry, names written verbatim (so `..` and
@@ -735,6 +738,18 @@ impl RawImage {
         self
     }
 
+    /// Adds a foreign layer: a descriptor with `urls`, its blob not in the
+    /// layout (as `docker save` leaves Windows base layers out).
+    pub fn foreign_layer(mut self, contents: &[u8]) -> Self {
+        self.foreign.push(json!({
+            "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "digest": sha256_digest(contents),
+            "size": contents.len(),
+            "urls": ["https://example.invalid/layer.tar.gz"],
+        }));
+        self
+    }
+
     /// Writes the image as an OCI layout (tag `latest`).
     pub fn layout(&self, name: &str) -> Layout {
         let dir = process::scratch_dir(name).join("layout");
@@ -765,6 +780,7 @@ impl RawImage {
                 let (digest, size) = put(blob);
                 json!({"mediaType": media_type, "digest": digest, "size": size})
             })
+            .chain(self.foreign.iter().cloned())
             .collect();
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
