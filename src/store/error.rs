@@ -76,7 +76,7 @@ pub enum Error {
         blobs: String,
         /// The registry's answer.
         #[source]
-        source: crate::registry::Error,
+        source: Box<crate::registry::Error>,
     },
     /// The registry's digest for a manifest differs from its bytes' digest.
     #[error("the registry stored {reference} as {got}, but the manifest pushed is {expected}")]

@@ -299,7 +299,7 @@ async fn put_manifest(
             return Err(Error::UnsentBlobs {
                 reference: reference.to_owned(),
                 blobs: unsent.join(", "),
-                source,
+                source: Box::new(source),
             });
         }
         Err(e) => return Err(e.into()),
