@@ -62,6 +62,7 @@ ARG BUILDKIT_VERSION
 # One list for this stage and scripts/image-test; what each package is for is
 # said in the file.
 COPY image/runtime-packages.txt /tmp/runtime-packages.txt
+COPY image/dpkg-excludes /etc/dpkg/dpkg.cfg.d/oci-build-resource-excludes
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       $(grep -v '^#' /tmp/runtime-packages.txt) \
@@ -69,7 +70,9 @@ RUN apt-get update \
 # buildkitd runs containers with `buildkit-runc` (upstream's name for its
 # bundled runc, tried before `runc`); the qemu helpers let RUN steps of
 # foreign platforms work.
-COPY --from=buildkitd /usr/bin/buildkitd /usr/bin/buildctl /usr/bin/buildkit-runc /usr/local/bin/
+# buildctl is left out: nothing in the image runs it (an ssh:// build host
+# needs it on that host, not here).
+COPY --from=buildkitd /usr/bin/buildkitd /usr/bin/buildkit-runc /usr/local/bin/
 COPY --from=buildkitd /usr/bin/buildkit-qemu-* /usr/local/bin/
 COPY --from=build /out/ /
 # Smoke test: every copied binary starts here, BuildKit is the pinned

@@ -25,7 +25,7 @@ use super::error::{Error, Result};
 use super::process::{self, Buildkitd, SpawnOptions};
 
 use super::mode::Mode;
-use super::root::default_root_parent;
+use super::root::{ROOT_PREFIX, default_root_parent, mark_owner, sweep_stale_roots};
 
 /// How to start the daemon.
 #[derive(Debug, Clone)]
@@ -84,11 +84,15 @@ impl EmbeddedDaemon {
         let mut last = None;
         let mut root = None;
         for parent in &parents {
+            sweep_stale_roots(parent);
             match tempfile::Builder::new()
-                .prefix(".buildkitd-")
+                .prefix(ROOT_PREFIX)
                 .tempdir_in(parent)
             {
                 Ok(dir) => {
+                    if let Err(e) = mark_owner(dir.path()) {
+                        tracing::debug!("marking {} as this put's: {e}", dir.path().display());
+                    }
                     root = Some(dir);
                     break;
                 }
@@ -147,6 +151,7 @@ impl EmbeddedDaemon {
         let config_path = root.path().join("buildkitd.toml");
         std::fs::write(&config_path, toml).map_err(io(&config_path))?;
         let daemon = Buildkitd::spawn(SpawnOptions {
+            isolate: matches!(opts.mode, Mode::Privileged),
             binary: opts.binary,
             wrapper,
             env,

@@ -37,10 +37,7 @@ use crate::buildkit::{Address, Client};
 
 /// `buildkitd` on PATH, if any.
 pub fn find_on_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("buildkitd"))
-        .find(|p| is_executable(p))
+    find_program("buildkitd")
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -66,6 +63,12 @@ pub struct SpawnOptions {
     /// daemon's command line follows), e.g. `rootlesskit --state-dir DIR`;
     /// empty runs the binary directly.
     pub wrapper: Vec<OsString>,
+    /// Run the daemon as the init of its own PID and mount namespaces
+    /// (util-linux `unshare`, when on PATH and `wrapper` is empty): when it
+    /// dies, for any reason, the kernel kills every process of its builds
+    /// and its mounts go with the namespace, so even a SIGKILL of the put
+    /// leaves no RUN step running and nothing mounted. Needs CAP_SYS_ADMIN.
+    pub isolate: bool,
     /// Environment variables added for the daemon.
     pub env: Vec<(OsString, OsString)>,
     /// Its state directory (`--root`).
@@ -88,6 +91,8 @@ pub struct SpawnOptions {
 #[derive(Debug)]
 pub struct Buildkitd {
     child: Option<Child>,
+    /// `child` is `unshare`, and the daemon its only child.
+    isolated: bool,
     socket: PathBuf,
     log: PathBuf,
     timeout: Duration,
@@ -118,13 +123,34 @@ impl Buildkitd {
         let log_file = File::create(&opts.log).map_err(log_error)?;
         let log_err = log_file.try_clone().map_err(log_error)?;
 
-        let mut cmd = match opts.wrapper.split_first() {
-            Some((program, args)) => {
+        let unshare = (opts.isolate && opts.wrapper.is_empty())
+            .then(|| find_program("unshare"))
+            .flatten();
+        let isolated = unshare.is_some();
+        let mut cmd = match (opts.wrapper.split_first(), unshare) {
+            (Some((program, args)), _) => {
                 let mut cmd = std::process::Command::new(program);
                 cmd.args(args).arg(&opts.binary);
                 cmd
             }
-            None => std::process::Command::new(&opts.binary),
+            (None, Some(unshare)) => {
+                let mut cmd = std::process::Command::new(unshare);
+                // --kill-child: SIGKILL to the daemon when unshare dies
+                // (which dies with us, below); the daemon is the PID
+                // namespace's init, whose death ends the namespace.
+                cmd.args([
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--mount-proc",
+                ])
+                .arg(&opts.binary);
+                cmd
+            }
+            (None, None) => std::process::Command::new(&opts.binary),
         };
         cmd.envs(opts.env.iter().map(|(k, v)| (k, v)))
             .arg("--root")
@@ -160,6 +186,7 @@ impl Buildkitd {
         tracing::info!(pid = child.id(), root = %opts.root.display(), "started buildkitd");
         Ok(Buildkitd {
             child: Some(child),
+            isolated,
             socket: opts.socket.clone(),
             log: opts.log.clone(),
             timeout: opts.timeout,
@@ -251,7 +278,12 @@ impl Buildkitd {
         // Taken before the signal: once the daemon is gone its orphans no
         // longer show it as their parent.
         let descendants = descendants(pid.as_raw());
-        let _ = kill(pid, Signal::SIGTERM);
+        // unshare does not pass SIGTERM on: the daemon gets it directly.
+        let target = match self.isolated {
+            true => first_child(pid.as_raw()).map_or(pid, Pid::from_raw),
+            false => pid,
+        };
+        let _ = kill(target, Signal::SIGTERM);
         if tokio::time::timeout(self.stop_grace, child.wait())
             .await
             .is_err()
@@ -292,6 +324,35 @@ impl Buildkitd {
             }
         }
     }
+}
+
+/// `name` in a directory of `$PATH`, when it is an executable file there.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// The first child of `pid` (`/proc/<pid>/task/<pid>/children`).
+fn first_child(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether process `pid` still runs and started at `start` (clock ticks
+/// since boot): a pid alone may have been reused.
+pub(super) fn is_alive(pid: i32, start: u64) -> bool {
+    proc_stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
+}
+
+/// This process's start time (clock ticks since boot), for [`is_alive`].
+pub(super) fn own_start_time() -> Option<u64> {
+    proc_stat(std::process::id() as i32).map(|s| s.start)
 }
 
 /// What `/proc/<pid>/stat` says that matters here.

@@ -7,6 +7,110 @@
 
 use std::path::{Path, PathBuf};
 
+use super::process::{is_alive, own_start_time};
+
+/// The prefix of every private root's directory name.
+pub(super) const ROOT_PREFIX: &str = ".buildkitd-";
+
+/// The file in a private root naming the `out` process that made it
+/// (`<pid> <start time>`), so that a later put can tell a root whose owner
+/// was killed (SIGKILL leaves no chance to clean up) from one in use.
+const OWNER_FILE: &str = "owner";
+
+/// Writes [`OWNER_FILE`] into `root` for this process.
+pub(super) fn mark_owner(root: &Path) -> std::io::Result<()> {
+    let start = own_start_time().unwrap_or_default();
+    std::fs::write(
+        root.join(OWNER_FILE),
+        format!("{} {start}\n", std::process::id()),
+    )
+}
+
+/// Removes the private roots under `parent` whose owner is gone, first
+/// detaching whatever is still mounted under them (deepest first), and
+/// returns how many went. A root without an owner file, or whose owner
+/// runs, is left alone.
+pub(super) fn sweep_stale_roots(parent: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(ROOT_PREFIX) {
+            continue;
+        }
+        let root = entry.path();
+        let Ok(owner) = std::fs::read_to_string(root.join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut fields = owner.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(start))) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if i32::try_from(pid).is_ok_and(|pid| is_alive(pid, start)) {
+            continue;
+        }
+        for mount in mounts_under(&root) {
+            if let Err(e) = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::debug!("detaching {}: {e}", mount.display());
+            }
+        }
+        match std::fs::remove_dir_all(&root) {
+            Ok(()) => swept += 1,
+            Err(e) => tracing::warn!(
+                "removing the stale buildkitd root {} (its put is gone): {e}",
+                root.display()
+            ),
+        }
+    }
+    if swept > 0 {
+        tracing::info!(
+            "removed {swept} buildkitd root(s) under {} left by puts that were killed",
+            parent.display()
+        );
+    }
+    swept
+}
+
+/// The mount points at or under `dir` in this mount namespace, deepest
+/// first (`/proc/self/mountinfo`, field 5, octal escapes decoded).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|mount| mount.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(pos) = rest.find('\\') {
+        out.push_str(&rest[..pos]);
+        let code = rest.get(pos + 1..pos + 4);
+        match code.and_then(|c| u8::from_str_radix(c, 8).ok()) {
+            Some(byte) => {
+                out.push(byte as char);
+                rest = &rest[pos + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[pos + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `/scratch` when it exists (oci-build-task's choice), else the temp dir.
 pub(super) fn default_root_parent() -> PathBuf {
     let scratch = Path::new("/scratch");

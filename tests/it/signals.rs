@@ -2,7 +2,8 @@
 //! aborted: the step exits non-zero within seconds and leaves nothing
 //! behind. `out` on the embedded buildkitd: no buildkitd, runc or
 //! RUN process, no mount and no root left; `in`: no partial download in the
-//! destination.
+//! destination. SIGKILL to `out`: no process or mount left, and the next
+//! `out` removes the root it could not.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -96,13 +97,23 @@ fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-needs! { buildkitd;
-    #[test]
-    fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
+/// An `out` on the embedded buildkitd whose RUN step sleeps, started and
+/// waited for until the sleep runs; its root parent and logs in a temp dir.
+struct SleepingBuild {
+    out: Child,
+    marker: String,
+    root: PathBuf,
+    logs: PathBuf,
+    work: PathBuf,
+    _top: tempfile::TempDir,
+}
+
+impl SleepingBuild {
+    fn start(name: &str) -> SleepingBuild {
         let reg = support::registry::plain();
         let base = support::fixtures::busybox_base(reg);
         // A sleep whose length names it among the machine's processes.
-        let secs = 30_000 + std::process::id() % 10_000;
+        let secs = 30_000 + std::process::id() % 10_000 + name.len() as u32;
         let marker = format!("sleep {secs}");
         let top = tempfile::tempdir().expect("temp dir");
         let top_path = std::fs::canonicalize(top.path()).expect("canonical temp dir");
@@ -120,44 +131,76 @@ needs! { buildkitd;
             format!("FROM {base}\nRUN {marker}\n"),
         )
         .expect("Dockerfile");
+        let mut build = SleepingBuild {
+            out: Self::spawn(&work, &root, &logs, name),
+            marker,
+            root,
+            logs,
+            work,
+            _top: top,
+        };
+        let running = poll(Duration::from_secs(180), || {
+            !processes(|c| c.trim_end() == build.marker).is_empty()
+        });
+        if !running {
+            let _ = build.out.kill();
+            panic!(
+                "the RUN step never started; out's stderr:\n{}",
+                build.stderr()
+            );
+        }
+        build
+    }
+
+    fn spawn(work: &Path, root: &Path, logs: &Path, name: &str) -> Child {
+        let reg = support::registry::plain();
         let path = crate::support::buildkitd::path_env();
         let root_env = root.display().to_string();
-        let mut out = spawn_step(
+        spawn_step(
             "out",
-            &work,
-            &json!({"source": reg.source(&support::unique("sigterm")), "params": {"context": "src"}}),
+            work,
+            &json!({"source": reg.source(&support::unique(name)), "params": {"context": "src"}}),
             &[
                 ("PATH", path.as_str()),
                 ("OCI_BUILD_RESOURCE_BUILDKIT_ROOT", root_env.as_str()),
             ],
-            &logs,
-        );
-        let running = poll(Duration::from_secs(180), || {
-            !processes(|c| c.trim_end() == marker).is_empty()
-        });
-        let stderr = || std::fs::read_to_string(logs.join("stderr")).unwrap_or_default();
-        if !running {
-            let _ = out.kill();
-            panic!("the RUN step never started; out's stderr:\n{}", stderr());
-        }
-        let signalled = Instant::now();
-        sigterm(&out);
-        let status = wait_for(&mut out, Duration::from_secs(30));
-        let leftovers = processes(|c| c.contains(&root_env) || c.trim_end() == marker);
-        let mounts = mounts_under(&root);
-        // Clean up whatever failed to go before asserting.
-        for (pid, _) in &leftovers {
+            logs,
+        )
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.join("stderr")).unwrap_or_default()
+    }
+
+    /// Processes of the build left running (killed after being listed, so
+    /// that a failing test leaves none) and mounts left under the root.
+    fn leftovers(&self) -> (Vec<(u32, String)>, Vec<String>) {
+        let root_env = self.root.display().to_string();
+        let procs = processes(|c| c.contains(&root_env) || c.trim_end() == self.marker);
+        for (pid, _) in &procs {
             // SAFETY: plain syscall; the pids were just listed.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
+        (procs, mounts_under(&self.root))
+    }
+}
+
+needs! { buildkitd;
+    #[test]
+    fn sigterm_to_out_mid_run_leaves_no_daemon_process_or_mount() {
+        let mut build = SleepingBuild::start("sigterm");
+        let signalled = Instant::now();
+        sigterm(&build.out);
+        let status = wait_for(&mut build.out, Duration::from_secs(30));
+        let (leftovers, mounts) = build.leftovers();
         let Some(status) = status else {
-            let _ = out.kill();
+            let _ = build.out.kill();
             panic!(
                 "out still running 30 s after SIGTERM; stderr:\n{}",
-                stderr()
+                build.stderr()
             );
         };
-        let stderr = stderr();
+        let stderr = build.stderr();
         assert!(!status.success(), "out succeeded after SIGTERM:\n{stderr}");
         assert!(
             leftovers.is_empty(),
@@ -165,11 +208,49 @@ needs! { buildkitd;
         );
         assert!(mounts.is_empty(), "left mounted: {mounts:?}\n{stderr}");
         assert!(
-            entries(&root).is_empty(),
+            entries(&build.root).is_empty(),
             "left in the root parent: {:?}\n{stderr}",
-            entries(&root)
+            entries(&build.root)
         );
         assert!(signalled.elapsed() < Duration::from_secs(30), "{stderr}");
+    }
+
+    /// SIGKILL gives `out` no chance to clean up: the daemon's namespaces
+    /// must take the RUN step and the mounts with them, and the next put
+    /// must remove the root the killed one left.
+    #[test]
+    fn sigkill_to_out_mid_run_orphans_nothing_and_the_next_put_sweeps_its_root() {
+        let mut build = SleepingBuild::start("sigkill");
+        build.out.kill().expect("SIGKILL to out");
+        let _ = build.out.wait();
+        let gone = poll(Duration::from_secs(15), || build.leftovers().0.is_empty());
+        let (leftovers, mounts) = build.leftovers();
+        let stderr = build.stderr();
+        assert!(gone && leftovers.is_empty(), "left running after SIGKILL: {leftovers:?}\n{stderr}");
+        assert!(mounts.is_empty(), "left mounted after SIGKILL: {mounts:?}\n{stderr}");
+        let stale = entries(&build.root);
+        assert_eq!(stale.len(), 1, "the killed put's root: {stale:?}");
+
+        // The next put (a quick build) sweeps it before making its own.
+        std::fs::write(build.work.join("src/Dockerfile"), "FROM scratch\nCOPY Dockerfile /\n")
+            .expect("Dockerfile");
+        let mut next = SleepingBuild::spawn(&build.work, &build.root, &build.logs, "sigkill-next");
+        let status = wait_for(&mut next, Duration::from_secs(180));
+        let stderr = build.stderr();
+        let Some(status) = status else {
+            let _ = next.kill();
+            panic!("the next put did not finish; stderr:\n{stderr}");
+        };
+        assert!(status.success(), "the next put failed:\n{stderr}");
+        assert!(
+            stderr.contains("removed 1 buildkitd root(s) under"),
+            "{stderr}"
+        );
+        assert!(
+            entries(&build.root).is_empty(),
+            "left in the root parent: {:?}\n{stderr}",
+            entries(&build.root)
+        );
     }
 }
 

@@ -4,6 +4,7 @@ use crate::daemon::fake_buildkitd as fake;
 /// Writes a fake `buildkitd` shell script; `body` sees `$SOCK`.
 fn options(binary: PathBuf, dir: &Path) -> SpawnOptions {
     SpawnOptions {
+        isolate: false,
         binary,
         wrapper: Vec::new(),
         env: Vec::new(),
