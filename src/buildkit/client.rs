@@ -186,6 +186,34 @@ impl Client {
         session_options: SessionOptions,
         printer: progress::Printer,
     ) -> Result<SolveOutcome> {
+        self.solve_watched(req, session_options, printer, None)
+            .await
+    }
+
+    /// [`Client::solve`], cancelled with [`Error::PushStalled`] when the
+    /// daemon's own push stands still for `watch.idle` (see [`PushWatch`]).
+    pub async fn solve_with_push_watch(
+        &self,
+        req: SolveRequest,
+        session_options: SessionOptions,
+        watch: PushWatch,
+    ) -> Result<SolveOutcome> {
+        self.solve_watched(
+            req,
+            session_options,
+            progress::Printer::stderr(),
+            Some(watch),
+        )
+        .await
+    }
+
+    async fn solve_watched(
+        &self,
+        req: SolveRequest,
+        session_options: SessionOptions,
+        printer: progress::Printer,
+        watch: Option<PushWatch>,
+    ) -> Result<SolveOutcome> {
         let info = self.info().await?;
         Self::check(&info, &req, &session_options)?;
 
@@ -203,7 +231,21 @@ impl Client {
         let status = StatusWatch::start(self.control.clone(), build_ref, printer);
 
         let mut control = self.control.clone();
-        let result = control.solve(solve_req).await;
+        let solve = control.solve(solve_req);
+        let (result, stalled) = match &watch {
+            None => (Some(solve.await), None),
+            Some(watch) => tokio::select! {
+                result = solve => (Some(result), None),
+                idle = status.push_stalled(watch) => (None, Some(idle)),
+            },
+        };
+        let Some(result) = result else {
+            session.close().await;
+            let _ = status.finish().await;
+            return Err(Error::PushStalled {
+                idle: stalled.unwrap_or_default(),
+            });
+        };
         tracing::debug!(ok = result.is_ok(), "solve returned");
         session.close().await;
         tracing::debug!("session closed");
@@ -331,6 +373,31 @@ fn frontend_attrs(req: &SolveRequest) -> BTreeMap<String, String> {
     frontend_attrs
 }
 
+/// The least a pushing daemon writes in `PushWatch::idle` to count as
+/// moving: its session with us (health checks, progress) writes a few
+/// hundred bytes a second on its own, and a push moves megabytes.
+const PUSH_FLOOR: u64 = 64 << 10;
+
+/// What tells a stalled push from a slow one on a daemon that pushes by
+/// itself: BuildKit's progress shows a push only as started and finished,
+/// so the watch reads a counter of the bytes the daemon writes while a push
+/// runs, and gives up when fewer than [`PUSH_FLOOR`] went out in `idle`.
+#[derive(Clone)]
+pub struct PushWatch {
+    /// How long a push may stand still (`source.registry_timeout`).
+    pub idle: Duration,
+    /// Bytes the daemon wrote so far, `None` when that cannot be read.
+    pub activity: std::sync::Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+}
+
+impl std::fmt::Debug for PushWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushWatch")
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The build's `Status` stream, read and printed while the solve runs. The
 /// printer is shared, so that its failure report survives a reader that is
 /// cancelled or ended by a broken stream.
@@ -380,6 +447,38 @@ impl StatusWatch {
             }
         });
         StatusWatch { task, printer }
+    }
+
+    /// Returns (with the idle time) once a push has run for `watch.idle`
+    /// while the daemon wrote less than [`PUSH_FLOOR`]; never while nothing
+    /// is pushed.
+    async fn push_stalled(&self, watch: &PushWatch) -> Duration {
+        let mut still_since: Option<(std::time::Instant, u64)> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let pushing = self
+                .printer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pushing();
+            if !pushing {
+                still_since = None;
+                continue;
+            }
+            let Some(now) = (watch.activity)() else {
+                still_since = None;
+                continue;
+            };
+            match still_since {
+                Some((since, at)) if now.saturating_sub(at) < PUSH_FLOOR => {
+                    if since.elapsed() >= watch.idle {
+                        return watch.idle;
+                    }
+                }
+                _ => still_since = Some((std::time::Instant::now(), now)),
+            }
+        }
     }
 
     /// The printer once the stream has ended, or once 10 s passed after the

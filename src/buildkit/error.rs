@@ -8,6 +8,17 @@ use super::session;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The daemon's own push stood still (see `PushWatch`): the solve was
+    /// cancelled.
+    #[error(
+        "the daemon's push made no progress for {}s (source.registry_timeout): the registry \
+         stopped taking data or answering; the build was cancelled and no tag moved",
+        idle.as_secs()
+    )]
+    PushStalled {
+        /// How long it stood still.
+        idle: std::time::Duration,
+    },
     /// A daemon address could not be parsed.
     #[error("invalid buildkit address {address:?}: {reason}")]
     InvalidAddress {

@@ -58,7 +58,7 @@ mod session;
 mod ssh;
 mod transport;
 
-pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
+pub use client::{Client, DEFAULT_ANSWER_TIMEOUT, PushWatch};
 pub(crate) use client::{MAX_MESSAGE_SIZE, random_id};
 pub(crate) use error::error_chain;
 pub use error::{Error, Result};

@@ -248,6 +248,18 @@ impl Printer {
         self.line(digest, &text);
     }
 
+    /// Whether the daemon is pushing now: a `pushing …` status (`pushing
+    /// layers`, `pushing manifest for …`) has started and not finished.
+    /// BuildKit reports no bytes while it pushes, so this is all the stream
+    /// says about a push.
+    pub fn pushing(&self) -> bool {
+        self.vertices.values().any(|v| {
+            v.statuses_printed.keys().any(|id| {
+                id.starts_with("pushing ") && !v.statuses_done.get(id).copied().unwrap_or(false)
+            })
+        })
+    }
+
     /// Counts and the failing step, for the caller's report.
     pub fn summary(&self) -> Summary {
         let total_steps = self

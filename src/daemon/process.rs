@@ -334,6 +334,30 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// Bytes written so far (`/proc/<pid>/io`, `wchar`: files, pipes and
+/// sockets) by process `pid` and its descendants; `None` when `pid` is gone
+/// or its io file cannot be read. It moves fast while a daemon pushes.
+pub fn tree_io(pid: u32) -> Option<u64> {
+    let pid = i32::try_from(pid).ok()?;
+    let own = process_io(pid)?;
+    Some(
+        descendants(pid)
+            .into_iter()
+            .filter_map(|(p, _)| process_io(p))
+            .fold(own, u64::saturating_add),
+    )
+}
+
+fn process_io(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    field("wchar:")
+}
+
 /// The first child of `pid` (`/proc/<pid>/task/<pid>/children`).
 fn first_child(pid: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))

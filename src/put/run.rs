@@ -88,8 +88,9 @@ pub async fn build_and_push(
         }
     };
     let embedded = matches!(daemon, Daemon::Embedded(_));
+    let watch = push_watch(&daemon, source);
     let result = match race(
-        build_on(&address, embedded, source, params, client, tags),
+        build_on(&address, embedded, watch, source, params, client, tags),
         interrupt,
     )
     .await
@@ -115,6 +116,19 @@ pub async fn build_and_push(
         tracing::debug!("{done}");
     }
     result
+}
+
+/// The stall watch of a daemon that pushes by itself, where its I/O can be
+/// read: the embedded one (a remote daemon's push has no bound of ours).
+fn push_watch(daemon: &Daemon, source: &Source) -> Option<buildkit::PushWatch> {
+    let Daemon::Embedded(d) = daemon else {
+        return None;
+    };
+    let pid = d.pid()?;
+    Some(buildkit::PushWatch {
+        idle: source.tls_options().read_timeout(),
+        activity: Arc::new(move || daemon::process::tree_io(pid)),
+    })
 }
 
 /// A future's output, or the signal that came first.
@@ -387,6 +401,7 @@ fn buildkit_host(host: &str) -> String {
 async fn build_on(
     address: &Address,
     embedded: bool,
+    watch: Option<buildkit::PushWatch>,
     source: &Source,
     params: &BuildParams,
     client: &registry::Client,
@@ -420,7 +435,7 @@ async fn build_on(
     let session = session_options(params, source)?;
 
     let started = Instant::now();
-    let outcome = solve_and_push(&bk, request, session).await?;
+    let outcome = solve_and_push(&bk, request, session, watch).await?;
     let (pushed, tags_kept) = match &engine_socket {
         None => {
             // An SBOM asked for must be there: a scanner that writes
@@ -605,8 +620,18 @@ async fn solve_and_push(
     bk: &buildkit::Client,
     request: buildkit::SolveRequest,
     session: buildkit::SessionOptions,
+    watch: Option<buildkit::PushWatch>,
 ) -> Result<buildkit::SolveOutcome> {
-    let error = match bk.solve(request.clone(), session.clone()).await {
+    let solve = |request, session| {
+        let watch = watch.clone();
+        async move {
+            match watch {
+                Some(watch) => bk.solve_with_push_watch(request, session, watch).await,
+                None => bk.solve(request, session).await,
+            }
+        }
+    };
+    let error = match solve(request.clone(), session.clone()).await {
         Ok(outcome) => return Ok(outcome),
         Err(e) => e,
     };
@@ -617,7 +642,7 @@ async fn solve_and_push(
         "the push failed with a transient error ({why}): solving once more (the steps are cached, no tag has moved)"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    bk.solve(request, session).await.map_err(Error::from)
+    solve(request, session).await.map_err(Error::from)
 }
 
 /// Serves IMAGE_ARG and load_base images from a loopback registry.

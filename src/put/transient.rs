@@ -19,6 +19,9 @@ use crate::buildkit;
 /// Why `error` is a transient push failure, or `None` when it is not.
 pub fn push_failure(error: &buildkit::Error) -> Option<&'static str> {
     let text = match error {
+        buildkit::Error::PushStalled { .. } => {
+            return Some("the registry stalled the daemon's push");
+        }
         buildkit::Error::BuildFailed { step, error, .. } if is_export_step(step) => error,
         buildkit::Error::Solve(message) if mentions_export(message) => message,
         _ => return None,

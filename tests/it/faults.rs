@@ -735,6 +735,15 @@ needs! { dockerd;
     }
 }
 
+needs! { buildkitd;
+    /// The embedded buildkitd pushes by itself and BuildKit's pusher has no
+    /// idle limit: `out` watches the daemon's I/O while it pushes.
+    #[test]
+    fn stall_push_build_on_buildkitd() {
+        table(Op::PushBuildkitd, &[Fault::Stall(STALL_IDLE)], STALL_BOUND);
+    }
+}
+
 /// `out` pushing `params.image` (a layout made from `image`) through `proxy`
 /// to `repo:stable`, with `TEST=true` (5 ms back-off steps).
 fn push_layout_through(
