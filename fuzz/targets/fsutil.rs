@@ -155,13 +155,13 @@ pub fn run(data: &[u8]) {
         match PacketType::try_from(p.r#type) {
             Ok(PacketType::PacketStat) => {
                 if let Some(stat) = &p.stat {
-                    let path = &stat.path;
+                    let path = String::from_utf8_lossy(&stat.path).into_owned();
                     assert!(
                         !path.starts_with('/')
                             && !path.split('/').any(|c| c == ".." || c.is_empty()),
                         "listed path {path:?} is not a clean relative path"
                     );
-                    listed.push(path.clone());
+                    listed.push(path);
                 }
             }
             Ok(PacketType::PacketData) => {

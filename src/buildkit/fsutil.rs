@@ -58,9 +58,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A name cannot be sent: the protocol carries UTF-8 paths.
-    #[error("file name {0:?} is not valid utf-8")]
-    NonUtf8(PathBuf),
     /// A directory deeper than the system's path limit (`PATH_MAX`).
     #[error("{} is longer than PATH_MAX ({} bytes); the build context is nested too deeply", shortened(.0), libc::PATH_MAX)]
     PathTooLong(PathBuf),
@@ -342,9 +339,30 @@ fn list(
     walker.walk_dir()
 }
 
+/// Where a directory of the walk is: in the context (as text for the
+/// filters, as bytes for the wire) and on the host.
+struct FramePath {
+    rel_dir: String,
+    rel_bytes: Vec<u8>,
+    abs_dir: PathBuf,
+}
+
+impl Frame {
+    fn top(root: PathBuf) -> FramePath {
+        FramePath {
+            rel_dir: String::new(),
+            rel_bytes: Vec::new(),
+            abs_dir: root,
+        }
+    }
+}
+
 /// One open directory of the walk: its path and the names left to visit.
 struct Frame {
+    /// The path in the context as the filters see it (not UTF-8 parts
+    /// replaced), and as it is sent (the name's own bytes).
     rel_dir: String,
+    rel_bytes: Vec<u8>,
     abs_dir: PathBuf,
     names: std::vec::IntoIter<OsString>,
     inc: MatchInfo,
@@ -360,11 +378,9 @@ struct Walker<'a> {
     /// Ancestor directories of the current position, with whether they were
     /// sent already (filtered-out directories are sent lazily, right before
     /// their first kept descendant, as fsutil does).
-    /// The third field is the host path of a directory whose name is not
-    /// UTF-8: sending it is an error, skipping it is not.
-    pending: Vec<(Stat, bool, Option<PathBuf>)>,
+    pending: Vec<(Stat, bool)>,
     /// (dev, ino) → first sent path, for hard links.
-    inodes: HashMap<(u64, u64), String>,
+    inodes: HashMap<(u64, u64), bytes::Bytes>,
     emit: &'a mut dyn FnMut(Stat, Option<FileRef>) -> Result<(), Error>,
 }
 
@@ -373,8 +389,8 @@ impl Walker<'_> {
     /// rather than recursion: a context nested thousands of directories
     /// deep must not overflow the thread's stack.
     fn walk_dir(&mut self) -> Result<(), Error> {
-        let mut stack =
-            vec![self.open_dir(String::new(), MatchInfo::default(), MatchInfo::default())?];
+        let top = Frame::top(self.root.to_path_buf());
+        let mut stack = vec![self.open_dir(top, MatchInfo::default(), MatchInfo::default())?];
         while let Some(frame) = stack.last_mut() {
             let Some(name) = frame.names.next() else {
                 stack.pop();
@@ -392,8 +408,12 @@ impl Walker<'_> {
     }
 
     /// Reads one directory's names, sorted byte-wise, into a frame.
-    fn open_dir(&self, rel_dir: String, inc: MatchInfo, exc: MatchInfo) -> Result<Frame, Error> {
-        let abs_dir = self.root.join(&rel_dir);
+    fn open_dir(&self, at: FramePath, inc: MatchInfo, exc: MatchInfo) -> Result<Frame, Error> {
+        let FramePath {
+            rel_dir,
+            rel_bytes,
+            abs_dir,
+        } = at;
         if abs_dir.as_os_str().len() >= libc::PATH_MAX as usize {
             return Err(Error::PathTooLong(abs_dir));
         }
@@ -409,6 +429,7 @@ impl Walker<'_> {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         Ok(Frame {
             rel_dir,
+            rel_bytes,
             abs_dir,
             names: names.into_iter(),
             inc,
@@ -423,14 +444,19 @@ impl Walker<'_> {
         if abs.as_os_str().len() >= libc::PATH_MAX as usize {
             return Err(Error::PathTooLong(abs));
         }
-        // Filters see the name as text; a name that is not UTF-8 is refused
-        // only when it is kept (an excluded one is never sent).
+        // Filters see the name as text (a part that is not UTF-8 replaced);
+        // the daemon gets the name's own bytes, as Go's fsutil sends them.
         let lossy = name.to_string_lossy();
         let rel = if frame.rel_dir.is_empty() {
             lossy.clone().into_owned()
         } else {
             format!("{}/{lossy}", frame.rel_dir)
         };
+        let mut rel_bytes = frame.rel_bytes.clone();
+        if !rel_bytes.is_empty() {
+            rel_bytes.push(b'/');
+        }
+        rel_bytes.extend_from_slice(name.as_bytes());
         let meta = match std::fs::symlink_metadata(&abs) {
             Ok(m) => m,
             // Removed since the directory was read: nothing to send.
@@ -469,13 +495,17 @@ impl Walker<'_> {
             return Ok(None);
         }
         if is_dir {
-            let stat = self.stat(&abs, &rel, &meta)?;
-            let non_utf8 = name.to_str().is_none().then(|| abs.clone());
-            self.pending.push((stat, false, non_utf8));
+            let stat = self.stat(&abs, &rel_bytes, &meta)?;
+            self.pending.push((stat, false));
             if !skip {
                 self.flush_pending()?;
             }
-            match self.open_dir(rel, child_inc, child_exc) {
+            let at = FramePath {
+                rel_dir: rel,
+                rel_bytes,
+                abs_dir: abs,
+            };
+            match self.open_dir(at, child_inc, child_exc) {
                 Ok(child) => Ok(Some(child)),
                 Err(e) => {
                     self.pending.pop();
@@ -483,10 +513,7 @@ impl Walker<'_> {
                 }
             }
         } else if !skip {
-            if name.to_str().is_none() {
-                return Err(Error::NonUtf8(abs));
-            }
-            let stat = self.stat(&abs, &rel, &meta)?;
+            let stat = self.stat(&abs, &rel_bytes, &meta)?;
             self.flush_pending()?;
             self.emit_entry(stat, &abs, &meta)?;
             Ok(None)
@@ -498,9 +525,6 @@ impl Walker<'_> {
     fn flush_pending(&mut self) -> Result<(), Error> {
         for i in 0..self.pending.len() {
             if !self.pending[i].1 {
-                if let Some(path) = &self.pending[i].2 {
-                    return Err(Error::NonUtf8(path.clone()));
-                }
                 self.pending[i].1 = true;
                 (self.emit)(self.pending[i].0.clone(), None)?;
             }
@@ -534,10 +558,10 @@ impl Walker<'_> {
         (self.emit)(stat, Some(file))
     }
 
-    fn stat(&self, abs: &Path, rel: &str, meta: &std::fs::Metadata) -> Result<Stat, Error> {
+    fn stat(&self, abs: &Path, rel: &[u8], meta: &std::fs::Metadata) -> Result<Stat, Error> {
         let ft = meta.file_type();
         let mut stat = Stat {
-            path: rel.to_owned(),
+            path: bytes::Bytes::copy_from_slice(rel),
             mode: go_file_mode(meta),
             // Like buildctl: ownership is not carried into the build.
             uid: 0,
@@ -551,11 +575,9 @@ impl Walker<'_> {
                 path: abs.to_owned(),
                 source,
             })?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| Error::NonUtf8(abs.to_owned()))?;
+            let target = target.as_os_str().as_bytes();
             stat.size = target.len() as i64;
-            stat.linkname = target.to_owned();
+            stat.linkname = bytes::Bytes::copy_from_slice(target);
         }
         if ft.is_block_device() || ft.is_char_device() {
             let rdev = meta.rdev();

@@ -111,6 +111,7 @@ on_each_daemon!(
     load_base_and_image_arg_from_get_directories,
     push_by_digest_then_tags_and_failed_pushes_move_no_tag,
     a_run_step_that_prints_its_secrets_shows_none_of_them,
+    a_file_name_that_is_not_utf8_reaches_the_image_as_its_bytes,
 );
 
 fn run_out(d: &Daemon, src: &Src, source: Value, params: Value) -> support::cmd::Output {
@@ -152,6 +153,34 @@ fn get(reg: &Registry, repo: &str, tag: &str, digest: &str, params: Value, dest:
         &[],
     )
     .expect_success();
+}
+
+/// A context file whose name is not UTF-8 is sent as its bytes (as
+/// buildctl sends it), and `in` unpacks it under the same bytes.
+fn a_file_name_that_is_not_utf8_reaches_the_image_as_its_bytes(d: &Daemon) {
+    use std::os::unix::ffi::OsStrExt;
+    let reg = support::registry::plain();
+    let repo = support::unique("main-non-utf8");
+    let src = Src::new(&[("src/Dockerfile", "FROM scratch\nCOPY . /ctx/\n")]);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(src.path().join("src").join(name), "latin-1\n").expect("write");
+    let mut source = reg.source(&repo);
+    source["tag"] = json!("v1");
+    let resp = out(d, &src, source, json!({"context": "src"}));
+    let dest = tempfile::tempdir().expect("temp dir");
+    get(
+        reg,
+        &repo,
+        "v1",
+        &version_digest(&resp),
+        json!({}),
+        dest.path(),
+    );
+    let copied = dest.path().join("rootfs/ctx").join(name);
+    assert_eq!(
+        std::fs::read_to_string(&copied).unwrap_or_else(|e| panic!("{}: {e}", copied.display())),
+        "latin-1\n"
+    );
 }
 
 fn multi_platform_index_and_check_and_in_pick_each_platform(d: &Daemon) {

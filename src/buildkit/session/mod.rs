@@ -417,7 +417,7 @@ mod tests {
         let mut listed = Vec::new();
         while let Some(p) = packets.message().await.expect("packet") {
             match p.stat {
-                Some(stat) => listed.push(stat.path),
+                Some(stat) => listed.push(String::from_utf8_lossy(&stat.path).into_owned()),
                 None => break,
             }
         }
