@@ -138,8 +138,11 @@ impl EmbeddedDaemon {
             env.push(("HOME".into(), home.into_os_string()));
         }
         if let Mode::Rootlesskit { binary, .. } = &opts.mode {
+            // --pidns: the daemon's builds end with it, as with `isolate`
+            // (rootlesskit already gives it a mount namespace).
             wrapper = vec![
                 binary.clone().into_os_string(),
+                "--pidns".into(),
                 "--state-dir".into(),
                 root.path().join("rootlesskit").into_os_string(),
             ];
