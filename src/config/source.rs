@@ -86,6 +86,8 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("additional_registries", Shape::List(&CREDENTIALS)),
     ("registry_timeout", Shape::Leaf),
     ("buildkit_timeout", Shape::Leaf),
+    ("sign", super::signing::SIGN),
+    ("verify", super::signing::VERIFY),
 ]);
 
 /// `source` as written, after key canonicalisation.
@@ -158,6 +160,8 @@ struct RawSource {
     additional_registries: Vec<RawCredentials>,
     registry_timeout: Option<Value>,
     buildkit_timeout: Option<Value>,
+    sign: Option<super::signing::RawSign>,
+    verify: Option<super::signing::RawVerify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,6 +374,10 @@ pub struct Source {
     pub buildkit_timeout: Option<Duration>,
     /// `aws_*`: ECR authentication, when `aws_region` is set.
     pub ecr: Option<Ecr>,
+    /// `sign` (put only): the key that signs what put pushes.
+    pub sign: Option<super::signing::Signing>,
+    /// `verify`: the public keys a version must be signed with.
+    pub verify: Option<crate::sign::Verifier>,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -408,6 +416,8 @@ impl Source {
         let additional_registries = additional_registries(raw.additional_registries)?;
         let platform = raw.platform.map(Platform::from);
         let buildkit_tls = raw.buildkit_tls.map(buildkit_tls);
+        let sign = super::signing::signing(raw.sign)?;
+        let verify = super::signing::verifier(raw.verify)?;
         Ok(Source {
             repository,
             tag,
@@ -440,6 +450,8 @@ impl Source {
             registry_timeout: duration("source.registry_timeout", raw.registry_timeout)?,
             buildkit_timeout: duration("source.buildkit_timeout", raw.buildkit_timeout)?,
             ecr,
+            sign,
+            verify,
         })
     }
 
@@ -470,6 +482,9 @@ impl Source {
             for secret in ecr.secret_access_key.iter().chain(&ecr.session_token) {
                 crate::secret::remember(secret.expose());
             }
+        }
+        if let Some(sign) = &self.sign {
+            sign.remember_secrets();
         }
     }
 
@@ -685,6 +700,13 @@ fn credentials(raw: RawCredentials) -> Option<RegistryCredentials> {
 }
 
 fn validate_tag(tag: &str) -> Result<(), Error> {
+    if crate::sign::storage::is_cosign_tag(tag) {
+        return Err(Error::Invalid {
+            field: "source.tag",
+            value: tag.to_owned(),
+            reason: "this is a tag cosign writes beside an image (signatures, attestations, SBOMs), not an image".into(),
+        });
+    }
     if super::tag::is_valid(tag) {
         Ok(())
     } else {
