@@ -100,7 +100,7 @@ async fn keep_signed(
                         e @ (crate::sign::Error::Unsigned { .. }
                         | crate::sign::Error::BadSignatureManifest { .. }),
                     ) => {
-                        warn!("skipping {} ({}): {e}", v.tag, v.digest);
+                        warn!("skipping {}: {e}", v.tag);
                         false
                     }
                     Err(e) => {
