@@ -145,7 +145,7 @@ needs! { docker_registry, skopeo, umoci;
             signing(&mut source, &pem, &password);
             let done = out(&src, &source, params.clone());
             done.expect_success();
-            assert_no_key_material(&done, &[&key]);
+            assert_no_key_material(&done, &[key]);
             let resp = done.json();
             let digest = resp["version"]["digest"].as_str().expect("digest");
             assert_eq!(metadata(&resp, "signing_key"), Some(fingerprint(&key.public)));
