@@ -109,8 +109,11 @@ needs! { docker_registry, skopeo, umoci;
         assert!(cosign::verify(reg, &reference, &c.public).is_err(), "a third key must not verify");
         assert_eq!(signature_layers(reg, &repo, &digest).len(), 2);
 
-        // Again, now also verifying its own signature: nothing is added.
+        // Again, now also verifying its own signature, with debug logging
+        // (every registry request on stderr): nothing is added, nothing of
+        // the key shows.
         verifying(&mut source, &[&a]);
+        source["debug"] = json!(true);
         let again = out(&src, &source, params);
         again.expect_success().expect_stderr("already signed with key");
         assert_no_key_material(&again, &[&a]);
