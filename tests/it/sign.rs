@@ -8,7 +8,9 @@
 //!   PEM labels, plain PKCS#8); another key does not verify; other keys'
 //!   signatures are kept and a second put adds none;
 //! - a multi-platform build on buildkitd: the index and each image verify,
-//!   attestation manifests are not signed;
+//!   attestation manifests are not signed, an unchanged rebuild keeps its
+//!   version without a second signature; a build on the Docker Engine is
+//!   signed too;
 //! - a wrong password fails before anything is built, and a signature that
 //!   `source.verify` refuses moves no tag;
 //! - `check` and `in` with `verify`: only what a listed key signed, in
@@ -213,7 +215,7 @@ needs! { buildkitd;
         let done = cmd::run(
             "out",
             &[src.path()],
-            &json!({"source": source, "params": {"context": "src", "platforms": ["linux/amd64", "linux/arm64"]}}),
+            &json!({"source": source, "params": {"context": "src", "platforms": ["linux/amd64", "linux/arm64"], "source_date_epoch": 1_700_000_000}}),
             &[("PATH", path.as_str())],
         );
         done.expect_success();
@@ -236,6 +238,19 @@ needs! { buildkitd;
             images += 1;
         }
         assert_eq!(images, 2, "{index}");
+        assert_eq!(signature_layers(reg, &repo, &digest).len(), 1);
+
+        // The same build again: the tags keep the index (an unchanged
+        // rebuild), and its signature manifest does not grow.
+        let again = cmd::run(
+            "out",
+            &[src.path()],
+            &json!({"source": source, "params": {"context": "src", "platforms": ["linux/amd64", "linux/arm64"], "source_date_epoch": 1_700_000_000}}),
+            &[("PATH", path.as_str())],
+        );
+        again.expect_success();
+        assert_eq!(again.json()["version"]["digest"], json!(digest), "{}", again.details());
+        assert_eq!(signature_layers(reg, &repo, &digest).len(), 1, "{}", again.details());
 
         // check and in with verify accept it, and in picks a platform.
         let mut check_source = reg.source(&repo);
@@ -253,6 +268,28 @@ needs! { buildkitd;
         )
         .expect_success();
         assert_eq!(std::fs::read_to_string(dest.path().join("rootfs/arch")).expect("arch"), "arm64\n");
+    }
+}
+
+needs! { dockerd;
+    #[test]
+    fn a_build_on_the_docker_engine_is_signed() {
+        let reg = support::registry::tls_auth();
+        let repo = support::unique("sign/engine");
+        let key = KeyPair::generate();
+        let src = Src::new(&[("Dockerfile", "FROM scratch\nCOPY hello /\n"), ("hello", "from the Engine\n")]);
+        let mut source = reg.source(&repo);
+        source["buildkit_host"] = json!(format!("docker://{}", support::docker::shared().socket.display()));
+        signing(&mut source, &key.encrypted, &key.password);
+        let done = out(&src, &source, json!({"context": "."}));
+        done.expect_success();
+        assert_no_key_material(&done, &[&key]);
+        let resp = done.json();
+        let digest = resp["version"]["digest"].as_str().expect("digest");
+        assert_eq!(metadata(&resp, "signing_key"), Some(fingerprint(&key.public)));
+        cosign::verify(reg, &format!("{repo}@{digest}"), &key.public)
+            .expect("sigstore verifies what the Engine built");
+        cosign::verify(reg, &format!("{repo}:latest"), &key.public).expect("through the tag too");
     }
 }
 
