@@ -15,8 +15,11 @@
 //! for multi-arch images). Tags cosign writes beside images
 //! (`sha256-<hex>.sig`, `.att`, `.sbom`) are never versions. With
 //! `source.verify`, only digests signed by one of its keys are reported
-//! ([`keep_signed`]); the others are named on stderr. A Docker Hub mirror is tried first; its errors
-//! only warn, and the origin's answer is authoritative. Check never retries.
+//! ([`keep_signed`]); the others are named on stderr. A Docker Hub mirror
+//! is tried first; its errors only warn, and the origin's answer is
+//! authoritative. Check never retries, except in the signature lookups of
+//! `verify`, which it shares with get and put and which retry transient
+//! failures as they do there.
 
 use std::collections::HashMap;
 use std::future::Future;

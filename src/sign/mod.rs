@@ -240,11 +240,20 @@ async fn find_valid(
         let Ok(payload_digest) = Digest::parse(&layer.digest) else {
             continue;
         };
-        let payload = retry_transient(
+        let fetched = retry_transient(
             &format!("fetching signature payload {payload_digest}"),
             || client.fetch_blob(&payload_digest),
         )
-        .await?;
+        .await;
+        let payload = match fetched {
+            Ok(payload) => payload,
+            // A layer whose blob is gone is nobody's valid signature.
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
+                tracing::debug!(payload = %payload_digest, "skipping a signature layer whose payload is missing");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for key in keys {
             if !key.verifies(&payload, &layer.signature) {
                 continue;
