@@ -5,7 +5,7 @@
 //! htpasswd.
 //!
 //! - `params.image` and `params.layers` pushes are signed (both encrypted
-//!   PEM labels, plain PKCS#8); another key does not verify; other keys'
+//!   PEM labels, plain PKCS#8, SEC1); another key does not verify; other keys'
 //!   signatures are kept and a second put adds none;
 //! - a multi-platform build on buildkitd: the index and each image verify,
 //!   attestation manifests are not signed, an unchanged rebuild keeps its
@@ -74,6 +74,24 @@ fn signature_layers(reg: &Registry, repo: &str, digest: &str) -> Vec<Value> {
     doc["layers"].as_array().cloned().unwrap_or_default()
 }
 
+/// The PKCS#8 key `pem` as SEC1 `EC PRIVATE KEY`, by openssl.
+fn sec1(pkcs8: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, pkcs8).expect("write key");
+    let out = support::run_tool(
+        std::process::Command::new("openssl")
+            .args(["ec", "-in"])
+            .arg(&file),
+    );
+    let pem = String::from_utf8(out).expect("PEM text");
+    assert!(
+        pem.contains("BEGIN EC PRIVATE KEY"),
+        "openssl wrote no SEC1 key"
+    );
+    pem
+}
+
 fn out(src: &Src, source: &Value, params: Value) -> cmd::Output {
     cmd::run(
         "out",
@@ -126,7 +144,7 @@ needs! { docker_registry, skopeo, umoci;
 
 needs! { docker_registry, skopeo, umoci;
     #[test]
-    fn a_layer_append_is_signed_with_a_cosign1_key_and_a_pkcs8_key() {
+    fn a_layer_append_is_signed_with_cosign1_pkcs8_and_sec1_keys() {
         let reg = support::registry::tls_auth();
         let repo = support::unique("sign/layers");
         let base_repo = support::unique("sign/base");
@@ -138,10 +156,11 @@ needs! { docker_registry, skopeo, umoci;
             "base": reg.reference(&base_repo, "1"),
             "add": [{"src": "site", "dest": "/srv/www"}],
         }});
-        let (k1, k2) = (KeyPair::generate(), KeyPair::generate());
+        let (k1, k2, k3) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
         let forms = [
             (&k1, k1.encrypted_cosign1(), k1.password.clone()),
             (&k2, k2.pkcs8.clone(), String::new()),
+            (&k3, sec1(&k3.pkcs8), String::new()),
         ];
         for (i, (key, pem, password)) in forms.into_iter().enumerate()
         {
@@ -151,6 +170,9 @@ needs! { docker_registry, skopeo, umoci;
             let done = out(&src, &source, params.clone());
             done.expect_success();
             assert_no_key_material(&done, &[key]);
+            for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16) {
+                done.expect_not_leaked(line);
+            }
             let resp = done.json();
             let digest = resp["version"]["digest"].as_str().expect("digest");
             assert_eq!(metadata(&resp, "signing_key"), Some(fingerprint(&key.public)));
