@@ -245,6 +245,10 @@ needs! { buildkitd;
         let resp = done.json();
         let digest = resp["version"]["digest"].as_str().expect("digest").to_owned();
         cosign::verify(reg, &format!("{repo}@{digest}"), &key.public).expect("the index verifies");
+        assert!(
+            cosign::verify(reg, &format!("{repo}@{digest}"), &KeyPair::generate().public).is_err(),
+            "another key must not verify the index"
+        );
         let raw = skopeo(reg, &["inspect", "--raw"], &format!("{repo}@{digest}")).expect("index");
         let index: Value = serde_json::from_slice(&raw).expect("index JSON");
         let mut images = 0;
