@@ -40,6 +40,9 @@ pub enum Error {
     /// ECR authentication (`source.aws_*`) failed.
     #[error(transparent)]
     Ecr(#[from] crate::ecr::AuthError),
+    /// Signing what put pushed, or verifying a version's signature, failed.
+    #[error(transparent)]
+    Sign(crate::sign::Error),
     /// A put-specific failure (params, tags, daemon, local images).
     #[error(transparent)]
     Put(crate::put::Error),
@@ -63,6 +66,17 @@ impl From<crate::store::Error> for Error {
         match e {
             crate::store::Error::Registry(e) => Error::Registry(e),
             e => Error::Put(crate::put::Error::Store(e)),
+        }
+    }
+}
+
+/// A registry failure while signing or verifying stays a registry error
+/// (retries and hints are the registry's).
+impl From<crate::sign::Error> for Error {
+    fn from(e: crate::sign::Error) -> Self {
+        match e {
+            crate::sign::Error::Registry(e) => Error::Registry(e),
+            e => Error::Sign(e),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod secret;
+pub mod sign;
 pub mod small_file;
 pub mod store;
 pub mod text;

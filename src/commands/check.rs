@@ -12,8 +12,14 @@
 //!   by image creation time with `created_at_sort`.
 //!
 //! Reported digests are always the top-level manifest's (an index digest
-//! for multi-arch images). A Docker Hub mirror is tried first; its errors
-//! only warn, and the origin's answer is authoritative. Check never retries.
+//! for multi-arch images). Tags cosign writes beside images
+//! (`sha256-<hex>.sig`, `.att`, `.sbom`) are never versions. With
+//! `source.verify`, only digests signed by one of its keys are reported
+//! ([`keep_signed`]); the others are named on stderr. A Docker Hub mirror
+//! is tried first; its errors only warn, and the origin's answer is
+//! authoritative. Check never retries, except in the signature lookups of
+//! `verify`, which it shares with get and put and which retry transient
+//! failures as they do there.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,23 +61,73 @@ async fn check_with(
     source: &Source,
     version: Option<&Version>,
 ) -> Result<Vec<Version>> {
-    match source.check_mode() {
-        CheckMode::Tag(tag) => tag_versions(client, &tag, version).await,
-        CheckMode::Regex(re) => regex_versions(client, source, &re).await,
+    let versions = match source.check_mode() {
+        CheckMode::Tag(tag) => tag_versions(client, &tag, version).await?,
+        CheckMode::Regex(re) => regex_versions(client, source, &re).await?,
         CheckMode::Semver => {
             let tags = list_tags(client).await?;
             let options = source.semver_options();
             semver_versions(tags, &options, version, |tag| async move {
                 Ok(client.resolve_tag(&tag).await?.map(Digest::into_string))
             })
-            .await
+            .await?
         }
-    }
+    };
+    keep_signed(client, source, versions).await
 }
 
-/// The registry's tags that are tags by the distribution grammar; others
-/// (a hostile or broken registry's `../../v2/...`) are skipped with a debug
-/// line, so they are never requested nor reported as versions.
+/// With `source.verify`: the versions whose digest carries a valid
+/// signature by one of its keys over that digest and this repository,
+/// each digest checked once; each skipped digest is named on stderr once.
+/// A registry failure while looking fails the check (nothing is reported
+/// as unsigned because the registry was down).
+async fn keep_signed(
+    client: &Client,
+    source: &Source,
+    versions: Vec<Version>,
+) -> Result<Vec<Version>> {
+    let Some(verifier) = &source.verify else {
+        return Ok(versions);
+    };
+    let mut verdicts: HashMap<String, bool> = HashMap::new();
+    let mut kept = Vec::with_capacity(versions.len());
+    for v in versions {
+        let signed = match verdicts.get(&v.digest) {
+            Some(signed) => *signed,
+            None => {
+                let signed = match verifier.verify(client, &source.repository, &v.digest).await {
+                    Ok(key) => {
+                        debug!(tag = %v.tag, digest = %v.digest, key, "signature verified");
+                        true
+                    }
+                    Err(
+                        e @ (crate::sign::Error::Unsigned { .. }
+                        | crate::sign::Error::BadSignatureManifest { .. }),
+                    ) => {
+                        warn!("skipping {}: {e}", v.tag);
+                        false
+                    }
+                    Err(e) => {
+                        return Err(
+                            crate::Error::from(e).context(format!("verifying {}", v.digest))
+                        );
+                    }
+                };
+                verdicts.insert(v.digest.clone(), signed);
+                signed
+            }
+        };
+        if signed {
+            kept.push(v);
+        }
+    }
+    Ok(kept)
+}
+
+/// The registry's tags that are tags by the distribution grammar and not
+/// cosign's; others (a hostile or broken registry's `../../v2/...`,
+/// `sha256-<hex>.sig`) are skipped with a debug line, so they are never
+/// requested nor reported as versions.
 async fn list_tags(client: &Client) -> Result<Vec<String>> {
     let tags = client
         .list_tags()
@@ -85,6 +141,14 @@ async fn list_tags(client: &Client) -> Result<Vec<String>> {
                 debug!(tag = %tag.escape_debug(), "skipping an invalid tag listed by the registry");
             }
             valid
+        })
+        .filter(|tag| {
+            // Signatures, attestations and SBOMs, whatever tag_regex says.
+            let cosign = crate::sign::storage::is_cosign_tag(tag);
+            if cosign {
+                debug!(tag, "skipping a cosign signature/attestation/SBOM tag");
+            }
+            !cosign
         })
         .collect())
 }

@@ -6,6 +6,8 @@
 //! download through the mirror (if one applies) and then the origin, each inside registry-image's
 //! retry loop, writes `tag`, `digest` and `repository`, and builds the
 //! response metadata. The fetch is by digest only; the tag names things.
+//! With `source.verify`, the version's signature is checked first, and
+//! nothing is written unless one of the keys signed that digest.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -82,6 +84,7 @@ async fn remove_partial(dest: &Path) -> String {
 async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
     let source = &req.source;
     let version = &req.version;
+    let signed_by = verify_version(source, &version.digest).await?;
     info!("fetching {}@{}", source.repository, version.digest);
     let opts = options(&req);
 
@@ -112,10 +115,27 @@ async fn fetch_into(req: InRequest, dest: &Path) -> Result<InResponse> {
         write_replacing(&dest.join(name), value)?;
     }
 
+    let mut metadata = metadata(source, &version.tag, &outcome);
+    if let Some(key) = signed_by {
+        metadata.push(MetadataField::new("signing_key", key));
+    }
     Ok(InResponse {
         version: version.clone(),
-        metadata: metadata(source, &version.tag, &outcome),
+        metadata,
     })
+}
+
+/// With `source.verify`: the fingerprint of the key whose signature over
+/// `digest` (in the origin repository) checks out, before anything is
+/// written; else the one-line error naming the digest and the keys.
+async fn verify_version(source: &Source, digest: &str) -> Result<Option<String>> {
+    let Some(verifier) = &source.verify else {
+        return Ok(None);
+    };
+    let origin = super::origin_client(source, Access::Pull)?;
+    let key = verifier.verify(&origin, &source.repository, digest).await?;
+    info!("{}@{digest} is signed with key {key}", source.repository);
+    Ok(Some(key))
 }
 
 fn options(req: &InRequest) -> GetOptions {

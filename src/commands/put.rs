@@ -1,9 +1,11 @@
 //! `out`: build on put (or push a prebuilt image, or append layers to a
-//! base image), then move the tags.
+//! base image), sign it, then move the tags.
 //!
-//! Order matters for users: params and tags are validated before any daemon
-//! starts or any byte is pushed, and the manifest goes under the tags last,
-//! so a failed build or push leaves every tag where it was.
+//! Order matters for users: params, tags and the signing key are validated
+//! before any daemon starts or any byte is pushed; every action pushes by
+//! digest only, then [`publish`] signs what was pushed (`source.sign`) and
+//! only then puts the manifest under the tags, so a failed build, push or
+//! signature leaves every tag where it was.
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,8 +49,15 @@ pub async fn run(
         interrupt,
     };
     let outcome = act(&params, &target).await?;
+    let signed_by = tokio::select! {
+        signed_by = publish(&outcome, &target) => signed_by?,
+        signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+            signal,
+            cleanup: format!("stopped after pushing {}, before moving the tags", outcome.pushed.digest),
+        }),
+    };
     outcome.log(&plan.tags);
-    Ok(outcome.into_response(source, &plan.tags, reported))
+    Ok(outcome.into_response(source, &plan.tags, reported, signed_by))
 }
 
 /// The validated params, their notes (advice on params a put ignores)
@@ -155,7 +164,7 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
         Action::Push { image } => {
             tracing::info!("pushing {} (no build)", image.display());
             let pushed = tokio::select! {
-                pushed = push::push_image_path(to.client, image, to.tags) => pushed?,
+                pushed = push::push_image_path(to.client, image) => pushed?,
                 signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
                     signal,
                     cleanup: "stopped the push".into(),
@@ -169,7 +178,7 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
                 l.add.len()
             );
             let appended = tokio::select! {
-                appended = put::layers::append_and_push(to.source, l, to.client, to.tags) => appended?,
+                appended = put::layers::append_and_push(to.source, l, to.client) => appended?,
                 signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
                     signal,
                     cleanup: "stopped the push".into(),
@@ -201,6 +210,77 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
     })
 }
 
+/// What every action ends with, once its image is in the registry by
+/// digest: its signatures (with `source.sign`; checked with `source.verify`
+/// when both are set), then the tags. A signing failure moves no tag.
+/// Returns the signing key's fingerprint when the image was signed.
+async fn publish(outcome: &Outcome, to: &Target<'_>) -> crate::Result<Option<String>> {
+    let pushed = &outcome.pushed;
+    let signed_by = match &to.source.sign {
+        Some(sign) => Some(sign_pushed(&sign.signer, pushed, to).await.map_err(|e| {
+            e.context(format!(
+                "signing {}@{} failed; no tag was moved",
+                to.source.repository, pushed.digest
+            ))
+        })?),
+        None => None,
+    };
+    if !outcome.tags_kept {
+        push::move_tags(to.client, pushed, to.tags).await?;
+    }
+    Ok(signed_by)
+}
+
+/// Signs the pushed digest and, for an index, each image in it (as `cosign
+/// sign --recursive`), so a verifier that resolves a platform's digest
+/// finds a signature too; then checks the new signature with
+/// `source.verify`, when set, as check and get will.
+async fn sign_pushed(
+    signer: &crate::sign::Signer,
+    pushed: &Pushed,
+    to: &Target<'_>,
+) -> crate::Result<String> {
+    let digests: Vec<String> = std::iter::once(pushed.digest.clone())
+        .chain(pushed.images.iter().cloned())
+        .collect();
+    let signed = signer.sign(to.client, &digests).await?;
+    let key = signer.fingerprint();
+    if !signed.added.is_empty() {
+        tracing::info!(
+            "signed {} with key {key}",
+            describe_digests(&signed.added, &pushed.digest)
+        );
+    }
+    if !signed.kept.is_empty() {
+        tracing::info!(
+            "{} already signed with key {key}",
+            describe_digests(&signed.kept, &pushed.digest)
+        );
+    }
+    if let Some(verifier) = &to.source.verify {
+        let by = verifier
+            .verify(to.client, &to.source.repository, &pushed.digest)
+            .await
+            .map_err(|e| {
+                crate::Error::from(e)
+                    .context("checking the new signature with source.verify failed")
+            })?;
+        tracing::info!("verified the signature of {} with key {by}", pushed.digest);
+    }
+    Ok(key.to_owned())
+}
+
+/// `sha256:… and 2 platform images` for a log line.
+fn describe_digests(digests: &[String], top: &str) -> String {
+    let children = digests.iter().filter(|d| *d != top).count();
+    let has_top = digests.iter().any(|d| d == top);
+    match (has_top, children) {
+        (true, 0) => top.to_owned(),
+        (true, n) => format!("{top} and {n} platform image(s)"),
+        (false, n) => format!("{n} platform image(s) of {top}"),
+    }
+}
+
 impl Outcome {
     /// The one line that says where the tags now point.
     fn log(&self, tags: &[String]) {
@@ -218,7 +298,13 @@ impl Outcome {
     /// The version `reported` at the pushed digest, and the metadata in a
     /// fixed order: the image's own fields, then the action's, then the
     /// build's, so one pipeline's puts read alike in the UI.
-    fn into_response(self, source: &Source, tags: &[String], reported: String) -> OutResponse {
+    fn into_response(
+        self,
+        source: &Source,
+        tags: &[String],
+        reported: String,
+        signed_by: Option<String>,
+    ) -> OutResponse {
         let pushed = self.pushed;
         let mut metadata = vec![
             field("repository", source.repository.given.clone()),
@@ -232,6 +318,9 @@ impl Outcome {
         }
         if let Some(c) = &pushed.config_digest {
             metadata.push(field("config_digest", c.clone()));
+        }
+        if let Some(key) = signed_by {
+            metadata.push(field("signing_key", key));
         }
         metadata.extend(self.extra);
         if let Some((version, duration)) = self.build {

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod get;
 pub mod put;
 pub mod semver;
+pub mod signing;
 pub mod source;
 pub mod tag;
 
@@ -40,6 +41,15 @@ pub enum Error {
         /// The offending value as given.
         value: String,
         /// Why it is rejected.
+        reason: String,
+    },
+    /// A key setting (`source.sign.private_key`, `source.verify.public_keys`)
+    /// that cannot be used; `reason` never quotes the key.
+    #[error("{field}: {reason}")]
+    Key {
+        /// The setting, e.g. `source.sign.private_key`.
+        field: String,
+        /// Why it is refused.
         reason: String,
     },
     /// A setting that registry-image supports but this resource does not yet.

@@ -10,12 +10,11 @@ use crate::registry;
 use crate::store::prebuilt;
 use crate::store::push::{Pushed, push_store};
 
-/// Reads back what a Docker Engine built and pushes it.
+/// Reads back what a Docker Engine built and pushes it by digest.
 pub async fn push_from_engine(
     client: &registry::Client,
     socket: &Path,
     name: &str,
-    tags: &[String],
     annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<Pushed> {
     let dir = tempfile::tempdir().map_err(|e| Error::Io {
@@ -46,5 +45,5 @@ pub async fn push_from_engine(
         client.repository()
     );
     let store = prebuilt::for_push(&tar, annotations).await?;
-    Ok(push_store(client, store, tags).await?)
+    Ok(push_store(client, store).await?)
 }

@@ -12,8 +12,8 @@
 //! 4. Push: base layers on the same registry are mounted from the base's
 //!    repository (one request each, no bytes), others are streamed from the
 //!    base (registry or disk) to the target; then our layers and configs.
-//!    Manifests, and the tags last, are put by [`push::push_store`], the
-//!    walk every put uses.
+//!    Manifests are put by digest by [`push::push_store`], the walk every
+//!    put uses; the tags move last, in `commands::put`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -258,12 +258,11 @@ impl ImageStore for Appending {
 }
 
 /// Builds the layers, appends them to the base and pushes the result to
-/// `target` under `tags` (tags last).
+/// `target` by digest (the tags move later, in `commands::put`).
 pub async fn append_and_push(
     source: &Source,
     params: &LayersParams,
     target: &Client,
-    tags: &[String],
 ) -> Result<Appended> {
     let scratch = tempfile::tempdir().map_err(|source| Error::Io {
         what: "creating a temp dir for the new layers".into(),
@@ -299,7 +298,7 @@ pub async fn append_and_push(
         mount_base_layers(target, from, &edited.base_layers).await?;
     }
     let store = edited.into_store(top, built, base.blobs.clone());
-    let pushed = push::push_store(target, Arc::new(store), tags).await?;
+    let pushed = push::push_store(target, Arc::new(store)).await?;
     drop(scratch);
     Ok(Appended {
         pushed,

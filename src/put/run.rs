@@ -1,5 +1,6 @@
-//! Running a put build: pick the daemon, preload images, solve, and move
-//! the tags last.
+//! Running a put build: pick the daemon, preload images, solve, and read
+//! back what was pushed by digest (the tags move afterwards, in
+//! `commands::put`).
 //!
 //! Daemon choice: `source.buildkit_host`, else `$BUILDKIT_HOST`, else the
 //! embedded buildkitd (when `buildkitd` is on PATH), else an error naming
@@ -9,8 +10,8 @@
 //! failed under a failed build, ssh's reason is the error. On a standalone buildkitd the image goes straight
 //! from BuildKit to the registry by digest (credentials served from the
 //! session); on a Docker Engine it is built into the Engine's store, read
-//! back as a docker-save stream and pushed by us. Either way the manifest is
-//! put under the tags only after every blob is in place.
+//! back as a docker-save stream and pushed by us. Either way only digests
+//! are pushed here: no tag moves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,8 +58,10 @@ enum Daemon {
     Embedded(EmbeddedDaemon),
 }
 
-/// Builds `params` and pushes the result to `client`'s repository under
-/// `tags`. `work_dir` is the put's working directory (argv[1]), a candidate
+/// Builds `params` and pushes the result to `client`'s repository by
+/// digest; `tags` are the tags the caller moves afterwards (an unchanged
+/// build keeps the index they hold, and a Docker Engine's inline cache
+/// reads them). `work_dir` is the put's working directory (argv[1]), a candidate
 /// for the embedded daemon's root.
 ///
 /// On SIGTERM/SIGINT (`interrupt`) the solve is cancelled (its future
@@ -397,7 +400,7 @@ fn buildkit_host(host: &str) -> String {
 /// Builds on the daemon at `address` and pushes the result. Everything
 /// that can fail with nothing built is checked first (reachability of the
 /// preloads, the daemon's kind, attestations, the scanner), then the solve
-/// (which pushes by digest on a buildkitd), and the tags move last.
+/// (which pushes by digest on a buildkitd); no tag moves here.
 async fn build_on(
     address: &Address,
     embedded: bool,
@@ -449,7 +452,7 @@ async fn build_on(
         }
         Some(socket) => {
             let engine_image = &dest.engine_image;
-            let pushed = push_from_engine(client, socket, engine_image, tags, params).await?;
+            let pushed = push_from_engine(client, socket, engine_image, params).await?;
             (pushed, false)
         }
     };
@@ -556,9 +559,9 @@ fn session_options(params: &BuildParams, source: &Source) -> Result<buildkit::Se
     })
 }
 
-/// Moves the tags to what a buildkitd pushed by digest, or leaves them on
-/// an equivalent index they already hold (then `true`: no tag moved), so
-/// a rebuild of unchanged images does not make a new version.
+/// What a buildkitd pushed by digest, or the equivalent index `tags`
+/// already hold (then `true`: the tags are to stay), so a rebuild of
+/// unchanged images does not make a new version.
 async fn tag_solved(
     client: &registry::Client,
     outcome: &buildkit::SolveOutcome,
@@ -586,28 +589,26 @@ async fn tag_solved(
                  build's only in the invocation's ID and times: the tags stay on it (the new \
                  index {digest} is left untagged)"
             );
-            Ok((push::tag_pushed(client, &old, &[], required).await?, true))
+            Ok((push::describe_pushed(client, &old, required).await?, true))
         }
         None => Ok((
-            push::tag_pushed(client, &digest, tags, required).await?,
+            push::describe_pushed(client, &digest, required).await?,
             false,
         )),
     }
 }
 
-/// Reads the Engine's image back and pushes it under `tags`, then removes
+/// Reads the Engine's image back and pushes it by digest, then removes
 /// the temporary image whether or not the push worked (a failed removal is
 /// only a warning: the image is pushed or the push's error matters more).
 async fn push_from_engine(
     client: &registry::Client,
     socket: &Path,
     engine_image: &str,
-    tags: &[String],
     params: &BuildParams,
 ) -> Result<Pushed> {
     let result =
-        super::engine::push_from_engine(client, socket, engine_image, tags, &params.annotations)
-            .await;
+        super::engine::push_from_engine(client, socket, engine_image, &params.annotations).await;
     if let Err(e) = buildkit::docker_engine::remove_image(socket, engine_image).await {
         tracing::warn!("removing the temporary image {engine_image} from the Engine: {e}");
     }

@@ -3,8 +3,9 @@
 //!
 //! Every image we push is first an [`ImageStore`] (the same view the
 //! loopback registry serves), so one walk pushes single images and indexes
-//! alike: blobs first (each skipped when the registry has it), child
-//! manifests by digest, and only then the top manifest under each tag.
+//! alike: blobs first (each skipped when the registry has it), then the
+//! manifests by digest. The tags move separately ([`move_tags`]), after
+//! whatever must be in place before them (signatures).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +36,11 @@ pub struct Pushed {
     /// What the index's attestation manifests attest (`provenance`, `sbom`,
     /// or another in-toto predicate type), each once.
     pub attestations: Vec<String>,
+    /// Digests of the index's image manifests (attestation manifests
+    /// left out); empty for a single image.
+    pub images: Vec<String>,
+    /// The top manifest itself, for [`move_tags`].
+    pub manifest: ServedManifest,
 }
 
 /// Blobs pushed at once: enough to overlap round trips, few enough for
@@ -69,12 +75,8 @@ fn platform_text(p: &Value) -> Option<String> {
     })
 }
 
-/// Pushes everything in `store` and puts its top manifest under `tags`.
-pub async fn push_store(
-    client: &registry::Client,
-    store: Arc<dyn ImageStore>,
-    tags: &[String],
-) -> Result<Pushed> {
+/// Pushes everything in `store`, the top manifest by digest; no tag moves.
+pub async fn push_store(client: &registry::Client, store: Arc<dyn ImageStore>) -> Result<Pushed> {
     let top = store.top().clone();
     let top_doc = parse(&top)?;
     let (images, attestations) = if is_index(&top.media_type, &top_doc) {
@@ -93,6 +95,7 @@ pub async fn push_store(
             put_manifest(client, &m.digest, m, unsent_by(&m.digest)).await?;
         }
     }
+    put_manifest(client, &top.digest, &top, unsent_by(&top.digest)).await?;
     let description = describe(&images, &attestations, |digest| {
         let store = store.clone();
         async move {
@@ -105,16 +108,39 @@ pub async fn push_store(
         }
     })
     .await?;
-    for tag in tags {
-        put_manifest(client, tag, &top, unsent_by(&top.digest)).await?;
-    }
+    let images = index_images(&top, &images, &attestations);
     Ok(Pushed {
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
         config_digest: description.config_digest,
         platforms: description.platforms,
         attestations: description.attestations,
+        images,
+        manifest: top,
     })
+}
+
+/// The image manifests of index `top` (`children` less `attestations`);
+/// none for a single image.
+fn index_images(
+    top: &ServedManifest,
+    children: &[ServedManifest],
+    attestations: &[String],
+) -> Vec<String> {
+    children
+        .iter()
+        .map(|m| m.digest.clone())
+        .filter(|d| *d != top.digest && !attestations.contains(d))
+        .collect()
+}
+
+/// Puts the pushed top manifest under each of `tags`, in order: the last
+/// step of a put.
+pub async fn move_tags(client: &registry::Client, pushed: &Pushed, tags: &[String]) -> Result<()> {
+    for tag in tags {
+        put_manifest(client, tag, &pushed.manifest, &[]).await?;
+    }
+    Ok(())
 }
 
 /// The child manifests of index `top` (each once, and not without bound),
@@ -384,13 +410,12 @@ fn attestation_kind(predicate_type: &str) -> String {
     }
 }
 
-/// After BuildKit pushed by digest: put that manifest under each tag. Each
+/// After BuildKit pushed by digest: what is at `digest`, read back. Each
 /// attestation kind in `required` (`sbom`, `provenance`) must be in the
-/// pushed index, else no tag moves.
-pub async fn tag_pushed(
+/// pushed index, else this fails (and no tag moves).
+pub async fn describe_pushed(
     client: &registry::Client,
     digest: &str,
-    tags: &[String],
     required: &[&str],
 ) -> Result<Pushed> {
     let manifest = registry::retry_transient(&format!("fetching manifest {digest}"), || {
@@ -448,26 +473,23 @@ pub async fn tag_pushed(
             found: description.attestations.join(", "),
         });
     }
-    for tag in tags {
-        put_manifest(client, tag, &top, &[]).await?;
-    }
+    let images = index_images(&top, &images, &attestations);
     Ok(Pushed {
-        digest: top.digest,
-        media_type: top.media_type,
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
         config_digest: description.config_digest,
         platforms: description.platforms,
         attestations: description.attestations,
+        images,
+        manifest: top,
     })
 }
 
-/// `params.image`: a docker-save tarball (a file) or an OCI layout (a directory).
-pub async fn push_image_path(
-    client: &registry::Client,
-    path: &Path,
-    tags: &[String],
-) -> Result<Pushed> {
+/// `params.image`: a docker-save tarball (a file) or an OCI layout (a
+/// directory), pushed by digest.
+pub async fn push_image_path(client: &registry::Client, path: &Path) -> Result<Pushed> {
     let store = super::prebuilt::for_push(path, &Default::default()).await?;
-    push_store(client, store, tags).await
+    push_store(client, store).await
 }
 
 #[cfg(test)]
@@ -510,7 +532,8 @@ mod tests {
                 .arg(format!("docker-archive:{}:x:latest", tar.display())),
         );
         let client = reg.client(&repo, Access::Push);
-        let pushed = push_image_path(&client, &tar, &tags(&["1.0", "latest"]))
+        let pushed = push_image_path(&client, &tar).await.unwrap();
+        move_tags(&client, &pushed, &tags(&["1.0", "latest"]))
             .await
             .unwrap();
         for tag in ["1.0", "latest"] {
@@ -522,9 +545,7 @@ mod tests {
         assert_eq!(pushed.platforms.len(), 1);
         assert!(pushed.config_digest.is_some());
         // Again: every blob is already there; same digest.
-        let again = push_image_path(&client, &tar, &tags(&["1.0"]))
-            .await
-            .unwrap();
+        let again = push_image_path(&client, &tar).await.unwrap();
         assert_eq!(again.digest, pushed.digest);
     }
 
@@ -533,7 +554,7 @@ mod tests {
         not(all(have_docker_registry, have_skopeo, have_umoci)),
         ignore = "needs docker-registry, skopeo and umoci on PATH"
     )]
-    async fn tag_pushed_puts_an_existing_manifest_under_tags() {
+    async fn describe_pushed_then_move_tags_puts_an_existing_manifest_under_tags() {
         crate::tls::install_crypto_provider();
         let reg = registry::plain();
         let repo = unique("bd");
@@ -547,7 +568,8 @@ mod tests {
         );
         let digest = sha256_digest(&reg.inspect_raw(&format!("{repo}:untracked")));
         let client = reg.client(&repo, Access::Push);
-        let pushed = tag_pushed(&client, &digest, &tags(&["a", "b"]), &[])
+        let pushed = describe_pushed(&client, &digest, &[]).await.unwrap();
+        move_tags(&client, &pushed, &tags(&["a", "b"]))
             .await
             .unwrap();
         assert_eq!(pushed.digest, digest);
@@ -605,7 +627,7 @@ mod tests {
             ]),
         };
         let client = reg.client(&unique("broken"), Access::Push);
-        let err = push_store(&client, Arc::new(Broken(image)), &tags(&["stable"]))
+        let err = push_store(&client, Arc::new(Broken(image)))
             .await
             .unwrap_err();
         assert!(

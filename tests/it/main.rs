@@ -28,6 +28,9 @@
 //!   root of a user namespace and as a user through rootlesskit.
 //! - `progress`: layer progress lines on stderr for a push and a get.
 //! - `signals`: SIGTERM to `out` and `in` mid-work leaves nothing behind.
+//! - `sign`: `out` signing what it pushes (a build, `params.image`,
+//!   `params.layers`) and `check`/`in` verifying, both checked against the
+//!   `sigstore` crate.
 //! - `readme`: every yaml example of README.md and docs/ goes through the config
 //!   decoders (no tools needed).
 //! - `faults`: each operation through a fault-injecting proxy: a retry that
@@ -55,4 +58,5 @@ mod put_main_path;
 mod put_rootless;
 mod put_ssh;
 mod readme;
+mod sign;
 mod signals;

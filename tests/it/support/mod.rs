@@ -15,6 +15,7 @@
 
 pub mod buildkitd;
 pub mod cmd;
+pub mod cosign;
 pub mod docker;
 pub mod fault_proxy;
 pub mod fixtures;
