@@ -31,6 +31,28 @@ pub async fn run(
     let client = super::origin_client(source, Access::Push)?;
     let (plan, reported) = plan_tags(source, &params, &client).await?;
     reach_registry(source, &client).await?;
+    if params.skip_existing {
+        match put::existing::check(&client, &plan.tags).await? {
+            put::existing::Existing::All(pushed) => {
+                tracing::info!(
+                    "skip_existing: {} already name{} {}: nothing built or pushed",
+                    plan.tags.join(", "),
+                    if plan.tags.len() == 1 { "s" } else { "" },
+                    pushed.digest
+                );
+                let outcome = Outcome {
+                    pushed,
+                    tags_kept: true,
+                    extra: Vec::new(),
+                    build: None,
+                };
+                return Ok(outcome.into_response(source, &plan.tags, reported));
+            }
+            put::existing::Existing::Build(why) => {
+                tracing::info!("skip_existing: {why}: building as usual");
+            }
+        }
+    }
 
     if let Some(signal) = interrupt.fired() {
         return Err(crate::Error::Interrupted {

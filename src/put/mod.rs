@@ -4,6 +4,7 @@
 
 pub mod attest;
 pub mod engine;
+pub mod existing;
 pub mod layers;
 pub mod run;
 pub mod solve;

@@ -46,6 +46,7 @@ mod load;
 mod progress;
 mod put;
 mod put_attestations;
+mod put_existing;
 mod put_fleet;
 mod put_layers;
 mod put_main_path;

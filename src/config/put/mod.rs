@@ -249,6 +249,9 @@ pub struct PutParams {
     pub tags: TagParams,
     /// Embedded daemon settings.
     pub daemon: DaemonParams,
+    /// `skip_existing`: when every tag already names one digest, push
+    /// nothing and report that digest.
+    pub skip_existing: bool,
     /// Things the user should know (ignored legacy params), for the log.
     pub notes: Vec<String>,
 }
@@ -284,6 +287,7 @@ impl Decoder<'_> {
     fn decode(&mut self) -> Result<PutParams> {
         let image = self.image()?;
         let tags = self.tags()?;
+        let skip_existing = self.flag("skip_existing")?;
         let daemon = DaemonParams {
             registry_mirrors: match self.one_of(&params::REGISTRY_MIRRORS)? {
                 Some(name) => self.list(name)?,
@@ -336,6 +340,7 @@ impl Decoder<'_> {
             action,
             tags,
             daemon,
+            skip_existing,
             notes: std::mem::take(&mut self.notes),
         })
     }

@@ -188,6 +188,10 @@ pub(super) const TAG_AS_LATEST: Param = any("the latest tag", &[Typed("tag_as_la
 pub(super) const ADDITIONAL_TAGS: Param = any("more tags", &[Typed("additional_tags")]);
 pub(super) const VERSION: Param = any("the version", &[Typed("version")]);
 pub(super) const BUMP_ALIASES: Param = any("version aliases", &[Typed("bump_aliases")]);
+pub(super) const SKIP_EXISTING: Param = any(
+    "skipping an image already pushed",
+    &[Typed("skip_existing")],
+);
 pub(super) const IMAGE: Param = any(
     "the image to push",
     &[
@@ -235,6 +239,7 @@ pub(super) const ALL: &[Param] = &[
     ADDITIONAL_TAGS,
     VERSION,
     BUMP_ALIASES,
+    SKIP_EXISTING,
     IMAGE,
     LAYERS,
     CACHE_TAG,
