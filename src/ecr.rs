@@ -29,7 +29,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 
-use crate::config::{Ecr, Source};
+use crate::config::{Ecr, Replica, Source};
 use crate::registry::Repository;
 use crate::secret::Secret;
 
@@ -140,6 +140,33 @@ pub async fn authenticate(source: Source) -> Result<Source, AuthError> {
         .await
         .map_err(|e| AuthError::Login(Box::new(e)))?;
     with_login(source, &ecr, login)
+}
+
+/// A `replicate_to` entry with its ECR credentials applied, as
+/// [`authenticate`] does for the source.
+pub async fn authenticate_replica(mut replica: Replica) -> Result<Replica, AuthError> {
+    let Some(ecr) = replica.ecr.clone() else {
+        return Ok(replica);
+    };
+    let login = login(&ecr)
+        .await
+        .map_err(|e| AuthError::Login(Box::new(e)))?;
+    if let Some(name) = &ecr.repository_name {
+        let text = format!("{}/{name}", login.host);
+        replica.repository = Repository::parse(&text).map_err(|e| AuthError::Repository {
+            problem: e.to_string(),
+            text,
+        })?;
+    }
+    tracing::info!(
+        "authenticated with ECR in {} for the replica {}",
+        ecr.region,
+        replica.repository.registry
+    );
+    crate::secret::remember(login.password.expose());
+    replica.username = Some("AWS".into());
+    replica.password = Some(login.password);
+    Ok(replica)
 }
 
 /// `source` with `login` applied (see [`authenticate`]).

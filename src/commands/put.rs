@@ -16,6 +16,7 @@ use crate::put::tags::TagPlan;
 use crate::put::{self, run, tags};
 use crate::registry::{self, Access};
 use crate::store::push::{self, Pushed};
+use crate::store::replicate::{self, Replica};
 
 /// Runs `out` for `req` with the put's inputs under `src_dir`. SIGTERM or
 /// SIGINT (`interrupt`) cancels the build and shuts the embedded daemon
@@ -31,27 +32,17 @@ pub async fn run(
     let client = super::origin_client(source, Access::Push)?;
     let (plan, reported) = plan_tags(source, &params, &client).await?;
     reach_registry(source, &client).await?;
-    if params.skip_existing {
-        match put::existing::check(&client, &plan.tags).await? {
-            put::existing::Existing::All(pushed) => {
-                tracing::info!(
-                    "skip_existing: {} already name{} {}: nothing built or pushed",
-                    plan.tags.join(", "),
-                    if plan.tags.len() == 1 { "s" } else { "" },
-                    pushed.digest
-                );
-                let outcome = Outcome {
-                    pushed,
-                    tags_kept: true,
-                    extra: Vec::new(),
-                    build: None,
-                };
-                return Ok(outcome.into_response(source, &plan.tags, reported));
-            }
-            put::existing::Existing::Build(why) => {
-                tracing::info!("skip_existing: {why}: building as usual");
-            }
-        }
+    let replicas = reach_replicas(source).await?;
+    if params.skip_existing
+        && let Some(pushed) = already_pushed(&client, &replicas, &plan.tags).await?
+    {
+        let outcome = Outcome {
+            pushed,
+            tags_kept: true,
+            extra: replica_field(&replicas),
+            build: None,
+        };
+        return Ok(outcome.into_response(source, &plan.tags, reported));
     }
 
     if let Some(signal) = interrupt.fired() {
@@ -61,14 +52,25 @@ pub async fn run(
         });
     }
 
+    // With replicas the action pushes by digest only: the tags move once
+    // every repository has the image.
     let target = Target {
         source,
         client: &client,
-        tags: &plan.tags,
+        tags: if replicas.is_empty() { &plan.tags } else { &[] },
         src_dir,
         interrupt,
     };
-    let outcome = act(&params, &target).await?;
+    let mut outcome = act(&params, &target).await?;
+    if !replicas.is_empty() {
+        outcome = tokio::select! {
+            replicated = replicate(outcome, &client, &replicas, &plan.tags) => replicated?,
+            signal = interrupt.wait() => return Err(crate::Error::Interrupted {
+                signal,
+                cleanup: "stopped copying to the replicas; no tag was moved".into(),
+            }),
+        };
+    }
     outcome.log(&plan.tags);
     Ok(outcome.into_response(source, &plan.tags, reported))
 }
@@ -142,6 +144,99 @@ async fn reach_registry(source: &Source, client: &registry::Client) -> crate::Re
             ))
         })?;
     Ok(())
+}
+
+/// The `replicate_to` repositories, each reached (ping and token) before
+/// anything is built, so wrong credentials fail the put with nothing done.
+async fn reach_replicas(source: &Source) -> crate::Result<Vec<Replica>> {
+    let replicas = super::replica_clients(source).await?;
+    for r in &replicas {
+        registry::retry_transient("reaching the registry", || r.client.ping())
+            .await
+            .map_err(|e| {
+                crate::Error::from(e).context(format!("reaching the replica {} failed", r.name))
+            })?;
+    }
+    Ok(replicas)
+}
+
+/// `skip_existing`: the image every tag names, in the main repository and
+/// in every replica alike, or `None` (logged: which tag is missing or
+/// differs) when the put must run.
+async fn already_pushed(
+    client: &registry::Client,
+    replicas: &[Replica],
+    tags: &[String],
+) -> crate::Result<Option<Pushed>> {
+    use put::existing::{Existing, check};
+    let pushed = match check(client, tags).await? {
+        Existing::All(pushed) => pushed,
+        Existing::Build(why) => {
+            tracing::info!("skip_existing: {why}: building as usual");
+            return Ok(None);
+        }
+    };
+    for r in replicas {
+        match check(&r.client, tags).await? {
+            Existing::All(p) if p.digest == pushed.digest => {}
+            Existing::All(p) => {
+                tracing::info!(
+                    "skip_existing: the replica {} holds {} under the tags: pushing as usual",
+                    r.name,
+                    p.digest
+                );
+                return Ok(None);
+            }
+            Existing::Build(why) => {
+                tracing::info!(
+                    "skip_existing: in the replica {}, {why}: pushing as usual",
+                    r.name
+                );
+                return Ok(None);
+            }
+        }
+    }
+    tracing::info!(
+        "skip_existing: {} already name{} {}: nothing built or pushed",
+        tags.join(", "),
+        if tags.len() == 1 { "s" } else { "" },
+        pushed.digest
+    );
+    Ok(Some(pushed))
+}
+
+/// After an action that pushed by digest only: the image goes to every
+/// replica, then the tags move in the main repository and in each replica.
+/// When the tags already hold an equivalent index (an unchanged rebuild,
+/// see `put::unchanged`), that index is what is copied and tagged.
+async fn replicate(
+    mut outcome: Outcome,
+    client: &registry::Client,
+    replicas: &[Replica],
+    tags: &[String],
+) -> crate::Result<Outcome> {
+    if let Some(old) = put::unchanged::equivalent_index(client, &outcome.pushed.digest, tags).await
+    {
+        tracing::info!(
+            "the images are unchanged since {old}: the tags stay on it (the new index {} is left untagged)",
+            outcome.pushed.digest
+        );
+        outcome.pushed = push::tag_pushed(client, &old, &[], &[]).await?;
+        outcome.tags_kept = true;
+    }
+    let copied = replicate::copy(client, &outcome.pushed.digest, replicas).await?;
+    replicate::move_tags(client, replicas, &copied, tags).await?;
+    outcome.extra.extend(replica_field(replicas));
+    Ok(outcome)
+}
+
+/// The `replicas` metadata field, when there are any.
+fn replica_field(replicas: &[Replica]) -> Vec<MetadataField> {
+    if replicas.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<&str> = replicas.iter().map(|r| r.name.as_str()).collect();
+    vec![field("replicas", names.join(" "))]
 }
 
 /// Where the put's image goes and what may stop it: the same for a push,

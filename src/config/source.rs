@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{self, DecodeError, Shape};
+use super::replica::Replica;
 use super::semver::{Constraint, SemverOptions};
 use super::{Error, Secret};
 pub use crate::registry::{DOCKER_HUB_HOST, Repository};
@@ -27,7 +28,7 @@ const PLATFORM: Shape = Shape::Object(&[
     ("architecture", Shape::Leaf),
     ("variant", Shape::Leaf),
 ]);
-const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
+pub(super) const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
 const BUILDKIT_TLS: Shape = Shape::Object(&[
     ("ca_cert", Shape::Leaf),
     ("cert", Shape::Leaf),
@@ -86,6 +87,7 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("additional_registries", Shape::List(&CREDENTIALS)),
     ("registry_timeout", Shape::Leaf),
     ("buildkit_timeout", Shape::Leaf),
+    ("replicate_to", Shape::List(&super::replica::SHAPE)),
 ]);
 
 /// `source` as written, after key canonicalisation.
@@ -158,6 +160,8 @@ struct RawSource {
     additional_registries: Vec<RawCredentials>,
     registry_timeout: Option<Value>,
     buildkit_timeout: Option<Value>,
+    #[serde(default)]
+    replicate_to: Vec<super::replica::RawReplica>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,7 +175,7 @@ struct RawBuildkitSsh {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RawCaCert {
+pub(super) enum RawCaCert {
     Pem(String),
     /// docker-image's form; the domain is not used to scope the certificate
     /// (registry-image has no such scoping either): every CA is trusted for
@@ -370,9 +374,11 @@ pub struct Source {
     pub buildkit_timeout: Option<Duration>,
     /// `aws_*`: ECR authentication, when `aws_region` is set.
     pub ecr: Option<Ecr>,
+    /// `replicate_to` (put only): more repositories each put pushes to.
+    pub replicate_to: Vec<Replica>,
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(super) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
@@ -396,9 +402,10 @@ impl Source {
 
     /// Validates every field, in the order the fields' errors are reported
     /// (the first problem found is the one the user sees).
-    fn validate(raw: RawSource) -> Result<Source, Error> {
+    fn validate(mut raw: RawSource) -> Result<Source, Error> {
         reject_unsupported(&raw)?;
-        let ecr = ecr(&raw)?;
+        let ecr = super::aws::ecr(&aws_fields(&raw), &super::aws::SOURCE_FIELDS)?;
+        let replicate_to = super::replica::replicas(std::mem::take(&mut raw.replicate_to))?;
         let repository = repository(&raw.repository)?;
         let tag = tag(raw.tag)?;
         let semver_constraint = semver_constraint(raw.semver_constraint)?;
@@ -440,6 +447,7 @@ impl Source {
             registry_timeout: duration("source.registry_timeout", raw.registry_timeout)?,
             buildkit_timeout: duration("source.buildkit_timeout", raw.buildkit_timeout)?,
             ecr,
+            replicate_to,
         })
     }
 
@@ -466,10 +474,17 @@ impl Source {
         if let Some(ssh) = &self.buildkit_ssh {
             crate::secret::remember(ssh.private_key.expose());
         }
-        if let Some(ecr) = &self.ecr {
+        for ecr in self
+            .ecr
+            .iter()
+            .chain(self.replicate_to.iter().filter_map(|r| r.ecr.as_ref()))
+        {
             for secret in ecr.secret_access_key.iter().chain(&ecr.session_token) {
                 crate::secret::remember(secret.expose());
             }
+        }
+        for r in &self.replicate_to {
+            basic(r.username.as_deref(), r.password.as_ref());
         }
     }
 
@@ -514,7 +529,7 @@ impl Source {
 }
 
 /// `repository`, required: every command needs one.
-fn repository(text: &str) -> Result<Repository, Error> {
+pub(super) fn repository(text: &str) -> Result<Repository, Error> {
     Repository::parse(text).map_err(|e| match e {
         RepositoryError::Empty => Error::Missing("repository"),
         RepositoryError::Invalid(reason) => Error::Invalid {
@@ -569,7 +584,7 @@ fn semver_constraint(text: String) -> Result<Option<Constraint>, Error> {
 
 /// `username` and `password`, used only as a pair: one without the other
 /// is treated as neither (anonymous access).
-fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
+pub(super) fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
     if username.is_empty() || password.is_empty() {
         (None, None)
     } else {
@@ -579,7 +594,7 @@ fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Sec
 
 /// `ca_certs` in either spelling, blank entries dropped and the rest
 /// checked to be PEM before any connection depends on them.
-fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
+pub(super) fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
     raw.into_iter()
         .map(|c| match c {
             RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
@@ -714,107 +729,18 @@ fn validate_pem(pem: &str) -> Result<(), Error> {
     }
 }
 
-/// The `aws_*` fields, validated; `None` without `aws_region`. Other `aws_*`
-/// fields without a region are an error: registry-image ignores them, which
-/// silently pulls anonymously.
-fn ecr(raw: &RawSource) -> Result<Option<Ecr>, Error> {
-    let invalid = |field, reason: &str| Error::Invalid {
-        field,
-        value: String::new(),
-        reason: reason.to_owned(),
-    };
-    if raw.aws_region.is_empty() {
-        let set = [
-            (
-                "source.aws_access_key_id",
-                !raw.aws_access_key_id.is_empty(),
-            ),
-            (
-                "source.aws_secret_access_key",
-                !raw.aws_secret_access_key.is_empty(),
-            ),
-            (
-                "source.aws_session_token",
-                !raw.aws_session_token.is_empty(),
-            ),
-            ("source.aws_role_arn", !raw.aws_role_arn.is_empty()),
-            ("source.aws_role_arns", !raw.aws_role_arns.is_empty()),
-            ("source.aws_account_id", !raw.aws_account_id.is_empty()),
-        ];
-        return match set.iter().find(|(_, set)| *set) {
-            Some((field, _)) => Err(invalid(
-                field,
-                "ECR authentication is turned on by source.aws_region: set it too",
-            )),
-            None => Ok(None),
-        };
-    }
-    if !raw.aws_role_arn.is_empty() && !raw.aws_role_arns.is_empty() {
-        return Err(invalid(
-            "source.aws_role_arn",
-            "give either aws_role_arn or aws_role_arns, not both",
-        ));
-    }
-    if raw.aws_access_key_id.is_empty() != raw.aws_secret_access_key.is_empty() {
-        return Err(invalid(
-            "source.aws_access_key_id",
-            "aws_access_key_id and aws_secret_access_key go together: set both or neither",
-        ));
-    }
-    let region_ok = raw
-        .aws_region
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !region_ok {
-        return Err(Error::Invalid {
-            field: "source.aws_region",
-            value: raw.aws_region.clone(),
-            reason: "a region is lower-case letters, digits and '-', e.g. eu-west-1".into(),
-        });
-    }
-    if !raw.aws_account_id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(Error::Invalid {
-            field: "source.aws_account_id",
-            value: raw.aws_account_id.clone(),
-            reason: "an AWS account id is 12 digits".into(),
-        });
-    }
-    let mut role_arns: Vec<String> = raw
-        .aws_role_arns
-        .iter()
-        .filter(|a| !a.is_empty())
-        .cloned()
-        .collect();
-    if !raw.aws_role_arn.is_empty() {
-        role_arns.push(raw.aws_role_arn.clone());
-    }
-    if let Some(bad) = role_arns.iter().find(|a| !a.starts_with("arn:")) {
-        return Err(Error::Invalid {
-            field: "source.aws_role_arns",
-            value: bad.clone(),
-            reason: "a role ARN looks like arn:aws:iam::123456789012:role/name".into(),
-        });
-    }
-    Ok(Some(Ecr {
-        region: raw.aws_region.clone(),
-        access_key_id: non_empty(raw.aws_access_key_id.clone()),
-        secret_access_key: (!raw.aws_secret_access_key.is_empty())
-            .then(|| raw.aws_secret_access_key.clone()),
-        session_token: (!raw.aws_session_token.is_empty()).then(|| raw.aws_session_token.clone()),
-        role_arns,
-        account_id: non_empty(raw.aws_account_id.clone()),
-        deprecated_registry_id: !raw.aws_ecr_registry_id.is_empty(),
-        repository_name: (!names_registry_host(&raw.repository)).then(|| raw.repository.clone()),
-    }))
-}
-
-/// Whether a repository text starts with a registry host, by the rule
-/// [`Repository::parse`] applies (first component with `.` or `:`, or
-/// `localhost`).
-fn names_registry_host(text: &str) -> bool {
-    match text.split_once('/') {
-        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
-        None => false,
+/// The source's `aws_*` fields, for [`super::aws::ecr`].
+fn aws_fields(raw: &RawSource) -> super::aws::AwsFields<'_> {
+    super::aws::AwsFields {
+        region: &raw.aws_region,
+        access_key_id: &raw.aws_access_key_id,
+        secret_access_key: &raw.aws_secret_access_key,
+        session_token: &raw.aws_session_token,
+        role_arn: &raw.aws_role_arn,
+        role_arns: &raw.aws_role_arns,
+        account_id: &raw.aws_account_id,
+        ecr_registry_id: &raw.aws_ecr_registry_id,
+        repository: &raw.repository,
     }
 }
 

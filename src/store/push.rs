@@ -102,6 +102,11 @@ pub async fn push_store(
         }
     })
     .await?;
+    if tags.is_empty() {
+        // Tags are moved by the caller (after more repositories have the
+        // image): the top manifest goes by digest.
+        put_manifest(client, &top.digest, &top).await?;
+    }
     for tag in tags {
         put_manifest(client, tag, &top).await?;
     }

@@ -50,6 +50,7 @@ mod put_existing;
 mod put_fleet;
 mod put_layers;
 mod put_main_path;
+mod put_replicas;
 mod put_rootless;
 mod put_ssh;
 mod readme;
