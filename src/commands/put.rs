@@ -280,6 +280,20 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
             };
             (pushed, None)
         }
+        Action::Merge { images } => {
+            tracing::info!(
+                "merging {} image(s) into one index (no build)",
+                images.len()
+            );
+            let pushed = tokio::select! {
+                pushed = merge_and_push(to.client, images, to.tags) => pushed?,
+                signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
+                    signal,
+                    cleanup: "stopped the push".into(),
+                }),
+            };
+            (pushed, None)
+        }
         Action::Layers(l) => {
             tracing::info!(
                 "appending {} layer(s) to a base image (no build daemon)",
@@ -366,6 +380,19 @@ impl Outcome {
             metadata,
         }
     }
+}
+
+/// `params.images`: one index over the inputs, pushed under `tags`.
+async fn merge_and_push(
+    client: &registry::Client,
+    images: &[std::path::PathBuf],
+    tags: &[String],
+) -> crate::Result<Pushed> {
+    let merged = crate::store::merge::merge(images).await?;
+    for path in images {
+        tracing::info!("  {}", path.display());
+    }
+    Ok(push::push_store(client, std::sync::Arc::new(merged), tags).await?)
 }
 
 /// The repository's tags; a repository that does not exist yet has none

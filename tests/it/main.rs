@@ -48,6 +48,7 @@ mod put;
 mod put_attestations;
 mod put_existing;
 mod put_fleet;
+mod put_images;
 mod put_layers;
 mod put_main_path;
 mod put_replicas;

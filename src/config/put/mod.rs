@@ -33,7 +33,7 @@ mod tags;
 mod tests;
 mod values;
 
-use access::{Decoder, glob_one};
+use access::{Decoder, glob_all, glob_one};
 pub use build::parse_cache_spec;
 pub use errors::ParamsError;
 use errors::{Result, json_kind};
@@ -210,6 +210,13 @@ pub enum Action {
         /// The one path the glob matched.
         image: PathBuf,
     },
+    /// Merge images of one platform each into one index and push it
+    /// (`params.images`).
+    Merge {
+        /// Every path the globs matched, in glob order, each a docker-save
+        /// tarball or an OCI layout.
+        images: Vec<PathBuf>,
+    },
     /// Append layers built from the put's inputs to a base image, without
     /// a daemon (`params.layers`).
     Layers(Box<LayersParams>),
@@ -301,17 +308,24 @@ impl Decoder<'_> {
             ));
         }
         let layers = self.one_of(&params::LAYERS)?;
-        if let (Some((first, _)), Some(second)) = (&image, layers) {
+        let images = self.images()?;
+        let pushed: Vec<String> = [
+            image.as_ref().map(|(name, _)| name.clone()),
+            images.as_ref().map(|_| "images".to_string()),
+            layers.map(String::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [first, second, ..] = pushed.as_slice() {
             return Err(ParamsError::Conflict {
                 first: first.clone(),
-                second: second.into(),
-                what: "what to push (a prebuilt image, or layers on a base image)".into(),
+                second: second.clone(),
+                what: "what to push (a prebuilt image, images to merge, or layers on a base image)"
+                    .into(),
             });
         }
-        let not_built = image
-            .as_ref()
-            .map(|(name, _)| name.clone())
-            .or(layers.map(String::from));
+        let not_built = pushed.first().cloned();
         if let Some(first) = not_built {
             let obt_build = self.map.keys().find(|k| params::is_obt_build_key(k));
             if let Some(name) = params::build_only_names()
@@ -331,10 +345,11 @@ impl Decoder<'_> {
                 });
             }
         }
-        let action = match (image, layers) {
-            (Some(image), _) => Action::Push { image: image.1 },
-            (None, Some(name)) => Action::Layers(Box::new(self.layers(name)?)),
-            (None, None) => Action::Build(Box::new(self.build()?)),
+        let action = match (image, images, layers) {
+            (Some(image), _, _) => Action::Push { image: image.1 },
+            (None, Some(images), _) => Action::Merge { images },
+            (None, None, Some(name)) => Action::Layers(Box::new(self.layers(name)?)),
+            (None, None, None) => Action::Build(Box::new(self.build()?)),
         };
         Ok(PutParams {
             action,
@@ -343,6 +358,41 @@ impl Decoder<'_> {
             skip_existing,
             notes: std::mem::take(&mut self.notes),
         })
+    }
+
+    /// `images`: a list of globs, each matching one or more images (a
+    /// docker-save tarball or an OCI layout directory, one platform each).
+    /// A path matched twice counts once.
+    fn images(&self) -> Result<Option<Vec<PathBuf>>> {
+        if !self.is_set("images") {
+            return Ok(None);
+        }
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for pattern in self.list("images")? {
+            for path in glob_all(self.env.src_dir, "images", &pattern)? {
+                self.image_kind("images", &path)?;
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        Ok(Some(paths))
+    }
+
+    /// Refuses a FIFO, device or socket where an image is expected.
+    fn image_kind(&self, name: &str, path: &Path) -> Result<()> {
+        let kind = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| crate::small_file::kind(m.file_type()))
+            .filter(|kind| *kind != "a directory");
+        match kind {
+            Some(kind) => Err(ParamsError::NotAnImage {
+                param: name.into(),
+                path: path.to_path_buf(),
+                kind,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `image` (registry-image), `load` / `load_file` (docker-image).
@@ -366,17 +416,7 @@ impl Decoder<'_> {
         } else {
             glob_one(self.env.src_dir, name, &value)?
         };
-        let kind = std::fs::metadata(&path)
-            .ok()
-            .and_then(|m| crate::small_file::kind(m.file_type()))
-            .filter(|kind| *kind != "a directory");
-        if let Some(kind) = kind {
-            return Err(ParamsError::NotAnImage {
-                param: name.into(),
-                path,
-                kind,
-            });
-        }
+        self.image_kind(name, &path)?;
         Ok(Some((name.to_string(), path)))
     }
 }

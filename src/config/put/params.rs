@@ -200,6 +200,7 @@ pub(super) const IMAGE: Param = any(
         DockerImage("load_file"),
     ],
 );
+pub(super) const IMAGES: Param = any("the images to merge", &[Typed("images")]);
 pub(super) const LAYERS: Param = any("the layers to append", &[Typed("layers")]);
 // docker-image's own settings.
 pub(super) const CACHE_TAG: Param = build("the cache tag", &[DockerImage("cache_tag")]);
@@ -241,6 +242,7 @@ pub(super) const ALL: &[Param] = &[
     BUMP_ALIASES,
     SKIP_EXISTING,
     IMAGE,
+    IMAGES,
     LAYERS,
     CACHE_TAG,
     LOAD_BASE,
