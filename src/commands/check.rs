@@ -329,11 +329,13 @@ pub fn is_build_cache(bytes: &[u8]) -> bool {
         manifests: Vec<Descriptor>,
     }
     serde_json::from_slice::<Manifest>(bytes).is_ok_and(|m| {
-        m.config
-            .is_some_and(|c| c.media_type == BUILDKIT_CACHE_CONFIG)
-            || m.manifests
-                .iter()
-                .any(|d| d.media_type == BUILDKIT_CACHE_CONFIG)
+        m.config.is_some_and(|c| {
+            c.media_type == BUILDKIT_CACHE_CONFIG
+                || c.media_type == crate::put::mounts::CONFIG_MEDIA_TYPE
+        }) || m
+            .manifests
+            .iter()
+            .any(|d| d.media_type == BUILDKIT_CACHE_CONFIG)
     })
 }
 

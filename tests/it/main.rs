@@ -51,6 +51,7 @@ mod put_fleet;
 mod put_images;
 mod put_layers;
 mod put_main_path;
+mod put_mounts;
 mod put_replicas;
 mod put_rootless;
 mod put_ssh;

@@ -27,6 +27,7 @@ mod errors;
 // Public for the fuzz targets (fuzz/targets/kv_files.rs).
 pub mod files;
 mod layers;
+mod mounts;
 mod params;
 mod tags;
 #[cfg(test)]
@@ -154,6 +155,19 @@ pub struct LoadBase {
     pub image: PathBuf,
 }
 
+/// `cache_mounts`: which `RUN --mount=type=cache` mounts are saved to the
+/// registry after the build and restored before the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMounts {
+    /// Mount ids or targets; empty = every cache mount of the Dockerfile.
+    pub only: Vec<String>,
+    /// `cache_mounts_max_size`: the most this put saves, in bytes.
+    pub max_size: u64,
+}
+
+/// `cache_mounts_max_size`'s default: 2 GiB per put.
+pub const DEFAULT_CACHE_MOUNTS_MAX_SIZE: u64 = 2 << 30;
+
 /// Everything a build needs, resolved against the source dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildParams {
@@ -189,6 +203,8 @@ pub struct BuildParams {
     pub cache_to: Vec<CacheSpec>,
     /// `cache: true`: import and export `<repository>:<cache_tag>`.
     pub cache_tag: Option<String>,
+    /// Persistent cache mounts, when asked for.
+    pub cache_mounts: Option<CacheMounts>,
     /// Reproducible timestamps.
     pub source_date_epoch: Option<u64>,
     /// Network for `RUN`.

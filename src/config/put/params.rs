@@ -177,6 +177,11 @@ pub(super) const NO_CACHE: Param = build("cache bypass", &[Typed("no_cache")]);
 pub(super) const CACHE_FROM: Param = build("cache imports", &[Typed("cache_from")]);
 pub(super) const CACHE_TO: Param = build("cache exports", &[Typed("cache_to")]);
 pub(super) const CACHE: Param = build("the registry cache", &[Typed("cache")]);
+pub(super) const CACHE_MOUNTS: Param = build("persistent cache mounts", &[Typed("cache_mounts")]);
+pub(super) const CACHE_MOUNTS_MAX_SIZE: Param = build(
+    "the cache mounts' size limit",
+    &[Typed("cache_mounts_max_size")],
+);
 pub(super) const SOURCE_DATE_EPOCH: Param =
     build("reproducible timestamps", &[Typed("source_date_epoch")]);
 pub(super) const NETWORK: Param = build("the network", &[Typed("network")]);
@@ -230,6 +235,8 @@ pub(super) const ALL: &[Param] = &[
     CACHE_FROM,
     CACHE_TO,
     CACHE,
+    CACHE_MOUNTS,
+    CACHE_MOUNTS_MAX_SIZE,
     SOURCE_DATE_EPOCH,
     NETWORK,
     PROVENANCE,
