@@ -67,9 +67,17 @@ pub struct MountCache {
 }
 
 /// The put's cache mounts, when `cache_mounts` is set and they can be kept
-/// (else a warning says why not).
-pub async fn prepare(params: &BuildParams) -> Option<MountCache> {
+/// (else a warning says why not). `remote`: the daemon is reached over the
+/// network, and cannot pull the helper from this container's 127.0.0.1.
+pub async fn prepare(params: &BuildParams, remote: bool) -> Option<MountCache> {
     let wanted = params.cache_mounts.as_ref()?;
+    if remote {
+        tracing::warn!(
+            "cache_mounts: the daemon is reached over the network and cannot pull the save and restore \
+             builds' helper image from this container's 127.0.0.1: the cache mounts are not kept"
+        );
+        return None;
+    }
     let text = match std::fs::read_to_string(&params.dockerfile) {
         Ok(t) => t,
         Err(e) => {
