@@ -331,7 +331,7 @@ pub fn is_build_cache(bytes: &[u8]) -> bool {
     serde_json::from_slice::<Manifest>(bytes).is_ok_and(|m| {
         m.config.is_some_and(|c| {
             c.media_type == BUILDKIT_CACHE_CONFIG
-                || c.media_type == crate::put::mounts::CONFIG_MEDIA_TYPE
+                || c.media_type == crate::oci::media_types::CACHE_MOUNTS_CONFIG
         }) || m
             .manifests
             .iter()

@@ -27,3 +27,8 @@ pub const DOCKER_SCHEMA1: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
+
+/// The config of the manifest a put's `cache_mounts` saves its archives
+/// under (`src/put/mounts.rs`): a cache, not an image, which `check` skips.
+pub const CACHE_MOUNTS_CONFIG: &str =
+    "application/vnd.oci-build-resource.cache-mounts.config.v1+json";
