@@ -13,11 +13,12 @@
 //! than the AWS SDK, at a third of its build time and binary size (figures in
 //! docs/decisions.md, "ECR: a SigV4 client, not the AWS SDK").
 //!
-//! What the SDK would add and we lack: the rest of the default credential
-//! chain (instance profiles, ECS task roles, web identity, SSO, profiles).
 //! Credentials come from `aws_access_key_id`/`aws_secret_access_key`
-//! (`aws_session_token`), else from the `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` environment variables.
+//! (`aws_session_token`), else from the standard chain as far as workers
+//! need it: environment, web identity, container credentials, EC2 instance
+//! metadata (src/ecr/chain.rs; why not the SDK's `aws-config`:
+//! docs/decisions.md). Shared config and credential files, SSO and
+//! `credential_process` are not read.
 //!
 //! The endpoints are AWS's, by region. [`TEST_ENDPOINT_ENV`] replaces both
 //! for the tests (moto on 127.0.0.1); it is accepted only for a loopback
@@ -29,7 +30,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 
-use crate::config::{Ecr, Source};
+use crate::config::{Ecr, Replica, Source};
 use crate::registry::Repository;
 use crate::secret::Secret;
 
@@ -43,11 +44,12 @@ pub const TEST_ENDPOINT_ENV: &str = "OCI_BUILD_RESOURCE_TEST_AWS_ENDPOINT";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No static keys in the source and none in the environment.
+    /// No static keys in the source, and no provider of the standard chain
+    /// is configured (instance metadata turned off).
     #[error(
-        "no AWS credentials: set source.aws_access_key_id and source.aws_secret_access_key \
-         (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment); instance \
-         profiles and other parts of the AWS default chain are not supported"
+        "no AWS credentials: set source.aws_access_key_id and source.aws_secret_access_key, or give \
+         the worker credentials the AWS SDKs find (AWS_ACCESS_KEY_ID, a web identity token, container \
+         credentials, an EC2 instance profile; AWS_EC2_METADATA_DISABLED is set)"
     )]
     NoCredentials,
     /// The test endpoint variable is set to something else than loopback.
@@ -142,6 +144,33 @@ pub async fn authenticate(source: Source) -> Result<Source, AuthError> {
     with_login(source, &ecr, login)
 }
 
+/// A `replicate_to` entry with its ECR credentials applied, as
+/// [`authenticate`] does for the source.
+pub async fn authenticate_replica(mut replica: Replica) -> Result<Replica, AuthError> {
+    let Some(ecr) = replica.ecr.clone() else {
+        return Ok(replica);
+    };
+    let login = login(&ecr)
+        .await
+        .map_err(|e| AuthError::Login(Box::new(e)))?;
+    if let Some(name) = &ecr.repository_name {
+        let text = format!("{}/{name}", login.host);
+        replica.repository = Repository::parse(&text).map_err(|e| AuthError::Repository {
+            problem: e.to_string(),
+            text,
+        })?;
+    }
+    tracing::info!(
+        "authenticated with ECR in {} for the replica {}",
+        ecr.region,
+        replica.repository.registry
+    );
+    crate::secret::remember(login.password.expose());
+    replica.username = Some("AWS".into());
+    replica.password = Some(login.password);
+    Ok(replica)
+}
+
 /// `source` with `login` applied (see [`authenticate`]).
 fn with_login(mut source: Source, ecr: &Ecr, login: Login) -> Result<Source, AuthError> {
     if let Some(name) = &ecr.repository_name {
@@ -162,15 +191,9 @@ fn with_login(mut source: Source, ecr: &Ecr, login: Login) -> Result<Source, Aut
 }
 
 /// Assumes `ecr.role_arns` in order, then gets an ECR authorization token.
+/// Without keys in the source the credentials come from the standard chain
+/// (src/ecr/chain.rs).
 pub async fn login(ecr: &Ecr) -> Result<Login, Error> {
-    let mut keys = match (&ecr.access_key_id, &ecr.secret_access_key) {
-        (Some(id), Some(secret)) => Keys {
-            access_key_id: id.clone(),
-            secret_access_key: secret.clone(),
-            session_token: ecr.session_token.clone(),
-        },
-        _ => env_keys().ok_or(Error::NoCredentials)?,
-    };
     let endpoints = Endpoints::new(&ecr.region)?;
     crate::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
@@ -183,6 +206,17 @@ pub async fn login(ecr: &Ecr) -> Result<Login, Error> {
             endpoint: endpoints.sts.clone(),
             source: Box::new(e),
         })?;
+    let mut keys = match (&ecr.access_key_id, &ecr.secret_access_key) {
+        (Some(id), Some(secret)) => Keys {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: ecr.session_token.clone(),
+        },
+        _ => {
+            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            chain::keys(&http, &endpoints, &var).await?
+        }
+    };
     for arn in &ecr.role_arns {
         keys = assume_role(&http, &endpoints, &ecr.region, &keys, arn).await?;
     }
@@ -500,6 +534,8 @@ fn form_encode(value: &str) -> String {
         })
         .collect()
 }
+
+mod chain;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use crate::config::{RegistryCredentials, Source};
 use crate::image::fetch::{BlobSource, FetchedManifest};
 use crate::oci::Digest;
 use crate::registry::{self, Access, Client, Credentials, Repository};
+use crate::store::replicate::Replica;
 
 /// Client for the origin repository of `source`.
 pub(crate) fn origin_client(source: &Source, access: Access) -> registry::Result<Client> {
@@ -44,6 +45,32 @@ pub(crate) fn mirror_client(source: &Source) -> registry::Result<Option<Client>>
         Access::Pull,
     )
     .map(Some)
+}
+
+/// Push clients for `source.replicate_to`, with ECR credentials applied
+/// where an entry asks for them, each with its own CA and `insecure`.
+pub(crate) async fn replica_clients(source: &Source) -> crate::Result<Vec<Replica>> {
+    let mut out = Vec::new();
+    for given in &source.replicate_to {
+        let name = given.given.clone();
+        let r = crate::ecr::authenticate_replica(given.clone())
+            .await
+            .map_err(|e| crate::Error::from(e).context(format!("replica {name}")))?;
+        let tls = registry::TlsOptions {
+            ca_certs: r.ca_certs.clone(),
+            insecure: r.insecure,
+            read_timeout: source.registry_timeout,
+        };
+        let client = Client::new(
+            &r.repository,
+            Credentials::from_parts(r.username.as_deref(), r.password.as_ref()),
+            &tls,
+            Access::Push,
+        )
+        .map_err(|e| crate::Error::from(e).context(format!("replica {name}")))?;
+        out.push(Replica { name, client });
+    }
+    Ok(out)
 }
 
 fn client(

@@ -18,6 +18,7 @@ use crate::put::tags::TagPlan;
 use crate::put::{self, run, tags};
 use crate::registry::{self, Access};
 use crate::store::push::{self, Pushed};
+use crate::store::replicate::{self, Replica};
 
 /// Runs `out` for `req` with the put's inputs under `src_dir`. SIGTERM or
 /// SIGINT (`interrupt`) cancels the build and shuts the embedded daemon
@@ -33,6 +34,18 @@ pub async fn run(
     let client = super::origin_client(source, Access::Push)?;
     let (plan, reported) = plan_tags(source, &params, &client).await?;
     reach_registry(source, &client).await?;
+    let replicas = reach_replicas(source).await?;
+    if params.skip_existing
+        && let Some(pushed) = already_pushed(&client, &replicas, &plan.tags).await?
+    {
+        let outcome = Outcome {
+            pushed,
+            tags_kept: true,
+            extra: replica_field(&replicas),
+            build: None,
+        };
+        return Ok(outcome.into_response(source, &plan.tags, reported, None));
+    }
 
     if let Some(signal) = interrupt.fired() {
         return Err(crate::Error::Interrupted {
@@ -41,6 +54,8 @@ pub async fn run(
         });
     }
 
+    // The action pushes by digest only; the tags move last, in publish,
+    // once the signatures and every replica are there.
     let target = Target {
         source,
         client: &client,
@@ -49,11 +64,11 @@ pub async fn run(
         interrupt,
     };
     let outcome = act(&params, &target).await?;
-    let signed_by = tokio::select! {
-        signed_by = publish(&outcome, &target) => signed_by?,
+    let (outcome, signed_by) = tokio::select! {
+        published = publish(outcome, &target, &replicas) => published?,
         signal = interrupt.wait() => return Err(crate::Error::Interrupted {
             signal,
-            cleanup: format!("stopped after pushing {}, before moving the tags", outcome.pushed.digest),
+            cleanup: "stopped after pushing the image by digest, before moving the tags".into(),
         }),
     };
     outcome.log(&plan.tags);
@@ -131,6 +146,90 @@ async fn reach_registry(source: &Source, client: &registry::Client) -> crate::Re
     Ok(())
 }
 
+/// The `replicate_to` repositories, each reached (ping and token) before
+/// anything is built, so wrong credentials fail the put with nothing done.
+async fn reach_replicas(source: &Source) -> crate::Result<Vec<Replica>> {
+    let replicas = super::replica_clients(source).await?;
+    for r in &replicas {
+        registry::retry_transient("reaching the registry", || r.client.ping())
+            .await
+            .map_err(|e| {
+                crate::Error::from(e).context(format!("reaching the replica {} failed", r.name))
+            })?;
+    }
+    Ok(replicas)
+}
+
+/// `skip_existing`: the image every tag names, in the main repository and
+/// in every replica alike, or `None` (logged: which tag is missing or
+/// differs) when the put must run.
+async fn already_pushed(
+    client: &registry::Client,
+    replicas: &[Replica],
+    tags: &[String],
+) -> crate::Result<Option<Pushed>> {
+    use put::existing::{Existing, check};
+    let pushed = match check(client, tags).await? {
+        Existing::All(pushed) => pushed,
+        Existing::Build(why) => {
+            tracing::info!("skip_existing: {why}: building as usual");
+            return Ok(None);
+        }
+    };
+    for r in replicas {
+        match check(&r.client, tags).await? {
+            Existing::All(p) if p.digest == pushed.digest => {}
+            Existing::All(p) => {
+                tracing::info!(
+                    "skip_existing: the replica {} holds {} under the tags: pushing as usual",
+                    r.name,
+                    p.digest
+                );
+                return Ok(None);
+            }
+            Existing::Build(why) => {
+                tracing::info!(
+                    "skip_existing: in the replica {}, {why}: pushing as usual",
+                    r.name
+                );
+                return Ok(None);
+            }
+        }
+    }
+    tracing::info!(
+        "skip_existing: {} already name{} {}: nothing built or pushed",
+        tags.join(", "),
+        if tags.len() == 1 { "s" } else { "" },
+        pushed.digest
+    );
+    Ok(Some(pushed))
+}
+
+/// After an action that pushed by digest only: the image goes to every
+/// replica, then the tags move in the main repository and in each replica.
+/// When the tags already hold an equivalent index (an unchanged rebuild,
+/// see `put::unchanged`), that index is what is copied and tagged.
+async fn replicate(
+    mut outcome: Outcome,
+    client: &registry::Client,
+    replicas: &[Replica],
+    tags: &[String],
+) -> crate::Result<Outcome> {
+    let copied = replicate::copy(client, &outcome.pushed.digest, replicas).await?;
+    replicate::move_tags(client, replicas, &copied, tags).await?;
+    outcome.extra.extend(replica_field(replicas));
+    Ok(outcome)
+}
+
+/// The `replicas` metadata field, when there are any.
+fn replica_field(replicas: &[Replica]) -> Vec<MetadataField> {
+    if replicas.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<&str> = replicas.iter().map(|r| r.name.as_str()).collect();
+    vec![field("replicas", names.join(" "))]
+}
+
 /// Where the put's image goes and what may stop it: the same for a push,
 /// a layer append and a build.
 struct Target<'a> {
@@ -165,6 +264,20 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
             tracing::info!("pushing {} (no build)", image.display());
             let pushed = tokio::select! {
                 pushed = push::push_image_path(to.client, image) => pushed?,
+                signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
+                    signal,
+                    cleanup: "stopped the push".into(),
+                }),
+            };
+            (pushed, None)
+        }
+        Action::Merge { images } => {
+            tracing::info!(
+                "merging {} image(s) into one index (no build)",
+                images.len()
+            );
+            let pushed = tokio::select! {
+                pushed = merge_and_push(to.client, images) => pushed?,
                 signal = to.interrupt.wait() => return Err(crate::Error::Interrupted {
                     signal,
                     cleanup: "stopped the push".into(),
@@ -214,7 +327,11 @@ async fn act(params: &PutParams, to: &Target<'_>) -> crate::Result<Outcome> {
 /// digest: its signatures (with `source.sign`; checked with `source.verify`
 /// when both are set), then the tags. A signing failure moves no tag.
 /// Returns the signing key's fingerprint when the image was signed.
-async fn publish(outcome: &Outcome, to: &Target<'_>) -> crate::Result<Option<String>> {
+async fn publish(
+    mut outcome: Outcome,
+    to: &Target<'_>,
+    replicas: &[Replica],
+) -> crate::Result<(Outcome, Option<String>)> {
     let pushed = &outcome.pushed;
     let signed_by = match &to.source.sign {
         Some(sign) => Some(sign_pushed(&sign.signer, pushed, to).await.map_err(|e| {
@@ -225,10 +342,12 @@ async fn publish(outcome: &Outcome, to: &Target<'_>) -> crate::Result<Option<Str
         })?),
         None => None,
     };
-    if !outcome.tags_kept {
-        push::move_tags(to.client, pushed, to.tags).await?;
+    if !replicas.is_empty() {
+        outcome = replicate(outcome, to.client, replicas, to.tags).await?;
+    } else if !outcome.tags_kept {
+        push::move_tags(to.client, &outcome.pushed, to.tags).await?;
     }
-    Ok(signed_by)
+    Ok((outcome, signed_by))
 }
 
 /// Signs the pushed digest and, for an index, each image in it (as `cosign
@@ -338,6 +457,18 @@ impl Outcome {
             metadata,
         }
     }
+}
+
+/// `params.images`: one index over the inputs, pushed by digest.
+async fn merge_and_push(
+    client: &registry::Client,
+    images: &[std::path::PathBuf],
+) -> crate::Result<Pushed> {
+    let merged = crate::store::merge::merge(images).await?;
+    for path in images {
+        tracing::info!("  {}", path.display());
+    }
+    Ok(push::push_store(client, std::sync::Arc::new(merged)).await?)
 }
 
 /// The repository's tags; a repository that does not exist yet has none

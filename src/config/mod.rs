@@ -7,9 +7,11 @@
 //! turn the raw serde structs into validated values ([`Source`],
 //! [`GetParams`]). `put` decodes its own params (see `config::put`).
 
+mod aws;
 pub mod decode;
 pub mod get;
 pub mod put;
+pub mod replica;
 pub mod semver;
 pub mod signing;
 pub mod source;
@@ -18,6 +20,7 @@ pub mod tag;
 pub use crate::secret::Secret;
 pub use decode::DecodeError;
 pub use get::{Format, GetParams};
+pub use replica::Replica;
 pub use source::{
     BuildkitSsh, BuildkitTls, CheckMode, DOCKER_HUB_HOST, Ecr, Platform, RegistryCredentials,
     RegistryMirror, Repository, Source,
@@ -55,6 +58,17 @@ pub enum Error {
     /// A setting that registry-image supports but this resource does not yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// A `replicate_to` entry is not valid.
+    #[error("source.replicate_to[{index}] ({repository:?})")]
+    Replica {
+        /// Its position in the list.
+        index: usize,
+        /// Its `repository` as written.
+        repository: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
     /// A regular expression setting does not compile.
     #[error("invalid regex pattern in {field}")]
     Regex {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{self, DecodeError, Shape};
+use super::replica::Replica;
 use super::semver::{Constraint, SemverOptions};
 use super::{Error, Secret};
 pub use crate::registry::{DOCKER_HUB_HOST, Repository};
@@ -27,7 +28,7 @@ const PLATFORM: Shape = Shape::Object(&[
     ("architecture", Shape::Leaf),
     ("variant", Shape::Leaf),
 ]);
-const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
+pub(super) const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
 const BUILDKIT_TLS: Shape = Shape::Object(&[
     ("ca_cert", Shape::Leaf),
     ("cert", Shape::Leaf),
@@ -88,6 +89,7 @@ pub const SHAPE: Shape = Shape::Object(&[
     ("buildkit_timeout", Shape::Leaf),
     ("sign", super::signing::SIGN),
     ("verify", super::signing::VERIFY),
+    ("replicate_to", Shape::List(&super::replica::SHAPE)),
 ]);
 
 /// `source` as written, after key canonicalisation.
@@ -162,6 +164,8 @@ struct RawSource {
     buildkit_timeout: Option<Value>,
     sign: Option<super::signing::RawSign>,
     verify: Option<super::signing::RawVerify>,
+    #[serde(default)]
+    replicate_to: Vec<super::replica::RawReplica>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,7 +179,7 @@ struct RawBuildkitSsh {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RawCaCert {
+pub(super) enum RawCaCert {
     Pem(String),
     /// docker-image's form; the domain is not used to scope the certificate
     /// (registry-image has no such scoping either): every CA is trusted for
@@ -378,9 +382,11 @@ pub struct Source {
     pub sign: Option<super::signing::Signing>,
     /// `verify`: the public keys a version must be signed with.
     pub verify: Option<crate::sign::Verifier>,
+    /// `replicate_to` (put only): more repositories each put pushes to.
+    pub replicate_to: Vec<Replica>,
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(super) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
@@ -404,9 +410,10 @@ impl Source {
 
     /// Validates every field, in the order the fields' errors are reported
     /// (the first problem found is the one the user sees).
-    fn validate(raw: RawSource) -> Result<Source, Error> {
+    fn validate(mut raw: RawSource) -> Result<Source, Error> {
         reject_unsupported(&raw)?;
-        let ecr = ecr(&raw)?;
+        let ecr = super::aws::ecr(&aws_fields(&raw), &super::aws::SOURCE_FIELDS)?;
+        let replicate_to = super::replica::replicas(std::mem::take(&mut raw.replicate_to))?;
         let repository = repository(&raw.repository)?;
         let tag = tag(raw.tag)?;
         let semver_constraint = semver_constraint(raw.semver_constraint)?;
@@ -452,6 +459,7 @@ impl Source {
             ecr,
             sign,
             verify,
+            replicate_to,
         })
     }
 
@@ -478,13 +486,20 @@ impl Source {
         if let Some(ssh) = &self.buildkit_ssh {
             crate::secret::remember(ssh.private_key.expose());
         }
-        if let Some(ecr) = &self.ecr {
+        for ecr in self
+            .ecr
+            .iter()
+            .chain(self.replicate_to.iter().filter_map(|r| r.ecr.as_ref()))
+        {
             for secret in ecr.secret_access_key.iter().chain(&ecr.session_token) {
                 crate::secret::remember(secret.expose());
             }
         }
         if let Some(sign) = &self.sign {
             sign.remember_secrets();
+        }
+        for r in &self.replicate_to {
+            basic(r.username.as_deref(), r.password.as_ref());
         }
     }
 
@@ -529,7 +544,7 @@ impl Source {
 }
 
 /// `repository`, required: every command needs one.
-fn repository(text: &str) -> Result<Repository, Error> {
+pub(super) fn repository(text: &str) -> Result<Repository, Error> {
     Repository::parse(text).map_err(|e| match e {
         RepositoryError::Empty => Error::Missing("repository"),
         RepositoryError::Invalid(reason) => Error::Invalid {
@@ -584,7 +599,7 @@ fn semver_constraint(text: String) -> Result<Option<Constraint>, Error> {
 
 /// `username` and `password`, used only as a pair: one without the other
 /// is treated as neither (anonymous access).
-fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
+pub(super) fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
     if username.is_empty() || password.is_empty() {
         (None, None)
     } else {
@@ -594,7 +609,7 @@ fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Sec
 
 /// `ca_certs` in either spelling, blank entries dropped and the rest
 /// checked to be PEM before any connection depends on them.
-fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
+pub(super) fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
     raw.into_iter()
         .map(|c| match c {
             RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
@@ -736,6 +751,21 @@ fn validate_pem(pem: &str) -> Result<(), Error> {
     }
 }
 
+/// The source's `aws_*` fields, for [`super::aws::ecr`].
+fn aws_fields(raw: &RawSource) -> super::aws::AwsFields<'_> {
+    super::aws::AwsFields {
+        region: &raw.aws_region,
+        access_key_id: &raw.aws_access_key_id,
+        secret_access_key: &raw.aws_secret_access_key,
+        session_token: &raw.aws_session_token,
+        role_arn: &raw.aws_role_arn,
+        role_arns: &raw.aws_role_arns,
+        account_id: &raw.aws_account_id,
+        ecr_registry_id: &raw.aws_ecr_registry_id,
+        repository: &raw.repository,
+    }
+}
+
 /// Azure auth and content trust are registry-image features we do not
 /// implement yet: refusing them beats silently pulling anonymously.
 fn reject_unsupported(raw: &RawSource) -> Result<(), Error> {
@@ -758,9 +788,6 @@ fn reject_unsupported(raw: &RawSource) -> Result<(), Error> {
         None => Ok(()),
     }
 }
-
-mod ecr;
-use ecr::ecr;
 
 #[cfg(test)]
 mod tests;

@@ -202,7 +202,8 @@ const BUILDKIT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 pub enum Tagged {
     /// An image manifest or an index: a version.
     Image,
-    /// A BuildKit registry cache (in either form).
+    /// A BuildKit registry cache (in either form), or the cache mounts a put
+    /// saved (`cache_mounts`).
     BuildCache,
     /// An image manifest whose config is not an image config (its media
     /// type).
@@ -229,9 +230,11 @@ pub fn tagged(bytes: &[u8]) -> Tagged {
         return Tagged::Image;
     };
     let cache = |d: &Descriptor| d.media_type == BUILDKIT_CACHE_CONFIG;
+    let cache_mounts =
+        |d: &Descriptor| d.media_type == crate::oci::media_types::CACHE_MOUNTS_CONFIG;
     match (doc.config, doc.manifests) {
         (_, Some(entries)) if entries.iter().any(cache) => Tagged::BuildCache,
-        (Some(config), None) if cache(&config) => Tagged::BuildCache,
+        (Some(config), None) if cache(&config) || cache_mounts(&config) => Tagged::BuildCache,
         (Some(config), None) if !is_image_config_type(&config.media_type) => {
             Tagged::Artifact(config.media_type)
         }

@@ -4,7 +4,9 @@
 
 pub mod attest;
 pub mod engine;
+pub mod existing;
 pub mod layers;
+pub mod mounts;
 pub mod run;
 pub mod solve;
 pub mod tags;

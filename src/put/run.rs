@@ -437,6 +437,10 @@ async fn build_on(
     request.frontend_attrs.extend(attest_attrs);
     let session = session_options(params, source)?;
 
+    let mounts = super::mounts::prepare(params, address.is_remote_host()).await;
+    if let Some(m) = &mounts {
+        m.restore(&bk, client).await;
+    }
     let started = Instant::now();
     let outcome = solve_and_push(&bk, request, session, watch).await?;
     let (pushed, tags_kept) = match &engine_socket {
@@ -456,6 +460,9 @@ async fn build_on(
             (pushed, false)
         }
     };
+    if let Some(m) = &mounts {
+        m.save(&bk, client).await;
+    }
     Ok(Built {
         pushed,
         buildkit_version: info.version,

@@ -88,6 +88,25 @@ pub enum Error {
         /// What the registry said.
         got: String,
     },
+    /// Copying to or tagging in a `replicate_to` repository failed.
+    #[error("replica {repository}")]
+    Replica {
+        /// The replica's repository as written.
+        repository: String,
+        /// What failed there.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// `self`, as a failure in the replica `repository`.
+    pub fn replica(self, repository: &str) -> Error {
+        Error::Replica {
+            repository: repository.to_string(),
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Result with [`Error`].

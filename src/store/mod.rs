@@ -7,7 +7,10 @@
 //! - [`manifest`]: the manifests we write ourselves, and layer gzip;
 //! - [`layer`] and [`edit`]: a layer made of the put's files, and the base
 //!   image's config, manifest and index edited to carry it (`params.layers`);
+//! - [`merge`]: images of one platform each merged into one index;
 //! - [`push`]: pushing a store to a registry, blobs first, tags last;
+//! - [`replicate`]: copying a pushed image to more repositories, then the
+//!   tags in all of them;
 //! - [`loopback`]: a read-only registry on 127.0.0.1 serving stores to
 //!   BuildKit;
 //! - [`Error`]: why any of it failed.
@@ -24,8 +27,10 @@ mod error;
 pub mod layer;
 pub mod loopback;
 pub mod manifest;
+pub mod merge;
 pub mod prebuilt;
 pub mod push;
+pub mod replicate;
 
 pub use error::{Error, Result};
 

@@ -287,3 +287,229 @@ fn invalid_key_fails_in_one_line_without_the_secret() {
         .expect_stderr("test-only setting")
         .expect_not_leaked(SECRET_KEY);
 }
+
+// The standard chain: no keys in the source. The container and instance
+// endpoints are small loopback servers speaking their documented protocols
+// (ECS: GET with the `Authorization` token; IMDSv2: PUT for a session
+// token, then GETs carrying it); STS and ECR are moto.
+
+use test_support::fake_server::{FakeServer, SeenRequest, response};
+
+/// A source with `aws_region` and no keys.
+fn chain_source(reg: &Registry) -> Value {
+    let pushed = support::fixtures::busybox(reg);
+    let mut source = ecr_source(reg, &pushed.repo);
+    source["tag"] = json!(pushed.tag);
+    let map = source.as_object_mut().expect("object");
+    map.remove("aws_access_key_id");
+    map.remove("aws_secret_access_key");
+    source
+}
+
+/// Runs `check` with the standard chain's variables `env` (and moto).
+fn chain_check(moto: &Moto, source: &Value, env: &[(&str, &str)]) -> support::cmd::Output {
+    let mut all = vec![(ENDPOINT_ENV, moto.url.as_str())];
+    all.extend_from_slice(env);
+    support::cmd::run("check", &[], &json!({"source": source}), &all)
+}
+
+/// Keys as ECS and IMDS answer them, expiring in an hour.
+fn credentials_json() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    let expiration = chrono::DateTime::from_timestamp(now + 3600, 0).expect("a time");
+    json!({
+        "Code": "Success",
+        "AccessKeyId": "ASIACHAINTEST",
+        "SecretAccessKey": SECRET_KEY,
+        "Token": "chain-session-token-8d1e",
+        "Expiration": expiration.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn web_identity_token_is_exchanged_with_sts() {
+    let Some(moto) = moto() else { return };
+    let reg = ecr_registry(ACCOUNT);
+    let source = chain_source(reg);
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrZXIifQ.c2ln\n",
+    )
+    .expect("write");
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", support::unique("irsa"));
+    let check = chain_check(
+        moto,
+        &source,
+        &[
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                &token_file.display().to_string(),
+            ),
+            ("AWS_ROLE_ARN", &role),
+        ],
+    );
+    check
+        .expect_success()
+        .expect_stderr("web identity token")
+        .expect_not_leaked("c2ln");
+    assert_eq!(check.json().as_array().map(Vec::len), Some(1));
+    assert!(
+        moto.assumed_roles().contains(&role),
+        "{:?}",
+        moto.assumed_roles()
+    );
+}
+
+#[test]
+fn ecs_container_credentials_with_the_token_file() {
+    let Some(moto) = moto() else { return };
+    let reg = ecr_registry(ACCOUNT);
+    let source = chain_source(reg);
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "ecs-agent-token-51c2\n").expect("write");
+    let rt = runtime();
+    let server = rt.block_on(FakeServer::start(|req: &SeenRequest| {
+        match (
+            req.method.as_str(),
+            req.path.as_str(),
+            req.header("authorization"),
+        ) {
+            ("GET", "/v2/credentials/task", Some("ecs-agent-token-51c2")) => response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                &credentials_json(),
+            ),
+            _ => response(
+                "401 Unauthorized",
+                &[],
+                br#"{"code":"AccessDenied","message":"no"}"#,
+            ),
+        }
+    }));
+    let url = format!("http://{}/v2/credentials/task", server.host);
+    let check = chain_check(
+        moto,
+        &source,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                &token_file.display().to_string(),
+            ),
+        ],
+    );
+    check
+        .expect_success()
+        .expect_stderr("container credentials")
+        .expect_not_leaked(SECRET_KEY)
+        .expect_not_leaked("ecs-agent-token-51c2");
+    assert_eq!(server.log(), ["GET /v2/credentials/task"]);
+
+    // A full URI to another host over plain HTTP is refused, as the SDKs do.
+    chain_check(
+        moto,
+        &source,
+        &[(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://198.51.100.7/creds",
+        )],
+    )
+    .expect_failure()
+    .expect_stderr("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+}
+
+/// IMDSv2 as documented: `PUT /latest/api/token` with a TTL header answers
+/// a token; every metadata GET without that token is 401.
+fn imds_handler(expired: bool) -> impl Fn(&SeenRequest) -> Vec<u8> + Send + Sync + 'static {
+    move |req: &SeenRequest| {
+        let token_ok = req.header("x-aws-ec2-metadata-token") == Some("imds-session-7f3a");
+        match (req.method.as_str(), req.path.as_str()) {
+            ("PUT", "/latest/api/token")
+                if req.header("x-aws-ec2-metadata-token-ttl-seconds").is_some() =>
+            {
+                response("200 OK", &[], b"imds-session-7f3a")
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/") if token_ok => {
+                response("200 OK", &[], b"worker-role")
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/worker-role") if token_ok => {
+                let mut body: Value = serde_json::from_slice(&credentials_json()).unwrap();
+                if expired {
+                    body["Expiration"] = json!("2001-01-01T00:00:00Z");
+                }
+                response("200 OK", &[], body.to_string().as_bytes())
+            }
+            _ => response("401 Unauthorized", &[], b""),
+        }
+    }
+}
+
+#[test]
+fn ec2_instance_metadata_v2_with_its_session_token() {
+    let Some(moto) = moto() else { return };
+    let reg = ecr_registry(ACCOUNT);
+    let source = chain_source(reg);
+    let rt = runtime();
+    let server = rt.block_on(FakeServer::start(imds_handler(false)));
+    let endpoint = format!("http://{}", server.host);
+    let check = chain_check(
+        moto,
+        &source,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)],
+    );
+    check
+        .expect_success()
+        .expect_stderr("EC2 instance metadata")
+        .expect_not_leaked(SECRET_KEY)
+        .expect_not_leaked("imds-session-7f3a");
+    assert_eq!(
+        server.log(),
+        [
+            "PUT /latest/api/token",
+            "GET /latest/meta-data/iam/security-credentials/",
+            "GET /latest/meta-data/iam/security-credentials/worker-role",
+        ]
+    );
+
+    let expired = rt.block_on(FakeServer::start(imds_handler(true)));
+    chain_check(
+        moto,
+        &source,
+        &[(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            &format!("http://{}", expired.host),
+        )],
+    )
+    .expect_failure()
+    .expect_stderr("expired at 2001-01-01T00:00:00Z");
+
+    // Nothing answers: the error names the hop limit, the usual cause in
+    // a container on EC2.
+    let dead = format!("http://127.0.0.1:{}", process::free_port());
+    chain_check(
+        moto,
+        &source,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &dead)],
+    )
+    .expect_failure()
+    .expect_stderr("hop limit");
+    chain_check(moto, &source, &[("AWS_EC2_METADATA_DISABLED", "true")])
+        .expect_failure()
+        .expect_stderr("no AWS credentials");
+}

@@ -265,25 +265,8 @@ impl Decoder<'_> {
 
 /// Expands a glob relative to `src_dir` to exactly one path.
 pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<PathBuf> {
-    inside(param, pattern)?;
-    let full = src_dir.join(pattern);
-    let text = full.to_string_lossy();
-    let matches: Vec<PathBuf> = glob::glob(&text)
-        .map_err(|e| ParamsError::Invalid {
-            param: param.into(),
-            problem: format!("{pattern:?} is not a valid glob: {e}"),
-        })?
-        .filter_map(|r| r.ok())
-        .collect();
-    match matches.as_slice() {
-        [] => Err(ParamsError::MissingPath {
-            param: param.into(),
-            path: full,
-        }),
-        [one] => {
-            resolves_inside(src_dir, param, one)?;
-            Ok(one.clone())
-        }
+    match glob_all(src_dir, param, pattern)?.as_slice() {
+        [one] => Ok(one.clone()),
         many => Err(ParamsError::Invalid {
             param: param.into(),
             problem: format!(
@@ -295,6 +278,31 @@ pub(super) fn glob_one(src_dir: &Path, param: &str, pattern: &str) -> Result<Pat
             ),
         }),
     }
+}
+
+/// Every path `pattern` matches under `src_dir`, sorted; none is an error,
+/// and each must resolve inside `src_dir`.
+pub(super) fn glob_all(src_dir: &Path, param: &str, pattern: &str) -> Result<Vec<PathBuf>> {
+    inside(param, pattern)?;
+    let full = src_dir.join(pattern);
+    let text = full.to_string_lossy();
+    let matches: Vec<PathBuf> = glob::glob(&text)
+        .map_err(|e| ParamsError::Invalid {
+            param: param.into(),
+            problem: format!("{pattern:?} is not a valid glob: {e}"),
+        })?
+        .filter_map(|r| r.ok())
+        .collect();
+    if matches.is_empty() {
+        return Err(ParamsError::MissingPath {
+            param: param.into(),
+            path: full,
+        });
+    }
+    for one in &matches {
+        resolves_inside(src_dir, param, one)?;
+    }
+    Ok(matches)
 }
 
 /// Refuses a path param that is absolute or climbs out of the put's working

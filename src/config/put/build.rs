@@ -47,6 +47,7 @@ impl Decoder<'_> {
             .map(|s| parse_cache_spec("cache_to", s))
             .collect::<Result<Vec<_>>>()?;
         let cache_tag = self.cache_tag()?;
+        let cache_mounts = self.cache_mounts()?;
         let source_date_epoch = self.source_date_epoch()?;
         let network = self.network()?;
         let provenance = self.provenance()?;
@@ -68,6 +69,7 @@ impl Decoder<'_> {
             cache_from,
             cache_to,
             cache_tag,
+            cache_mounts,
             source_date_epoch,
             network,
             provenance,

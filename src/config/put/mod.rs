@@ -27,13 +27,14 @@ mod errors;
 // Public for the fuzz targets (fuzz/targets/kv_files.rs).
 pub mod files;
 mod layers;
+mod mounts;
 mod params;
 mod tags;
 #[cfg(test)]
 mod tests;
 mod values;
 
-use access::{Decoder, glob_one};
+use access::{Decoder, glob_all, glob_one};
 pub use build::parse_cache_spec;
 pub use errors::ParamsError;
 use errors::{Result, json_kind};
@@ -154,6 +155,19 @@ pub struct LoadBase {
     pub image: PathBuf,
 }
 
+/// `cache_mounts`: which `RUN --mount=type=cache` mounts are saved to the
+/// registry after the build and restored before the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMounts {
+    /// Mount ids or targets; empty = every cache mount of the Dockerfile.
+    pub only: Vec<String>,
+    /// `cache_mounts_max_size`: the most this put saves, in bytes.
+    pub max_size: u64,
+}
+
+/// `cache_mounts_max_size`'s default: 2 GiB per put.
+pub const DEFAULT_CACHE_MOUNTS_MAX_SIZE: u64 = 2 << 30;
+
 /// Everything a build needs, resolved against the source dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildParams {
@@ -189,6 +203,8 @@ pub struct BuildParams {
     pub cache_to: Vec<CacheSpec>,
     /// `cache: true`: import and export `<repository>:<cache_tag>`.
     pub cache_tag: Option<String>,
+    /// Persistent cache mounts, when asked for.
+    pub cache_mounts: Option<CacheMounts>,
     /// Reproducible timestamps.
     pub source_date_epoch: Option<u64>,
     /// Network for `RUN`.
@@ -209,6 +225,13 @@ pub enum Action {
     Push {
         /// The one path the glob matched.
         image: PathBuf,
+    },
+    /// Merge images of one platform each into one index and push it
+    /// (`params.images`).
+    Merge {
+        /// Every path the globs matched, in glob order, each a docker-save
+        /// tarball or an OCI layout.
+        images: Vec<PathBuf>,
     },
     /// Append layers built from the put's inputs to a base image, without
     /// a daemon (`params.layers`).
@@ -249,6 +272,9 @@ pub struct PutParams {
     pub tags: TagParams,
     /// Embedded daemon settings.
     pub daemon: DaemonParams,
+    /// `skip_existing`: when every tag already names one digest, push
+    /// nothing and report that digest.
+    pub skip_existing: bool,
     /// Things the user should know (ignored legacy params), for the log.
     pub notes: Vec<String>,
 }
@@ -284,6 +310,7 @@ impl Decoder<'_> {
     fn decode(&mut self) -> Result<PutParams> {
         let image = self.image()?;
         let tags = self.tags()?;
+        let skip_existing = self.flag("skip_existing")?;
         let daemon = DaemonParams {
             registry_mirrors: match self.one_of(&params::REGISTRY_MIRRORS)? {
                 Some(name) => self.list(name)?,
@@ -297,17 +324,24 @@ impl Decoder<'_> {
             ));
         }
         let layers = self.one_of(&params::LAYERS)?;
-        if let (Some((first, _)), Some(second)) = (&image, layers) {
+        let images = self.images()?;
+        let pushed: Vec<String> = [
+            image.as_ref().map(|(name, _)| name.clone()),
+            images.as_ref().map(|_| "images".to_string()),
+            layers.map(String::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [first, second, ..] = pushed.as_slice() {
             return Err(ParamsError::Conflict {
                 first: first.clone(),
-                second: second.into(),
-                what: "what to push (a prebuilt image, or layers on a base image)".into(),
+                second: second.clone(),
+                what: "what to push (a prebuilt image, images to merge, or layers on a base image)"
+                    .into(),
             });
         }
-        let not_built = image
-            .as_ref()
-            .map(|(name, _)| name.clone())
-            .or(layers.map(String::from));
+        let not_built = pushed.first().cloned();
         if let Some(first) = not_built {
             let obt_build = self.map.keys().find(|k| params::is_obt_build_key(k));
             if let Some(name) = params::build_only_names()
@@ -327,17 +361,54 @@ impl Decoder<'_> {
                 });
             }
         }
-        let action = match (image, layers) {
-            (Some(image), _) => Action::Push { image: image.1 },
-            (None, Some(name)) => Action::Layers(Box::new(self.layers(name)?)),
-            (None, None) => Action::Build(Box::new(self.build()?)),
+        let action = match (image, images, layers) {
+            (Some(image), _, _) => Action::Push { image: image.1 },
+            (None, Some(images), _) => Action::Merge { images },
+            (None, None, Some(name)) => Action::Layers(Box::new(self.layers(name)?)),
+            (None, None, None) => Action::Build(Box::new(self.build()?)),
         };
         Ok(PutParams {
             action,
             tags,
             daemon,
+            skip_existing,
             notes: std::mem::take(&mut self.notes),
         })
+    }
+
+    /// `images`: a list of globs, each matching one or more images (a
+    /// docker-save tarball or an OCI layout directory, one platform each).
+    /// A path matched twice counts once.
+    fn images(&self) -> Result<Option<Vec<PathBuf>>> {
+        if !self.is_set("images") {
+            return Ok(None);
+        }
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for pattern in self.list("images")? {
+            for path in glob_all(self.env.src_dir, "images", &pattern)? {
+                self.image_kind("images", &path)?;
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        Ok(Some(paths))
+    }
+
+    /// Refuses a FIFO, device or socket where an image is expected.
+    fn image_kind(&self, name: &str, path: &Path) -> Result<()> {
+        let kind = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| crate::small_file::kind(m.file_type()))
+            .filter(|kind| *kind != "a directory");
+        match kind {
+            Some(kind) => Err(ParamsError::NotAnImage {
+                param: name.into(),
+                path: path.to_path_buf(),
+                kind,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `image` (registry-image), `load` / `load_file` (docker-image).
@@ -361,17 +432,7 @@ impl Decoder<'_> {
         } else {
             glob_one(self.env.src_dir, name, &value)?
         };
-        let kind = std::fs::metadata(&path)
-            .ok()
-            .and_then(|m| crate::small_file::kind(m.file_type()))
-            .filter(|kind| *kind != "a directory");
-        if let Some(kind) = kind {
-            return Err(ParamsError::NotAnImage {
-                param: name.into(),
-                path,
-                kind,
-            });
-        }
+        self.image_kind(name, &path)?;
         Ok(Some((name.to_string(), path)))
     }
 }

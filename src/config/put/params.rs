@@ -177,6 +177,11 @@ pub(super) const NO_CACHE: Param = build("cache bypass", &[Typed("no_cache")]);
 pub(super) const CACHE_FROM: Param = build("cache imports", &[Typed("cache_from")]);
 pub(super) const CACHE_TO: Param = build("cache exports", &[Typed("cache_to")]);
 pub(super) const CACHE: Param = build("the registry cache", &[Typed("cache")]);
+pub(super) const CACHE_MOUNTS: Param = build("persistent cache mounts", &[Typed("cache_mounts")]);
+pub(super) const CACHE_MOUNTS_MAX_SIZE: Param = build(
+    "the cache mounts' size limit",
+    &[Typed("cache_mounts_max_size")],
+);
 pub(super) const SOURCE_DATE_EPOCH: Param =
     build("reproducible timestamps", &[Typed("source_date_epoch")]);
 pub(super) const NETWORK: Param = build("the network", &[Typed("network")]);
@@ -188,6 +193,10 @@ pub(super) const TAG_AS_LATEST: Param = any("the latest tag", &[Typed("tag_as_la
 pub(super) const ADDITIONAL_TAGS: Param = any("more tags", &[Typed("additional_tags")]);
 pub(super) const VERSION: Param = any("the version", &[Typed("version")]);
 pub(super) const BUMP_ALIASES: Param = any("version aliases", &[Typed("bump_aliases")]);
+pub(super) const SKIP_EXISTING: Param = any(
+    "skipping an image already pushed",
+    &[Typed("skip_existing")],
+);
 pub(super) const IMAGE: Param = any(
     "the image to push",
     &[
@@ -196,6 +205,7 @@ pub(super) const IMAGE: Param = any(
         DockerImage("load_file"),
     ],
 );
+pub(super) const IMAGES: Param = any("the images to merge", &[Typed("images")]);
 pub(super) const LAYERS: Param = any("the layers to append", &[Typed("layers")]);
 // docker-image's own settings.
 pub(super) const CACHE_TAG: Param = build("the cache tag", &[DockerImage("cache_tag")]);
@@ -225,6 +235,8 @@ pub(super) const ALL: &[Param] = &[
     CACHE_FROM,
     CACHE_TO,
     CACHE,
+    CACHE_MOUNTS,
+    CACHE_MOUNTS_MAX_SIZE,
     SOURCE_DATE_EPOCH,
     NETWORK,
     PROVENANCE,
@@ -235,7 +247,9 @@ pub(super) const ALL: &[Param] = &[
     ADDITIONAL_TAGS,
     VERSION,
     BUMP_ALIASES,
+    SKIP_EXISTING,
     IMAGE,
+    IMAGES,
     LAYERS,
     CACHE_TAG,
     LOAD_BASE,

@@ -19,6 +19,7 @@ pub(crate) fn params() -> BuildParams {
         cache_from: Vec::new(),
         cache_to: Vec::new(),
         cache_tag: None,
+        cache_mounts: None,
         source_date_epoch: None,
         network: Network::Default,
         provenance: Default::default(),
