@@ -714,171 +714,6 @@ enum Made {
     Skipped,
 }
 
-/// The owner, mode and mtime an entry gives what it creates, read once
-/// before its kind is looked at.
-struct EntryMeta {
-    pax: Pax,
-    mode: u32,
-    mtime: FileTime,
-    uid: u64,
-    gid: u64,
-}
-
-impl EntryMeta {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<EntryMeta> {
-        let pax = Pax::read(entry)?;
-        let header = entry.header();
-        let mode = header.mode()? & 0o7777;
-        // Lenient like Go's archive/tar: some writers leave these blank.
-        // PAX records win over the header fields, as in every tar reader.
-        let mtime = pax
-            .mtime
-            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
-        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0));
-        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0));
-        Ok(EntryMeta {
-            pax,
-            mode,
-            mtime,
-            uid,
-            gid,
-        })
-    }
-}
-
-/// The PAX records of an entry that `tar` does not apply itself.
-#[derive(Default)]
-struct Pax {
-    mtime: Option<FileTime>,
-    uid: Option<u64>,
-    gid: Option<u64>,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl Pax {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
-        let mut pax = Pax::default();
-        let Some(exts) = entry.pax_extensions()? else {
-            return Ok(pax);
-        };
-        for ext in exts {
-            let ext = ext?;
-            let value = std::str::from_utf8(ext.value_bytes()).ok();
-            match ext.key_bytes() {
-                b"mtime" => pax.mtime = value.and_then(parse_pax_time),
-                b"uid" => pax.uid = value.and_then(|v| v.parse().ok()),
-                b"gid" => pax.gid = value.and_then(|v| v.parse().ok()),
-                key => {
-                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                        pax.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
-        Ok(pax)
-    }
-}
-
-/// `1234567890.123456789` (seconds with optional fraction) as a FileTime.
-fn parse_pax_time(text: &str) -> Option<FileTime> {
-    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
-    let secs: i64 = secs.parse().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let nanos = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse::<u32>().ok()?
-    };
-    Some(FileTime::from_unix_time(secs, nanos))
-}
-
-/// Notes whether the layer stream itself failed (as opposed to the
-/// decompressor or tar parser above it).
-struct Tap<R> {
-    inner: R,
-    failed: Rc<Cell<bool>>,
-}
-
-impl<R: Read> Read for Tap<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failed.set(true);
-            }
-        })
-    }
-}
-
-/// Supplies the end of a tar stream that stops right after its last entry's
-/// data, without the padding to a 512-byte block and the two zero blocks
-/// that should follow (umoci 0.4.7 `insert` writes such layers).
-///
-/// Go's archive/tar, which ggcr (so registry-image), dockerd and umoci use,
-/// reads a clean EOF exactly where the padding should start as the end of
-/// the archive; `tar` calls it "unexpected EOF during skip". We accept the
-/// same streams and nothing more: the padding and end blocks are supplied
-/// only when the underlying stream ended cleanly (`Ok(0)`, not an error)
-/// exactly at [`UnpaddedEnd::data_end`], the end of the current entry's
-/// data. A stream cut inside an entry's data or inside its padding still
-/// fails. The blob's digest is verified by the source independently, so
-/// this only decides how a complete blob is read.
-struct UnpaddedEnd<R> {
-    inner: R,
-    /// Bytes handed to the tar reader so far (its stream position).
-    pos: u64,
-    /// Where the data of the entry being read ends; set by the unpacker for
-    /// each entry, `None` when unknown.
-    data_end: Rc<Cell<Option<u64>>>,
-    /// Zero bytes still to supply once the end was accepted.
-    supplied: Option<u64>,
-}
-
-impl<R> UnpaddedEnd<R> {
-    fn new(inner: R, data_end: Rc<Cell<Option<u64>>>) -> Self {
-        UnpaddedEnd {
-            inner,
-            pos: 0,
-            data_end,
-            supplied: None,
-        }
-    }
-}
-
-impl<R: Read> Read for UnpaddedEnd<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.supplied.is_none() {
-            let n = self.inner.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                self.pos += n as u64;
-                return Ok(n);
-            }
-            let partial = self.pos % BLOCK;
-            if partial == 0 || self.data_end.get() != Some(self.pos) {
-                // A clean end on a block boundary is `tar`'s to judge; one
-                // anywhere else is a truncated entry.
-                return Ok(0);
-            }
-            tracing::debug!(
-                "layer stream ends without tar padding after {} bytes; treating it as the end of the archive",
-                self.pos
-            );
-            self.supplied = Some(BLOCK - partial + 2 * BLOCK);
-        }
-        let left = self.supplied.unwrap_or(0);
-        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-        buf[..n].fill(0);
-        self.supplied = Some(left - n as u64);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// The tar block size.
-const BLOCK: u64 = 512;
-
 /// Copies file content with a buffer large enough to keep syscalls rare.
 fn copy<R: Read>(from: &mut R, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {
     let mut total = 0;
@@ -910,6 +745,11 @@ impl From<io::Error> for ApplyError {
         ApplyError::Io(e)
     }
 }
+
+mod entry;
+mod stream;
+use entry::{EntryMeta, Pax};
+use stream::{Tap, UnpaddedEnd};
 
 #[cfg(test)]
 mod tests;

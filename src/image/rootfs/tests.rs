@@ -4,6 +4,7 @@
 //! both the outcome (error or in-root result) and that nothing outside the
 //! root changed.
 
+use super::entry::parse_pax_time;
 use super::*;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
