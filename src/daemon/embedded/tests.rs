@@ -162,11 +162,11 @@ async fn rootlesskit_mode_wraps_the_daemon_and_gives_it_a_runtime_dir() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     // A fake rootlesskit: records its arguments and environment, then
-    // runs the command after `--state-dir DIR` as the real one does.
+    // runs the command after `--pidns --state-dir DIR` as the real one does.
     let kit = dir.path().join("rootlesskit");
     std::fs::write(
         &kit,
-        "#!/bin/sh\necho \"kit: $* xdg=$XDG_RUNTIME_DIR home=$HOME\"\nshift 2\nexec \"$@\"\n",
+        "#!/bin/sh\necho \"kit: $* xdg=$XDG_RUNTIME_DIR home=$HOME\"\nshift 3\nexec \"$@\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&kit, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -189,7 +189,7 @@ async fn rootlesskit_mode_wraps_the_daemon_and_gives_it_a_runtime_dir() {
     let log = d.log_tail(5);
     assert!(
         log.contains(&format!(
-            "kit: --state-dir {} {} --root",
+            "kit: --pidns --state-dir {} {} --root",
             root.join("rootlesskit").display(),
             dir.path().join("buildkitd").display()
         )) && log.contains(&format!(
