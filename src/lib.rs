@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod buildkit;
+pub mod cache_mounts;
 pub mod cli;
 pub mod commands;
 pub mod concourse;

@@ -2,7 +2,7 @@
 //! `source` and for each `replicate_to` entry; only the field names in the
 //! errors differ ([`FieldNames`]).
 
-use super::source::non_empty;
+use super::fields::non_empty;
 use super::{Ecr, Error, Secret};
 
 /// The `aws_*` fields as written, and the repository they log in for.

@@ -9,6 +9,7 @@
 
 mod aws;
 pub mod decode;
+mod fields;
 pub mod get;
 pub mod put;
 pub mod replica;

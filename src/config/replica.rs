@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::aws::{self, AwsFields, REPLICA_FIELDS};
 use super::decode::Shape;
-use super::source::{CA_CERT, RawCaCert, basic_auth, ca_certs, repository};
+use super::fields::{CA_CERT, RawCaCert, basic_auth, ca_certs, repository};
 use super::{Ecr, Error, Repository, Secret};
 
 /// The keys of one entry.

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::decode::{self, DecodeError, Shape};
+use super::fields::{CA_CERT, RawCaCert, basic_auth, ca_certs, non_empty, repository};
 use super::replica::Replica;
 use super::semver::{Constraint, SemverOptions};
 use super::{Error, Secret};
+use crate::registry::TlsOptions;
 pub use crate::registry::{DOCKER_HUB_HOST, Repository};
-use crate::registry::{RepositoryError, TlsOptions};
 
 const CREDENTIALS: Shape = Shape::Object(&[
     ("host", Shape::Leaf),
@@ -28,7 +29,6 @@ const PLATFORM: Shape = Shape::Object(&[
     ("architecture", Shape::Leaf),
     ("variant", Shape::Leaf),
 ]);
-pub(super) const CA_CERT: Shape = Shape::Object(&[("domain", Shape::Leaf), ("cert", Shape::Leaf)]);
 const BUILDKIT_TLS: Shape = Shape::Object(&[
     ("ca_cert", Shape::Leaf),
     ("cert", Shape::Leaf),
@@ -175,21 +175,6 @@ struct RawBuildkitSsh {
     private_key: Secret,
     #[serde(default)]
     known_hosts: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawCaCert {
-    Pem(String),
-    /// docker-image's form; the domain is not used to scope the certificate
-    /// (registry-image has no such scoping either): every CA is trusted for
-    /// every registry this source talks to.
-    Domain {
-        #[allow(dead_code)]
-        #[serde(default)]
-        domain: String,
-        cert: String,
-    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,10 +371,6 @@ pub struct Source {
     pub replicate_to: Vec<Replica>,
 }
 
-pub(super) fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
 fn regex(field: &'static str, text: String) -> Result<Option<Regex>, Error> {
     if text.is_empty() {
         return Ok(None);
@@ -543,18 +524,6 @@ impl Source {
     }
 }
 
-/// `repository`, required: every command needs one.
-pub(super) fn repository(text: &str) -> Result<Repository, Error> {
-    Repository::parse(text).map_err(|e| match e {
-        RepositoryError::Empty => Error::Missing("repository"),
-        RepositoryError::Invalid(reason) => Error::Invalid {
-            field: "source.repository",
-            value: text.to_owned(),
-            reason: reason.to_owned(),
-        },
-    })
-}
-
 /// `tag`: a string or a number, checked against the tag grammar here so
 /// that check and get never ask a registry for an impossible tag.
 fn tag(value: Option<Value>) -> Result<Option<String>, Error> {
@@ -595,28 +564,6 @@ fn semver_constraint(text: String) -> Result<Option<Constraint>, Error> {
             }
         })?)),
     }
-}
-
-/// `username` and `password`, used only as a pair: one without the other
-/// is treated as neither (anonymous access).
-pub(super) fn basic_auth(username: String, password: Secret) -> (Option<String>, Option<Secret>) {
-    if username.is_empty() || password.is_empty() {
-        (None, None)
-    } else {
-        (Some(username), Some(password))
-    }
-}
-
-/// `ca_certs` in either spelling, blank entries dropped and the rest
-/// checked to be PEM before any connection depends on them.
-pub(super) fn ca_certs(raw: Vec<RawCaCert>) -> Result<Vec<String>, Error> {
-    raw.into_iter()
-        .map(|c| match c {
-            RawCaCert::Pem(pem) | RawCaCert::Domain { cert: pem, .. } => pem,
-        })
-        .filter(|pem| !pem.trim().is_empty())
-        .map(|pem| validate_pem(&pem).map(|()| pem))
-        .collect()
 }
 
 /// `additional_registries`: an entry without a host is an error, where a
@@ -731,23 +678,6 @@ fn validate_tag(tag: &str) -> Result<(), Error> {
             reason: "a tag is up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"
                 .into(),
         })
-    }
-}
-
-fn validate_pem(pem: &str) -> Result<(), Error> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject as _;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
-    if certs.is_empty() {
-        Err(Error::Invalid {
-            field: "source.ca_certs",
-            value: pem.lines().next().unwrap_or_default().to_owned(),
-            reason: "failed to append registry certificate: no PEM certificate found".into(),
-        })
-    } else {
-        Ok(())
     }
 }
 

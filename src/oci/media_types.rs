@@ -36,6 +36,6 @@ pub fn is_non_distributable(media_type: &str) -> bool {
         || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
 }
 /// The config of the manifest a put's `cache_mounts` saves its archives
-/// under (`src/put/mounts.rs`): a cache, not an image, which `check` skips.
+/// under (`src/cache_mounts.rs`): a cache, not an image, which `check` skips.
 pub const CACHE_MOUNTS_CONFIG: &str =
     "application/vnd.oci-build-resource.cache-mounts.config.v1+json";

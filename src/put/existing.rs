@@ -19,7 +19,7 @@ pub enum Existing {
 
 /// Looks every tag up; when all exist and name one digest, describes that
 /// image (platforms, config, attestations) for the response.
-pub async fn check(client: &registry::Client, tags: &[String]) -> crate::Result<Existing> {
+pub async fn check(client: &registry::Client, tags: &[String]) -> super::Result<Existing> {
     let mut found: Option<(String, String)> = None;
     for tag in tags {
         let digest =

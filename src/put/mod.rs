@@ -6,7 +6,6 @@ pub mod attest;
 pub mod engine;
 pub mod existing;
 pub mod layers;
-pub mod mounts;
 pub mod run;
 pub mod solve;
 pub mod tags;

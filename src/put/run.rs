@@ -437,7 +437,7 @@ async fn build_on(
     request.frontend_attrs.extend(attest_attrs);
     let session = session_options(params, source)?;
 
-    let mounts = super::mounts::prepare(params, address.is_remote_host()).await;
+    let mounts = crate::cache_mounts::prepare(params, address.is_remote_host()).await;
     if let Some(m) = &mounts {
         m.restore(&bk, client).await;
     }
