@@ -58,3 +58,27 @@ impl TestRegistryExt for Registry {
         }
     }
 }
+
+/// Wraps unit tests that start the shared test registries: without
+/// docker-registry, skopeo, umoci, openssl and htpasswd on PATH (build.rs
+/// sets the `have_*` cfgs; under `CI=true` it fails instead) they are
+/// ignored with one reason, instead of failing.
+macro_rules! needs_test_registry {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {
+        $(
+            $(#[$meta])*
+            #[cfg_attr(
+                not(all(
+                    have_docker_registry,
+                    have_skopeo,
+                    have_umoci,
+                    have_openssl,
+                    have_htpasswd
+                )),
+                ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
+            )]
+            async fn $name() $body
+        )*
+    };
+}
+pub(crate) use needs_test_registry;

@@ -31,258 +31,226 @@ struct Desc {
     size: u64,
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn plain_registry_resolve_fetch_and_stream() {
-    let reg = registry::plain();
-    let repo = format!("app/{}", unique("one"));
-    let dir = tempfile::tempdir().unwrap();
-    let layout = umoci_layout(dir.path(), "v1", "one");
-    reg.push(
-        &format!("oci:{}:v1", layout.display()),
-        &repo,
-        "latest",
-        false,
-    );
-    let raw = reg.inspect_raw(&format!("{repo}:latest"));
-    let client = reg.client(&repo, Access::Pull);
+crate::registry::test_registry::needs_test_registry! {
+    #[tokio::test]
+    async fn plain_registry_resolve_fetch_and_stream() {
+        let reg = registry::plain();
+        let repo = format!("app/{}", unique("one"));
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "v1", "one");
+        reg.push(
+            &format!("oci:{}:v1", layout.display()),
+            &repo,
+            "latest",
+            false,
+        );
+        let raw = reg.inspect_raw(&format!("{repo}:latest"));
+        let client = reg.client(&repo, Access::Pull);
 
-    // digest == sha256 of the exact bytes skopeo sees
-    let digest = client.resolve_tag("latest").await.unwrap().unwrap();
-    assert_eq!(digest, sha256_digest(&raw));
-    assert_eq!(client.resolve_tag("missing").await.unwrap(), None);
-    assert!(client.manifest_exists(&digest).await.unwrap());
-    assert!(
-        !client
-            .manifest_exists(&sha256_digest(b"nope"))
+        // digest == sha256 of the exact bytes skopeo sees
+        let digest = client.resolve_tag("latest").await.unwrap().unwrap();
+        assert_eq!(digest, sha256_digest(&raw));
+        assert_eq!(client.resolve_tag("missing").await.unwrap(), None);
+        assert!(client.manifest_exists(&digest).await.unwrap());
+        assert!(
+            !client
+                .manifest_exists(&sha256_digest(b"nope"))
+                .await
+                .unwrap()
+        );
+
+        let m = client.fetch_manifest(&digest).await.unwrap();
+        assert_eq!(m.bytes, raw);
+        assert_eq!(m.digest, digest);
+        assert_eq!(m.media_type, "application/vnd.oci.image.manifest.v1+json");
+
+        let doc: ManifestDoc = serde_json::from_slice(&m.bytes).unwrap();
+        let config = client.fetch_blob(&dg(&doc.config.digest)).await.unwrap();
+        assert_eq!(sha256_digest(&config), doc.config.digest);
+        assert!(String::from_utf8_lossy(&config).contains("fixture"));
+
+        let layer = &doc.layers[0];
+        let mut reader = client
+            .blob_reader(&dg(&layer.digest), layer.size)
             .await
-            .unwrap()
-    );
+            .unwrap();
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await.unwrap();
+        assert_eq!(sha256_digest(&bytes), layer.digest);
+        assert!(client.blob_exists(&dg(&layer.digest)).await.unwrap());
 
-    let m = client.fetch_manifest(&digest).await.unwrap();
-    assert_eq!(m.bytes, raw);
-    assert_eq!(m.digest, digest);
-    assert_eq!(m.media_type, "application/vnd.oci.image.manifest.v1+json");
+        // a wrong size is caught before reading, from the Content-Length, as
+        // a permanent error
+        let err = client
+            .blob_reader(&dg(&layer.digest), layer.size + 1)
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert!(err.to_string().contains("descriptor says"), "{err}");
 
-    let doc: ManifestDoc = serde_json::from_slice(&m.bytes).unwrap();
-    let config = client.fetch_blob(&dg(&doc.config.digest)).await.unwrap();
-    assert_eq!(sha256_digest(&config), doc.config.digest);
-    assert!(String::from_utf8_lossy(&config).contains("fixture"));
-
-    let layer = &doc.layers[0];
-    let mut reader = client
-        .blob_reader(&dg(&layer.digest), layer.size)
-        .await
-        .unwrap();
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).await.unwrap();
-    assert_eq!(sha256_digest(&bytes), layer.digest);
-    assert!(client.blob_exists(&dg(&layer.digest)).await.unwrap());
-
-    // a wrong size is caught before reading, from the Content-Length, as
-    // a permanent error
-    let err = client
-        .blob_reader(&dg(&layer.digest), layer.size + 1)
-        .await
-        .map(|_| ())
-        .unwrap_err();
-    assert!(!err.is_transient(), "{err}");
-    assert!(err.to_string().contains("descriptor says"), "{err}");
-
-    // missing manifest by digest is an error naming the request
-    let err = client
-        .fetch_manifest(&sha256_digest(b"nope"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(reqwest::StatusCode::NOT_FOUND));
-    assert!(
-        err.codes().contains(&"MANIFEST_UNKNOWN".to_string()),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains(&format!("/v2/{repo}/manifests/sha256:")),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn tags_follow_link_pagination() {
-    let reg = registry::plain();
-    let repo = unique("paged");
-    let dir = tempfile::tempdir().unwrap();
-    let layout = umoci_layout(dir.path(), "v1", "one");
-    let mut want: Vec<String> = ["a", "b", "c", "d", "e"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for t in &want {
-        reg.push(&format!("oci:{}:v1", layout.display()), &repo, t, false);
+        // missing manifest by digest is an error naming the request
+        let err = client
+            .fetch_manifest(&sha256_digest(b"nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(reqwest::StatusCode::NOT_FOUND));
+        assert!(
+            err.codes().contains(&"MANIFEST_UNKNOWN".to_string()),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("/v2/{repo}/manifests/sha256:")),
+            "{err}"
+        );
     }
-    let client = reg.client(&repo, Access::Pull).with_tag_page(2);
-    let mut tags = client.list_tags().await.unwrap();
-    tags.sort();
-    want.sort();
-    assert_eq!(tags, want);
-    // an unknown repository is an error (registry-image: "list repository tags")
-    let err = reg
-        .client(&unique("nothing-here"), Access::Pull)
-        .list_tags()
-        .await
-        .unwrap_err();
-    assert_eq!(err.codes(), ["NAME_UNKNOWN"]);
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn push_blobs_and_manifest_then_skopeo_reads_them() {
-    let reg = registry::plain();
-    let repo = unique("pushed");
-    let client = reg.client(&repo, Access::Push);
-    let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let layer_digest = sha256_digest(&layer);
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = sha256_digest(config);
-    client
-        .push_blob(
-            &layer_digest,
-            layer.len() as u64,
-            std::io::Cursor::new(layer.clone()),
-        )
-        .await
-        .unwrap();
-    client
-        .push_blob(
-            &config_digest,
-            config.len() as u64,
-            std::io::Cursor::new(config.to_vec()),
-        )
-        .await
-        .unwrap();
-    assert!(client.blob_exists(&layer_digest).await.unwrap());
-    // pushing again is skipped (the body would fail if it were read)
-    client
-        .push_blob(&layer_digest, layer.len() as u64, tokio::io::empty())
-        .await
-        .unwrap();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{layer_digest}"}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    let bytes = Bytes::from(manifest.clone());
-    let digest = client
-        .push_manifest("v1", "application/vnd.oci.image.manifest.v1+json", bytes)
-        .await
-        .unwrap();
-    assert_eq!(digest, sha256_digest(manifest.as_bytes()));
-    assert_eq!(reg.inspect_raw(&format!("{repo}:v1")), manifest.as_bytes());
-    assert_eq!(client.resolve_tag("v1").await.unwrap(), Some(digest));
-
-    // a blob whose bytes do not match its digest is refused by the registry
-    let err = client
-        .push_blob(
-            &sha256_digest(b"other"),
-            3,
-            std::io::Cursor::new(b"abc".to_vec()),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.status(),
-        Some(reqwest::StatusCode::BAD_REQUEST),
-        "{err}"
-    );
+crate::registry::test_registry::needs_test_registry! {
+    #[tokio::test]
+    async fn tags_follow_link_pagination() {
+        let reg = registry::plain();
+        let repo = unique("paged");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "v1", "one");
+        let mut want: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for t in &want {
+            reg.push(&format!("oci:{}:v1", layout.display()), &repo, t, false);
+        }
+        let client = reg.client(&repo, Access::Pull).with_tag_page(2);
+        let mut tags = client.list_tags().await.unwrap();
+        tags.sort();
+        want.sort();
+        assert_eq!(tags, want);
+        // an unknown repository is an error (registry-image: "list repository tags")
+        let err = reg
+            .client(&unique("nothing-here"), Access::Pull)
+            .list_tags()
+            .await
+            .unwrap_err();
+        assert_eq!(err.codes(), ["NAME_UNKNOWN"]);
+    }
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn tls_registry_is_verified_even_when_insecure_and_needs_credentials() {
-    let reg = registry::tls_auth();
-    let repo = unique("secure");
-    let dir = tempfile::tempdir().unwrap();
-    let layout = umoci_layout(dir.path(), "v1", "secure");
-    reg.push(
-        &format!("oci:{}:v1", layout.display()),
-        &repo,
-        "latest",
-        false,
-    );
-    let raw = reg.inspect_raw(&format!("{repo}:latest"));
+crate::registry::test_registry::needs_test_registry! {
+    #[tokio::test]
+    async fn push_blobs_and_manifest_then_skopeo_reads_them() {
+        let reg = registry::plain();
+        let repo = unique("pushed");
+        let client = reg.client(&repo, Access::Push);
+        let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let layer_digest = sha256_digest(&layer);
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config_digest = sha256_digest(config);
+        client
+            .push_blob(
+                &layer_digest,
+                layer.len() as u64,
+                std::io::Cursor::new(layer.clone()),
+            )
+            .await
+            .unwrap();
+        client
+            .push_blob(
+                &config_digest,
+                config.len() as u64,
+                std::io::Cursor::new(config.to_vec()),
+            )
+            .await
+            .unwrap();
+        assert!(client.blob_exists(&layer_digest).await.unwrap());
+        // pushing again is skipped (the body would fail if it were read)
+        client
+            .push_blob(&layer_digest, layer.len() as u64, tokio::io::empty())
+            .await
+            .unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{layer_digest}"}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let bytes = Bytes::from(manifest.clone());
+        let digest = client
+            .push_manifest("v1", "application/vnd.oci.image.manifest.v1+json", bytes)
+            .await
+            .unwrap();
+        assert_eq!(digest, sha256_digest(manifest.as_bytes()));
+        assert_eq!(reg.inspect_raw(&format!("{repo}:v1")), manifest.as_bytes());
+        assert_eq!(client.resolve_tag("v1").await.unwrap(), Some(digest));
 
-    let ok = reg.client(&repo, Access::Pull);
-    assert_eq!(
-        ok.resolve_tag("latest").await.unwrap(),
-        Some(sha256_digest(&raw))
-    );
+        // a blob whose bytes do not match its digest is refused by the registry
+        let err = client
+            .push_blob(
+                &sha256_digest(b"other"),
+                3,
+                std::io::Cursor::new(b"abc".to_vec()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(reqwest::StatusCode::BAD_REQUEST),
+            "{err}"
+        );
+    }
+}
 
-    // Without the CA (a certificate error, no silent fallback to http) and
-    // with a wrong password (401, never echoed): `tests/it/get.rs`
-    // `tls_without_ca_certs_fails` and `wrong_password_fails_without_printing_it`.
-    let insecure = TlsOptions {
-        ca_certs: vec![],
-        insecure: true,
-        ..TlsOptions::default()
-    };
-    let no_ca = Client::new(
-        &reg.repository(&repo),
-        reg.credentials(),
-        &insecure,
-        Access::Pull,
-    )
-    .unwrap();
-    assert!(
-        no_ca.resolve_tag("latest").await.is_err(),
-        "insecure must not skip verification"
-    );
+crate::registry::test_registry::needs_test_registry! {
+    #[tokio::test]
+    async fn tls_registry_is_verified_even_when_insecure_and_needs_credentials() {
+        let reg = registry::tls_auth();
+        let repo = unique("secure");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = umoci_layout(dir.path(), "v1", "secure");
+        reg.push(
+            &format!("oci:{}:v1", layout.display()),
+            &repo,
+            "latest",
+            false,
+        );
+        let raw = reg.inspect_raw(&format!("{repo}:latest"));
 
-    // missing credentials are refused
-    let anon = Client::new(
-        &reg.repository(&repo),
-        Credentials::Anonymous,
-        &reg.tls_options(),
-        Access::Pull,
-    )
-    .unwrap();
-    assert!(anon.list_tags().await.is_err());
+        let ok = reg.client(&repo, Access::Pull);
+        assert_eq!(
+            ok.resolve_tag("latest").await.unwrap(),
+            Some(sha256_digest(&raw))
+        );
+
+        // Without the CA (a certificate error, no silent fallback to http) and
+        // with a wrong password (401, never echoed): `tests/it/get.rs`
+        // `tls_without_ca_certs_fails` and `wrong_password_fails_without_printing_it`.
+        let insecure = TlsOptions {
+            ca_certs: vec![],
+            insecure: true,
+            ..TlsOptions::default()
+        };
+        let no_ca = Client::new(
+            &reg.repository(&repo),
+            reg.credentials(),
+            &insecure,
+            Access::Pull,
+        )
+        .unwrap();
+        assert!(
+            no_ca.resolve_tag("latest").await.is_err(),
+            "insecure must not skip verification"
+        );
+
+        // missing credentials are refused
+        let anon = Client::new(
+            &reg.repository(&repo),
+            Credentials::Anonymous,
+            &reg.tls_options(),
+            Access::Pull,
+        )
+        .unwrap();
+        assert!(anon.list_tags().await.is_err());
+    }
 }
 
 fn bearer_registry(

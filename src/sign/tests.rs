@@ -24,117 +24,101 @@ fn layers(reg: &registry::Registry, repo: &str, digest: &str) -> usize {
     SignatureManifest::parse(&raw).unwrap().signatures().len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn signing_twice_adds_one_signature_and_other_keys_are_kept() {
-    crate::tls::install_crypto_provider();
-    let reg = registry::tls_auth();
-    let repo = unique("sign-unit");
-    let digest = image(reg, &repo, "signed twice");
-    let client = reg.client(&repo, Access::Push);
-    let a = Signer::new(PrivateKey::generate(), BTreeMap::new());
-    let b = Signer::new(
-        PrivateKey::generate(),
-        BTreeMap::from([("commit".into(), "abc".into())]),
-    );
-    let first = a
-        .sign(&client, std::slice::from_ref(&digest))
-        .await
-        .unwrap();
-    assert_eq!(first.added, std::slice::from_ref(&digest));
-    let again = a
-        .sign(&client, std::slice::from_ref(&digest))
-        .await
-        .unwrap();
-    assert_eq!(again.kept, std::slice::from_ref(&digest));
-    assert_eq!(layers(reg, &repo, &digest), 1);
-    b.sign(&client, std::slice::from_ref(&digest))
-        .await
-        .unwrap();
-    assert_eq!(layers(reg, &repo, &digest), 2);
-
-    let repository = client.repository().clone();
-    for signer in [&a, &b] {
-        let v = Verifier::new(vec![signer.public().clone()]);
-        assert_eq!(
-            v.verify(&client, &repository, &digest).await.unwrap(),
-            signer.fingerprint()
+crate::registry::test_registry::needs_test_registry! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signing_twice_adds_one_signature_and_other_keys_are_kept() {
+        crate::tls::install_crypto_provider();
+        let reg = registry::tls_auth();
+        let repo = unique("sign-unit");
+        let digest = image(reg, &repo, "signed twice");
+        let client = reg.client(&repo, Access::Push);
+        let a = Signer::new(PrivateKey::generate(), BTreeMap::new());
+        let b = Signer::new(
+            PrivateKey::generate(),
+            BTreeMap::from([("commit".into(), "abc".into())]),
         );
+        let first = a
+            .sign(&client, std::slice::from_ref(&digest))
+            .await
+            .unwrap();
+        assert_eq!(first.added, std::slice::from_ref(&digest));
+        let again = a
+            .sign(&client, std::slice::from_ref(&digest))
+            .await
+            .unwrap();
+        assert_eq!(again.kept, std::slice::from_ref(&digest));
+        assert_eq!(layers(reg, &repo, &digest), 1);
+        b.sign(&client, std::slice::from_ref(&digest))
+            .await
+            .unwrap();
+        assert_eq!(layers(reg, &repo, &digest), 2);
+
+        let repository = client.repository().clone();
+        for signer in [&a, &b] {
+            let v = Verifier::new(vec![signer.public().clone()]);
+            assert_eq!(
+                v.verify(&client, &repository, &digest).await.unwrap(),
+                signer.fingerprint()
+            );
+        }
+        let stranger = Verifier::new(vec![PrivateKey::generate().public().clone()]);
+        let err = stranger
+            .verify(&client, &repository, &digest)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("2 signature(s), none valid"),
+            "{err}"
+        );
+        let other = image(reg, &repo, "never signed");
+        let err = Verifier::new(vec![a.public().clone()])
+            .verify(&client, &repository, &other)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no signature tag"), "{err}");
+        assert!(err.to_string().contains(&other), "{err}");
     }
-    let stranger = Verifier::new(vec![PrivateKey::generate().public().clone()]);
-    let err = stranger
-        .verify(&client, &repository, &digest)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("2 signature(s), none valid"),
-        "{err}"
-    );
-    let other = image(reg, &repo, "never signed");
-    let err = Verifier::new(vec![a.public().clone()])
-        .verify(&client, &repository, &other)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("no signature tag"), "{err}");
-    assert!(err.to_string().contains(&other), "{err}");
 }
 
-/// The same image and its signature manifest copied to another repository
-/// (skopeo copies the `.sig` tag as any tag): the payload names the first
-/// repository, so the copy does not verify there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(
-        have_docker_registry,
-        have_skopeo,
-        have_umoci,
-        have_openssl,
-        have_htpasswd
-    )),
-    ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-)]
-async fn a_signature_copied_to_another_repository_does_not_verify_there() {
-    crate::tls::install_crypto_provider();
-    let reg = registry::tls_auth();
-    let (repo, copy) = (unique("sign-origin"), unique("sign-copy"));
-    let digest = image(reg, &repo, "copied");
-    let client = reg.client(&repo, Access::Push);
-    let signer = Signer::new(PrivateKey::generate(), BTreeMap::new());
-    signer
-        .sign(&client, std::slice::from_ref(&digest))
-        .await
-        .unwrap();
-    let tag = storage::signature_tag(&digest);
-    for t in ["t", tag.as_str()] {
-        test_support::run_tool(
-            std::process::Command::new("skopeo")
-                .arg("copy")
-                .arg("--quiet")
-                .arg("--preserve-digests")
-                .args(reg.skopeo_src_args())
-                .args(reg.skopeo_dest_args())
-                .arg(format!("docker://{}/{repo}:{t}", reg.host))
-                .arg(format!("docker://{}/{copy}:{t}", reg.host)),
-        );
+crate::registry::test_registry::needs_test_registry! {
+    /// The same image and its signature manifest copied to another repository
+    /// (skopeo copies the `.sig` tag as any tag): the payload names the first
+    /// repository, so the copy does not verify there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signature_copied_to_another_repository_does_not_verify_there() {
+        crate::tls::install_crypto_provider();
+        let reg = registry::tls_auth();
+        let (repo, copy) = (unique("sign-origin"), unique("sign-copy"));
+        let digest = image(reg, &repo, "copied");
+        let client = reg.client(&repo, Access::Push);
+        let signer = Signer::new(PrivateKey::generate(), BTreeMap::new());
+        signer
+            .sign(&client, std::slice::from_ref(&digest))
+            .await
+            .unwrap();
+        let tag = storage::signature_tag(&digest);
+        for t in ["t", tag.as_str()] {
+            test_support::run_tool(
+                std::process::Command::new("skopeo")
+                    .arg("copy")
+                    .arg("--quiet")
+                    .arg("--preserve-digests")
+                    .args(reg.skopeo_src_args())
+                    .args(reg.skopeo_dest_args())
+                    .arg(format!("docker://{}/{repo}:{t}", reg.host))
+                    .arg(format!("docker://{}/{copy}:{t}", reg.host)),
+            );
+        }
+        let verifier = Verifier::new(vec![signer.public().clone()]);
+        let copy_client = reg.client(&copy, Access::Pull);
+        let err = verifier
+            .verify(&copy_client, copy_client.repository(), &digest)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unsigned { .. }), "{err}");
+        verifier
+            .verify(&client, client.repository(), &digest)
+            .await
+            .unwrap();
     }
-    let verifier = Verifier::new(vec![signer.public().clone()]);
-    let copy_client = reg.client(&copy, Access::Pull);
-    let err = verifier
-        .verify(&copy_client, copy_client.repository(), &digest)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unsigned { .. }), "{err}");
-    verifier
-        .verify(&client, client.repository(), &digest)
-        .await
-        .unwrap();
 }

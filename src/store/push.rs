@@ -507,46 +507,38 @@ mod tests {
         t.iter().map(|s| s.to_string()).collect()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(
-        not(all(
-            have_docker_registry,
-            have_skopeo,
-            have_umoci,
-            have_openssl,
-            have_htpasswd
-        )),
-        ignore = "needs docker-registry, skopeo, umoci, openssl and htpasswd on PATH"
-    )]
-    async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
-        crate::tls::install_crypto_provider();
-        let reg = registry::tls_auth();
-        let repo = unique("pushed");
-        let dir = tempfile::tempdir().unwrap();
-        let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
-        let tar = dir.path().join("image.tar");
-        run_tool(
-            Command::new("skopeo")
-                .arg("copy")
-                .arg(format!("oci:{}:t", layout.display()))
-                .arg(format!("docker-archive:{}:x:latest", tar.display())),
-        );
-        let client = reg.client(&repo, Access::Push);
-        let pushed = push_image_path(&client, &tar).await.unwrap();
-        move_tags(&client, &pushed, &tags(&["1.0", "latest"]))
-            .await
-            .unwrap();
-        for tag in ["1.0", "latest"] {
-            assert_eq!(
-                sha256_digest(&reg.inspect_raw(&format!("{repo}:{tag}"))),
-                pushed.digest
+    crate::registry::test_registry::needs_test_registry! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_docker_save_tarball_lands_with_the_digest_skopeo_sees() {
+            crate::tls::install_crypto_provider();
+            let reg = registry::tls_auth();
+            let repo = unique("pushed");
+            let dir = tempfile::tempdir().unwrap();
+            let layout = umoci_layout(dir.path(), "t", "hello from a tarball");
+            let tar = dir.path().join("image.tar");
+            run_tool(
+                Command::new("skopeo")
+                    .arg("copy")
+                    .arg(format!("oci:{}:t", layout.display()))
+                    .arg(format!("docker-archive:{}:x:latest", tar.display())),
             );
+            let client = reg.client(&repo, Access::Push);
+            let pushed = push_image_path(&client, &tar).await.unwrap();
+            move_tags(&client, &pushed, &tags(&["1.0", "latest"]))
+                .await
+                .unwrap();
+            for tag in ["1.0", "latest"] {
+                assert_eq!(
+                    sha256_digest(&reg.inspect_raw(&format!("{repo}:{tag}"))),
+                    pushed.digest
+                );
+            }
+            assert_eq!(pushed.platforms.len(), 1);
+            assert!(pushed.config_digest.is_some());
+            // Again: every blob is already there; same digest.
+            let again = push_image_path(&client, &tar).await.unwrap();
+            assert_eq!(again.digest, pushed.digest);
         }
-        assert_eq!(pushed.platforms.len(), 1);
-        assert!(pushed.config_digest.is_some());
-        // Again: every blob is already there; same digest.
-        let again = push_image_path(&client, &tar).await.unwrap();
-        assert_eq!(again.digest, pushed.digest);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
