@@ -232,19 +232,16 @@ impl Client {
 
         let mut control = self.control.clone();
         let solve = control.solve(solve_req);
-        let (result, stalled) = match &watch {
-            None => (Some(solve.await), None),
+        let result = match &watch {
+            None => solve.await,
             Some(watch) => tokio::select! {
-                result = solve => (Some(result), None),
-                idle = status.push_stalled(watch) => (None, Some(idle)),
+                result = solve => result,
+                idle = status.push_stalled(watch) => {
+                    session.close().await;
+                    let _ = status.finish().await;
+                    return Err(Error::PushStalled { idle });
+                }
             },
-        };
-        let Some(result) = result else {
-            session.close().await;
-            let _ = status.finish().await;
-            return Err(Error::PushStalled {
-                idle: stalled.unwrap_or_default(),
-            });
         };
         tracing::debug!(ok = result.is_ok(), "solve returned");
         session.close().await;

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::process::{is_alive, own_start_time};
+use super::process::{is_alive, own_start_time, unmount_under};
 
 /// The prefix of every private root's directory name.
 pub(super) const ROOT_PREFIX: &str = ".buildkitd-";
@@ -51,11 +51,7 @@ pub(super) fn sweep_stale_roots(parent: &Path) -> usize {
         if i32::try_from(pid).is_ok_and(|pid| is_alive(pid, start)) {
             continue;
         }
-        for mount in mounts_under(&root) {
-            if let Err(e) = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH) {
-                tracing::debug!("detaching {}: {e}", mount.display());
-            }
-        }
+        unmount_under(&root);
         match std::fs::remove_dir_all(&root) {
             Ok(()) => swept += 1,
             Err(e) => tracing::warn!(
@@ -71,44 +67,6 @@ pub(super) fn sweep_stale_roots(parent: &Path) -> usize {
         );
     }
     swept
-}
-
-/// The mount points at or under `dir` in this mount namespace, deepest
-/// first (`/proc/self/mountinfo`, field 5, octal escapes decoded).
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_mountinfo(field)))
-        .filter(|mount| mount.starts_with(dir))
-        .collect();
-    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-    found
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut rest = field;
-    while let Some(pos) = rest.find('\\') {
-        out.push_str(&rest[..pos]);
-        let code = rest.get(pos + 1..pos + 4);
-        match code.and_then(|c| u8::from_str_radix(c, 8).ok()) {
-            Some(byte) => {
-                out.push(byte as char);
-                rest = &rest[pos + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[pos + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `/scratch` when it exists (oci-build-task's choice), else the temp dir.
